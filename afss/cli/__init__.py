@@ -1,0 +1,56 @@
+"""`afss` command line: one subcommand per stage, each a thin layer over the Python API.
+
+Each subcommand lives in its own module of this package with a ``register(subparsers)`` function
+that adds its parser and sets ``func``. The CLI only parses, calls the API and maps `AfssError` to
+``afss: error: ...`` on stderr with exit status 2 (``--debug`` shows the traceback). Options
+default to ``None`` so that the library owns the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from afss.errors import AfssError
+
+# Subcommands in the order the pipeline runs them.
+COMMANDS = ("convert", "eval")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from afss import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="afss",
+        description="Annotation-free spacecraft detection and segmentation (arXiv 2602.04699).",
+    )
+    parser.add_argument("--version", action="version", version=f"afss {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"afss.cli.{name.replace('-', '_')}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except AfssError as e:
+        if args.debug:
+            raise
+        print(f"afss: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("afss: interrupted", file=sys.stderr)
+        return 130

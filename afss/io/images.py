@@ -1,0 +1,147 @@
+"""Image loading that never surprises.
+
+Every image comes back as RGB ``uint8`` ``(H, W, 3)`` for the models, plus what it was on disk.
+Rules, the same for every reader and stage:
+
+* Formats: whatever OpenCV decodes (jpg, png, tif, bmp, pgm/ppm, webp); files are read as bytes and
+  decoded, so non-ASCII paths work.
+* EXIF orientation is **ignored**: pixels are used as stored, so masks drawn on the stored pixels
+  (every dataset here) line up, and sizes match the COCO ``width``/``height`` of the stored file.
+* Gray -> three equal channels; RGBA -> alpha dropped; OpenCV's BGR -> RGB.
+* 16-bit (and float) images are scaled to 8 bits by the smallest container that holds their maximum
+  (10-, 12-, 14- or 16-bit full scale; floats by 1.0 or their max), so a 12-bit sensor image stored
+  in 16 bits is not crushed into the bottom 16 grey levels.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from afss.errors import AfssError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".pgm", ".ppm", ".pnm", ".webp")
+
+
+class ImageReadError(AfssError):
+    """An image file could not be used; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A decoded image.
+
+    Attributes:
+        rgb: ``(H, W, 3)`` uint8 RGB pixels.
+        path: where it came from.
+        channels: channels on disk (1 gray, 3 colour, 4 with alpha).
+        bit_depth: bits per channel on disk (8, 16, or 32 for float).
+    """
+
+    rgb: np.ndarray
+    path: str
+    channels: int
+    bit_depth: int
+
+    @property
+    def size_hw(self) -> tuple[int, int]:
+        return self.rgb.shape[:2]
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def read_raw(path: str | os.PathLike) -> np.ndarray:
+    """The pixels as stored (any depth, 1/3/4 channels, BGR order), EXIF orientation ignored."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file")
+    if not path.is_file():
+        raise ImageReadError(f"{path}: not a file")
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise ImageReadError(f"{path}: empty file")
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # UNCHANGED also ignores EXIF orientation
+    if img is None or img.size == 0:
+        raise ImageReadError(f"{path}: cannot decode image (corrupt or unsupported format, {data.size} bytes)")
+    return img
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """Scale any integer or float image to uint8 (see the module docstring for the rule)."""
+    if img.dtype == np.uint8:
+        return img
+    if np.issubdtype(img.dtype, np.floating):
+        peak = float(np.nanmax(img)) if img.size else 1.0
+        scale = 1.0 if peak <= 1.0 else peak
+        return np.clip(np.nan_to_num(img) / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    peak = int(img.max()) if img.size else 0
+    full = next((2**b - 1 for b in (8, 10, 12, 14, 16) if peak <= 2**b - 1), int(np.iinfo(img.dtype).max))
+    return np.clip(img.astype(np.float32) * (255.0 / full) + 0.5, 0, 255).astype(np.uint8)
+
+
+def load_image(path: str | os.PathLike) -> LoadedImage:
+    """Load any supported image as RGB uint8.
+
+    Raises:
+        ImageReadError: the file is missing, empty, corrupt or has an unsupported layout.
+
+    Example:
+        >>> img = load_image("scene.png")  # doctest: +SKIP
+        >>> img.rgb.shape, img.rgb.dtype
+        ((512, 512, 3), dtype('uint8'))
+    """
+    raw = read_raw(path)
+    channels = 1 if raw.ndim == 2 else raw.shape[2]
+    bit_depth = 32 if np.issubdtype(raw.dtype, np.floating) else raw.dtype.itemsize * 8
+    img = to_uint8(raw)
+    if channels == 1:
+        rgb = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    elif channels == 3:
+        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    elif channels == 4:
+        rgb = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    elif channels == 2:  # gray + alpha
+        rgb = cv2.cvtColor(np.ascontiguousarray(img[..., 0]), cv2.COLOR_GRAY2RGB)
+    else:
+        raise ImageReadError(f"{path}: {channels} channels, expected 1 (gray), 3 (RGB) or 4 (RGBA)")
+    return LoadedImage(rgb=np.ascontiguousarray(rgb), path=str(path), channels=channels, bit_depth=bit_depth)
+
+
+def read_mask(path: str | os.PathLike, *, threshold: int = 128) -> np.ndarray:
+    """A binary mask file (0/255, possibly JPEG-softened) as bool ``(H, W)``: any channel >= threshold."""
+    raw = to_uint8(read_raw(path))
+    gray = raw if raw.ndim == 2 else raw[..., :3].max(axis=2)
+    return gray >= threshold
+
+
+def image_size_hw(path: str | os.PathLike) -> tuple[int, int]:
+    """Size of an image without decoding the pixels where PIL can tell it from the header."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            return (h, w)
+    except (UnidentifiedImageError, OSError):
+        return load_image(path).size_hw
+
+
+def save_image(path: str | os.PathLike, rgb_or_gray: np.ndarray, *, quality: int = 95) -> None:
+    """Write an RGB or gray uint8 image (format from the extension)."""
+    img = rgb_or_gray
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ext = path.suffix.lower()
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, img, params)
+    if not ok:
+        raise AfssError(f"{path}: cannot encode image as {ext}")
+    buf.tofile(path)

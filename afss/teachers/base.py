@@ -1,0 +1,55 @@
+"""The contract every teacher keeps.
+
+A teacher turns a batch of RGB images and a text prompt into instances per image, with boxes in the
+pixels of each *input* image and masks at that image's size. Teachers that have a promptable
+segmenter (SAM, SAM 2) also re-segment given boxes: refinement uses that to turn a fused box back
+into a mask on the original image, as the paper does.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from afss.types import Instance
+
+
+class Teacher(abc.ABC):
+    """Text-prompted labeller.
+
+    Example:
+        >>> teacher = build_teacher("photometric")  # doctest: +SKIP
+        >>> per_image = teacher.label([rgb], "spacecraft")
+        >>> per_image[0][0].box_xyxy
+    """
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:
+        """Label a batch.
+
+        Args:
+            images: RGB uint8 arrays ``(H, W, 3)``; sizes may differ within a batch.
+            prompt: what to find, in plain words ("spacecraft", "satellite. solar panel").
+
+        Returns:
+            One list of `Instance` per image (possibly empty), best first, ``source`` set to the
+            teacher name, ``score`` the confidence used for filtering, sub-scores in ``scores``.
+        """
+
+    @property
+    def can_segment_boxes(self) -> bool:
+        """Whether `segment_boxes` is available (a promptable segmenter)."""
+        return False
+
+    def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
+        """Masks for given boxes on one image (``boxes_xyxy``: float ``(N, 4)`` pixels of ``image``).
+
+        Returns one `Instance` per box with the box kept, the mask at the image's size and the
+        segmenter's own quality estimate in ``scores["mask_score"]``.
+        """
+        raise NotImplementedError(f"teacher {self.name!r} has no promptable segmenter")

@@ -1,0 +1,252 @@
+"""The data carriers every stage speaks, from dataset reader to teacher, refiner and scorer.
+
+Conventions, stated once:
+
+* Boxes are ``box_xyxy``: float ``(x0, y0, x1, y1)`` in pixels of the *original* image, continuous
+  coordinates, so a mask whose foreground spans pixel columns 3..7 has ``x0 = 3`` and ``x1 = 8``
+  (the same extents pycocotools' ``toBbox`` reports as ``[x, y, w, h]``).
+* Sizes are ``(height, width)``; images in memory are RGB ``uint8`` arrays of shape ``(H, W, 3)``.
+* Masks are boolean ``(H, W)`` arrays at the original resolution. An `Instance` keeps its mask as a
+  compressed COCO RLE (``counts`` as ``str``) so that thousands of full-size masks fit in memory;
+  ``Instance.mask`` decodes it on demand.
+* Category and image ids start at 1 (pycocotools treats 0 as "no match").
+* COCO ``[x, y, w, h]`` exists only in :mod:`afss.io.coco`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+Rle = dict[str, Any]
+"""COCO run-length encoding: ``{"size": [H, W], "counts": str}``."""
+
+
+def encode_mask(mask: np.ndarray) -> Rle:
+    """Encode a boolean ``(H, W)`` mask as compressed COCO RLE with ``counts`` as ``str``."""
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D (H, W), got shape {mask.shape}")
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8, copy=False)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def decode_mask(rle: Rle) -> np.ndarray:
+    """Decode COCO RLE (compressed str/bytes counts, or uncompressed list counts) to bool ``(H, W)``."""
+    if isinstance(rle.get("counts"), list):
+        h, w = rle["size"]
+        rle = mask_utils.frPyObjects(rle, h, w)
+    elif isinstance(rle.get("counts"), str):
+        rle = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
+    return mask_utils.decode(rle).astype(bool)
+
+
+def rle_area(rle: Rle) -> int:
+    return int(mask_utils.area(_bytes_rle(rle)))
+
+
+def rle_box_xyxy(rle: Rle) -> tuple[float, float, float, float]:
+    """Tight box of an RLE mask; ``(0, 0, 0, 0)`` for an empty mask."""
+    x, y, w, h = mask_utils.toBbox(_bytes_rle(rle)).tolist()
+    return (float(x), float(y), float(x + w), float(y + h))
+
+
+def mask_box_xyxy(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """Tight box of a boolean mask in continuous pixel coordinates; ``(0, 0, 0, 0)`` if empty."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return (0.0, 0.0, 0.0, 0.0)
+    return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+
+
+def _bytes_rle(rle: Rle) -> Rle:
+    counts = rle["counts"]
+    return {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One object in one image: a box, optionally a mask, a score and where it came from.
+
+    Args:
+        box_xyxy: ``(x0, y0, x1, y1)`` float pixels of the original image.
+        rle: the instance mask as COCO RLE at the original size, or ``None`` for boxes-only labels.
+        score: confidence in [0, 1]; ground truth uses 1.0.
+        category_id: 1-based category id.
+        source: provenance, e.g. ``"gt"``, ``"photometric"``, ``"grounded-sam2"``, ``"wbf"``.
+        iscrowd: COCO crowd flag (ground truth only); crowd regions are ignored by COCO AP.
+        scores: named sub-scores, e.g. ``{"box_score": .8, "mask_score": .9}``.
+        parts: named part masks as RLE, e.g. SPARK's ``{"body": ..., "panels": ...}``.
+    """
+
+    box_xyxy: tuple[float, float, float, float]
+    rle: Rle | None = None
+    score: float = 1.0
+    category_id: int = 1
+    source: str = ""
+    iscrowd: bool = False
+    scores: Mapping[str, float] = field(default_factory=dict)
+    parts: Mapping[str, Rle] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        box = tuple(float(v) for v in np.asarray(self.box_xyxy, dtype=float).reshape(-1))
+        if len(box) != 4:
+            raise ValueError(f"box_xyxy needs 4 numbers (x0, y0, x1, y1), got {len(box)}")
+        if not (box[2] >= box[0] and box[3] >= box[1]):
+            raise ValueError(f"box_xyxy must have x1 >= x0 and y1 >= y0, got {box}")
+        if self.category_id < 1:
+            raise ValueError(f"category_id must be >= 1, got {self.category_id}")
+        object.__setattr__(self, "box_xyxy", box)
+        object.__setattr__(self, "score", float(self.score))
+        object.__setattr__(self, "scores", _frozen(self.scores))
+        object.__setattr__(self, "parts", _frozen(self.parts))
+
+    @classmethod
+    def from_mask(
+        cls,
+        mask: np.ndarray,
+        *,
+        box_xyxy: Sequence[float] | None = None,
+        parts: Mapping[str, np.ndarray] | None = None,
+        **kwargs: Any,
+    ) -> Instance:
+        """Build from a boolean ``(H, W)`` mask; the box defaults to the mask's tight extents."""
+        mask = np.asarray(mask, dtype=bool)
+        box = mask_box_xyxy(mask) if box_xyxy is None else tuple(box_xyxy)
+        enc_parts = {name: encode_mask(np.asarray(m, dtype=bool)) for name, m in (parts or {}).items()}
+        return cls(box_xyxy=box, rle=encode_mask(mask), parts=enc_parts, **kwargs)
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The boolean ``(H, W)`` mask, decoded from RLE, or ``None`` for a boxes-only instance."""
+        return None if self.rle is None else decode_mask(self.rle)
+
+    @property
+    def area(self) -> float:
+        """Mask area in pixels, or box area for a boxes-only instance."""
+        if self.rle is not None:
+            return float(rle_area(self.rle))
+        x0, y0, x1, y1 = self.box_xyxy
+        return (x1 - x0) * (y1 - y0)
+
+    def part_mask(self, name: str) -> np.ndarray:
+        return decode_mask(self.parts[name])
+
+    def replace(self, **changes: Any) -> Instance:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ImageLabels:
+    """One image and its instances (ground truth or predictions).
+
+    Args:
+        file_name: path of the image relative to the label set's ``image_root`` (or absolute).
+        height, width: size of the stored image in pixels (EXIF orientation is ignored everywhere).
+        instances: zero or more instances; zero is normal.
+        image_id: 1-based COCO image id.
+        error: why this image has no usable result (unreadable file, nothing found, filtered out),
+            ``None`` when it was processed normally. Recorded, never silently dropped.
+        meta: anything else a reader knows (class name, pose, domain), kept through COCO round trips.
+    """
+
+    file_name: str
+    height: int
+    width: int
+    instances: tuple[Instance, ...] = ()
+    image_id: int = 0
+    error: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "instances", tuple(self.instances))
+        object.__setattr__(self, "meta", _frozen(self.meta))
+        for i, inst in enumerate(self.instances):
+            if inst.rle is not None and tuple(inst.rle["size"]) != (self.height, self.width):
+                raise ValueError(
+                    f"{self.file_name}: instance {i} mask is {tuple(inst.rle['size'])} (H, W), "
+                    f"image is {(self.height, self.width)}"
+                )
+
+    @classmethod
+    def empty(cls, file_name: str, height: int, width: int, error: str | None = None, **kw: Any) -> ImageLabels:
+        return cls(file_name=file_name, height=height, width=width, error=error, **kw)
+
+    @property
+    def size_hw(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    def boxes(self) -> np.ndarray:
+        """``(N, 4)`` float array of ``box_xyxy``."""
+        return np.array([i.box_xyxy for i in self.instances], dtype=float).reshape(-1, 4)
+
+    def scores(self) -> np.ndarray:
+        return np.array([i.score for i in self.instances], dtype=float)
+
+    def top1(self) -> ImageLabels:
+        """Keep only the highest-scoring instance (the paper's one-target-per-image setting)."""
+        if len(self.instances) <= 1:
+            return self
+        best = max(self.instances, key=lambda i: i.score)
+        return replace(self, instances=(best,))
+
+    def replace(self, **changes: Any) -> ImageLabels:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """A collection of labelled images: what every stage reads and writes (as COCO JSON on disk).
+
+    Args:
+        images: the images in order, with unique 1-based ``image_id``.
+        categories: ``{category_id: name}``; single-class "spacecraft" by default.
+        image_root: folder that ``file_name`` paths are relative to (``None``: relative to CWD).
+        info: run provenance (tool, stage, models, thresholds, versions); goes to COCO ``info``.
+    """
+
+    images: tuple[ImageLabels, ...]
+    categories: Mapping[int, str] = field(default_factory=lambda: {1: "spacecraft"})
+    image_root: str | None = None
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        images = tuple(self.images)
+        ids = [im.image_id for im in images]
+        if any(i == 0 for i in ids):  # assign ids 1..N where the caller left them out
+            images = tuple(im.replace(image_id=k) for k, im in enumerate(images, start=1))
+        elif len(set(ids)) != len(ids):
+            raise ValueError("image ids must be unique")
+        object.__setattr__(self, "images", images)
+        object.__setattr__(self, "categories", _frozen({int(k): str(v) for k, v in self.categories.items()}))
+        object.__setattr__(self, "info", _frozen(self.info))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __iter__(self):
+        return iter(self.images)
+
+    @property
+    def num_instances(self) -> int:
+        return sum(len(im.instances) for im in self.images)
+
+    def image_path(self, image: ImageLabels) -> str:
+        """Where the image file is on disk."""
+        import os
+
+        if self.image_root is None or os.path.isabs(image.file_name):
+            return image.file_name
+        return os.path.join(self.image_root, image.file_name)
+
+    def replace(self, **changes: Any) -> LabelSet:
+        return replace(self, **changes)
