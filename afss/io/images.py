@@ -66,6 +66,9 @@ def read_raw(path: str | os.PathLike) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         raise ImageReadError(f"{path}: empty file")
+    if data[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in data[-64:].tobytes():
+        # libjpeg decodes a cut-off JPEG with a grey bottom and only a warning: refuse it instead.
+        raise ImageReadError(f"{path}: truncated JPEG (no end-of-image marker, {data.size} bytes)")
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # UNCHANGED also ignores EXIF orientation
     if img is None or img.size == 0:
         raise ImageReadError(f"{path}: cannot decode image (corrupt or unsupported format, {data.size} bytes)")

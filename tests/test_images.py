@@ -1,0 +1,101 @@
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from afss.io.images import ImageReadError, load_image, read_mask, to_uint8
+
+RGB = np.dstack([np.full((5, 7), 200, np.uint8), np.full((5, 7), 100, np.uint8), np.full((5, 7), 10, np.uint8)])
+
+
+@pytest.mark.parametrize("ext", [".png", ".bmp", ".tif", ".ppm"])
+def test_lossless_rgb_formats_come_back_rgb(tmp_path, ext):
+    path = tmp_path / f"a{ext}"
+    cv2.imwrite(str(path), cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR))
+    img = load_image(path)
+    np.testing.assert_array_equal(img.rgb, RGB)
+    assert img.size_hw == (5, 7) and img.channels == 3 and img.bit_depth == 8
+
+
+def test_jpeg_gray_and_pgm(tmp_path):
+    gray = np.tile(np.arange(0, 240, 30, dtype=np.uint8), (6, 1))
+    cv2.imwrite(str(tmp_path / "g.pgm"), gray)
+    img = load_image(tmp_path / "g.pgm")
+    assert img.channels == 1 and img.rgb.shape == (6, 8, 3)
+    np.testing.assert_array_equal(img.rgb[..., 0], gray)
+    np.testing.assert_array_equal(img.rgb[..., 1], img.rgb[..., 2])
+    cv2.imwrite(str(tmp_path / "g.jpg"), gray, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    assert np.abs(load_image(tmp_path / "g.jpg").rgb[..., 0].astype(int) - gray).max() <= 3
+
+
+def test_rgba_drops_alpha(tmp_path):
+    Image.fromarray(np.dstack([RGB, np.full((5, 7), 7, np.uint8)]), "RGBA").save(tmp_path / "a.png")
+    img = load_image(tmp_path / "a.png")
+    assert img.channels == 4
+    np.testing.assert_array_equal(img.rgb, RGB)
+
+
+def test_16bit_full_range_and_12bit_in_16(tmp_path):
+    full = np.array([[0, 65535, 32768]], np.uint16)
+    cv2.imwrite(str(tmp_path / "full.png"), full)
+    img = load_image(tmp_path / "full.png")
+    assert img.bit_depth == 16 and img.rgb[0, :, 0].tolist() == [0, 255, 128]
+    twelve = np.array([[0, 4095, 2048]], np.uint16)  # a 12-bit sensor stored in 16 bits
+    cv2.imwrite(str(tmp_path / "twelve.tif"), twelve)
+    assert load_image(tmp_path / "twelve.tif").rgb[0, :, 0].tolist() == [0, 255, 128]
+
+
+def test_float_images_scale():
+    assert to_uint8(np.array([[0.0, 0.5, 1.0]], np.float32)).tolist() == [[0, 128, 255]]
+
+
+def test_exif_orientation_is_ignored(tmp_path):
+    tall = np.zeros((8, 4, 3), np.uint8)
+    tall[0, 0] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW" tag: must not change the stored pixels we return
+    Image.fromarray(tall).save(tmp_path / "r.jpg", exif=exif, quality=100)
+    img = load_image(tmp_path / "r.jpg")
+    assert img.size_hw == (8, 4) and img.rgb[0, 0, 0] > 200
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_bytes(b"\xff\xd8\xff\xe0garbage" * 10), "cannot decode image"),
+        (lambda p: p.mkdir(), "not a file"),
+    ],
+)
+def test_bad_images_raise_one_line_naming_the_file(tmp_path, make, message):
+    path = tmp_path / "x.jpg"
+    make(path)
+    with pytest.raises(ImageReadError, match=message) as err:
+        load_image(path)
+    assert str(path) in str(err.value)
+
+
+def test_truncated_png_is_an_error_not_garbage(tmp_path):
+    cv2.imwrite(str(tmp_path / "ok.png"), np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    data = (tmp_path / "ok.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError, match="cut.png"):
+        load_image(tmp_path / "cut.png")
+
+
+def test_truncated_jpeg_is_an_error(tmp_path):
+    cv2.imwrite(str(tmp_path / "ok.jpg"), np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    data = (tmp_path / "ok.jpg").read_bytes()
+    assert load_image(tmp_path / "ok.jpg").size_hw == (64, 64)
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(ImageReadError, match="cut.jpg: truncated JPEG"):
+        load_image(tmp_path / "cut.jpg")
+
+
+def test_read_mask_thresholds_jpeg_noise(tmp_path):
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:30, 5:25] = 255
+    cv2.imwrite(str(tmp_path / "m.jpg"), mask, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    got = read_mask(tmp_path / "m.jpg")
+    assert (got == (mask > 0)).mean() > 0.99

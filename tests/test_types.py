@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from afss.types import ImageLabels, Instance, LabelSet, decode_mask, encode_mask, mask_box_xyxy, rle_box_xyxy
+
+
+def test_mask_box_uses_continuous_pixel_extents():
+    mask = np.zeros((10, 12), bool)
+    mask[2:5, 3:8] = True  # rows 2..4, cols 3..7
+    assert mask_box_xyxy(mask) == (3.0, 2.0, 8.0, 5.0)
+    assert rle_box_xyxy(encode_mask(mask)) == (3.0, 2.0, 8.0, 5.0)  # same as pycocotools' toBbox
+
+
+def test_empty_mask_box_is_zero():
+    assert mask_box_xyxy(np.zeros((4, 4), bool)) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_rle_round_trip_bit_exact_with_str_counts():
+    rng = np.random.default_rng(0)
+    mask = rng.random((33, 47)) > 0.6
+    rle = encode_mask(mask)
+    assert isinstance(rle["counts"], str) and rle["size"] == [33, 47]
+    np.testing.assert_array_equal(decode_mask(rle), mask)
+
+
+def test_instance_from_mask_fills_box_and_area():
+    mask = np.zeros((6, 9), bool)
+    mask[1:4, 2:7] = True
+    inst = Instance.from_mask(mask, score=0.7, source="test", parts={"body": mask})
+    assert inst.box_xyxy == (2.0, 1.0, 7.0, 4.0)
+    assert inst.area == 15.0
+    np.testing.assert_array_equal(inst.mask, mask)
+    np.testing.assert_array_equal(inst.part_mask("body"), mask)
+
+
+@pytest.mark.parametrize(
+    "box, message",
+    [((1, 2, 3), "4 numbers"), ((5, 0, 1, 3), "x1 >= x0")],
+)
+def test_instance_rejects_bad_boxes(box, message):
+    with pytest.raises(ValueError, match=message):
+        Instance(box_xyxy=box)
+
+
+def test_image_labels_rejects_mask_of_other_size():
+    inst = Instance.from_mask(np.ones((4, 4), bool))
+    with pytest.raises(ValueError, match=r"mask is \(4, 4\).*image is \(5, 4\)"):
+        ImageLabels("a.png", 5, 4, [inst])
+
+
+def test_top1_keeps_highest_score():
+    a, b = Instance((0, 0, 1, 1), score=0.2), Instance((1, 1, 2, 2), score=0.9)
+    assert ImageLabels("a.png", 4, 4, [a, b]).top1().instances == (b,)
+    np.testing.assert_array_equal(ImageLabels("a.png", 4, 4, [a, b]).boxes(), [[0, 0, 1, 1], [1, 1, 2, 2]])
+    assert ImageLabels("a.png", 4, 4).boxes().shape == (0, 4)
+
+
+def test_labelset_assigns_ids_from_one_and_rejects_duplicates():
+    ls = LabelSet(images=[ImageLabels("a.png", 2, 2), ImageLabels("b.png", 2, 2)])
+    assert [im.image_id for im in ls] == [1, 2]
+    with pytest.raises(ValueError, match="unique"):
+        LabelSet(images=[ImageLabels("a.png", 2, 2, image_id=3), ImageLabels("b.png", 2, 2, image_id=3)])
+
+
+def test_carriers_are_frozen():
+    inst = Instance((0, 0, 1, 1), scores={"box_score": 0.5})
+    with pytest.raises(AttributeError):
+        inst.score = 0.3
+    with pytest.raises(TypeError):
+        inst.scores["box_score"] = 1.0
