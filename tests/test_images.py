@@ -64,7 +64,7 @@ def test_exif_orientation_is_ignored(tmp_path):
     [
         (lambda p: None, "no such file"),
         (lambda p: p.write_bytes(b""), "empty file"),
-        (lambda p: p.write_bytes(b"\xff\xd8\xff\xe0garbage" * 10), "cannot decode image"),
+        (lambda p: p.write_bytes(b"\x89PNG\r\n garbage" * 10), "cannot decode image"),
         (lambda p: p.mkdir(), "not a file"),
     ],
 )
