@@ -1,0 +1,1 @@
+"""Label refinement: TTA views, Weighted Boxes Fusion, confidence filtering."""
