@@ -1,0 +1,101 @@
+"""COCO instances JSON as ground truth, optionally with a flat folder of same-named binary masks.
+
+Two uses:
+
+* a COCO file with its own annotations (polygon, uncompressed or compressed RLE; ``iscrowd`` kept):
+  read as it is by :func:`afss.io.coco.read_coco`;
+* the paper's splits (``instances_train_tango.json`` + ``masks/<split>/masks/<image name>``): the JSON
+  gives the image list and sizes, the masks folder gives one instance per image (foreground ``> 127``).
+  The JSON's own annotations are then replaced by the masks.
+
+``root`` is the JSON file, or a folder holding it: with ``split`` the folder is searched for
+``instances_<split>.json``, ``<split>.json``, ``annotations/instances_<split>.json``; without, it must
+hold exactly one ``.json`` file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from afss.datasets.common import GT_SOURCE, DatasetReader, empty_error
+from afss.datasets.masks_folder import MaskFolder
+from afss.errors import AfssError
+from afss.io.coco import read_coco
+from afss.types import ImageLabels, LabelSet
+
+log = logging.getLogger(__name__)
+
+
+def find_coco_json(root: str | os.PathLike, split: str | None = None) -> Path:
+    """Resolve ``root`` (a JSON file or a folder) to the COCO JSON file; see the module docstring."""
+    root = Path(root)
+    if root.is_file():
+        return root
+    if not root.exists():
+        raise AfssError(f"{root}: no such COCO JSON file or folder")
+    if split is not None:
+        cands = [root / f"instances_{split}.json", root / f"{split}.json",
+                 root / "annotations" / f"instances_{split}.json"]
+        for c in cands:
+            if c.is_file():
+                return c
+        raise AfssError(f"{root}: no COCO JSON for split {split!r} (looked for "
+                        f"{', '.join(str(c.relative_to(root)) for c in cands)})")
+    found = sorted(root.glob("*.json"))
+    if len(found) != 1:
+        names = ", ".join(p.name for p in found[:6]) or "none"
+        raise AfssError(f"{root}: expected exactly one .json file (or give --split / the file itself), "
+                        f"found {len(found)}: {names}")
+    return found[0]
+
+
+class CocoReader(DatasetReader):
+    """Ground truth from a COCO instances JSON, optionally with a binary masks folder.
+
+    Args:
+        root: the JSON file, or the folder holding it (see `find_coco_json`).
+        split: picks ``instances_<split>.json`` when ``root`` is a folder.
+        masks: folder of binary masks named like the images; replaces the JSON's annotations.
+        image_root: folder the JSON's ``file_name`` entries are relative to (default: afss's recorded
+            root, else the JSON's folder).
+
+    Raises:
+        AfssError: missing file, not JSON, not COCO instances, no images, masks folder missing.
+
+    Example:
+        >>> gt = CocoReader("instances_val_tango.json", masks="masks/val/masks").read()  # doctest: +SKIP
+    """
+
+    kind = "coco"
+
+    def __init__(self, root: str | os.PathLike, *, split: str | None = None,
+                 masks: str | os.PathLike | None = None, image_root: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        self.path = find_coco_json(root, split)
+        self.masks = None if masks is None else MaskFolder(masks)
+        self._coco: LabelSet = read_coco(self.path, image_root=image_root)
+        if len(self._coco) == 0:
+            raise empty_error(self.path, "the COCO file lists no images")
+        self.root = Path(self._coco.image_root or self.path.parent)
+        self.items = list(self._coco.images)
+        cats = dict(self._coco.categories)
+        if self.masks is not None:
+            # One class per mask folder: keep the JSON's single category, else "spacecraft".
+            cats = cats if len(cats) == 1 else {1: "spacecraft"}
+            n_ann = self._coco.num_instances
+            if n_ann:
+                log.info("%s: %d annotations replaced by the masks in %s", self.path, n_ann, self.masks.folder)
+        self.categories = cats
+        self._category_id = next(iter(cats))
+        self.info = {"coco_json": str(self.path), "masks": None if masks is None else str(masks),
+                     "source_info": dict(self._coco.info)}
+
+    def read_item(self, item: ImageLabels) -> ImageLabels:
+        if self.masks is None:
+            instances = tuple(i if i.source else i.replace(source=GT_SOURCE) for i in item.instances)
+            return item.replace(instances=instances)
+        instances, error, state = self.masks.instances(item.file_name, item.size_hw, category_id=self._category_id)
+        meta = {**item.meta, "mask": state}
+        return item.replace(instances=instances, error=error if error is not None else item.error, meta=meta)

@@ -1,0 +1,170 @@
+"""What every dataset reader shares: the reader contract and small, strict file helpers.
+
+A reader is built in two steps so that bad input fails before the long part:
+
+* the constructor checks the folders and label files and plans the list of images (fast: no pixels);
+* ``read(progress)`` reads image sizes (header only) and masks one image at a time, keeping each mask
+  only as COCO RLE, so thousands of full-size masks never sit in memory at once.
+
+A problem with one image (unreadable file, mask of another size) becomes an `ImageLabels` with
+``error`` set and no instances; the rest goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from afss.errors import AfssError
+from afss.io.images import IMAGE_EXTENSIONS, ImageReadError, image_size_hw
+from afss.types import ImageLabels, Instance, LabelSet
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+GT_SOURCE = "gt"
+
+
+class DatasetReader(ABC):
+    """Plans a dataset's images in the constructor; ``read`` turns them into a ground-truth `LabelSet`.
+
+    Subclasses fill ``self.root`` (the folder ``file_name`` paths are relative to), ``self.items``
+    (one planned record per image), ``self.categories`` and ``self.info``, and implement
+    ``read_item``.
+    """
+
+    kind: str = ""
+
+    def __init__(self) -> None:
+        self.root: Path = Path(".")
+        self.items: list[Any] = []
+        self.categories: dict[int, str] = {1: "spacecraft"}
+        self.info: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @abstractmethod
+    def read_item(self, item: Any) -> ImageLabels:
+        """Read one planned image; per-image problems go into ``ImageLabels.error``, never raise."""
+
+    def read(self, progress: Progress | None = None) -> LabelSet:
+        """Read every planned image in order.
+
+        Args:
+            progress: called with ``1`` after each image.
+
+        Returns:
+            Ground truth: ``file_name`` relative to ``image_root``, score 1.0, source ``"gt"``.
+        """
+        t0 = time.perf_counter()
+        images = []
+        for item in self.items:
+            images.append(self.read_item(item))
+            if progress is not None:
+                progress(1)
+        info = {"dataset": self.kind, **self.info}
+        labels = LabelSet(images=tuple(images), categories=self.categories, image_root=str(self.root), info=info)
+        n_err = sum(im.error is not None for im in labels.images)
+        log.debug("%s: read %d images (%d with errors) in %.2f s", self.kind, len(labels), n_err,
+                  time.perf_counter() - t0)
+        return labels
+
+
+def require_dir(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a `Path`, or an `AfssError` naming it when it is not a folder."""
+    path = Path(path)
+    if not path.exists():
+        raise AfssError(f"{path}: no such {what}")
+    if not path.is_dir():
+        raise AfssError(f"{path}: expected a {what}, found a file")
+    return path
+
+
+def require_file(path: str | os.PathLike, what: str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise AfssError(f"{path}: no such {what}")
+    if not path.is_file():
+        raise AfssError(f"{path}: expected a {what}, found a folder")
+    return path
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; an `AfssError` naming the file when it is not JSON."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AfssError(f"{path}: not valid JSON ({e})") from e
+
+
+def find_images(folder: Path, *, recursive: bool = True) -> list[Path]:
+    """Image files (by extension, case-insensitive) under ``folder``, sorted by relative path."""
+    it = folder.rglob("*") if recursive else folder.iterdir()
+    files = [p for p in it if p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS)
+             and not p.name.startswith(".")]
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def relative_name(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` with forward slashes (what goes into COCO ``file_name``)."""
+    return path.relative_to(root).as_posix()
+
+
+def image_size(path: Path) -> tuple[int, int, str | None]:
+    """``(height, width, None)`` from the image header, or ``(0, 0, reason)`` when unreadable."""
+    try:
+        h, w = image_size_hw(path)
+        return int(h), int(w), None
+    except ImageReadError as e:
+        return 0, 0, str(e)
+
+
+def mask_size_error(mask_path: Path, mask_hw: Sequence[int], image_hw: Sequence[int]) -> str | None:
+    if tuple(mask_hw) == tuple(image_hw):
+        return None
+    return (f"{mask_path}: mask is {mask_hw[0]}x{mask_hw[1]} (HxW), "
+            f"image is {image_hw[0]}x{image_hw[1]}")
+
+
+def gt_instance(mask: np.ndarray, *, category_id: int = 1,
+                parts: Mapping[str, np.ndarray] | None = None) -> tuple[Instance, ...]:
+    """One ground-truth instance from a bool ``(H, W)`` mask; none when the mask is empty."""
+    if not mask.any():
+        return ()
+    return (Instance.from_mask(mask, parts=parts, score=1.0, category_id=category_id, source=GT_SOURCE),)
+
+
+def norm_key(name: str) -> str:
+    """Column/key name for matching: lower case, letters and digits only (``"Image name"`` -> ``"imagename"``)."""
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+
+
+def find_with_stem(folder: Path, name: str, extensions: Iterable[str]) -> Path | None:
+    """``folder/name`` if it exists, else ``folder/<stem of name><ext>`` for the first ``ext`` that exists.
+
+    Matches file names given with or without an extension (SPEED-UE-Cube writes ``"img002000"``).
+    """
+    exact = folder / name
+    if exact.is_file():
+        return exact
+    stem = Path(name).stem if Path(name).suffix.lower() in IMAGE_EXTENSIONS else Path(name).name
+    for ext in extensions:
+        for cand in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
+            if cand.is_file():
+                return cand
+    return None
+
+
+def empty_error(where: Path | str, what: str) -> AfssError:
+    return AfssError(f"{where}: no images found ({what})")

@@ -1,0 +1,67 @@
+"""A folder of binary masks named like their images (the paper's ``masks/<split>/masks/<image name>``).
+
+Foreground is a pixel ``>= 128`` in any channel (``> 127``), which is robust to JPEG softening of
+0/255 masks. The mask for image ``a/b/img_001.jpg`` is looked up, in this order, as
+``<masks>/a/b/img_001.jpg``, ``<masks>/img_001.jpg``, then ``<masks>/img_001.<png|jpg|...>``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from afss.datasets.common import find_with_stem, gt_instance, mask_size_error, require_dir
+from afss.io.images import IMAGE_EXTENSIONS, ImageReadError, read_mask
+from afss.types import Instance
+
+MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".webp")
+BINARY_THRESHOLD = 128
+
+
+class MaskFolder:
+    """Finds and reads the binary mask of an image in a (usually flat) folder.
+
+    Args:
+        folder: the masks folder; an `AfssError` names it when it does not exist.
+        threshold: a pixel is foreground when any channel is ``>= threshold``.
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, threshold: int = BINARY_THRESHOLD) -> None:
+        self.folder = require_dir(folder, "masks folder")
+        self.threshold = threshold
+
+    def find(self, image_name: str) -> Path | None:
+        """The mask file for an image ``file_name`` (relative path or bare name), or ``None``."""
+        rel = Path(image_name)
+        if not rel.is_absolute() and (self.folder / rel).is_file():
+            return self.folder / rel
+        return find_with_stem(self.folder, rel.name, MASK_EXTENSIONS + tuple(e for e in IMAGE_EXTENSIONS
+                                                                              if e not in MASK_EXTENSIONS))
+
+    def instances(self, image_name: str, size_hw: tuple[int, int], *, category_id: int = 1
+                  ) -> tuple[tuple[Instance, ...], str | None, str]:
+        """Ground truth for one image from its mask.
+
+        Returns:
+            ``(instances, error, mask_state)``: zero or one instance; ``error`` names the mask file when
+            it is unreadable or its size differs from ``size_hw`` (H, W); ``mask_state`` is ``"ok"``,
+            ``"missing"`` (no mask file), ``"empty"`` (no foreground) or ``"error"``.
+        """
+        path = self.find(image_name)
+        if path is None:
+            return (), None, "missing"
+        return binary_mask_instances(path, size_hw, threshold=self.threshold, category_id=category_id)
+
+
+def binary_mask_instances(path: Path, size_hw: tuple[int, int], *, threshold: int = BINARY_THRESHOLD,
+                          category_id: int = 1) -> tuple[tuple[Instance, ...], str | None, str]:
+    """Read one binary mask file into at most one GT instance; see `MaskFolder.instances`."""
+    try:
+        mask = read_mask(path, threshold=threshold)
+    except ImageReadError as e:
+        return (), str(e), "error"
+    err = mask_size_error(path, mask.shape, size_hw)
+    if err is not None:
+        return (), err, "error"
+    inst = gt_instance(mask, category_id=category_id)
+    return inst, None, "ok" if inst else "empty"
