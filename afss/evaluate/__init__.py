@@ -1,0 +1,14 @@
+"""Evaluation: COCO AP / AP50 / AP75 for masks and boxes, plus the paper's single-target protocol.
+
+>>> from afss.evaluate import evaluate
+>>> report = evaluate("gt.json", "pred.json")  # doctest: +SKIP
+>>> report.get("paper", "segm").ap  # doctest: +SKIP
+
+See ``docs/evaluation.md``. Modules: `pairing` (match images by file name, map categories),
+`coco_protocol` (faster-coco-eval), `paper_protocol` (written here), `report` (rows, table, JSON).
+"""
+
+from afss.evaluate.api import IOU_TYPES, PROTOCOLS, default_metrics_path, evaluate
+from afss.evaluate.report import EvalReport, EvalRow
+
+__all__ = ["IOU_TYPES", "PROTOCOLS", "EvalReport", "EvalRow", "default_metrics_path", "evaluate"]

@@ -1,0 +1,143 @@
+"""`evaluate`: score predictions against ground truth with COCO AP and the paper's protocol."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from afss.errors import AfssError, unknown_choice
+from afss.evaluate.coco_protocol import coco_rows
+from afss.evaluate.pairing import Pairs, pair_images
+from afss.evaluate.paper_protocol import paper_rows
+from afss.evaluate.report import EvalReport, EvalRow
+from afss.io.coco import read_coco
+from afss.types import LabelSet
+
+__all__ = ["IOU_TYPES", "PROTOCOLS", "evaluate"]
+
+log = logging.getLogger(__name__)
+
+IOU_TYPES = ("segm", "bbox")
+PROTOCOLS = ("coco", "paper")
+
+
+def _load(labels: LabelSet | str | os.PathLike, role: str) -> tuple[LabelSet, str]:
+    if isinstance(labels, LabelSet):
+        return labels, role
+    return read_coco(labels), str(labels)
+
+
+def _check_choices(values: Sequence[str], valid: Sequence[str], kind: str) -> tuple[str, ...]:
+    if isinstance(values, str):
+        values = [v.strip() for v in values.split(",") if v.strip()]
+    out = tuple(dict.fromkeys(values))
+    for v in out:
+        if v not in valid:
+            raise unknown_choice(kind, v, valid)
+    if not out:
+        raise AfssError(f"no {kind} given, expected one or more of {', '.join(valid)}")
+    return out
+
+
+def _masks_usable(pairs: Pairs, gt_name: str, pred_name: str) -> str | None:
+    """``None`` if segm can be scored, else why not (a note); raises on half-masked inputs."""
+    for images, name in ((pairs.gt, gt_name), (pairs.pred, pred_name)):
+        flags = [inst.rle is not None for im in images for inst in im.instances]
+        if flags and not any(flags):
+            return f"{name} has boxes but no masks: segm skipped"
+        if not all(flags):
+            im = next(im for im in images if any(i.rle is None for i in im.instances))
+            raise AfssError(f"{name}: image {im.file_name!r} has an instance without a mask while others have "
+                            "masks; segm needs masks everywhere (evaluate with iou_types=('bbox',))")
+    return None
+
+
+def evaluate(
+    gt: LabelSet | str | os.PathLike,
+    pred: LabelSet | str | os.PathLike,
+    *,
+    iou_types: Sequence[str] = IOU_TYPES,
+    protocols: Sequence[str] = PROTOCOLS,
+    categories: Sequence[int | str] | None = None,
+    per_class: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> EvalReport:
+    """Score predictions against ground truth: COCO AP and the paper's single-target protocol.
+
+    Images are matched by normalised ``file_name`` (never by id: every stage numbers its own
+    images). Ground-truth images recorded with an ``error`` are excluded and counted; ground-truth
+    images without predictions count as misses; predictions for images absent from the ground truth
+    are an error.
+
+    Args:
+        gt: ground truth, a `LabelSet` or a COCO instances JSON path.
+        pred: predictions (``score`` on every instance), a `LabelSet` or a COCO JSON path.
+        iou_types: any of ``"segm"`` (mask IoU) and ``"bbox"``. ``segm`` is skipped with a note when
+            either side has no masks at all.
+        protocols: any of ``"coco"`` (pycocotools-equal COCOeval, maxDets 100, crowd respected) and
+            ``"paper"`` (top-1 prediction and one merged target per image; see
+            `afss.evaluate.paper_protocol`).
+        categories: ground-truth category ids or names to evaluate; ``None`` for all.
+        per_class: score categories apart (predictions mapped to ground-truth categories by name)
+            and report a row per category after the ``"all"`` row. Default: every category is
+            collapsed into one class, as the paper does with its single target class.
+        progress: called with the number of images just paired.
+
+    Returns:
+        An `EvalReport`; ``report.get("coco", "segm").ap`` is the mask AP as a fraction.
+
+    Raises:
+        AfssError: unreadable or non-COCO input, no or stray matching images, unknown names.
+
+    Example:
+        >>> report = evaluate("data/gt.json", "runs/label/labels.json")  # doctest: +SKIP
+        >>> print(report.table())  # doctest: +SKIP
+    """
+    start = time.perf_counter()
+    iou_types = _check_choices(iou_types, IOU_TYPES, "IoU type")
+    protocols = _check_choices(protocols, PROTOCOLS, "protocol")
+    gt_set, gt_name = _load(gt, "gt")
+    pred_set, pred_name = _load(pred, "pred")
+    pairs = pair_images(gt_set, pred_set, categories=categories, per_class=per_class,
+                        gt_name=gt_name, pred_name=pred_name, progress=progress)
+    notes = list(pairs.notes)
+    if not pairs.gt:
+        raise AfssError(f"{gt_name}: no ground-truth image left to evaluate "
+                        f"({pairs.num_excluded} excluded for errors)")
+
+    rows: list[EvalRow] = []
+    for iou_type in iou_types:
+        if iou_type == "segm":
+            why = _masks_usable(pairs, gt_name, pred_name)
+            if why is not None:
+                notes.append(why)
+                continue
+        for protocol in protocols:
+            rows.extend(coco_rows(pairs, iou_type) if protocol == "coco" else paper_rows(pairs, iou_type))
+    if not rows:
+        raise AfssError(f"{gt_name}: nothing to evaluate: {'; '.join(notes)}")
+
+    seconds = time.perf_counter() - start
+    log.debug("evaluated %d images in %.2f s", len(pairs.gt), seconds)
+    return EvalReport(
+        rows=tuple(rows),
+        num_images=len(pairs.gt),
+        num_excluded=pairs.num_excluded,
+        num_unpredicted=pairs.num_unpredicted,
+        num_gt=sum(1 for im in pairs.gt for i in im.instances if not i.iscrowd),
+        num_pred=sum(len(im.instances) for im in pairs.pred),
+        notes=tuple(notes),
+        gt=gt_name if not isinstance(gt, LabelSet) else None,
+        pred=pred_name if not isinstance(pred, LabelSet) else None,
+        meta={"categories": {str(k): v for k, v in pairs.categories.items()}, "per_class": per_class,
+              "iou_types": list(iou_types), "protocols": list(protocols), "seconds": round(seconds, 3)},
+    )
+
+
+def default_metrics_path(pred: str | os.PathLike) -> Path:
+    """``<pred folder>/<pred stem>.metrics.json``, where ``afss eval`` writes by default."""
+    pred = Path(pred)
+    return pred.with_name(f"{pred.stem}.metrics.json")

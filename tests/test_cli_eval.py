@@ -1,0 +1,83 @@
+"""`afss eval` end to end on tiny generated COCO files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from afss.cli import main
+from afss.io.coco import write_coco
+from afss.types import ImageLabels, Instance, LabelSet
+
+
+def square(x0: int, score: float = 1.0, cat: int = 1) -> Instance:
+    m = np.zeros((64, 64), bool)
+    m[10:50, x0:x0 + 40] = True
+    return Instance.from_mask(m, score=score, category_id=cat)
+
+
+@pytest.fixture
+def files(tmp_path):
+    gt = LabelSet(tuple(ImageLabels(f"images/{k}.png", 64, 64, (square(5 + k),)) for k in range(3)))
+    # IoU 31/49 = 0.633 on every image: AP50 100, AP75 0, AP 30.
+    pred = LabelSet(tuple(ImageLabels(f"images/{k}.png", 64, 64, (square(14 + k, 0.9),), image_id=7 + k)
+                          for k in range(3)))
+    write_coco(gt, tmp_path / "gt.json")
+    write_coco(pred, tmp_path / "pred.json")
+    return tmp_path
+
+
+def test_eval_prints_table_and_writes_json_next_to_predictions(files, capsys):
+    code = main(["eval", "--gt", str(files / "gt.json"), "--pred", str(files / "pred.json")])
+    out, err = capsys.readouterr()
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:6] == ["protocol", "iou", "category", "AP", "AP50", "AP75"]
+    assert [line.split()[:6] for line in lines[2:6]] == [
+        ["coco", "segm", "all", "30.0", "100.0", "0.0"],
+        ["paper", "segm", "all", "30.0", "100.0", "0.0"],
+        ["coco", "bbox", "all", "30.0", "100.0", "0.0"],
+        ["paper", "bbox", "all", "30.0", "100.0", "0.0"],
+    ]
+    metrics = files / "pred.metrics.json"
+    assert str(metrics) in err.strip().splitlines()[-1]
+    data = json.loads(metrics.read_text())
+    assert data["rows"][0]["ap50"] == 1.0 and data["num_images"] == 3
+    assert data["pred"] == str(files / "pred.json")
+
+
+def test_eval_options(files, capsys):
+    out_path = files / "sub" / "m.json"
+    code = main(["-q", "eval", "--gt", str(files / "gt.json"), "--pred", str(files / "gt.json"),
+                 "--iou-type", "bbox", "--protocol", "paper", "--per-class", "--out", str(out_path)])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    assert [line.split()[:4] for line in out.splitlines()[2:]] == [["paper", "bbox", "all", "100.0"]]
+    assert json.loads(out_path.read_text())["meta"]["per_class"] is True
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing.json", "no such file"),
+        (lambda d: (d / "list.json").write_text("[1, 2]") and d / "list.json", "not a COCO instances file"),
+        (lambda d: write_coco(LabelSet((ImageLabels("other.png", 64, 64),)), d / "other.json"),
+         "no prediction image matches ground truth"),
+    ],
+)
+def test_eval_bad_input_exits_2_with_one_line(files, capsys, make, message):
+    pred = make(files)
+    code = main(["eval", "--gt", str(files / "gt.json"), "--pred", str(pred)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("afss: error: ") and message in lines[0]
+
+
+def test_eval_unknown_iou_type(files, capsys):
+    code = main(["eval", "--gt", str(files / "gt.json"), "--pred", str(files / "pred.json"), "--iou-type", "mask"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "unknown IoU type 'mask'" in err
