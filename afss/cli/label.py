@@ -1,0 +1,104 @@
+"""``afss label``: run a teacher over images and write COCO JSON with scores (crash-safe, resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from afss.cli.common import given, progress_bar
+from afss.errors import AfssError
+
+# CLI flag -> teacher build option; passed on only when the user gave it.
+_TEACHER_FLAGS = ("box_threshold", "text_threshold", "device", "dtype", "detector", "segmenter")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from afss.teachers import DEFAULT_TEACHER, TEACHERS
+
+    p = subparsers.add_parser(
+        "label",
+        help="label images with a text-prompted teacher -> COCO JSON with scores",
+        description="Run a teacher over a folder, a COCO file's images or a dataset and write COCO instances "
+                    "JSON with a score on every annotation. An interrupted run continues where it stopped "
+                    "(rerun the same command); per-image failures are recorded with their reason.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", metavar="DIR", help="folder of images (recursive)")
+    src.add_argument("--coco", "--gt", dest="coco", metavar="FILE",
+                     help="COCO JSON listing the images (e.g. from afss synth/convert); same file names out")
+    src.add_argument("--dataset", metavar="KIND", help="dataset reader: folder, coco, spark, speedplus, tango")
+    p.add_argument("--root", help="dataset folder (with --dataset)")
+    p.add_argument("--split", help="dataset split (with --dataset)")
+    p.add_argument("--domain", help="dataset domain, e.g. SPEED+ lightbox (with --dataset)")
+    p.add_argument("--out", required=True, help="output COCO JSON")
+    p.add_argument("--teacher", default=DEFAULT_TEACHER, choices=sorted(TEACHERS),
+                   help=f"which teacher (default {DEFAULT_TEACHER}; 'photometric' needs no weights)")
+    p.add_argument("--prompt", default=None, help="text prompt (default: spacecraft)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per teacher call (default 8)")
+    keep = p.add_mutually_exclusive_group()
+    keep.add_argument("--top1", dest="top1", action="store_true", default=None,
+                      help="keep the most confident instance per image (default)")
+    keep.add_argument("--all", dest="top1", action="store_false", help="keep every instance the teacher returns")
+    p.add_argument("--box-threshold", type=float, default=None, help="detector box threshold (VLM teachers)")
+    p.add_argument("--text-threshold", type=float, default=None, help="detector text threshold (VLM teachers)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (VLM teachers)")
+    p.add_argument("--dtype", default=None, help="float32, float16, bfloat16 (VLM teachers)")
+    p.add_argument("--detector", default=None, help="detector model id or local folder (VLM teachers)")
+    p.add_argument("--segmenter", default=None, help="segmenter model id or local folder (VLM teachers)")
+    p.add_argument("-o", "--teacher-option", dest="teacher_options", action="append", default=None,
+                   metavar="KEY=VALUE", help="any other teacher option, value as JSON (repeatable), "
+                                             "e.g. -o k_grow=2.5 -o earth=false")
+    p.add_argument("--no-resume", dest="resume", action="store_false", default=None,
+                   help="ignore the journal of an interrupted run and start afresh")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from afss.label import label_images
+    from afss.teachers import build_teacher
+
+    start = time.perf_counter()
+    images = _read_images(args)
+    if args.limit is not None:
+        images = images.replace(images=images.images[: max(0, args.limit)])
+    teacher = build_teacher(args.teacher, **given(args, *_TEACHER_FLAGS), **_parse_options(args.teacher_options))
+    with progress_bar(args, total=len(images), desc=f"label ({args.teacher})") as advance:
+        labels = label_images(teacher, images, out=args.out, progress=advance,
+                              **given(args, "prompt", "batch_size", "top1", "resume"))
+    c, info = labels.info["counts"], labels.info
+    print(f"afss label: {c['images']} images, {c['labelled']} labelled, {c['empty']} empty, {c['failed']} failed, "
+          f"{c['instances']} instances, {time.perf_counter() - start:.1f} s, "
+          f"{info['images_per_second'] or 0:.1f} img/s -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def _read_images(args: argparse.Namespace):
+    if args.images is not None:
+        from afss.label import images_from_folder
+
+        return images_from_folder(args.images)
+    if args.coco is not None:
+        from afss.io.coco import read_coco
+
+        return read_coco(args.coco)
+    if args.root is None:
+        raise AfssError(f"--dataset {args.dataset} needs --root DIR (the dataset folder)")
+    from afss.datasets import read_dataset
+
+    return read_dataset(args.dataset, args.root, **given(args, "split", "domain"))
+
+
+def _parse_options(items: list[str] | None) -> dict:
+    options = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise AfssError(f"--teacher-option {item!r}: expected KEY=VALUE, e.g. k_grow=2.5")
+        try:
+            options[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip().replace("-", "_")] = value
+    return options

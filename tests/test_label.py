@@ -1,0 +1,161 @@
+"""The label stage: COCO output, recorded failures, crash-safe resume."""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+
+from afss.errors import AfssError
+from afss.io.coco import read_coco
+from afss.io.images import save_image
+from afss.label import NO_DETECTION, images_from_folder, journal_path, label_images
+from afss.teachers.base import Teacher
+from afss.types import Instance
+
+
+class SquareTeacher(Teacher):
+    """Finds the bright square drawn by `_write_images`; nothing in an all-black image."""
+
+    name: ClassVar[str] = "square"
+
+    def __init__(self, fail_on_value: int | None = None) -> None:
+        self.options = {"fail_on_value": fail_on_value}
+        self.calls = 0
+
+    def label(self, images, prompt="spacecraft"):
+        out = []
+        for im in images:
+            self.calls += 1
+            if self.options["fail_on_value"] is not None and im[0, 0, 0] == self.options["fail_on_value"]:
+                raise RuntimeError("boom")
+            m = im[..., 0] > 100
+            if not m.any():
+                out.append([])
+                continue
+            weak = Instance.from_mask(m, score=0.2, source=self.name)
+            strong = Instance.from_mask(m, score=0.9, source=self.name)
+            out.append([weak, strong])
+        return out
+
+
+def _write_images(root, n=7):
+    for k in range(n):
+        im = np.zeros((20, 30, 3), np.uint8)
+        im[0, 0] = k  # marks the image for the failing teacher
+        if k != 3:  # image 3 is all black: no detection
+            im[2 + k:8 + k, 4:4 + 2 * k + 2] = 200
+        save_image(root / f"sub/img{k:02d}.png", im)
+    (root / "broken.png").write_bytes(b"not an image")
+    return images_from_folder(root)
+
+
+def _norm(path):
+    data = json.loads(path.read_text())
+    data.pop("info")
+    return data
+
+
+def test_labels_every_image_once_and_records_reasons(tmp_path):
+    images = _write_images(tmp_path / "imgs")
+    out = tmp_path / "labels.json"
+    labels = label_images(SquareTeacher(), images, out=out, batch_size=3)
+    assert [im.file_name for im in labels.images] == ["broken.png"] + [f"sub/img{k:02d}.png" for k in range(7)]
+    by_name = {im.file_name: im for im in labels.images}
+    assert by_name["broken.png"].error.startswith("unreadable: ")
+    assert by_name["sub/img03.png"].error == NO_DETECTION and by_name["sub/img03.png"].instances == ()
+    img5 = by_name["sub/img05.png"]
+    assert img5.error is None and (img5.height, img5.width) == (20, 30)
+    assert len(img5.instances) == 1 and img5.instances[0].score == 0.9  # top-1 keeps the best
+    assert img5.instances[0].box_xyxy == (4.0, 7.0, 16.0, 13.0)
+    assert labels.info["counts"] == {"images": 8, "labelled": 6, "empty": 1, "failed": 1, "instances": 6}
+    assert labels.info["teacher"] == "square" and labels.info["prompt"] == "spacecraft"
+    assert not journal_path(out).exists()
+    # the file is plain COCO that pycocotools reads, with scores for loadRes
+    coco = COCO(str(out))
+    assert len(coco.getImgIds()) == 8 and len(coco.getAnnIds()) == 6
+    res = coco.loadRes(json.loads(out.read_text())["annotations"])
+    assert sorted(a["score"] for a in res.loadAnns(res.getAnnIds())) == [0.9] * 6
+    back = read_coco(out)
+    assert back.image_path(back.images[1]) == str(tmp_path / "imgs" / "sub/img00.png")
+
+
+def test_all_instances_and_teacher_failure_recorded(tmp_path):
+    images = _write_images(tmp_path / "imgs")
+    labels = label_images(SquareTeacher(fail_on_value=5), images, top1=False, batch_size=4)
+    by_name = {im.file_name: im for im in labels.images}
+    assert by_name["sub/img05.png"].error == "teacher failed: RuntimeError: boom"
+    assert len(by_name["sub/img04.png"].instances) == 2  # its batch-mates were relabelled one by one
+    assert labels.info["counts"]["failed"] == 2
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("stop_after", [1, 3, 5])
+def test_interrupted_run_resumes_to_identical_output(tmp_path, stop_after):
+    images = _write_images(tmp_path / "imgs")
+    full = tmp_path / "full.json"
+    label_images(SquareTeacher(), images, out=full, batch_size=2)
+
+    out = tmp_path / "labels.json"
+    seen = []
+
+    def die(n):
+        seen.append(n)
+        if sum(seen) >= stop_after:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        label_images(SquareTeacher(), images, out=out, batch_size=2, progress=die)
+    assert not out.exists() and journal_path(out).exists()
+    done_before = sum(seen)
+    teacher = SquareTeacher()
+    labels = label_images(teacher, images, out=out, batch_size=2)
+    assert labels.info["resumed_images"] == done_before
+    assert _norm(out) == _norm(full)  # same labels, same ids, no duplicates
+    assert not journal_path(out).exists()
+
+
+def test_torn_last_line_is_relabelled(tmp_path):
+    images = _write_images(tmp_path / "imgs")
+    out = tmp_path / "labels.json"
+    with pytest.raises(Interrupt):
+        label_images(SquareTeacher(), images, out=out, batch_size=4, progress=lambda n: (_ for _ in ()).throw(Interrupt))
+    journal = journal_path(out)
+    text = journal.read_text()
+    journal.write_text(text[: len(text) - 25])  # crash in the middle of the last line
+    labels = label_images(SquareTeacher(), images, out=out, batch_size=4)
+    assert labels.info["resumed_images"] == 3
+    full = tmp_path / "full.json"
+    label_images(SquareTeacher(), images, out=full)
+    assert _norm(out) == _norm(full)
+
+
+def test_journal_of_another_run_is_refused(tmp_path):
+    images = _write_images(tmp_path / "imgs")
+    out = tmp_path / "labels.json"
+    with pytest.raises(Interrupt):
+        label_images(SquareTeacher(), images, out=out, progress=lambda n: (_ for _ in ()).throw(Interrupt))
+    with pytest.raises(AfssError, match="different prompt.*--no-resume"):
+        label_images(SquareTeacher(), images, out=out, prompt="satellite")
+    with pytest.raises(AfssError, match="different teacher"):
+        label_images(SquareTeacher(fail_on_value=1), images, out=out)
+    labels = label_images(SquareTeacher(), images, out=out, prompt="satellite", resume=False)
+    assert labels.info["resumed_images"] == 0 and read_coco(out).info["prompt"] == "satellite"
+
+
+def test_duplicate_file_names_refused(tmp_path):
+    images = _write_images(tmp_path / "imgs")
+    dup = images.replace(images=images.images + (images.images[1].replace(image_id=99),))
+    with pytest.raises(AfssError, match="more than once"):
+        label_images(SquareTeacher(), dup)
+
+
+def test_empty_folder_refused(tmp_path):
+    with pytest.raises(AfssError, match="no image files"):
+        images_from_folder(tmp_path)

@@ -1,0 +1,144 @@
+"""The weights-free photometric teacher on scenes drawn by hand (no renderer needed)."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from afss.errors import AfssError
+from afss.teachers import build_teacher
+from afss.teachers.photometric import PhotometricConfig, PhotometricTeacher
+
+
+def draw_scene(size=(256, 256), center=None, half=40, earth=False, earth_behind=False, noise=3.0, seed=0):
+    """A lit box with a dark shadowed lower half and two dim panels, on a star field.
+
+    Returns ``(rgb uint8 (H, W, 3), ground-truth bool (H, W))``.
+    """
+    h, w = size
+    rng = np.random.default_rng(seed)
+    cx, cy = center if center is not None else (w // 2, h // 2)
+    img = np.full((h, w, 3), 8, np.float32)
+    if earth or earth_behind:  # a big disc rising from the bottom edge; behind the target if asked
+        top = cy + half // 2 if not earth_behind else cy - half
+        radius = int(2.0 * max(h, w))
+        cv2.circle(img, (w // 2, top + radius), radius, (70, 100, 150), -1, lineType=cv2.LINE_AA)
+    for x, y in zip(rng.integers(0, w, 60), rng.integers(0, h, 60)):
+        img[y, x] = 200
+    gt = np.zeros((h, w), np.uint8)
+    body = (cx - half, cy - half // 2, cx + half, cy + half // 2)
+    panel_l = (cx - 2 * half, cy - half // 6, cx - half, cy + half // 6)
+    panel_r = (cx + half, cy - half // 6, cx + 2 * half, cy + half // 6)
+    for x0, y0, x1, y1 in (body, panel_l, panel_r):
+        cv2.rectangle(gt, (x0, y0), (x1 - 1, y1 - 1), 1, -1)
+    lit = img.copy()
+    cv2.rectangle(lit, body[:2], (body[2] - 1, body[3] - 1), (180, 170, 160), -1)
+    for x0, y0, x1, y1 in (panel_l, panel_r):
+        cv2.rectangle(lit, (x0, y0), (x1 - 1, y1 - 1), (50, 60, 120), -1)
+        lit[y0:y1:4, x0:x1] *= 0.6  # panel grid
+    shadow = np.zeros((h, w), bool)
+    shadow[cy:, :] = True
+    shadow &= gt > 0
+    lit[shadow] = lit[shadow] * 0.25 + 10
+    lit += rng.normal(0, noise, lit.shape)
+    return np.clip(lit, 0, 255).astype(np.uint8), gt.astype(bool)
+
+
+def iou(a, b):
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return PhotometricTeacher.build()
+
+
+def test_clean_scene_found_with_high_confidence(teacher):
+    rgb, gt = draw_scene()
+    [found] = teacher.label([rgb], "spacecraft")
+    assert len(found) == 1
+    inst = found[0]
+    assert inst.source == "photometric" and inst.rle["size"] == [256, 256]
+    assert iou(inst.mask, gt) > 0.85
+    assert inst.score > 0.7
+    x0, y0, x1, y1 = inst.box_xyxy
+    assert abs(x0 - 48) <= 3 and abs(x1 - 208) <= 3 and abs(y0 - 108) <= 3 and abs(y1 - 148) <= 4
+    assert set(inst.scores) == {"stability", "cnr", "earth", "border", "solidity", "ambiguity"}
+
+
+def test_stars_only_gives_nothing(teacher):
+    rgb = np.full((128, 160, 3), 6, np.uint8)
+    rgb[::17, ::13] = 255
+    assert teacher.label([rgb]) == [[]]
+
+
+def test_target_against_earth_is_less_confident(teacher):
+    clean_rgb, _ = draw_scene(seed=1)
+    earth_rgb, gt = draw_scene(earth_behind=True, seed=1)
+    [[clean]], [[merged]] = teacher.label([clean_rgb]), teacher.label([earth_rgb])
+    assert merged.score < clean.score - 0.1
+    assert merged.scores["earth"] > 0.0
+
+
+def test_earth_below_target_does_not_swallow_it(teacher):
+    rgb, gt = draw_scene(earth=True, seed=2)
+    [[inst]] = teacher.label([rgb])
+    assert iou(inst.mask, gt) > 0.7
+
+
+def test_target_cut_by_frame_edge_is_less_confident(teacher):
+    rgb, _ = draw_scene(seed=3)
+    cut_rgb, cut_gt = draw_scene(center=(20, 128), seed=3)
+    [[whole]], [[cut]] = teacher.label([rgb]), teacher.label([cut_rgb])
+    assert cut.scores["border"] > 0.0
+    assert cut.score < whole.score
+    assert iou(cut.mask, cut_gt) > 0.6
+
+
+def test_large_non_square_image_masks_at_input_size():
+    rgb, gt = draw_scene(size=(300, 700), center=(350, 150), half=60)
+    teacher = PhotometricTeacher.build(work_size=256)
+    [[inst]] = teacher.label([rgb])
+    assert inst.mask.shape == (300, 700)
+    assert iou(inst.mask, gt) > 0.8
+
+
+def test_segment_boxes_stays_in_box(teacher):
+    rgb, gt = draw_scene(seed=4)
+    boxes = np.array([[40.0, 100.0, 216.0, 156.0], [0.0, 0.0, 30.0, 30.0]])
+    inside, nothing = teacher.segment_boxes(rgb, boxes)
+    assert teacher.can_segment_boxes
+    assert inside.box_xyxy == (40.0, 100.0, 216.0, 156.0)
+    assert iou(inside.mask, gt) > 0.85 and inside.scores["mask_score"] == inside.score > 0.5
+    left_half = np.array([[40.0, 100.0, 128.0, 156.0]])
+    [half] = teacher.segment_boxes(rgb, left_half)
+    assert not half.mask[:, 128:].any() and half.mask[:, :128].sum() > 0.8 * gt[:, :128].sum()
+    assert not nothing.mask.any() and nothing.score == 0.0
+
+
+def test_options_typed_and_checked():
+    t = build_teacher("photometric", k_grow=2.5, max_instances=2)
+    assert isinstance(t, PhotometricTeacher) and t.config.k_grow == 2.5 and t.options["max_instances"] == 2
+    with pytest.raises(AfssError, match="did you mean 'k_grow'"):
+        PhotometricTeacher.build(k_grwo=2.0)
+    with pytest.raises(AfssError, match="k_grow <= k_seed"):
+        PhotometricConfig(k_grow=9.0, k_seed=4.0)
+
+
+def test_prompt_recorded_not_read_warns_once(teacher, caplog):
+    rgb, _ = draw_scene(seed=5)
+    fresh = PhotometricTeacher()
+    with caplog.at_level(logging.WARNING, logger="afss.teachers.photometric"):
+        a = fresh.label([rgb], "a red apple")
+        b = fresh.label([rgb], "a red apple")
+        fresh.label([rgb], "satellite")
+    assert sum("cannot read text" in r.message for r in caplog.records) == 1
+    assert a[0][0].rle == b[0][0].rle == teacher.label([rgb])[0][0].rle
+
+
+def test_rejects_non_rgb(teacher):
+    with pytest.raises(ValueError, match="RGB uint8"):
+        teacher.label([np.zeros((10, 10), np.uint8)])
