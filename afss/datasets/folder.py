@@ -11,7 +11,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from afss.datasets.common import DatasetReader, empty_error, find_images, image_size, relative_name, require_dir
+from afss.datasets.common import (
+    DatasetReader,
+    empty_error,
+    find_images,
+    image_size,
+    relative_name,
+    require_dir,
+)
 from afss.datasets.masks_folder import MaskFolder
 from afss.types import ImageLabels
 

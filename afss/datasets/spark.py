@@ -33,8 +33,18 @@ from pathlib import Path
 
 import numpy as np
 
-from afss.datasets.common import (GT_SOURCE, DatasetReader, empty_error, find_images, gt_instance, image_size,
-                                  mask_size_error, norm_key, relative_name, require_dir)
+from afss.datasets.common import (
+    GT_SOURCE,
+    DatasetReader,
+    empty_error,
+    find_images,
+    gt_instance,
+    image_size,
+    mask_size_error,
+    norm_key,
+    relative_name,
+    require_dir,
+)
 from afss.errors import AfssError
 from afss.io.images import ImageReadError, read_raw, to_uint8
 from afss.types import ImageLabels, Instance
@@ -76,6 +86,11 @@ def parse_box(text: str) -> tuple[float, ...] | None:
     """The numbers of ``"(397, 253, 653, 486)"`` or ``"[1, 2, 3, 4]"``; ``None`` unless exactly four."""
     nums = re.findall(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", text or "")
     return tuple(float(v) for v in nums) if len(nums) == 4 else None
+
+
+def _cell(rec: list[str], cols: dict[str, int], key: str) -> str:
+    i = cols.get(key)
+    return rec[i].strip() if i is not None and i < len(rec) else ""
 
 
 class SparkReader(DatasetReader):
@@ -143,12 +158,11 @@ class SparkReader(DatasetReader):
             for line_no, rec in enumerate(reader, start=2):
                 if not any(v.strip() for v in rec):
                     continue
-                get = lambda key: rec[cols[key]].strip() if key in cols and cols[key] < len(rec) else ""  # noqa: E731
-                name, cls = get("imagename"), get("class")
+                name, cls = _cell(rec, cols, "imagename"), _cell(rec, cols, "class")
                 if not name or not cls:
                     raise AfssError(f"{path}: line {line_no}: empty 'Image name' or 'Class'")
-                mask_name = get("maskname") or name.replace("_img", "_layer")
-                csv_box = parse_box(get("boundingbox")) if "boundingbox" in cols else None
+                mask_name = _cell(rec, cols, "maskname") or name.replace("_img", "_layer")
+                csv_box = parse_box(_cell(rec, cols, "boundingbox")) if "boundingbox" in cols else None
                 rows.append(_Row(image=self.root / "images" / cls / split / name, split=split, cls=cls,
                                  mask=self.mask_dir / cls / split / mask_name, csv_box=csv_box))
             return rows

@@ -26,8 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from afss.datasets.common import (DatasetReader, Progress, empty_error, find_with_stem, image_size, read_json,
-                                  relative_name, require_dir)
+from afss.datasets.common import (
+    DatasetReader,
+    Progress,
+    empty_error,
+    find_with_stem,
+    image_size,
+    read_json,
+    relative_name,
+    require_dir,
+)
 from afss.datasets.masks_folder import MaskFolder
 from afss.errors import AfssError
 from afss.io.images import IMAGE_EXTENSIONS

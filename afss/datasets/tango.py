@@ -18,8 +18,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from afss.datasets.common import (DatasetReader, empty_error, find_images, find_with_stem, gt_instance, image_size,
-                                  mask_size_error, relative_name, require_dir)
+from afss.datasets.common import (
+    DatasetReader,
+    empty_error,
+    find_images,
+    find_with_stem,
+    gt_instance,
+    image_size,
+    mask_size_error,
+    relative_name,
+    require_dir,
+)
 from afss.errors import AfssError
 from afss.io.images import ImageReadError, read_raw, to_uint8
 from afss.types import ImageLabels

@@ -1,0 +1,81 @@
+"""Image-folder reader, with and without a same-named binary masks folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from afss.datasets import read_dataset
+from afss.datasets.folder import FolderReader
+from afss.datasets.masks_folder import MaskFolder
+from afss.errors import AfssError
+from afss.io.images import save_image
+
+
+def disk(h: int, w: int, cy: int, cx: int, r: int) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def test_recursive_sorted_no_ground_truth(tmp_path):
+    save_image(tmp_path / "b.png", np.zeros((10, 20, 3), np.uint8))
+    save_image(tmp_path / "a.JPG", np.zeros((30, 40, 3), np.uint8))
+    save_image(tmp_path / "sub" / "c.tif", np.zeros((5, 6), np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    calls = []
+    gt = read_dataset("folder", tmp_path, progress=calls.append)
+    assert [im.file_name for im in gt.images] == ["a.JPG", "b.png", "sub/c.tif"]
+    assert [im.size_hw for im in gt.images] == [(30, 40), (10, 20), (5, 6)]
+    assert [im.image_id for im in gt.images] == [1, 2, 3]
+    assert gt.num_instances == 0 and calls == [1, 1, 1]
+    assert gt.image_root == str(tmp_path)
+
+
+def test_corrupt_image_is_recorded_and_run_goes_on(tmp_path):
+    save_image(tmp_path / "a.png", np.zeros((10, 20, 3), np.uint8))
+    (tmp_path / "b.jpg").write_bytes(b"\x00garbage")
+    save_image(tmp_path / "c.png", np.zeros((7, 8, 3), np.uint8))
+    gt = read_dataset("folder", tmp_path)
+    a, b, c = gt.images
+    assert a.error is None and c.error is None and c.size_hw == (7, 8)
+    assert "b.jpg" in b.error and "cannot decode" in b.error and b.size_hw == (0, 0)
+
+
+def test_missing_and_empty_folder(tmp_path):
+    with pytest.raises(AfssError, match=r"nope: no such image folder"):
+        FolderReader(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AfssError, match=r"empty: no images found"):
+        FolderReader(tmp_path / "empty")
+
+
+def test_masks_folder_gives_ground_truth(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    shape = disk(64, 80, 30, 40, 12)
+    for name in ("x1.jpg", "x2.jpg", "x3.jpg", "x4.jpg"):
+        save_image(images / name, np.zeros((64, 80, 3), np.uint8))
+    save_image(masks / "x1.jpg", shape.astype(np.uint8) * 255, quality=75)  # same name, JPEG noise
+    save_image(masks / "x2.png", shape.astype(np.uint8) * 255)  # same stem, PNG
+    save_image(masks / "x3.jpg", np.zeros((32, 32), np.uint8))  # wrong size
+    gt = read_dataset("folder", images, masks=masks)
+    m1, m2, m3, m4 = gt.images
+    for im in (m1, m2):
+        (inst,) = im.instances
+        got = inst.mask
+        assert (got & shape).sum() / (got | shape).sum() >= 0.98
+        assert np.abs(np.subtract(inst.box_xyxy, (28, 18, 53, 43))).max() <= 1
+        assert im.meta["mask"] == "ok" and inst.source == "gt"
+    assert m2.instances[0].box_xyxy == (28.0, 18.0, 53.0, 43.0)  # PNG: exact
+    assert m3.instances == () and "x3.jpg" in m3.error and "32x32" in m3.error and "64x80" in m3.error
+    assert m4.instances == () and m4.error is None and m4.meta["mask"] == "missing"
+
+
+def test_mask_lookup_order(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for p in ("a.png", "sub/a.png", "b.png"):
+        (tmp_path / p).write_bytes(b"")
+    mf = MaskFolder(tmp_path)
+    assert mf.find("sub/a.png") == tmp_path / "sub/a.png"
+    assert mf.find("other/a.png") == tmp_path / "a.png"
+    assert mf.find("b.jpg") == tmp_path / "b.png"
+    assert mf.find("c.jpg") is None
