@@ -1,0 +1,184 @@
+"""The refine stage against fake teachers (exact geometry), the CLI, and tiny VLM teachers end to end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from afss.errors import AfssError
+from afss.io.coco import read_coco, write_coco
+from afss.io.images import save_image
+from afss.refine import RefineConfig, refine_labels
+from afss.teachers.base import Teacher
+from afss.types import ImageLabels, Instance, LabelSet, mask_box_xyxy
+
+H, W = 37, 53  # odd, non-square
+
+
+def _truth() -> np.ndarray:
+    m = np.zeros((H, W), bool)
+    m[4:12, 6:30] = True
+    m[4:25, 6:11] = True  # an L: no flip or rotation maps it onto itself
+    return m
+
+
+def _rgb(mask: np.ndarray) -> np.ndarray:
+    img = np.full((*mask.shape, 3), 15, np.uint8)
+    img[mask] = 220
+    return img
+
+
+class ThresholdTeacher(Teacher):
+    """Finds the bright pixels; ``upright_only`` makes it blind unless the object starts within 8 px of the top-left corner."""
+
+    name = "fake"
+
+    def __init__(self, *, segmenter: bool = True, score: float = 0.8, mask_score: float = 0.9,
+                 upright_only: bool = False, fail_on_call: int | None = None) -> None:
+        self.segmenter, self.score, self.mask_score = segmenter, score, mask_score
+        self.upright_only, self.fail_on_call = upright_only, fail_on_call
+        self.calls: list[int] = []
+
+    def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:
+        self.calls.append(len(images))
+        if self.fail_on_call is not None and len(self.calls) == self.fail_on_call:
+            raise RuntimeError("boom")
+        out = []
+        for im in images:
+            m = im.mean(axis=2) > 100
+            x0, y0, _, _ = mask_box_xyxy(m)
+            if not m.any() or (self.upright_only and (x0 > 8 or y0 > 8)):
+                out.append([])
+                continue
+            out.append([Instance.from_mask(m, score=self.score, source=self.name, scores={"box_score": self.score})])
+        return out
+
+    @property
+    def can_segment_boxes(self) -> bool:
+        return self.segmenter
+
+    def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
+        out = []
+        for box in np.asarray(boxes_xyxy).reshape(-1, 4):
+            inside = np.zeros(image.shape[:2], bool)
+            x0, y0, x1, y1 = np.floor(box[:2]).astype(int).tolist() + np.ceil(box[2:]).astype(int).tolist()
+            inside[y0:y1, x0:x1] = True
+            m = (image.mean(axis=2) > 100) & inside
+            out.append(Instance.from_mask(m, box_xyxy=tuple(box), score=self.mask_score,
+                                          scores={"mask_score": self.mask_score}))
+        return out
+
+
+def _images(tmp_path, n: int = 1, mask: np.ndarray | None = None) -> LabelSet:
+    mask = _truth() if mask is None else mask
+    for k in range(n):
+        save_image(tmp_path / f"im{k}.png", _rgb(mask))
+    return LabelSet(images=tuple(ImageLabels(f"im{k}.png", 0, 0) for k in range(n)), image_root=str(tmp_path))
+
+
+ALL_GEOMETRIC = "identity,hflip,vflip,rot90,rot180,rot270,scale2,brightness1.1,contrast0.9,gamma0.8"
+
+
+def test_default_path_flip_tta_resegments_fused_box(tmp_path):
+    teacher = ThresholdTeacher()
+    out, summary = refine_labels(teacher, _images(tmp_path), views="identity,vflip")
+    [im] = out.images
+    assert (im.height, im.width, im.error) == (H, W, None)
+    [inst] = im.instances
+    np.testing.assert_allclose(inst.box_xyxy, mask_box_xyxy(_truth()), atol=1e-3)
+    np.testing.assert_array_equal(inst.mask, _truth())
+    assert inst.score == pytest.approx(0.9)  # the segmenter's quality estimate
+    assert inst.scores["box_score"] == pytest.approx(0.8, abs=1e-6)  # both views agree: the average
+    assert (inst.scores["views_agreeing"], inst.scores["views"]) == (2, 2)
+    assert inst.source == "fake+tta"
+    assert teacher.calls == [2]  # both views of the image in one batch
+    assert (summary.fused, summary.all_views_agree, summary.filter.kept) == (1, 1, 1)
+    assert out.info["views"] == ["identity", "vflip"] and out.info["config"]["mask_fusion"] == "segmenter"
+    assert out.info["config"]["iou_thr"] == 0.55 and out.info["config"]["skip_box_thr"] == 0.05
+
+
+@pytest.mark.parametrize("mask_fusion", ["segmenter", "vote"])
+def test_every_view_maps_back_exactly(tmp_path, mask_fusion):
+    out, summary = refine_labels(ThresholdTeacher(), _images(tmp_path), views=ALL_GEOMETRIC,
+                                 config=RefineConfig(mask_fusion=mask_fusion))
+    [inst] = out.images[0].instances
+    np.testing.assert_allclose(inst.box_xyxy, mask_box_xyxy(_truth()), atol=1e-3)
+    np.testing.assert_array_equal(inst.mask, _truth())
+    assert inst.scores["views_agreeing"] == 10 and summary.all_views_agree == 1
+
+
+def test_vote_without_segmenter_scores_by_agreement(tmp_path):
+    teacher = ThresholdTeacher(segmenter=False, upright_only=True)  # vflip view finds nothing
+    cfg = RefineConfig(min_score=0.0)
+    out, _ = refine_labels(teacher, _images(tmp_path), views="identity,vflip", config=cfg)
+    [inst] = out.images[0].instances
+    assert out.info["config"]["mask_fusion"] == "vote"
+    np.testing.assert_array_equal(inst.mask, _truth())
+    assert inst.score == pytest.approx(0.8, abs=1e-6)  # reference: the empty view is left out of WBF
+    assert inst.scores["views_agreeing"] == 1
+    out, _ = refine_labels(teacher, _images(tmp_path), views="identity,vflip",
+                           config=RefineConfig(min_score=0.0, count_empty_views=True))
+    assert out.images[0].instances[0].score == pytest.approx(0.4, abs=1e-6)  # seen in one view of two
+
+
+def test_filter_records_reason_and_keeps_image(tmp_path):
+    out, summary = refine_labels(ThresholdTeacher(mask_score=0.41), _images(tmp_path, n=2), views="identity,vflip")
+    assert [im.error for im in out.images] == ["filtered: score 0.41 < 0.6"] * 2
+    assert summary.filter.kept == 0 and summary.filter.dropped["low_score"] == 2
+    assert summary.line().endswith("kept 0/2 images (0.0%); dropped: low_score 2")
+
+
+def test_given_labels_replace_the_identity_view(tmp_path):
+    images = _images(tmp_path)
+    shifted = Instance(box_xyxy=(8.0, 4.0, 32.0, 25.0), score=0.8, scores={"box_score": 0.8})
+    labels = images.replace(images=(ImageLabels("im0.png", H, W, instances=(shifted,)),))
+    teacher = ThresholdTeacher(mask_score=0.95)
+    out, _ = refine_labels(teacher, images, views="identity,vflip", labels=labels)
+    assert teacher.calls == [1]  # only the vflip view was run
+    [inst] = out.images[0].instances
+    np.testing.assert_allclose(inst.box_xyxy, [7.0, 4.0, 31.0, 25.0], atol=1e-3)  # mean of (6..30) and (8..32)
+
+
+def test_unreadable_image_and_teacher_failure_are_recorded(tmp_path):
+    images = _images(tmp_path, n=2)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    images = images.replace(images=images.images + (ImageLabels("broken.png", 0, 0),))
+    ticks = []
+    out, summary = refine_labels(ThresholdTeacher(fail_on_call=2), images, views="identity,vflip", progress=ticks.append)
+    assert out.images[0].instances and not out.images[1].instances
+    assert out.images[1].error == "teacher failed: RuntimeError: boom"
+    assert out.images[2].error.startswith("unreadable: ")
+    assert (summary.failed, summary.filter.dropped["failed"]) == (2, 2)
+    assert ticks == [1, 1, 1]
+
+
+def test_no_detection_everywhere(tmp_path):
+    out, summary = refine_labels(ThresholdTeacher(), _images(tmp_path, mask=np.zeros((H, W), bool)))
+    assert out.images[0].error == "no detection" and summary.no_detection == 1
+
+
+def test_bad_config_and_views():
+    with pytest.raises(AfssError, match="did you mean 'avg'"):
+        RefineConfig(conf_type="avgg")
+    with pytest.raises(AfssError, match="min_score"):
+        RefineConfig(min_score=2)
+    with pytest.raises(AfssError, match="promptable segmenter"):
+        refine_labels(ThresholdTeacher(segmenter=False), LabelSet(images=()), config=RefineConfig(mask_fusion="segmenter"))
+    with pytest.raises(AfssError, match="did you mean 'vflip'"):
+        refine_labels(ThresholdTeacher(), LabelSet(images=()), views="identity,vflp")
+
+
+def test_output_loads_in_pycocotools(tmp_path):
+    from pycocotools.coco import COCO
+
+    out, _ = refine_labels(ThresholdTeacher(), _images(tmp_path, n=2), views="identity,vflip")
+    path = write_coco(out, tmp_path / "refined.json")
+    coco = COCO(str(path))
+    assert len(coco.getAnnIds()) == 2
+    dets = coco.loadRes(json.loads(path.read_text())["annotations"])
+    assert len(dets.getAnnIds()) == 2
+    back = read_coco(path)
+    assert back.images[0].instances[0].scores["views_agreeing"] == 2
