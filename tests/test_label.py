@@ -44,10 +44,10 @@ class SquareTeacher(Teacher):
 
 def _write_images(root, n=7):
     for k in range(n):
-        im = np.zeros((20, 30, 3), np.uint8)
+        im = np.zeros((40, 60, 3), np.uint8)
         im[0, 0] = k  # marks the image for the failing teacher
         if k != 3:  # image 3 is all black: no detection
-            im[2 + k:8 + k, 4:4 + 2 * k + 2] = 200
+            im[4 + k:16 + k, 4:4 + 4 * k + 12] = 200
         save_image(root / f"sub/img{k:02d}.png", im)
     (root / "broken.png").write_bytes(b"not an image")
     return images_from_folder(root)
@@ -68,9 +68,9 @@ def test_labels_every_image_once_and_records_reasons(tmp_path):
     assert by_name["broken.png"].error.startswith("unreadable: ")
     assert by_name["sub/img03.png"].error == NO_DETECTION and by_name["sub/img03.png"].instances == ()
     img5 = by_name["sub/img05.png"]
-    assert img5.error is None and (img5.height, img5.width) == (20, 30)
+    assert img5.error is None and (img5.height, img5.width) == (40, 60)
     assert len(img5.instances) == 1 and img5.instances[0].score == 0.9  # top-1 keeps the best
-    assert img5.instances[0].box_xyxy == (4.0, 7.0, 16.0, 13.0)
+    assert img5.instances[0].box_xyxy == (4.0, 9.0, 36.0, 21.0)
     assert labels.info["counts"] == {"images": 8, "labelled": 6, "empty": 1, "failed": 1, "instances": 6}
     assert labels.info["teacher"] == "square" and labels.info["prompt"] == "spacecraft"
     assert not journal_path(out).exists()
@@ -159,3 +159,41 @@ def test_duplicate_file_names_refused(tmp_path):
 def test_empty_folder_refused(tmp_path):
     with pytest.raises(AfssError, match="no image files"):
         images_from_folder(tmp_path)
+
+
+def test_cli_folder_coco_and_dataset_inputs(tmp_path, capsys):
+    from afss.cli import main
+    from afss.io.coco import write_coco
+
+    images = _write_images(tmp_path / "imgs", n=4)
+    out = tmp_path / "a.json"
+    argv = ["-q", "label", "--teacher", "photometric", "--out", str(out), "--batch-size", "2"]
+    assert main(argv + ["--images", str(tmp_path / "imgs")]) == 0
+    err = capsys.readouterr().err
+    assert "afss label: 5 images, 3 labelled, 1 empty, 1 failed, 3 instances" in err and str(out) in err
+    labels = read_coco(out)
+    assert labels.info["teacher"] == "photometric" and labels.info["images_per_second"] > 0
+
+    gt = tmp_path / "gt.json"  # a COCO file listing the images, as afss synth/convert write it
+    write_coco(images.replace(images=images.images[1:3]), gt)
+    out2 = tmp_path / "b.json"
+    assert main(["-q", "label", "--teacher", "photometric", "--coco", str(gt), "--out", str(out2), "--all"]) == 0
+    assert [im.file_name for im in read_coco(out2).images] == ["sub/img00.png", "sub/img01.png"]
+
+    out3 = tmp_path / "c.json"
+    assert main(["-q", "label", "--teacher", "photometric", "--dataset", "folder", "--root", str(tmp_path / "imgs"),
+                 "--out", str(out3), "--limit", "2", "-o", "k_grow=2.5"]) == 0
+    c = read_coco(out3)
+    assert len(c) == 2 and c.info["teacher_options"]["k_grow"] == 2.5
+
+
+def test_cli_user_errors_exit_2(tmp_path, capsys):
+    from afss.cli import main
+
+    _write_images(tmp_path / "imgs", n=2)
+    base = ["label", "--images", str(tmp_path / "imgs"), "--teacher", "photometric", "--out", str(tmp_path / "o.json")]
+    assert main(base + ["-o", "k_grw=2"]) == 2
+    assert "did you mean 'k_grow'" in capsys.readouterr().err
+    assert main(base + ["--device", "cuda"]) == 2
+    assert main(["label", "--dataset", "folder", "--teacher", "photometric", "--out", "x.json"]) == 2
+    assert "needs --root" in capsys.readouterr().err
