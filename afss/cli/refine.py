@@ -1,0 +1,92 @@
+"""``afss refine``: TTA + Weighted Boxes Fusion + re-segmentation + confidence filter -> COCO JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from afss.cli.common import given, progress_bar
+
+# CLI flag -> RefineConfig field; passed on only when the user gave it.
+_CONFIG_FLAGS = ("iou_thr", "skip_box_thr", "conf_type", "count_empty_views", "mask_fusion", "vote_threshold",
+                 "min_score", "top1", "min_area_px", "score_field", "prompt")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from afss.refine.fusion import CONF_TYPES
+    from afss.teachers import TEACHERS
+
+    p = subparsers.add_parser(
+        "refine",
+        help="refine teacher labels by TTA + Weighted Boxes Fusion, then keep confident ones",
+        description="Run the teacher on test-time-augmented views of each image, map every view's boxes back "
+                    "to the original frame, fuse them with Weighted Boxes Fusion, re-segment the fused box "
+                    "with the teacher's segmenter (or vote the views' masks), and keep labels scoring >= "
+                    "--min-score. Filtered images stay in the output with zero instances and the reason. "
+                    "Writes OUT and OUT's stem + .summary.json.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--labels", metavar="FILE", help="teacher labels (COCO JSON from afss label): their images "
+                                                      "are refined and their detections are the identity view")
+    src.add_argument("--images", metavar="DIR", help="folder of images (recursive); the teacher runs every view")
+    p.add_argument("--out", required=True, help="output COCO JSON")
+    p.add_argument("--teacher", default=None, choices=sorted(TEACHERS),
+                   help="which teacher (default: the one recorded in --labels, else grounded-sam2)")
+    p.add_argument("--tta", default=None, metavar="VIEWS",
+                   help="comma-separated views (default identity,vflip): identity, hflip, vflip, rot90, rot180, "
+                        "rot270, scale<f>, brightness<f>, contrast<f>, gamma<f>, e.g. identity,vflip,scale0.75")
+    p.add_argument("--min-score", type=float, default=None, help="keep labels scoring at least this (default 0.6)")
+    keep = p.add_mutually_exclusive_group()
+    keep.add_argument("--top1", dest="top1", action="store_true", default=None, help="one label per image (default)")
+    keep.add_argument("--all", dest="top1", action="store_false", help="every fused box that passes the filter")
+    p.add_argument("--min-area", dest="min_area_px", type=float, default=None, help="smallest mask area, px (default 0)")
+    p.add_argument("--score-field", default=None,
+                   help="score the filter reads: score (default; the segmenter's quality), box_score, mask_score")
+    p.add_argument("--iou-thr", type=float, default=None, help="WBF IoU threshold (default 0.55)")
+    p.add_argument("--skip-box-thr", type=float, default=None, help="WBF minimum box score (default 0.05)")
+    p.add_argument("--conf-type", default=None, choices=CONF_TYPES, help="WBF confidence rule (default avg)")
+    p.add_argument("--count-empty-views", action="store_true", default=None,
+                   help="views that found nothing lower the fused score (the reference code ignores them)")
+    p.add_argument("--mask-fusion", default=None, choices=("segmenter", "vote"),
+                   help="re-segment the fused box (default where the teacher can) or vote the views' masks")
+    p.add_argument("--vote-threshold", type=float, default=None, help="share of the vote a pixel needs (0.5)")
+    p.add_argument("--prompt", default=None, help="text prompt (default: spacecraft)")
+    p.add_argument("--box-threshold", type=float, default=None, help="detector box threshold (VLM teachers)")
+    p.add_argument("--text-threshold", type=float, default=None, help="detector text threshold (VLM teachers)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (VLM teachers)")
+    p.add_argument("--dtype", default=None, help="float32, float16, bfloat16 (VLM teachers)")
+    p.add_argument("--detector", default=None, help="detector model id or local folder (VLM teachers)")
+    p.add_argument("--segmenter", default=None, help="segmenter model id or local folder (VLM teachers)")
+    p.add_argument("-o", "--teacher-option", dest="teacher_options", action="append", default=None,
+                   metavar="KEY=VALUE", help="any other teacher option, value as JSON (repeatable)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from afss.cli.label import _TEACHER_FLAGS, _parse_options
+    from afss.io.atomic import write_json_atomic
+    from afss.io.coco import read_coco, write_coco
+    from afss.label import images_from_folder
+    from afss.refine import DEFAULT_VIEWS, RefineConfig, refine_labels
+    from afss.teachers import DEFAULT_TEACHER, build_teacher
+
+    start = time.perf_counter()
+    labels = read_coco(args.labels) if args.labels is not None else None
+    images = labels if labels is not None else images_from_folder(args.images)
+    if args.limit is not None:
+        images = images.replace(images=images.images[: max(0, args.limit)])
+    config = RefineConfig(**given(args, *_CONFIG_FLAGS))
+    name = args.teacher or (labels.info.get("teacher") if labels is not None else None) or DEFAULT_TEACHER
+    teacher = build_teacher(name, **given(args, *_TEACHER_FLAGS), **_parse_options(args.teacher_options))
+    with progress_bar(args, total=len(images), desc=f"refine ({name}, {args.tta or DEFAULT_VIEWS})") as advance:
+        refined, summary = refine_labels(teacher, images, views=args.tta or DEFAULT_VIEWS, labels=labels,
+                                         config=config, progress=advance)
+    out = write_coco(refined, args.out)
+    summary_path = out.with_name(Path(out.name).stem + ".summary.json")
+    write_json_atomic(summary_path, summary.to_dict(), indent=2)
+    print(f"afss refine: {summary.line()}; {refined.num_instances} instances, "
+          f"{time.perf_counter() - start:.1f} s -> {out}", file=sys.stderr)
+    return 0
