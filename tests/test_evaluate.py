@@ -311,3 +311,11 @@ def test_paper_equals_coco_with_one_prediction_and_one_target_per_image(iou_type
     for key in ("ap", "ap50", "ap75"):
         assert getattr(paper, key) == pytest.approx(getattr(coco, key), abs=1e-12)
     assert 0.05 < paper.ap < 0.95
+
+
+def test_file_names_fall_back_to_absolute_paths(tmp_path):
+    gt = LabelSet(tuple(im.replace(file_name=im.file_name.split("/")[1]) for im in gt_set(2).images),
+                  image_root=str(tmp_path / "data" / "img"))
+    pred = LabelSet(tuple(im.replace(file_name="img/" + im.file_name) for im in gt.images),
+                    image_root=str(tmp_path / "data" / "run" / ".."))
+    assert evaluate(gt, pred).get("coco", "segm").ap == 1.0
