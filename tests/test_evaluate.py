@@ -319,3 +319,20 @@ def test_file_names_fall_back_to_absolute_paths(tmp_path):
     pred = LabelSet(tuple(im.replace(file_name="img/" + im.file_name) for im in gt.images),
                     image_root=str(tmp_path / "data" / "run" / ".."))
     assert evaluate(gt, pred).get("coco", "segm").ap == 1.0
+
+
+def test_coco_results_list_is_matched_by_ground_truth_image_id(tmp_path):
+    gt, pred = random_sets(seed=2, n=40)
+    write_coco(gt, tmp_path / "gt.json")
+    by_name = {im.file_name: im.image_id for im in gt.images}
+    results = [{"image_id": by_name[im.file_name], "category_id": i.category_id, "score": i.score,
+                "bbox": [i.box_xyxy[0], i.box_xyxy[1], i.box_xyxy[2] - i.box_xyxy[0], i.box_xyxy[3] - i.box_xyxy[1]],
+                "segmentation": dict(i.rle)}
+               for im in pred.images for i in im.instances]
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    from_list = evaluate(tmp_path / "gt.json", tmp_path / "results.json")
+    direct = evaluate(gt, pred)
+    assert [r.ap for r in from_list.rows] == pytest.approx([r.ap for r in direct.rows], abs=1e-12)
+    (tmp_path / "bad.json").write_text(json.dumps([{**results[0], "image_id": 999}]))
+    with pytest.raises(AfssError, match="1 result.*not in the ground truth, e.g. 999"):
+        evaluate(tmp_path / "gt.json", tmp_path / "bad.json")

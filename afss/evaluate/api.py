@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -13,7 +14,7 @@ from afss.evaluate.coco_protocol import coco_rows
 from afss.evaluate.pairing import Pairs, pair_images
 from afss.evaluate.paper_protocol import paper_rows
 from afss.evaluate.report import EvalReport, EvalRow
-from afss.io.coco import read_coco
+from afss.io.coco import labelset_from_coco, labelset_to_coco, read_coco
 from afss.types import LabelSet
 
 __all__ = ["IOU_TYPES", "PROTOCOLS", "evaluate"]
@@ -28,6 +29,36 @@ def _load(labels: LabelSet | str | os.PathLike, role: str) -> tuple[LabelSet, st
     if isinstance(labels, LabelSet):
         return labels, role
     return read_coco(labels), str(labels)
+
+
+def _load_pred(pred: LabelSet | str | os.PathLike, gt: LabelSet) -> tuple[LabelSet, str]:
+    """Predictions as afss/COCO instances JSON, or a plain COCO *results* list
+    (``[{"image_id", "category_id", "bbox"/"segmentation", "score"}, ...]``, what detectors and
+    pycocotools' ``loadRes`` use): a results list has no file names, so its ``image_id`` values
+    must be the ground truth's."""
+    try:
+        return _load(pred, "pred")
+    except AfssError:
+        data = _json_list(pred)
+        if data is None or not all(isinstance(a, dict) for a in data):
+            raise
+    known = {im.image_id for im in gt.images}
+    unknown = [a.get("image_id") for a in data if a.get("image_id") not in known]
+    if unknown:
+        raise AfssError(f"{pred}: a COCO results list is matched by image_id, and {len(unknown)} result(s) "
+                        f"have ids not in the ground truth, e.g. {unknown[0]!r}") from None
+    coco = labelset_to_coco(gt.replace(images=tuple(im.replace(instances=(), error=None) for im in gt.images)))
+    coco["annotations"] = [{**a, "id": k} for k, a in enumerate(data, start=1)]
+    return labelset_from_coco(coco, image_root=gt.image_root, where=str(pred)), str(pred)
+
+
+def _json_list(path: str | os.PathLike) -> list | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, list) else None
 
 
 def _check_choices(values: Sequence[str], valid: Sequence[str], kind: str) -> tuple[str, ...]:
@@ -74,7 +105,8 @@ def evaluate(
 
     Args:
         gt: ground truth, a `LabelSet` or a COCO instances JSON path.
-        pred: predictions (``score`` on every instance), a `LabelSet` or a COCO JSON path.
+        pred: predictions (``score`` on every instance), a `LabelSet` or a COCO JSON path; a
+            COCO results list (no images, matched by the ground truth's ``image_id``) also works.
         iou_types: any of ``"segm"`` (mask IoU) and ``"bbox"``. ``segm`` is skipped with a note when
             either side has no masks at all.
         protocols: any of ``"coco"`` (pycocotools-equal COCOeval, maxDets 100, crowd respected) and
@@ -100,7 +132,7 @@ def evaluate(
     iou_types = _check_choices(iou_types, IOU_TYPES, "IoU type")
     protocols = _check_choices(protocols, PROTOCOLS, "protocol")
     gt_set, gt_name = _load(gt, "gt")
-    pred_set, pred_name = _load(pred, "pred")
+    pred_set, pred_name = _load_pred(pred, gt_set)
     pairs = pair_images(gt_set, pred_set, categories=categories, per_class=per_class,
                         gt_name=gt_name, pred_name=pred_name, progress=progress)
     notes = list(pairs.notes)
