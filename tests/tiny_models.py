@@ -111,7 +111,8 @@ def save_sam(folder: Path) -> Path:
                               SamPromptEncoderConfig, SamVisionConfig)
 
     vision = SamVisionConfig(hidden_size=16, output_channels=16, num_hidden_layers=2, num_attention_heads=2,
-                             mlp_dim=32, image_size=64, patch_size=16, window_size=2, global_attn_indexes=[1])
+                             mlp_dim=32, image_size=64, patch_size=16, window_size=2, global_attn_indexes=[1],
+                             num_pos_feats=8)
     config = SamConfig(vision_config=vision,
                        prompt_encoder_config=SamPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=16,
                                                                     mask_input_channels=4),

@@ -1,0 +1,132 @@
+"""``sam3``: SAM 3 promptable concept segmentation, text in, boxes and masks out, one model.
+
+SAM 3 scores each instance once (query probability x the image-level presence probability); that
+is both ``Instance.score`` and ``scores["box_score"]``. It has no per-box IoU head, so re-segmenting
+given boxes (`segment_boxes`, used by refinement) needs a SAM-family ``segmenter``; without one
+``can_segment_boxes`` is False.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from afss.errors import AfssError
+from afss.teachers.base import Teacher
+from afss.teachers.detect_segment import check_images, clip_boxes, size_batches
+from afss.teachers.hf import build_from_options, load_pretrained, resolve_device, resolve_dtype, split_phrases
+from afss.teachers.segmenters import BoxSegmenter
+from afss.types import Instance, encode_mask
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SAM3 = "facebook/sam3"
+
+
+class Sam3Teacher(Teacher):
+    """SAM 3 (``Sam3Model``) prompted with text.
+
+    Args:
+        model: hub id or folder of a SAM 3 checkpoint.
+        box_threshold: keep instances whose score is > this (0.5, the transformers example's value).
+        mask_threshold: probability above which a pixel is in the mask.
+        top1: keep only the highest-scoring instance per image.
+        segmenter: optional SAM / SAM 2 id or folder for `segment_boxes` (refinement).
+        device, dtype, batch_size: as for `GroundedSam2Teacher`.
+
+    Each "."-separated phrase of the prompt is one concept query; the image is encoded once for all.
+    """
+
+    name = "sam3"
+
+    def __init__(self, *, model: str = DEFAULT_SAM3, box_threshold: float = 0.5, mask_threshold: float = 0.5,
+                 top1: bool = True, segmenter: str | None = None, device: str = "auto", dtype: str = "fp32",
+                 batch_size: int = 4) -> None:
+        import transformers
+
+        for key, value in (("box_threshold", box_threshold), ("mask_threshold", mask_threshold)):
+            if not 0.0 <= value <= 1.0:
+                raise AfssError(f"{key} must be in [0, 1], got {value}")
+        if batch_size < 1:
+            raise AfssError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        config = load_pretrained(transformers.AutoConfig, model)
+        if config.model_type != "sam3":
+            raise AfssError(f"{model}: model type {config.model_type!r} is not a SAM 3 checkpoint ('sam3')")
+        self.model_id = str(model)
+        self.model = load_pretrained(transformers.Sam3Model, model).to(self.device, self.dtype).eval()
+        self.processor = load_pretrained(transformers.Sam3Processor, model)
+        self.box_threshold = float(box_threshold)
+        self.mask_threshold = float(mask_threshold)
+        self.top1 = bool(top1)
+        self.batch_size = int(batch_size)
+        self.segmenter = None if segmenter is None else BoxSegmenter.from_pretrained(segmenter, device=device,
+                                                                                     dtype=dtype)
+
+    @classmethod
+    def build(cls, **options: Any) -> Sam3Teacher:
+        return build_from_options(cls, options)
+
+    def describe(self) -> dict[str, Any]:
+        return {"teacher": self.name, "model": self.model_id, "box_threshold": self.box_threshold,
+                "mask_threshold": self.mask_threshold, "top1": self.top1, "batch_size": self.batch_size,
+                "segmenter": None if self.segmenter is None else self.segmenter.model_id,
+                "device": str(self.device), "dtype": str(self.dtype).replace("torch.", "")}
+
+    def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft",
+              progress: Callable[[int], None] | None = None) -> list[list[Instance]]:
+        import torch
+
+        check_images(images)
+        phrases = split_phrases(prompt)
+        results: list[list[Instance]] = [[] for _ in images]
+        for idx in size_batches(images, self.batch_size):
+            batch = [images[i] for i in idx]
+            sizes = [tuple(int(v) for v in im.shape[:2]) for im in batch]
+            pixel_values = self.processor(images=batch, return_tensors="pt")["pixel_values"]
+            found: list[list[Instance]] = [[] for _ in batch]
+            with torch.inference_mode():
+                vision = self.model.get_vision_features(pixel_values.to(self.device, self.dtype))
+                for phrase in phrases:
+                    text = self.processor(text=[phrase] * len(batch), return_tensors="pt")
+                    out = self.model(vision_embeds=vision, input_ids=text["input_ids"].to(self.device),
+                                     attention_mask=text["attention_mask"].to(self.device))
+                    for name in ("pred_logits", "pred_boxes", "pred_masks", "presence_logits"):
+                        if getattr(out, name, None) is not None:
+                            setattr(out, name, getattr(out, name).float())
+                    per_image = self.processor.post_process_instance_segmentation(
+                        out, threshold=self.box_threshold, mask_threshold=self.mask_threshold, target_sizes=sizes)
+                    for k, r in enumerate(per_image):
+                        found[k].extend(self._instances(r, sizes[k]))
+            for k, i in enumerate(idx):
+                ranked = sorted(found[k], key=lambda inst: -inst.score)
+                results[i] = ranked[:1] if self.top1 else ranked
+            if progress is not None:
+                progress(len(idx))
+        return results
+
+    def _instances(self, result: dict[str, Any], size_hw: tuple[int, int]) -> list[Instance]:
+        boxes = clip_boxes(result["boxes"].cpu().numpy(), size_hw)
+        scores = result["scores"].cpu().numpy()
+        masks = result["masks"].cpu().numpy().astype(bool)
+        return [Instance(box_xyxy=tuple(b), rle=encode_mask(m), score=float(s), source=self.name,
+                         scores={"box_score": float(s)})
+                for b, s, m in zip(boxes, scores, masks)]
+
+    @property
+    def can_segment_boxes(self) -> bool:
+        return self.segmenter is not None
+
+    def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
+        if self.segmenter is None:
+            raise NotImplementedError("teacher 'sam3' re-segments boxes only when built with segmenter=<SAM id>")
+        check_images([image])
+        boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+        seg = self.segmenter.segment([image], [boxes])[0]
+        return [Instance(box_xyxy=tuple(b), rle=encode_mask(m), score=float(s), source=self.name,
+                         scores={"mask_score": float(s)})
+                for b, m, s in zip(boxes, seg.masks, seg.scores)]
