@@ -79,3 +79,16 @@ def test_mask_lookup_order(tmp_path):
     assert mf.find("other/a.png") == tmp_path / "a.png"
     assert mf.find("b.jpg") == tmp_path / "b.png"
     assert mf.find("c.jpg") is None
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (5, 7, 3), (5, 7, 4), (5, 7, 6)])
+def test_fortran_pixels_same_values_column_major(shape):
+    from afss.datasets.common import fortran_pixels
+    from afss.types import encode_mask
+
+    raw = np.random.default_rng(1).integers(0, 255, shape, dtype=np.uint8)
+    f = fortran_pixels(raw)
+    np.testing.assert_array_equal(f, raw)
+    m = (f if f.ndim == 2 else f[..., 0]) >= 128
+    assert m.flags.f_contiguous
+    assert encode_mask(m) == encode_mask(np.ascontiguousarray(m))

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from afss.errors import AfssError
@@ -139,10 +140,26 @@ def mask_size_error(mask_path: Path, mask_hw: Sequence[int], image_hw: Sequence[
 
 def gt_instance(mask: np.ndarray, *, category_id: int = 1,
                 parts: Mapping[str, np.ndarray] | None = None) -> tuple[Instance, ...]:
-    """One ground-truth instance from a bool ``(H, W)`` mask; none when the mask is empty."""
-    if not mask.any():
+    """One ground-truth instance from a bool ``(H, W)`` mask; none when the mask is empty.
+
+    Masks in Fortran order (see `fortran_pixels`) encode to RLE without a transposing copy.
+    """
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
         return ()
-    return (Instance.from_mask(mask, parts=parts, score=1.0, category_id=category_id, source=GT_SOURCE),)
+    box = (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
+    return (Instance.from_mask(mask, box_xyxy=box, parts=parts, score=1.0, category_id=category_id,
+                               source=GT_SOURCE),)
+
+
+def fortran_pixels(raw: np.ndarray) -> np.ndarray:
+    """The same ``(H, W[, C])`` pixels laid out column-major, so masks computed from them are Fortran
+    arrays that pycocotools encodes without another copy (about 2x faster for 1024x1024 masks)."""
+    if raw.ndim == 2:
+        return cv2.transpose(raw).T
+    if raw.shape[2] <= 4:
+        return cv2.transpose(raw).transpose(1, 0, 2)
+    return np.asfortranarray(raw)
 
 
 def norm_key(name: str) -> str:

@@ -38,6 +38,7 @@ from afss.datasets.common import (
     DatasetReader,
     empty_error,
     find_images,
+    fortran_pixels,
     gt_instance,
     image_size,
     mask_size_error,
@@ -213,13 +214,13 @@ class SparkReader(DatasetReader):
         if row.mask is None or not row.mask.is_file():
             return ImageLabels(file_name=name, height=h, width=w, meta=meta | {"mask": "missing"})
         try:
-            raw = to_uint8(read_raw(row.mask))
+            raw = fortran_pixels(to_uint8(read_raw(row.mask)))
         except ImageReadError as e:
             return ImageLabels(file_name=name, height=h, width=w, error=str(e), meta=meta | {"mask": "error"})
         err = mask_size_error(row.mask, raw.shape[:2], (h, w))
         if err is not None:
             return ImageLabels(file_name=name, height=h, width=w, error=err, meta=meta | {"mask": "error"})
-        rgb = raw if raw.ndim == 2 else raw[..., 2::-1]  # BGR(A) -> RGB
+        rgb = raw if raw.ndim == 2 else raw[..., 0] if raw.shape[2] < 3 else raw[..., 2::-1]  # BGR(A) -> RGB
         body, panels = spark_mask_parts(rgb)
         instances = gt_instance(body | panels, category_id=cat, parts={"body": body, "panels": panels})
         if instances and row.csv_box is not None:

@@ -23,6 +23,7 @@ from afss.datasets.common import (
     empty_error,
     find_images,
     find_with_stem,
+    fortran_pixels,
     gt_instance,
     image_size,
     mask_size_error,
@@ -97,7 +98,7 @@ class TangoReader(DatasetReader):
         if pair.mask is None:
             return ImageLabels(file_name=name, height=h, width=w, meta=meta | {"mask": "missing"})
         try:
-            raw = to_uint8(read_raw(pair.mask))
+            raw = fortran_pixels(to_uint8(read_raw(pair.mask)))
         except ImageReadError as e:
             return ImageLabels(file_name=name, height=h, width=w, error=str(e), meta=meta | {"mask": "error"})
         err = mask_size_error(pair.mask, raw.shape[:2], (h, w))
