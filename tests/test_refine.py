@@ -182,3 +182,87 @@ def test_output_loads_in_pycocotools(tmp_path):
     assert len(dets.getAnnIds()) == 2
     back = read_coco(path)
     assert back.images[0].instances[0].scores["views_agreeing"] == 2
+
+
+# -- the CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_refine_labels_file_writes_coco_and_summary(tmp_path, capsys):
+    from afss.cli import main
+
+    images = _images(tmp_path, n=3)
+    inst = Instance.from_mask(_truth(), score=0.9)
+    labels = images.replace(images=tuple(im.replace(height=H, width=W, instances=(inst,)) for im in images.images),
+                            info={"teacher": "photometric"})
+    write_coco(labels, tmp_path / "labels.json")
+    code = main(["-q", "refine", "--labels", str(tmp_path / "labels.json"), "--tta", "identity,vflip,rot90",
+                 "--min-score", "0.0", "--out", str(tmp_path / "out" / "refined.json")])
+    assert code == 0
+    refined = read_coco(tmp_path / "out" / "refined.json")
+    assert len(refined) == 3 and refined.info["teacher"] == "photometric"  # taken from the labels file
+    assert refined.info["views"] == ["identity", "vflip", "rot90"]
+    summary = json.loads((tmp_path / "out" / "refined.summary.json").read_text())
+    assert summary["images"] == 3 and summary["filter"]["images_in"] == 3
+    err = capsys.readouterr().err
+    assert "afss refine: 3 images" in err and "refined.json" in err
+
+
+def test_cli_refine_user_errors_exit_2(tmp_path, capsys):
+    from afss.cli import main
+
+    _images(tmp_path)
+    code = main(["refine", "--images", str(tmp_path), "--teacher", "photometric", "--tta", "identity,vflp",
+                 "--out", str(tmp_path / "r.json")])
+    assert code == 2
+    assert "did you mean 'vflip'" in capsys.readouterr().err
+    code = main(["refine", "--labels", str(tmp_path / "missing.json"), "--out", str(tmp_path / "r.json")])
+    assert code == 2 and "missing.json: no such file" in capsys.readouterr().err
+
+
+# -- VLM teachers with tiny random weights, end to end ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("tiny_models")
+
+
+@pytest.mark.parametrize("name", ["grounded-sam2", "owlv2-sam", "sam3"])
+def test_vlm_teacher_flow(tmp_path, tiny_root, name):
+    pytest.importorskip("transformers")
+    from tests.tiny_models import build_tiny_teacher
+
+    teacher = build_tiny_teacher(name, tiny_root)
+    images = _images(tmp_path, n=2)
+    out, summary = refine_labels(teacher, images, views="identity,vflip,rot90,scale0.75",
+                                 config=RefineConfig(min_score=0.0))
+    assert summary.failed == 0 and summary.mask_fusion == ("segmenter" if teacher.can_segment_boxes else "vote")
+    for im in out.images:
+        assert (im.height, im.width) == (H, W)
+        for inst in im.instances:
+            x0, y0, x1, y1 = inst.box_xyxy
+            assert 0 <= x0 <= x1 <= W and 0 <= y0 <= y1 <= H
+            assert inst.mask.shape == (H, W)
+            assert {"box_score", "views_agreeing", "views"} <= set(inst.scores)
+            assert 1 <= inst.scores["views_agreeing"] <= 4 and 0.0 <= inst.score <= 1.0
+    assert out.info["teacher"] == name
+    write_coco(out, tmp_path / "refined.json")
+    assert len(read_coco(tmp_path / "refined.json")) == 2
+
+
+def test_cli_refine_with_tiny_grounded_sam2(tmp_path, tiny_root, capsys):
+    pytest.importorskip("transformers")
+    from afss.cli import main
+    from tests.tiny_models import tiny_teacher_options
+
+    opts = tiny_teacher_options("grounded-sam2", tiny_root)
+    (tmp_path / "imgs").mkdir()
+    _images(tmp_path / "imgs", n=2)
+    code = main(["-q", "refine", "--images", str(tmp_path / "imgs"), "--teacher", "grounded-sam2",
+                 "--detector", opts["detector"], "--segmenter", opts["segmenter"], "--box-threshold", "0",
+                 "--device", "cpu", "--tta", "identity,vflip", "--min-score", "0.6", "--out", str(tmp_path / "r.json")])
+    assert code == 0
+    refined = read_coco(tmp_path / "r.json")
+    assert len(refined) == 2
+    summary = json.loads((tmp_path / "r.summary.json").read_text())
+    assert summary["filter"]["kept"] + sum(summary["filter"]["dropped"].values()) == 2

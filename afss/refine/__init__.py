@@ -16,6 +16,19 @@ DEFAULT_VIEWS = "identity,vflip"
 """The paper's best TTA set."""
 
 __all__ = [
-    "DEFAULT_VIEWS", "DROP_REASONS", "FilterSummary", "FusedBoxes", "RefineConfig", "RefineSummary", "VIEW_NAMES",
-    "View", "filter_labels", "fuse_boxes", "fuse_masks", "parse_view", "parse_views", "refine_image", "refine_labels",
+    "DEFAULT_VIEWS",
+    "DROP_REASONS",
+    "VIEW_NAMES",
+    "FilterSummary",
+    "FusedBoxes",
+    "RefineConfig",
+    "RefineSummary",
+    "View",
+    "filter_labels",
+    "fuse_boxes",
+    "fuse_masks",
+    "parse_view",
+    "parse_views",
+    "refine_image",
+    "refine_labels",
 ]

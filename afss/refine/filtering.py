@@ -21,7 +21,7 @@ from typing import Any
 from afss.errors import AfssError
 from afss.types import ImageLabels, Instance, LabelSet
 
-__all__ = ["FilterSummary", "filter_labels", "instance_score", "FILTERED_PREFIX", "DROP_REASONS"]
+__all__ = ["DROP_REASONS", "FILTERED_PREFIX", "FilterSummary", "filter_labels", "instance_score"]
 
 FILTERED_PREFIX = "filtered: "
 DROP_REASONS = ("low_score", "small_area", "no_detection", "failed")

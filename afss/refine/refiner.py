@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ from afss.refine.tta import Identity, View, parse_views
 from afss.teachers.base import Teacher
 from afss.types import ImageLabels, Instance, LabelSet
 
-__all__ = ["RefineConfig", "RefineSummary", "refine_labels", "refine_image", "NO_DETECTION"]
+__all__ = ["NO_DETECTION", "RefineConfig", "RefineSummary", "refine_image", "refine_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def refine_labels(
         try:
             instances = refine_image(teacher, rgb, views, config=config, mask_fusion=mask_fusion,
                                      identity_instances=None if prior is None else prior.instances)
-        except Exception as e:  # noqa: BLE001 - one bad image must not sink the run; recorded below
+        except Exception as e:
             log.warning("%s: teacher failed: %s: %s", im.file_name, type(e).__name__, e,
                         exc_info=log.isEnabledFor(logging.DEBUG))
             out.append(im.replace(height=h, width=w, instances=(), error=f"teacher failed: {type(e).__name__}: {e}"))
@@ -319,7 +319,7 @@ def _provenance(teacher, views, config, mask_fusion, labels, summary) -> dict[st
         "config": {**asdict(config), "mask_fusion": mask_fusion},
         "input_labels": None if labels is None else dict(labels.info).get("teacher", "given"),
         "afss_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(summary.seconds, 3),
         "summary": summary.to_dict(),
     }

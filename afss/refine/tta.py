@@ -33,7 +33,7 @@ import numpy as np
 
 from afss.errors import AfssError
 
-__all__ = ["View", "Identity", "Flip", "Rotate", "Scale", "Photometric", "parse_views", "VIEW_NAMES"]
+__all__ = ["VIEW_NAMES", "Flip", "Identity", "Photometric", "Rotate", "Scale", "View", "parse_views"]
 
 
 class View(abc.ABC):
@@ -163,7 +163,7 @@ class Scale(View):
 
     def output_size_hw(self, size_hw: tuple[int, int]) -> tuple[int, int]:
         h, w = size_hw
-        return (max(1, int(round(h * self.factor))), max(1, int(round(w * self.factor))))
+        return (max(1, round(h * self.factor)), max(1, round(w * self.factor)))
 
     def apply(self, image: np.ndarray) -> np.ndarray:
         h, w = self.output_size_hw(image.shape[:2])
