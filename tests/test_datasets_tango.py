@@ -76,3 +76,16 @@ def test_errors(tmp_path):
         read_dataset("tango", tmp_path)
     with pytest.raises(AfssError, match="test_SS_img: no such TANGO split folder"):
         read_dataset("tango", tmp_path, split="test")
+
+
+def test_missing_mask_policy(tmp_path, caplog):
+    make_tango(tmp_path, splits=("test",), n=2)
+    (tmp_path / "Tango_RoI_and_SS" / "test_SS_img" / "0000_mask.png").unlink()
+    with caplog.at_level("WARNING", logger="afss.datasets.common"):
+        a, b = read_dataset("tango", tmp_path).images
+    assert a.error is None and a.instances == () and len(b.instances) == 1
+    assert "1 of 2 images have no mask file" in caplog.text
+    a, b = read_dataset("tango", tmp_path, missing_mask="error").images
+    assert a.error == "Tango_RoI_and_SS/test_SS_img/0000.png: no mask file" and b.error is None
+    with pytest.raises(AfssError, match="unknown missing_mask 'drop'"):
+        read_dataset("tango", tmp_path, missing_mask="drop")

@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                   "speedplus)")
     p.add_argument("--images", dest="image_root", default=None,
                    help="coco: folder the JSON's file_name entries are relative to")
+    p.add_argument("--missing-mask", default=None, choices=("empty", "error"),
+                   help="an image without a mask file: keep it with no instances (empty, default) or record "
+                        "it as an error, which leaves it out of scoring")
     p.add_argument("--out", required=True, help="output COCO JSON file")
     p.set_defaults(func=run)
 
@@ -36,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from afss.io.coco import write_coco
 
     t0 = time.perf_counter()
-    reader = open_dataset(args.kind, args.root, **given(args, "split", "domain", "masks", "image_root"))
+    reader = open_dataset(args.kind, args.root, **given(args, "split", "domain", "masks", "image_root", "missing_mask"))
     with progress_bar(args, total=len(reader), desc=f"convert {args.kind}") as advance:
         labels = reader.read(progress=advance)
     path = write_coco(labels.replace(info={**labels.info, "stage": "convert"}), args.out)

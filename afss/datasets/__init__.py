@@ -25,11 +25,11 @@ from afss.types import LabelSet
 
 # kind -> ("module:Class", options it takes); imported lazily.
 READERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "folder": ("afss.datasets.folder:FolderReader", ("masks",)),
-    "coco": ("afss.datasets.coco_json:CocoReader", ("split", "masks", "image_root")),
-    "spark": ("afss.datasets.spark:SparkReader", ("split",)),
-    "speedplus": ("afss.datasets.speedplus:SpeedPlusReader", ("split", "domain", "masks")),
-    "tango": ("afss.datasets.tango:TangoReader", ("split",)),
+    "folder": ("afss.datasets.folder:FolderReader", ("masks", "missing_mask")),
+    "coco": ("afss.datasets.coco_json:CocoReader", ("split", "masks", "image_root", "missing_mask")),
+    "spark": ("afss.datasets.spark:SparkReader", ("split", "missing_mask", "box_tolerance_px")),
+    "speedplus": ("afss.datasets.speedplus:SpeedPlusReader", ("split", "domain", "masks", "missing_mask")),
+    "tango": ("afss.datasets.tango:TangoReader", ("split", "missing_mask")),
 }
 
 
@@ -69,7 +69,8 @@ def read_dataset(kind: str, root: str | os.PathLike, *, split: str | None = None
         domain: ``speedplus`` only; default ``"synthetic"``.
         masks: folder of binary masks named like the images (``folder``, ``coco``, ``speedplus``).
         progress: called with ``1`` after each image.
-        **options: further reader options (e.g. ``image_root`` for ``coco``).
+        **options: further reader options: ``missing_mask`` (``"empty"`` or ``"error"``, see
+            `DatasetReader`), ``image_root`` (``coco``), ``box_tolerance_px`` (``spark``).
 
     Returns:
         The ground truth as a `LabelSet`; unreadable images are recorded with ``error`` set.

@@ -71,8 +71,9 @@ class CocoReader(DatasetReader):
     kind = "coco"
 
     def __init__(self, root: str | os.PathLike, *, split: str | None = None,
-                 masks: str | os.PathLike | None = None, image_root: str | os.PathLike | None = None) -> None:
-        super().__init__()
+                 masks: str | os.PathLike | None = None, image_root: str | os.PathLike | None = None,
+                 missing_mask: str = "empty") -> None:
+        super().__init__(missing_mask=missing_mask)
         self.path = find_coco_json(root, split)
         self.masks = None if masks is None else MaskFolder(masks)
         self._coco: LabelSet = read_coco(self.path, image_root=image_root)

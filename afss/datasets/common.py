@@ -25,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from afss.errors import AfssError
+from afss.errors import AfssError, unknown_choice
 from afss.io.images import IMAGE_EXTENSIONS, ImageReadError, image_size_hw
 from afss.types import ImageLabels, Instance, LabelSet
 
@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 GT_SOURCE = "gt"
+MISSING_MASK = {
+    "empty": "kept with no instances (scored as images without a spacecraft)",
+    "error": "recorded as errors (left out of scoring)",
+}
+"""What to do with an image whose mask file is missing: choice -> what it means."""
 
 
 class DatasetReader(ABC):
@@ -41,11 +46,19 @@ class DatasetReader(ABC):
     Subclasses fill ``self.root`` (the folder ``file_name`` paths are relative to), ``self.items``
     (one planned record per image), ``self.categories`` and ``self.info``, and implement
     ``read_item``.
+
+    Args:
+        missing_mask: an image whose mask file is missing is kept with no instances and
+            ``meta["mask"] = "missing"``; with ``"error"`` it is also recorded with ``error`` set,
+            which leaves it out of scoring (``afss eval`` skips ground-truth images with errors).
     """
 
     kind: str = ""
 
-    def __init__(self) -> None:
+    def __init__(self, *, missing_mask: str = "empty") -> None:
+        if missing_mask not in MISSING_MASK:
+            raise unknown_choice("missing_mask", missing_mask, MISSING_MASK)
+        self.missing_mask = missing_mask
         self.root: Path = Path(".")
         self.items: list[Any] = []
         self.categories: dict[int, str] = {1: "spacecraft"}
@@ -69,11 +82,20 @@ class DatasetReader(ABC):
         """
         t0 = time.perf_counter()
         images = []
+        missing = 0
         for item in self.items:
-            images.append(self.read_item(item))
+            im = self.read_item(item)
+            if im.meta.get("mask") == "missing":
+                missing += 1
+                if self.missing_mask == "error" and im.error is None:
+                    im = im.replace(error=f"{im.file_name}: no mask file")
+            images.append(im)
             if progress is not None:
                 progress(1)
-        info = {"dataset": self.kind, **self.info}
+        if missing:
+            log.warning("%s: %d of %d images have no mask file: %s", self.kind, missing, len(images),
+                        MISSING_MASK[self.missing_mask])
+        info = {"dataset": self.kind, **self.info, "missing_mask": self.missing_mask}
         labels = LabelSet(images=tuple(images), categories=self.categories, image_root=str(self.root), info=info)
         n_err = sum(im.error is not None for im in labels.images)
         log.debug("%s: read %d images (%d with errors) in %.2f s", self.kind, len(labels), n_err,

@@ -41,8 +41,9 @@ class FolderReader(DatasetReader):
 
     kind = "folder"
 
-    def __init__(self, root: str | os.PathLike, *, masks: str | os.PathLike | None = None) -> None:
-        super().__init__()
+    def __init__(self, root: str | os.PathLike, *, masks: str | os.PathLike | None = None,
+                 missing_mask: str = "empty") -> None:
+        super().__init__(missing_mask=missing_mask)
         self.root = require_dir(root, "image folder")
         self.masks = None if masks is None else MaskFolder(masks)
         self.items = find_images(self.root)

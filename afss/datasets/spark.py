@@ -117,8 +117,9 @@ class SparkReader(DatasetReader):
 
     kind = "spark"
 
-    def __init__(self, root: str | os.PathLike, *, split: str | None = None, box_tolerance_px: float = 4.0) -> None:
-        super().__init__()
+    def __init__(self, root: str | os.PathLike, *, split: str | None = None, box_tolerance_px: float = 4.0,
+                 missing_mask: str = "empty") -> None:
+        super().__init__(missing_mask=missing_mask)
         self.root = require_dir(root, "SPARK dataset folder")
         self.box_tolerance_px = box_tolerance_px
         mask_dir = self.root / "mask"

@@ -15,7 +15,8 @@ File names match with or without an extension (SPEED-UE-Cube writes ``"img002000
 SPEED+ ships without masks. An image without a mask file is kept with **no instances** and
 ``meta["mask"] = "missing"`` (not an ``error``): the output is then an image list with poses, ready
 for labelling, but it is not ground truth for AP — scoring against it counts every prediction on
-such an image as a false positive. A warning says how many images had no mask.
+such an image as a false positive. A warning says how many images had no mask; with
+``missing_mask="error"`` they are recorded as errors instead, which ``afss eval`` leaves out.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from typing import Any
 
 from afss.datasets.common import (
     DatasetReader,
-    Progress,
     empty_error,
     find_with_stem,
     image_size,
@@ -39,7 +39,7 @@ from afss.datasets.common import (
 from afss.datasets.masks_folder import MaskFolder
 from afss.errors import AfssError
 from afss.io.images import IMAGE_EXTENSIONS
-from afss.types import ImageLabels, LabelSet
+from afss.types import ImageLabels
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ class SpeedPlusReader(DatasetReader):
     kind = "speedplus"
 
     def __init__(self, root: str | os.PathLike, *, domain: str | None = None, split: str | None = None,
-                 masks: str | os.PathLike | None = None) -> None:
-        super().__init__()
+                 masks: str | os.PathLike | None = None, missing_mask: str = "empty") -> None:
+        super().__init__(missing_mask=missing_mask)
         self.root = require_dir(root, "SPEED+ dataset folder")
         self.domain = domain or DEFAULT_DOMAIN
         domain_dir = self.root / self.domain
@@ -151,11 +151,3 @@ class SpeedPlusReader(DatasetReader):
         instances, error, state = self.masks.instances(entry.image.name, (h, w))
         return ImageLabels(file_name=name, height=h, width=w, instances=instances, error=error,
                            meta=meta | {"mask": state})
-
-    def read(self, progress: Progress | None = None) -> LabelSet:
-        labels = super().read(progress)
-        missing = sum(im.meta.get("mask") == "missing" for im in labels.images)
-        if missing and self.masks is not None:
-            log.warning("%s: %d of %d images have no mask file; they get no instances",
-                        self.masks.folder, missing, len(labels))
-        return labels

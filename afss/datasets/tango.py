@@ -70,8 +70,8 @@ class TangoReader(DatasetReader):
 
     kind = "tango"
 
-    def __init__(self, root: str | os.PathLike, *, split: str | None = None) -> None:
-        super().__init__()
+    def __init__(self, root: str | os.PathLike, *, split: str | None = None, missing_mask: str = "empty") -> None:
+        super().__init__(missing_mask=missing_mask)
         self.root = require_dir(root, "TANGO dataset folder")
         base = self.root / SET_NAME if (self.root / SET_NAME).is_dir() else self.root
         if split is None:
