@@ -77,3 +77,19 @@ def test_unknown_kind_is_an_argparse_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         convert("--from", "sparc", "--root", str(tmp_path), "--out", str(tmp_path / "x.json"))
     assert e.value.code == 2 and "invalid choice: 'sparc'" in capsys.readouterr().err
+
+
+def test_speedplus_missing_mask_error_flag(tmp_path, capsys):
+    from test_datasets_speedplus import make_speedplus
+
+    make_speedplus(tmp_path / "sp", splits=("validation",), n=2)
+    (tmp_path / "sp/synthetic/masks/imgva0001.jpg").unlink()
+    out = tmp_path / "gt.json"
+    argv = ("--from", "speedplus", "--root", str(tmp_path / "sp"), "--split", "val", "--out", str(out))
+    assert convert(*argv) == 0
+    assert "2 images, 1 instances, 0 images with errors" in capsys.readouterr().err
+    assert convert(*argv, "--missing-mask", "error") == 0
+    assert "2 images, 1 instances, 1 images with errors" in capsys.readouterr().err
+    data = json.loads(out.read_text())
+    assert data["images"][1]["afss_error"] == "synthetic/images/imgva0001.jpg: no mask file"
+    assert data["info"]["camera"]["fx"] == 0.0176 and data["images"][0]["afss_meta"]["split"] == "validation"
