@@ -63,8 +63,14 @@ def tiny_bert_tokenizer():
 
 def save_grounding_dino(folder: Path) -> Path:
     import torch
-    from transformers import (BertConfig, GroundingDinoConfig, GroundingDinoForObjectDetection,
-                              GroundingDinoImageProcessor, GroundingDinoProcessor, SwinConfig)
+    from transformers import (
+        BertConfig,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
 
     tok = tiny_bert_tokenizer()
     backbone = SwinConfig(image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
@@ -84,8 +90,16 @@ def save_grounding_dino(folder: Path) -> Path:
 
 def save_sam2(folder: Path) -> Path:
     import torch
-    from transformers import (Sam2Config, Sam2HieraDetConfig, Sam2ImageProcessor, Sam2MaskDecoderConfig, Sam2Model,
-                              Sam2Processor, Sam2PromptEncoderConfig, Sam2VisionConfig)
+    from transformers import (
+        Sam2Config,
+        Sam2HieraDetConfig,
+        Sam2ImageProcessor,
+        Sam2MaskDecoderConfig,
+        Sam2Model,
+        Sam2Processor,
+        Sam2PromptEncoderConfig,
+        Sam2VisionConfig,
+    )
 
     # 2 blocks in stages 2 and 3 so the global-attention block is not the first of a q-pool stage.
     hiera = Sam2HieraDetConfig(hidden_size=8, image_size=[64, 64], blocks_per_stage=[1, 2, 2, 1],
@@ -107,8 +121,15 @@ def save_sam2(folder: Path) -> Path:
 def save_sam(folder: Path) -> Path:
     """SAM (v1) with a 64 px input: exercises the longest-side resize + pad path."""
     import torch
-    from transformers import (SamConfig, SamImageProcessor, SamMaskDecoderConfig, SamModel, SamProcessor,
-                              SamPromptEncoderConfig, SamVisionConfig)
+    from transformers import (
+        SamConfig,
+        SamImageProcessor,
+        SamMaskDecoderConfig,
+        SamModel,
+        SamProcessor,
+        SamPromptEncoderConfig,
+        SamVisionConfig,
+    )
 
     vision = SamVisionConfig(hidden_size=16, output_channels=16, num_hidden_layers=2, num_attention_heads=2,
                              mlp_dim=32, image_size=64, patch_size=16, window_size=2, global_attn_indexes=[1],
@@ -128,8 +149,14 @@ def save_sam(folder: Path) -> Path:
 
 def save_owlv2(folder: Path) -> Path:
     import torch
-    from transformers import (Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor,
-                              Owlv2TextConfig, Owlv2VisionConfig)
+    from transformers import (
+        Owlv2Config,
+        Owlv2ForObjectDetection,
+        Owlv2ImageProcessor,
+        Owlv2Processor,
+        Owlv2TextConfig,
+        Owlv2VisionConfig,
+    )
 
     tok = tiny_clip_tokenizer()
     ids = tok.convert_tokens_to_ids(["<|startoftext|>", "<|endoftext|>"])
@@ -148,9 +175,19 @@ def save_owlv2(folder: Path) -> Path:
 
 def save_sam3(folder: Path) -> Path:
     import torch
-    from transformers import (CLIPTextConfig, Sam3Config, Sam3DETRDecoderConfig, Sam3DETREncoderConfig,
-                              Sam3GeometryEncoderConfig, Sam3ImageProcessor, Sam3MaskDecoderConfig, Sam3Model,
-                              Sam3Processor, Sam3VisionConfig, Sam3ViTConfig)
+    from transformers import (
+        CLIPTextConfig,
+        Sam3Config,
+        Sam3DETRDecoderConfig,
+        Sam3DETREncoderConfig,
+        Sam3GeometryEncoderConfig,
+        Sam3ImageProcessor,
+        Sam3MaskDecoderConfig,
+        Sam3Model,
+        Sam3Processor,
+        Sam3VisionConfig,
+        Sam3ViTConfig,
+    )
 
     tok = tiny_clip_tokenizer()
     ids = tok.convert_tokens_to_ids(["<|startoftext|>", "<|endoftext|>"])
@@ -160,7 +197,7 @@ def save_sam3(folder: Path) -> Path:
     text = CLIPTextConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                           num_attention_heads=2, max_position_embeddings=32, projection_dim=16,
                           bos_token_id=ids[0], eos_token_id=ids[1], pad_token_id=ids[1])
-    small = dict(hidden_size=32, num_attention_heads=2)
+    small = {"hidden_size": 32, "num_attention_heads": 2}
     config = Sam3Config(
         vision_config=vision, text_config=text,
         geometry_encoder_config=Sam3GeometryEncoderConfig(num_layers=1, intermediate_size=32, **small),

@@ -44,6 +44,7 @@ class Owlv2SamTeacher(DetectSegmentTeacher):
         super().__init__(seg, box_threshold=box_threshold, top1=top1, score=score, batch_size=batch_size)
         self.detector_id = str(detector)
         self.detector_model, self.detector_processor = load_detector(detector, seg.device, seg.dtype, ("owlv2",))
+        self.max_text_len = self.detector_model.config.text_config.max_position_embeddings  # 16 for OWLv2
 
     @classmethod
     def build(cls, **options: Any) -> Owlv2SamTeacher:
@@ -57,9 +58,8 @@ class Owlv2SamTeacher(DetectSegmentTeacher):
 
         queries = split_phrases(prompt)
         sizes = [tuple(int(v) for v in im.shape[:2]) for im in images]
-        max_len = self.detector_model.config.text_config.max_position_embeddings  # 16 for OWLv2
         enc = self.detector_processor(images=list(images), text=[queries] * len(images), return_tensors="pt",
-                                      padding="max_length", truncation=True, max_length=max_len)
+                                      padding="max_length", truncation=True, max_length=self.max_text_len)
         with torch.inference_mode():
             out = self.detector_model(**to_device(enc, self.segmenter.device, self.segmenter.dtype))
         out.logits = out.logits.float()
