@@ -179,3 +179,9 @@ def test_parse_box():
     assert parse_box("(397, 253, 653, 486)") == (397.0, 253.0, 653.0, 486.0)
     assert parse_box("[1.5, 2, 3, 4]") == (1.5, 2.0, 3.0, 4.0)
     assert parse_box("(1, 2, 3)") is None
+
+
+def test_csv_not_utf8(tmp_path):
+    (tmp_path / "val.csv").write_bytes(b"Image name,Class\n\xff\xfe\x00bad\n")
+    with pytest.raises(AfssError, match="val.csv: not a readable UTF-8 CSV"):
+        read_dataset("spark", tmp_path)

@@ -132,7 +132,13 @@ class SparkReader(DatasetReader):
             splits = [split]
         for s in splits:
             csv_path = self.root / f"{s}.csv"
-            self.items += self._plan_csv(csv_path, s) if csv_path.is_file() else self._plan_scan(s)
+            if not csv_path.is_file():
+                self.items += self._plan_scan(s)
+                continue
+            try:
+                self.items += self._plan_csv(csv_path, s)
+            except (UnicodeDecodeError, csv.Error) as e:
+                raise AfssError(f"{csv_path}: not a readable UTF-8 CSV ({e})") from e
         if not self.items:
             raise empty_error(self.root, f"split(s) {', '.join(splits)} list no image")
         classes = sorted({r.cls for r in self.items if r.cls is not None})
