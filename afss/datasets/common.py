@@ -129,6 +129,8 @@ def read_json(path: Path) -> Any:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise AfssError(f"{path}: not valid JSON ({e})") from e
+    except OSError as e:
+        raise AfssError(f"{path}: cannot read ({e.strerror or e})") from e
 
 
 def find_images(folder: Path, *, recursive: bool = True) -> list[Path]:

@@ -139,6 +139,8 @@ class SparkReader(DatasetReader):
                 self.items += self._plan_csv(csv_path, s)
             except (UnicodeDecodeError, csv.Error) as e:
                 raise AfssError(f"{csv_path}: not a readable UTF-8 CSV ({e})") from e
+            except OSError as e:
+                raise AfssError(f"{csv_path}: cannot read ({e.strerror or e})") from e
         if not self.items:
             raise empty_error(self.root, f"split(s) {', '.join(splits)} list no image")
         classes = sorted({r.cls for r in self.items if r.cls is not None})
