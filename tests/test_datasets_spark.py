@@ -157,6 +157,8 @@ def test_test_split_without_csv_or_masks(tmp_path):
     gt = read_dataset("spark", tmp_path, split="test")
     assert [im.file_name for im in gt.images] == ["images/test/test_00000_img.jpg", "images/test/test_00001_img.jpg"]
     assert gt.num_instances == 0 and all(im.error is None for im in gt.images)
+    assert all("mask" not in im.meta for im in gt.images)  # no mask expected, none missing
+    assert all(im.error is None for im in read_dataset("spark", tmp_path, split="test", missing_mask="error"))
 
 
 def test_spark2022_boxes_only(tmp_path):

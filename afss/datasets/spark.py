@@ -220,7 +220,9 @@ class SparkReader(DatasetReader):
             x0, y0, x1, y1 = row.csv_box
             inst = Instance(box_xyxy=(x0, y0, max(x0, x1), max(y0, y1)), category_id=cat, source=GT_SOURCE)
             return ImageLabels(file_name=name, height=h, width=w, instances=(inst,), meta=meta)
-        if row.mask is None or not row.mask.is_file():
+        if row.mask is None:  # a split without labels (test): no mask expected
+            return ImageLabels(file_name=name, height=h, width=w, meta=meta)
+        if not row.mask.is_file():
             return ImageLabels(file_name=name, height=h, width=w, meta=meta | {"mask": "missing"})
         try:
             raw = fortran_pixels(to_uint8(read_raw(row.mask)))
