@@ -107,3 +107,15 @@ def test_bad_files_give_one_line_naming_the_file(tmp_path, content, message):
 def test_missing_file(tmp_path):
     with pytest.raises(AfssError, match="no such file"):
         read_coco(tmp_path / "nope.json")
+
+
+def test_outputs_are_written_with_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    path = write_coco(random_labelset(n_images=2), tmp_path / "l.json")
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
+    assert not list(tmp_path.glob("*.tmp"))
