@@ -252,3 +252,11 @@ def test_bad_local_folder(tmp_path):
         build_teacher("sam3", model=str(tmp_path / "missing"), device="cpu")
     with pytest.raises(AfssError, match="not a SAM 3"):
         build_teacher("sam3", model=str(tiny_model_dir("sam2", tmp_path)), device="cpu")
+
+
+@pytest.mark.parametrize("name", VLM_TEACHERS)
+def test_options_record_models_and_thresholds(tiny_root, name):
+    teacher = build_tiny_teacher(name, tiny_root, box_threshold=0.2)
+    opts = teacher.options
+    assert opts["teacher"] == name and opts["box_threshold"] == 0.2 and opts["device"] == "cpu"
+    assert opts["dtype"] == "float32" and str(tiny_root) in str(opts.get("detector", opts.get("model")))

@@ -85,6 +85,11 @@ class DetectSegmentTeacher(Teacher):
     def detect(self, images: Sequence[np.ndarray], prompt: str) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per image: float ``(N, 4)`` xyxy boxes in original pixels (clipped), ``(N,)`` scores > threshold."""
 
+    @property
+    def options(self) -> dict[str, Any]:
+        """The resolved options (model ids, thresholds, device), for provenance in ``info``."""
+        return self.describe()
+
     def describe(self) -> dict[str, Any]:
         """Provenance for ``run.json`` / COCO ``info``."""
         return {"teacher": self.name, "segmenter": self.segmenter.model_id, "box_threshold": self.box_threshold,

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("fp32", "bf16", "fp16")
+DTYPE_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
 
@@ -52,10 +53,11 @@ def resolve_device(device: str = "auto"):
 
 
 def resolve_dtype(dtype: str, device) -> Any:
-    """``"fp32" | "bf16" | "fp16"`` -> ``torch.dtype``; fp16 needs a GPU (many CPU kernels lack it)."""
+    """``"fp32" | "bf16" | "fp16"`` (or ``"float32"``...) -> ``torch.dtype``; fp16 needs a GPU."""
     import torch
 
     table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    dtype = DTYPE_ALIASES.get(dtype, dtype)
     if dtype not in table:
         raise unknown_choice("dtype", dtype, table)
     if dtype == "fp16" and device.type == "cpu":

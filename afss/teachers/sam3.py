@@ -36,6 +36,7 @@ class Sam3Teacher(Teacher):
         top1: keep only the highest-scoring instance per image.
         segmenter: optional SAM / SAM 2 id or folder for `segment_boxes` (refinement).
         device, dtype, batch_size: as for `GroundedSam2Teacher`.
+        detector: alias of ``model`` (so ``afss label --detector`` works for every VLM teacher).
 
     Each "."-separated phrase of the prompt is one concept query; the image is encoded once for all.
     """
@@ -44,8 +45,10 @@ class Sam3Teacher(Teacher):
 
     def __init__(self, *, model: str = DEFAULT_SAM3, box_threshold: float = 0.5, mask_threshold: float = 0.5,
                  top1: bool = True, segmenter: str | None = None, device: str = "auto", dtype: str = "fp32",
-                 batch_size: int = 4) -> None:
+                 batch_size: int = 4, detector: str | None = None) -> None:
         import transformers
+
+        model = detector if detector is not None else model  # `afss label --detector` names the model too
 
         for key, value in (("box_threshold", box_threshold), ("mask_threshold", mask_threshold)):
             if not 0.0 <= value <= 1.0:
@@ -70,6 +73,11 @@ class Sam3Teacher(Teacher):
     @classmethod
     def build(cls, **options: Any) -> Sam3Teacher:
         return build_from_options(cls, options)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The resolved options (model ids, thresholds, device), for provenance in ``info``."""
+        return self.describe()
 
     def describe(self) -> dict[str, Any]:
         return {"teacher": self.name, "model": self.model_id, "box_threshold": self.box_threshold,
