@@ -49,62 +49,108 @@ def add_stars(img: np.ndarray, rng: np.random.Generator, per_10k_px: float) -> N
         np.add.at(img, (yy, xx), 0.3 * mag[bright, None] * tint[bright])
 
 
+def periodic_noise(rng: np.random.Generator, size: int = 128, cells: int = 8) -> np.ndarray:
+    """Tileable smooth value noise ``(size, size)`` float32 in [0, 1]."""
+    grid = rng.random((cells, cells), dtype=np.float32)
+    big = cv2.resize(np.tile(grid, (3, 3)), (3 * size, 3 * size), interpolation=cv2.INTER_CUBIC)
+    tile = big[size:2 * size, size:2 * size]
+    lo, hi = float(tile.min()), float(tile.max())
+    return (tile - lo) / max(hi - lo, 1e-6)
+
+
+def sphere_noise(tex: np.ndarray, pts: tuple[np.ndarray, np.ndarray, np.ndarray], freqs: list[float],
+                 gains: tuple[float, ...]) -> np.ndarray:
+    """Fractal noise on the unit sphere by tri-planar projection of a tileable ``(T, T, C)`` texture.
+
+    Args:
+        tex: ``(T, T, C)`` float32 tileable noise, one independent noise per channel.
+        pts: ``(wx, wy, wz)`` unit-sphere coordinates, each ``(h, w)`` float32.
+        freqs: octave frequencies (texture periods per unit length).
+        gains: per-channel amplitude ratio between octaves.
+
+    Returns:
+        ``(h, w, C)`` float32 in [0, 1].
+    """
+    t = tex.shape[0]
+    c = tex.shape[2]
+    wx, wy, wz = pts
+    weights = [wx * wx, wy * wy, wz * wz]
+    weights = [q * q for q in weights]
+    total_w = weights[0] + weights[1] + weights[2] + np.float32(1e-6)
+    out = np.zeros(wx.shape + (c,), np.float32)
+    g = np.asarray(gains, np.float32)
+    for (a, b), wgt in zip(((wy, wz), (wx, wz), (wx, wy)), weights):
+        if float((wgt / total_w).max()) < 1e-3:
+            continue
+        acc = np.zeros(wx.shape + (c,), np.float32)
+        amp, norm = np.ones(c, np.float32), np.zeros(c, np.float32)
+        for k, f in enumerate(freqs):
+            mx = a * np.float32(f * t) + np.float32(37.0 * k)
+            my = b * np.float32(f * t) + np.float32(71.0 * k)
+            acc += amp * cv2.remap(tex, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP).reshape(acc.shape)
+            norm += amp
+            amp = amp * g
+        out += (wgt / total_w)[..., None] * (acc / norm)
+    return out
+
+
 def render_earth(img: np.ndarray, rng: np.random.Generator, *, center_xy: tuple[float, float], radius_px: float,
                  sun_dir: np.ndarray) -> np.ndarray:
     """Draw the Earth in place (orthographic disc with land, ocean, clouds, terminator, atmosphere).
+
+    The surface is shaded at half resolution and upsampled; the disc edge is exact at full resolution.
 
     Returns the ``(H, W)`` bool mask of Earth pixels (disc only, not the thin atmosphere glow).
     """
     h, w = img.shape[:2]
     ex, ey = center_xy
     earth = np.zeros((h, w), dtype=bool)
-    pad = 0.04 * radius_px
+    pad = 0.06 * radius_px
     x0, x1 = int(max(0, math.floor(ex - radius_px - pad))), int(min(w, math.ceil(ex + radius_px + pad)))
     y0, y1 = int(max(0, math.floor(ey - radius_px - pad))), int(min(h, math.ceil(ey + radius_px + pad)))
     if x1 <= x0 or y1 <= y0:
         return earth
-    xs = (np.arange(x0, x1, dtype=np.float32) + 0.5 - ex) / radius_px
-    ys = (np.arange(y0, y1, dtype=np.float32) + 0.5 - ey) / radius_px
-    dx, dy = np.meshgrid(xs, ys)
-    r2 = dx * dx + dy * dy
-    inside = r2 < 1.0
-    nz = -np.sqrt(np.clip(1.0 - r2, 0.0, 1.0))
     L = np.asarray(sun_dir, dtype=np.float32)
+    rot = np.linalg.qr(rng.standard_normal((3, 3)))[0].astype(np.float32)
+    tex = np.stack([periodic_noise(rng, 128, 8), periodic_noise(rng, 128, 8)], axis=2)
+    f0 = rng.uniform(0.7, 1.5)
+    n_oct = int(np.clip(math.ceil(math.log2(max(radius_px / 12.0, 2.0) / f0)), 3, 6))
+    freqs = [f0 * 2**k for k in range(n_oct)]
+
+    # half-resolution surface
+    rh, rw = max(1, (y1 - y0 + 1) // 2), max(1, (x1 - x0 + 1) // 2)
+    xs = (x0 + (np.arange(rw, dtype=np.float32) + 0.5) * (x1 - x0) / rw - ex) / radius_px
+    ys = (y0 + (np.arange(rh, dtype=np.float32) + 0.5) * (y1 - y0) / rh - ey) / radius_px
+    dx, dy = np.meshgrid(xs, ys)
+    r2 = np.clip(dx * dx + dy * dy, 0.0, 1.0)
+    nz = -np.sqrt(1.0 - r2)
     ndl = dx * L[0] + dy * L[1] + nz * L[2]
+    wpts = tuple(rot[i, 0] * dx + rot[i, 1] * dy + rot[i, 2] * nz for i in range(3))
+    noise = sphere_noise(tex, wpts, freqs, (0.5, rng.uniform(0.5, 0.7)))
+    land_t, cloud_t = noise[..., 0], noise[..., 1]
+    sea = rng.uniform(0.5, 0.62)
+    land = _smoothstep(sea, sea + 0.02, land_t)[..., None]
+    ocean_rgb = np.array([0.012, 0.04, 0.12], np.float32)
+    land_rgb = np.array([0.1, 0.1, 0.05], np.float32) if rng.random() < 0.5 else np.array([0.2, 0.15, 0.09], np.float32)
+    albedo = ocean_rgb * (1 - land) + land_rgb * land * (0.7 + 0.6 * land_t[..., None])
+    c_thr = rng.uniform(0.4, 0.62)
+    clouds = _smoothstep(c_thr, c_thr + rng.uniform(0.08, 0.25), cloud_t)[..., None]
+    albedo = albedo * (1 - clouds) + np.float32(rng.uniform(0.4, 0.75)) * clouds
+    light = (np.clip(ndl + 0.04, 0.0, None) / 1.04)[..., None]
+    rim = (1.0 - np.sqrt(1 - r2))[..., None]  # 0 at the disc centre, 1 at the limb
+    haze = np.array([0.08, 0.18, 0.45], np.float32) * (0.15 + 1.0 * rim**3) * np.clip(ndl + 0.15, 0, None)[..., None]
+    disc = (albedo * light + haze) * np.float32(rng.uniform(0.7, 1.1))
+    disc = cv2.resize(disc.astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    glow_l = cv2.resize(np.clip(ndl + 0.3, 0, None).astype(np.float32), (x1 - x0, y1 - y0))
 
-    # texture lookup through a random rotation of the globe: lon/lat -> equirectangular texture
-    q = rng.standard_normal((3, 3))
-    rot, _ = np.linalg.qr(q)
-    rot = rot.astype(np.float32)
-    wx = rot[0, 0] * dx + rot[0, 1] * dy + rot[0, 2] * nz
-    wy = rot[1, 0] * dx + rot[1, 1] * dy + rot[1, 2] * nz
-    wz = rot[2, 0] * dx + rot[2, 1] * dy + rot[2, 2] * nz
-    th, tw = 192, 384
-    map_x = ((np.arctan2(wy, wx) / (2 * np.pi) + 0.5) * (tw - 1)).astype(np.float32)
-    map_y = ((np.arcsin(np.clip(wz, -1, 1)) / np.pi + 0.5) * (th - 1)).astype(np.float32)
-    land_n = fbm(rng, (th, tw), base=int(rng.integers(3, 6)), octaves=5)
-    cloud_n = fbm(rng, (th, tw), base=int(rng.integers(2, 12)), octaves=5, gain=rng.uniform(0.45, 0.65))
-    land_t = cv2.remap(land_n, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
-    cloud_t = cv2.remap(cloud_n, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
-
-    sea_level = rng.uniform(0.5, 0.7)
-    land = _smoothstep(sea_level, sea_level + 0.03, land_t)[..., None]
-    ocean_rgb = np.array([0.015, 0.05, 0.14], np.float32)
-    land_rgb = np.array([0.12, 0.11, 0.06], np.float32) if rng.random() < 0.5 else np.array([0.22, 0.17, 0.1], np.float32)
-    albedo = ocean_rgb * (1 - land) + land_rgb * land
-    c_thr = rng.uniform(0.3, 0.7)
-    clouds = _smoothstep(c_thr, c_thr + rng.uniform(0.08, 0.25), cloud_t)[..., None] * rng.uniform(0.6, 1.0)
-    albedo = albedo * (1 - clouds) + np.float32(rng.uniform(0.6, 0.95)) * clouds
-
-    light = np.clip(ndl + 0.05, 0.0, None)[..., None] / 1.05
-    rim = np.clip(1.0 - np.sqrt(np.clip(1 - r2, 0, 1)), 0, 1)[..., None]  # 0 at disc centre, 1 at limb
-    haze = np.array([0.1, 0.22, 0.5], np.float32) * (0.2 + 1.2 * rim**3) * np.clip(ndl + 0.2, 0, None)[..., None]
-    disc = (albedo * light + haze) * np.float32(rng.uniform(0.8, 1.3))
-    r = np.sqrt(r2)
-    glow = np.exp(-(r - 1.0) / 0.012)[..., None] * np.array([0.1, 0.25, 0.7], np.float32)
-    glow = glow * np.clip(ndl + 0.3, 0, None)[..., None] * 0.6
+    # full-resolution edge and atmosphere glow
+    fx_ = (np.arange(x0, x1, dtype=np.float32) + 0.5 - ex) / radius_px
+    fy_ = (np.arange(y0, y1, dtype=np.float32) + 0.5 - ey) / radius_px
+    r = np.sqrt(fx_[None, :] ** 2 + fy_[:, None] ** 2)
+    inside = r < 1.0
+    glow = (np.exp(-np.clip(r - 1.0, 0, None) / 0.01) * glow_l * 0.5)[..., None] * np.array([0.1, 0.25, 0.7], np.float32)
     region = img[y0:y1, x0:x1]
-    region[:] = np.where(inside[..., None], disc, region + np.where(r[..., None] < 1.08, glow, 0.0))
+    region[:] = np.where(inside[..., None], disc, region + np.where((r < 1.06)[..., None], glow, 0.0))
     earth[y0:y1, x0:x1] = inside
     return earth
 

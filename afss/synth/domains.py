@@ -25,7 +25,8 @@ class DomainPreset:
     Args:
         name: preset name.
         families: spacecraft families to draw from (see `afss.synth.spacecraft.FAMILIES`).
-        target_extent: fraction of the frame width spanned by the target's bounding sphere
+        target_extent: fraction of the frame width spanned by the target's bounding sphere (centred on its
+            bounding-box centre)
             (log-uniform); 0.03 gives a target of a few pixels, 1.0 fills the frame.
         p_truncated: probability that the target is placed across the frame edge.
         fov_deg: horizontal field of view of the camera.
@@ -37,15 +38,15 @@ class DomainPreset:
         ambient: fill light.
         stars_per_10k_px: star density.
         exposure_ev: exposure change in stops.
-        noise_read: read noise sigma (fraction of full scale).
-        noise_shot: shot-noise gain (variance per unit signal).
+        noise_read: read noise sigma (fraction of the 8-bit full scale).
+        noise_shot: signal-dependent noise variance per unit of (display-encoded) signal.
         blur_sigma: Gaussian blur sigma in pixels (0 = sharp).
         p_motion_blur: probability of a linear motion blur instead of Gaussian.
     """
 
     name: str
     families: tuple[str, ...] = ("winged_box", "cylinder", "tango", "cubesat")
-    target_extent: tuple[float, float] = (0.15, 0.85)
+    target_extent: tuple[float, float] = (0.25, 0.9)
     p_truncated: float = 0.05
     fov_deg: tuple[float, float] = (25.0, 50.0)
     p_backlit: float = 0.05
@@ -57,7 +58,7 @@ class DomainPreset:
     stars_per_10k_px: tuple[float, float] = (1.0, 6.0)
     exposure_ev: tuple[float, float] = (-0.4, 0.4)
     noise_read: tuple[float, float] = (0.002, 0.008)
-    noise_shot: tuple[float, float] = (0.0, 0.0005)
+    noise_shot: tuple[float, float] = (0.0, 0.0002)
     blur_sigma: tuple[float, float] = (0.0, 0.6)
     p_motion_blur: float = 0.0
 
@@ -65,14 +66,14 @@ class DomainPreset:
 PRESETS: dict[str, DomainPreset] = {
     "clean": DomainPreset(name="clean"),
     "earth": DomainPreset(
-        name="earth", target_extent=(0.08, 0.8), p_truncated=0.12, p_backlit=0.15, p_earth=1.0,
-        p_glare=0.1, ambient=(0.01, 0.04), exposure_ev=(-0.8, 0.8), noise_read=(0.003, 0.015),
-        noise_shot=(0.0, 0.002), blur_sigma=(0.0, 1.0),
+        name="earth", target_extent=(0.12, 0.85), p_truncated=0.12, p_backlit=0.15, p_earth=1.0,
+        p_glare=0.1, ambient=(0.01, 0.04), exposure_ev=(-0.8, 0.6), noise_read=(0.003, 0.012),
+        noise_shot=(0.0, 0.001), blur_sigma=(0.0, 1.0),
     ),
     "harsh": DomainPreset(
-        name="harsh", target_extent=(0.03, 1.0), p_truncated=0.3, p_backlit=0.4, p_earth=0.5,
-        p_glare=0.5, p_gray=0.5, ambient=(0.0, 0.02), exposure_ev=(-2.5, 2.0), noise_read=(0.01, 0.05),
-        noise_shot=(0.001, 0.01), blur_sigma=(0.0, 2.5), p_motion_blur=0.3,
+        name="harsh", target_extent=(0.04, 1.0), p_truncated=0.3, p_backlit=0.3, p_earth=0.5,
+        p_glare=0.35, p_gray=0.5, ambient=(0.005, 0.03), exposure_ev=(-2.5, 2.0), noise_read=(0.008, 0.04),
+        noise_shot=(0.0005, 0.004), blur_sigma=(0.0, 2.5), p_motion_blur=0.3,
     ),
 }
 MIXED_WEIGHTS = {"clean": 0.3, "earth": 0.4, "harsh": 0.3}

@@ -179,9 +179,14 @@ class MeshBuilder:
                     uvs.append([pt(*quad[j])[:2] for j in t])
         self._add(np.array(tris), np.array(norms), np.array(uvs), mat, part, R, center, True)
 
-    def build(self) -> Mesh:
+    def build(self, *, recenter: bool = True) -> Mesh:
+        """The mesh; with ``recenter`` the body origin moves to the centre of its bounding box."""
+        v = np.concatenate(self._v)
+        if recenter:
+            flat = v.reshape(-1, 3)
+            v = v - (flat.min(0) + flat.max(0)) / 2
         return Mesh(
-            vertices=np.concatenate(self._v), normals=np.concatenate(self._n), uvs=np.concatenate(self._uv),
+            vertices=v, normals=np.concatenate(self._n), uvs=np.concatenate(self._uv),
             material=np.concatenate(self._mat), part=np.concatenate(self._part),
             double_sided=np.concatenate(self._ds), materials=tuple(self.materials),
         )

@@ -146,9 +146,17 @@ class Lighting:
     earth_rgb: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
-def shade(posed: Posed, raster: Raster, light: Lighting, foil_noise: np.ndarray, *,
+def shade(posed: Posed, raster: Raster, light: Lighting, foil_noise: np.ndarray, *, fx: float,
           shadows: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shade the covered pixels.
+
+    Args:
+        posed: the mesh in the camera frame.
+        raster: its rasterisation.
+        light: sun, ambient and Earth-shine.
+        foil_noise: ``(S, S)`` float32 smooth noise in [0, 1], tiled over crinkled foil.
+        fx: focal length in pixels (for texture filtering).
+        shadows: compute cast shadows with a shadow map.
 
     Returns:
         ``(ij, rgb, lit)``: ``(N, 2)`` int row/col of covered pixels, their ``(N, 3)`` float32 linear
@@ -183,18 +191,22 @@ def shade(posed: Posed, raster: Raster, light: Lighting, foil_noise: np.ndarray,
     if is_cell.any():
         uc = uv[is_cell] / cell[is_cell, None]
         fr = uc - np.floor(uc)
-        on_line = ((fr < 0.06) | (fr > 0.94)).any(axis=1)
+        on_line = ((fr < 0.05) | (fr > 0.95)).any(axis=1)
         ci = np.floor(uc)
         hsh = np.sin(ci[:, 0] * 12.9898 + ci[:, 1] * 78.233) * 43758.5453
         hsh -= np.floor(hsh)
-        a = albedo[is_cell] * (0.8 + 0.4 * hsh)[:, None]
-        a[on_line] = line[is_cell][on_line]
-        albedo[is_cell] = a
+        base = albedo[is_cell] * (0.85 + 0.3 * hsh)[:, None]
+        lines = line[is_cell]
+        hard = np.where(on_line[:, None], lines, base)
+        # cells smaller than ~3 pixels: blend towards the area average instead of aliasing
+        cells_per_px = (p[is_cell, 2] / fx) / cell[is_cell]
+        t = np.clip((cells_per_px - 0.15) / 0.35, 0.0, 1.0)[:, None]
+        albedo[is_cell] = hard * (1 - t) + (0.81 * albedo[is_cell] + 0.19 * lines) * t
         mod_s[np.flatnonzero(is_cell)[on_line]] = 0.3
     is_foil = tex == TEX_FOIL
     if is_foil.any():
         sz = foil_noise.shape[0]
-        q = (uv[is_foil] / cell[is_foil, None] * 8.0).astype(np.int64) % sz
+        q = (uv[is_foil] / cell[is_foil, None] * (sz / 4.0)).astype(np.int64) % sz
         t = foil_noise[q[:, 1], q[:, 0]]
         mod_d[is_foil] = 0.6 + 0.8 * t
         mod_s[is_foil] = 0.2 + 2.0 * t * t

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from afss.synth.background import add_glare, add_stars, render_earth
+from afss.synth.background import add_glare, add_stars, fbm, render_earth
 from afss.synth.camera import Camera, quat_to_matrix, random_quaternion
 from afss.synth.domains import DomainPreset, pick_preset
 from afss.synth.mesh import PART_BODY, PART_PANELS
@@ -154,8 +154,8 @@ def render(seed: int, index: int = 0, *, size: int | tuple[int, int] = 512,
 
     light = Lighting(sun_dir=sun_dir, ambient=rng.uniform(*preset.ambient), earth_dir=earth_dir,
                      earth_rgb=earth_rgb)
-    foil = rng.random((64, 64)).astype(np.float32)
-    ij, rgb, lit = shade(posed, raster, light, foil)
+    foil = fbm(rng, (64, 64), base=4, octaves=3)
+    ij, rgb, lit = shade(posed, raster, light, foil, fx=cam.fx)
     img[ij[:, 0], ij[:, 1]] = rgb
     mask = raster.face >= 0
     part = np.zeros((h, w), np.int8)

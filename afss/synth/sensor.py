@@ -27,8 +27,8 @@ def expose(linear: np.ndarray, rng: np.random.Generator, *, gain: float, blur_si
         gain: exposure multiplier (``2 ** ev``).
         blur_sigma: Gaussian blur sigma in pixels (optics, focus); 0 or less: none.
         motion: ``(length_px, angle_rad)`` for a motion blur instead, or ``None``.
-        read_sigma: read-noise sigma (fraction of full scale).
-        shot_gain: shot-noise variance per unit signal.
+        read_sigma: read-noise sigma, fraction of the 8-bit full scale (0.004 is 1 grey level).
+        shot_gain: signal-dependent noise variance per unit of encoded signal.
         gamma: display gamma applied after clipping.
 
     Returns:
@@ -39,8 +39,10 @@ def expose(linear: np.ndarray, rng: np.random.Generator, *, gain: float, blur_si
         img = cv2.filter2D(img, -1, motion_kernel(*motion), borderType=cv2.BORDER_REFLECT)
     elif blur_sigma > 0.3:
         img = cv2.GaussianBlur(img, (0, 0), blur_sigma)
-    sigma = np.sqrt(np.float32(read_sigma) ** 2 + np.float32(shot_gain) * np.clip(img, 0, None))
-    img = img + sigma * rng.standard_normal(img.shape, dtype=np.float32)
     np.clip(img, 0.0, 1.0, out=img)
-    lut = (np.linspace(0, 1, 4096) ** (1 / gamma) * 255 + 0.5).astype(np.uint8)
-    return lut[(img * 4095 + 0.5).astype(np.int32)]
+    lut = (np.linspace(0, 1, 4096) ** (1 / gamma)).astype(np.float32)
+    enc = lut[(img * 4095 + 0.5).astype(np.int32)]  # display-encoded signal in [0, 1]
+    # noise in the encoded domain (what an 8-bit camera pipeline shows): read + signal-dependent
+    sigma = np.sqrt(np.float32(read_sigma) ** 2 + np.float32(shot_gain) * enc)
+    enc += sigma * rng.standard_normal(enc.shape, dtype=np.float32)
+    return (np.clip(enc, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
