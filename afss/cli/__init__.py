@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from afss.errors import AfssError
 
 # Subcommands in the order the pipeline runs them.
-COMMANDS = ("convert", "label", "refine", "eval")
+COMMANDS = ("convert", "synth", "label", "refine", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:
