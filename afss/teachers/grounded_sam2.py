@@ -42,7 +42,7 @@ class GroundedSam2Teacher(DetectSegmentTeacher):
 
     Args:
         detector: hub id or local folder of a Grounding DINO / MM-Grounding-DINO checkpoint, e.g.
-            ``"IDEA-Research/grounding-dino-base"``, ``"openmmlab-community/mm_grounding_dino_tiny_o365v1_goldg"``.
+            ``"IDEA-Research/grounding-dino-base"``, ``"openmmlab-community/mm_grounding_dino_tiny_o365v1_goldg_v3det"``.
         segmenter: hub id or local folder of SAM 2 / 2.1 (any size), SAM or SAM-HQ.
         box_threshold: keep boxes whose best token probability is > this (paper 0.35).
         text_threshold: token probability above which a prompt word names a box (paper 0.25).
