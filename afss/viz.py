@@ -34,7 +34,7 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def _thickness(shape: tuple[int, ...]) -> int:
-    return max(1, int(round(min(shape[:2]) / 320)))
+    return max(1, round(min(shape[:2]) / 320))
 
 
 def draw_text(rgb: np.ndarray, text: str, org_xy: tuple[int, int], color: Color = (255, 255, 255), *,
@@ -42,7 +42,7 @@ def draw_text(rgb: np.ndarray, text: str, org_xy: tuple[int, int], color: Color 
     """Draw ``text`` with its top-left corner at ``org_xy`` (pixels), on a filled background; in place
     on ``rgb`` (which must be a writable RGB uint8 array), also returned."""
     scale = scale if scale is not None else max(0.35, min(rgb.shape[:2]) / 700)
-    th = max(1, int(round(scale * 1.5)))
+    th = max(1, round(scale * 1.5))
     (tw, tht), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, th)
     x, y = int(org_xy[0]), int(org_xy[1])
     x = min(max(0, x), max(0, rgb.shape[1] - tw - 2))
