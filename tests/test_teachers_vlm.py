@@ -24,7 +24,7 @@ VLM_TEACHERS = ["grounded-sam2", "owlv2-sam", "sam3"]
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_models")
-    for kind in ("grounding-dino", "sam2", "sam", "owlv2", "sam3"):
+    for kind in ("grounding-dino", "mm-grounding-dino", "sam2", "sam", "owlv2", "sam3"):
         tiny_model_dir(kind, root)
     return root
 
@@ -260,3 +260,12 @@ def test_options_record_models_and_thresholds(tiny_root, name):
     opts = teacher.options
     assert opts["teacher"] == name and opts["box_threshold"] == 0.2 and opts["device"] == "cpu"
     assert opts["dtype"] == "float32" and str(tiny_root) in str(opts.get("detector", opts.get("model")))
+
+
+def test_mm_grounding_dino_detector(tiny_root, images):
+    mm_dir = str(tiny_model_dir("mm-grounding-dino", tiny_root))
+    teacher = build_tiny_teacher("grounded-sam2", tiny_root, detector=mm_dir)
+    assert type(teacher.detector_model).__name__ == "MMGroundingDinoForObjectDetection"
+    result = teacher.label(images[1:3], "spacecraft")
+    assert [len(r) for r in result] == [1, 1]
+    assert result[1][0].mask.shape == images[2].shape[:2]

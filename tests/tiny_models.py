@@ -61,7 +61,8 @@ def tiny_bert_tokenizer():
     return BertTokenizer(vocab={w: i for i, w in enumerate(words)}, do_lower_case=True)  # vocab=, not vocab_file=
 
 
-def save_grounding_dino(folder: Path) -> Path:
+def save_grounding_dino(folder: Path, mm: bool = False) -> Path:
+    """Grounding DINO (or, with ``mm``, MM-Grounding-DINO) with a Swin backbone and a tiny BERT."""
     import torch
     from transformers import (
         BertConfig,
@@ -77,12 +78,17 @@ def save_grounding_dino(folder: Path) -> Path:
                           window_size=2, out_features=["stage2", "stage3", "stage4"])
     text = BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                       intermediate_size=32)
-    config = GroundingDinoConfig(backbone_config=backbone, text_config=text, num_queries=10, encoder_layers=1,
-                                 decoder_layers=2, d_model=32, encoder_ffn_dim=32, decoder_ffn_dim=32,
-                                 encoder_attention_heads=2, decoder_attention_heads=2, encoder_n_points=2,
-                                 decoder_n_points=2, max_text_len=32)
+    config_cls, model_cls = GroundingDinoConfig, GroundingDinoForObjectDetection
+    if mm:
+        from transformers import MMGroundingDinoConfig, MMGroundingDinoForObjectDetection
+
+        config_cls, model_cls = MMGroundingDinoConfig, MMGroundingDinoForObjectDetection
+    config = config_cls(backbone_config=backbone, text_config=text, num_queries=10, encoder_layers=1,
+                        decoder_layers=2, d_model=32, encoder_ffn_dim=32, decoder_ffn_dim=32,
+                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_n_points=2,
+                        decoder_n_points=2, max_text_len=32)
     torch.manual_seed(SEED)
-    GroundingDinoForObjectDetection(config).save_pretrained(folder)
+    model_cls(config).save_pretrained(folder)
     image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
     GroundingDinoProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
     return folder
@@ -213,6 +219,7 @@ def save_sam3(folder: Path) -> Path:
 
 BUILDERS = {
     "grounding-dino": save_grounding_dino,
+    "mm-grounding-dino": lambda folder: save_grounding_dino(folder, mm=True),
     "sam2": save_sam2,
     "sam": save_sam,
     "owlv2": save_owlv2,
