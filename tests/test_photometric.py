@@ -23,7 +23,7 @@ def draw_scene(size=(256, 256), center=None, half=40, earth=False, earth_behind=
     cx, cy = center if center is not None else (w // 2, h // 2)
     img = np.full((h, w, 3), 8, np.float32)
     if earth or earth_behind:  # a big disc rising from the bottom edge; behind the target if asked
-        top = cy + half // 2 if not earth_behind else cy - half
+        top = cy + half // 2 + 16 if not earth_behind else cy - half
         radius = int(2.0 * max(h, w))
         cv2.circle(img, (w // 2, top + radius), radius, (70, 100, 150), -1, lineType=cv2.LINE_AA)
     for x, y in zip(rng.integers(0, w, 60), rng.integers(0, h, 60)):
@@ -66,7 +66,7 @@ def test_clean_scene_found_with_high_confidence(teacher):
     assert inst.score > 0.7
     x0, y0, x1, y1 = inst.box_xyxy
     assert abs(x0 - 48) <= 3 and abs(x1 - 208) <= 3 and abs(y0 - 108) <= 3 and abs(y1 - 148) <= 4
-    assert set(inst.scores) == {"stability", "cnr", "earth", "border", "solidity", "ambiguity"}
+    assert set(inst.scores) == {"stability", "cnr", "surround", "earth", "border", "solidity", "ambiguity"}
 
 
 def test_stars_only_gives_nothing(teacher):

@@ -49,7 +49,11 @@ __all__ = ["PhotometricConfig", "PhotometricTeacher"]
 
 log = logging.getLogger(__name__)
 
-_MIN_AREA_PX = 48  # at work scale: anything smaller is a star, a hot pixel or noise
+_DISK_2 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+_DISK_8 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))
+_MIN_AREA_PX = 48
+_SHARP_EDGE = 0.2  # boundary gradient / inside contrast of a crisp edge; clouds and veils are far softer
+_FRAME_FILLING = 0.35  # a component this large, touching two frame sides, is background clutter  # at work scale: anything smaller is a star, a hot pixel or noise
 _SPACECRAFT_WORDS = ("spacecraft", "satellite", "space", "probe", "station", "cubesat", "rocket",
                      "debris", "target", "craft", "module", "vehicle", "telescope", "object")
 
@@ -63,26 +67,33 @@ class PhotometricConfig:
             are returned at the input's size.
         k_seed: seed threshold, noise sigmas above the local background.
         k_grow: hysteresis grow threshold in sigmas (lower: more of the shadowed side is kept).
+        grow_sigma_px: smoothing of the image the region grows on (averages the noise of dim,
+            shadowed parts; the boundary is then re-decided on the sharp image).
         min_contrast: floor under the thresholds in grey levels (0..255), for very clean images.
         min_area_frac: components smaller than this fraction of the frame are stars or noise.
         close_frac: closing radius as a fraction of the longer side (joins panels to the body).
         earth: look for a bright, smooth, frame-touching Earth region and subtract it.
         earth_min_frac: smallest Earth region, as a fraction of the frame.
+        earth_bg_frac: scale (fraction of the longer side) of the Earth's smooth brightness that a
+            target in front of it must stand out from.
         max_instances: how many candidates to return per image, best first.
-        calibration: logistic weights of the confidence, ``(bias, stability, cnr, earth, border,
-            ambiguity, solidity)``; fitted on synthetic tuning scenes (seeds >= 1000).
+        calibration: logistic weights of the confidence over `confidence_features` ``(bias,
+            stability, log1p(cnr), log1p(surround), border, ambiguity, solidity, earth)``, fitted to the
+            mask IoU on synthetic tuning scenes (seeds >= 1000), so the score estimates the IoU.
     """
 
     work_size: int = 512
     k_seed: float = 8.0
-    k_grow: float = 3.0
+    k_grow: float = 4.0
+    grow_sigma_px: float = 2.5
     min_contrast: float = 8.0
     min_area_frac: float = 0.0008
     close_frac: float = 0.012
     earth: bool = True
     earth_min_frac: float = 0.08
+    earth_bg_frac: float = 0.04
     max_instances: int = 1
-    calibration: tuple[float, ...] = (-4.0, 4.0, 1.5, -3.0, -2.0, -2.5, 2.0)
+    calibration: tuple[float, ...] = (-4.0, 4.0, 0.5, -1.0, -2.0, -2.5, 2.0, -2.0)
 
     def __post_init__(self) -> None:
         if self.work_size < 32:
@@ -91,8 +102,8 @@ class PhotometricConfig:
             raise AfssError(f"photometric teacher: need 0 < k_grow <= k_seed, got {self.k_grow}, {self.k_seed}")
         if self.max_instances < 1:
             raise AfssError(f"photometric teacher: max_instances must be >= 1, got {self.max_instances}")
-        if len(self.calibration) != 7:
-            raise AfssError(f"photometric teacher: calibration needs 7 weights, got {len(self.calibration)}")
+        if len(self.calibration) != 8:
+            raise AfssError(f"photometric teacher: calibration needs 8 weights, got {len(self.calibration)}")
         object.__setattr__(self, "calibration", tuple(float(c) for c in self.calibration))
 
 
@@ -100,11 +111,11 @@ class PhotometricConfig:
 class _Scene:
     """What is known about a whole image at work scale."""
 
-    gray: np.ndarray  # (h, w) float32, Gaussian-smoothed (sigma 1 px): seeds, gradients
-    denoised: np.ndarray  # (h, w) float32, 3x3 median (keeps step edges, drops 1-px stars): growing
-    background: np.ndarray  # (h, w) float32
-    sigma: float
-    earth: np.ndarray  # (h, w) bool
+    fine: np.ndarray  # (h, w) float32, Gaussian sigma 1 px: seeds, boundaries, gradients
+    wide: np.ndarray  # (h, w) float32, Gaussian sigma grow_sigma_px: growing into dim, noisy parts
+    background: np.ndarray  # (h, w) float32: sky level, or the Earth's smooth brightness
+    noise_fine: float  # noise sigma of `fine` on the sky
+    noise_wide: float  # noise sigma of `wide` on the sky
     glare: np.ndarray  # (h, w) bool: saturated or near-saturated
 
 
@@ -146,7 +157,7 @@ class PhotometricTeacher(Teacher):
         scene, scale = self._scene(rgb)
         out = []
         for box in boxes:
-            inside = _box_mask(scene.gray.shape, box * scale)
+            inside = _box_mask(scene.fine.shape, box * scale)
             cands = self._candidates(scene, inside)
             if cands:
                 cand = cands[0]
@@ -175,7 +186,7 @@ class PhotometricTeacher(Teacher):
             if not mask.any():
                 continue
             score = self._confidence(cand, cands)
-            cues = {k: round(float(cand[k]), 4) for k in ("stability", "cnr", "earth", "border", "solidity")}
+            cues = {k: round(float(cand[k]), 4) for k in ("stability", "cnr", "surround", "earth", "border", "solidity")}
             cues["ambiguity"] = round(_ambiguity(cand, cands), 4)
             out.append(Instance.from_mask(mask, score=score, source=self.name, scores=cues))
         return out
@@ -188,44 +199,47 @@ class PhotometricTeacher(Teacher):
         if scale < 1.0:
             gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         raw = gray.astype(np.float32)
-        sigma = _noise_sigma(raw)
-        smooth = cv2.GaussianBlur(raw, (0, 0), 1.0)
-        denoised = cv2.medianBlur(gray, 3).astype(np.float32)
-        coarse = cv2.resize(raw, (32, 32), interpolation=cv2.INTER_AREA)
-        sky = float(np.percentile(coarse, 5))
-        background = np.full_like(smooth, sky)
-        earth = np.zeros(smooth.shape, bool)
-        if cfg.earth:
-            earth, earth_bg = _earth(raw, smooth, sky, sigma, cfg)
-            background[earth] = earth_bg[earth]
-        glare = smooth >= 250.0
-        return _Scene(gray=smooth, denoised=denoised, background=background, sigma=sigma, earth=earth, glare=glare), scale
+        fine = cv2.GaussianBlur(raw, (0, 0), 1.0)
+        wide = cv2.GaussianBlur(raw, (0, 0), cfg.grow_sigma_px)
+        background, noise_fine, noise_wide = _sky_background(fine, wide)
+        glare = fine >= 250.0
+        return _Scene(fine=fine, wide=wide, background=background, noise_fine=noise_fine, noise_wide=noise_wide,
+                      glare=glare), scale
 
     def _candidates(self, scene: _Scene, inside: np.ndarray | None) -> list[dict[str, Any]]:
         """Target candidates, most salient first; each a dict of its work-scale mask and cues."""
         cfg = self.config
-        h, w = scene.gray.shape
-        resid = np.abs(scene.gray - scene.background)
-        resid_grow = np.abs(scene.denoised - scene.background)
-        t_seed = max(cfg.k_seed * scene.sigma, cfg.min_contrast)
-        t_grow = max(cfg.k_grow * scene.sigma, cfg.min_contrast / 2)
-        gx = cv2.Sobel(scene.gray, cv2.CV_32F, 1, 0, ksize=3)
-        gy = cv2.Sobel(scene.gray, cv2.CV_32F, 0, 1, ksize=3)
+        h, w = scene.fine.shape
+        resid = np.abs(scene.fine - scene.background)
+        resid_sky = resid
+        resid_wide = np.abs(scene.wide - scene.background)
+        gx = cv2.Sobel(scene.fine, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(scene.fine, cv2.CV_32F, 0, 1, ksize=3)
         grad = cv2.magnitude(gx, gy) / 8.0  # per-pixel step in grey levels
-        grow = resid_grow > t_grow
-        if inside is not None:
-            grow &= inside
-        fg = _hysteresis(grow, resid > t_seed)
-        fg = _drop_small(fg, max(cfg.min_area_frac * h * w * 0.25, _MIN_AREA_PX / 4))
         r = max(1, round(cfg.close_frac * max(h, w)))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_CLOSE, kernel)
-        fg = _fill_holes(fg.astype(bool))
-        if inside is not None:
-            fg &= inside
+        fg = self._foreground(resid, resid_wide, scene.noise_fine, scene.noise_wide, inside, kernel)
+        earth = _clutter(fg, cfg.earth_min_frac) if cfg.earth else None
+        if earth is None:
+            earth = np.zeros((h, w), bool)
+        else:  # the target against the Earth: deviation from the Earth's own smooth brightness
+            limb = cv2.dilate(earth.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+            fg &= ~limb
+            bg = _masked_blur(scene.fine, earth, cfg.earth_bg_frac * max(h, w))
+            res_e = np.abs(scene.fine - bg)
+            res_e_wide = cv2.GaussianBlur(res_e, (0, 0), cfg.grow_sigma_px)
+            core = cv2.erode(earth.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+            if core.any():
+                n_fine, n_wide = _robust_sigma(res_e[core]), _robust_sigma(res_e_wide[core])
+                within = core if inside is None else core & inside
+                fg_e = self._foreground(res_e, res_e_wide, n_fine, n_wide, within, kernel)
+                fg = _fill_holes(cv2.morphologyEx((fg | fg_e).astype(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool))
+                resid = np.where(core, res_e, resid)
+                if inside is not None:
+                    fg &= inside
         n, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
         min_area = max(cfg.min_area_frac * h * w, _MIN_AREA_PX)
-        strict = resid_grow > 2.0 * t_grow
+        strict = resid_wide > 2.0 * max(cfg.k_grow * scene.noise_wide, cfg.min_contrast / 2)
         cands = []
         for k in range(1, n):
             x, y, bw, bh, area = (int(v) for v in stats[k])
@@ -233,30 +247,57 @@ class PhotometricTeacher(Teacher):
                 continue
             sl = (slice(y, y + bh), slice(x, x + bw))
             m = labels[sl] == k
-            earth = float(scene.earth[sl][m].mean())
-            contrast = float(resid[sl][m].mean()) / max(scene.sigma, 1e-3)
+            contrast = float(resid[sl][m].mean()) / max(scene.noise_fine, 1e-3)
             solidity = _solidity(m)
             border = _border_fraction(m, x, y, w, h)
             # stability: the mask from a doubled grow threshold, closed the same way, vs this one
             tight = _fill_holes(cv2.morphologyEx((strict[sl] & m).astype(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool)) & m
             stability = float(tight.sum()) / area
             ring = cv2.dilate(m.astype(np.uint8), None, iterations=1).astype(bool) ^ cv2.erode(m.astype(np.uint8), None, iterations=1).astype(bool)
-            cnr = float(grad[sl][ring].mean()) / max(scene.sigma, 1e-3) if ring.any() else 0.0
-            glare = float(scene.glare[sl][m].mean())
-            saliency = math.sqrt(area) * math.log1p(contrast) * (0.5 + solidity) * (1.0 - 0.7 * earth) * (1.0 - 0.5 * border)
+            cnr = float(grad[sl][ring].mean()) / max(scene.noise_fine, 1e-3) if ring.any() else 0.0
+            against_earth = max(float(earth[sl][ring].mean()) if ring.any() else 0.0, float(scene.glare[sl][m].mean()))
+            # what surrounds the target (3..8 px outside): black sky ~1 sigma, Earth or glare far more
+            pad = (slice(max(0, y - 8), min(h, y + bh + 8)), slice(max(0, x - 8), min(w, x + bw + 8)))
+            mp = (labels[pad] == k).astype(np.uint8)
+            outer = cv2.dilate(mp, _DISK_8).astype(bool) & ~cv2.dilate(mp, _DISK_2).astype(bool)
+            surround = float(resid_sky[pad][outer].mean()) / max(scene.noise_fine, 1e-3) if outer.any() else 0.0
+            sharpness = min(1.0, max(0.15, cnr / max(contrast, 1e-3) / _SHARP_EDGE))
+            saliency = (math.sqrt(area) * math.log1p(contrast) * (0.5 + solidity) * (0.25 + stability) * sharpness
+                        * (1.0 - 0.5 * border))
             full = np.zeros((h, w), bool)
             full[sl] = m
-            cands.append({"mask": full, "area": area, "earth": max(earth, glare), "contrast": contrast,
+            cands.append({"mask": full, "area": area, "earth": against_earth, "contrast": contrast,
                           "solidity": solidity, "border": border, "stability": stability, "cnr": cnr,
-                          "saliency": saliency})
+                          "surround": surround, "saliency": saliency})
         cands.sort(key=lambda c: -c["saliency"])
         return cands
 
+    def _foreground(self, resid: np.ndarray, resid_wide: np.ndarray, noise_fine: float, noise_wide: float,
+                    inside: np.ndarray | None, kernel: np.ndarray) -> np.ndarray:
+        """Hysteresis (seeds on the sharp residual, growth on the smoothed one), stars dropped, closed,
+        holes filled, rim re-decided at half contrast. Residuals are ``(h, w)`` float32 >= 0."""
+        cfg = self.config
+        h, w = resid.shape
+        seed = resid > max(cfg.k_seed * noise_fine, cfg.min_contrast)
+        grow = resid_wide > max(cfg.k_grow * noise_wide, cfg.min_contrast / 2)
+        if inside is not None:
+            grow &= inside
+        fg = _hysteresis(grow, seed, max(cfg.min_area_frac * h * w * 0.25, _MIN_AREA_PX / 4))
+        fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_CLOSE, kernel)
+        fg = _fill_holes(fg.astype(bool))
+        fg = _refine_boundary(fg, resid, cfg.grow_sigma_px)
+        return fg if inside is None else fg & inside
+
     def _confidence(self, cand: dict[str, Any], cands: Sequence[dict[str, Any]]) -> float:
-        b0, w_stab, w_cnr, w_earth, w_border, w_amb, w_sol = self.config.calibration
-        z = (b0 + w_stab * cand["stability"] + w_cnr * math.log1p(cand["cnr"]) / 3.0 + w_earth * cand["earth"]
-             + w_border * cand["border"] + w_amb * _ambiguity(cand, cands) + w_sol * cand["solidity"])
+        z = float(np.dot(self.config.calibration, confidence_features(cand, cands)))
         return float(1.0 / (1.0 + math.exp(-z)))
+
+
+def confidence_features(cand: dict[str, Any], cands: Sequence[dict[str, Any]]) -> np.ndarray:
+    """The cues the confidence combines, in the order of `PhotometricConfig.calibration`:
+    ``(1, stability, log1p(cnr), log1p(surround), border, ambiguity, solidity, earth)``."""
+    return np.array([1.0, cand["stability"], math.log1p(cand["cnr"]), math.log1p(cand["surround"]),
+                     cand["border"], _ambiguity(cand, cands), cand["solidity"], cand["earth"]])
 
 
 # -- helpers (pure functions on work-scale arrays) ---------------------------------------------------
@@ -269,60 +310,148 @@ def _check_rgb(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _noise_sigma(gray: np.ndarray) -> float:
-    """Robust noise sigma: MAD of horizontal differences / sqrt(2), floored at half a grey level."""
-    d = np.abs(np.diff(gray[::2], axis=1)).ravel()
-    return max(0.5, 1.4826 * float(np.median(d)) / math.sqrt(2.0))
+def _sky_background(fine: np.ndarray, wide: np.ndarray, cells: int = 16) -> tuple[np.ndarray, float, float]:
+    """The sky's smooth brightness (flat, or a veil of glare / Earth-shine) and its noise sigma.
+
+    A quadratic surface is fitted to the means of ``cells`` x ``cells`` tiles of ``wide``, starting from
+    the darker half and dropping tiles far above the fit (the target, the Earth, the sun), so that
+    only sky tiles shape it. Returns ``(background (h, w) float32, sigma of fine, sigma of wide)``.
+    """
+    h, w = wide.shape
+    mean = cv2.resize(wide, (cells, cells), interpolation=cv2.INTER_AREA).ravel().astype(np.float64)
+    sq_f = cv2.resize(fine * fine, (cells, cells), interpolation=cv2.INTER_AREA).ravel()
+    mean_f = cv2.resize(fine, (cells, cells), interpolation=cv2.INTER_AREA).ravel()
+    sq_w = cv2.resize(wide * wide, (cells, cells), interpolation=cv2.INTER_AREA).ravel()
+    std_f = np.sqrt(np.maximum(sq_f - mean_f * mean_f, 0.0))
+    std_w = np.sqrt(np.maximum(sq_w - mean * mean, 0.0))
+    c = (np.arange(cells) + 0.5) / cells * 2 - 1
+    cy, cx = np.meshgrid(c, c, indexing="ij")
+    cx, cy = cx.ravel(), cy.ravel()
+    design = np.column_stack([np.ones_like(cx), cx, cy, cx * cx, cx * cy, cy * cy])
+    keep = mean <= np.median(mean)
+    for _ in range(3):
+        coef, *_ = np.linalg.lstsq(design[keep], mean[keep], rcond=None)
+        res = mean - design @ coef
+        spread = 1.4826 * float(np.median(np.abs(res[keep]))) + 0.5
+        keep = res < 2.5 * spread
+    x = ((np.arange(w, dtype=np.float32) + 0.5) / w * 2 - 1)[None, :]
+    y = ((np.arange(h, dtype=np.float32) + 0.5) / h * 2 - 1)[:, None]
+    c0, c1, c2, c3, c4, c5 = (np.float32(v) for v in coef)
+    background = (c0 + c2 * y + c5 * y * y) + (c1 + c4 * y) * x + c3 * x * x
+    return (background.astype(np.float32), max(0.3, float(np.median(std_f[keep]))),
+            max(0.3, float(np.median(std_w[keep]))))
 
 
-def _earth(raw: np.ndarray, smooth: np.ndarray, sky: float, sigma: float, cfg: PhotometricConfig):
-    """Bright, large, frame-touching, smooth regions and their smooth brightness (the background)."""
-    h, w = raw.shape
-    coarse = cv2.resize(smooth, (64, 64), interpolation=cv2.INTER_AREA)
-    bright = (coarse > sky + max(6 * sigma, cfg.min_contrast)).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
-    keep = np.zeros(coarse.shape, bool)
-    for k in range(1, n):
-        x, y, bw, bh, area = stats[k]
-        touches = x == 0 or y == 0 or x + bw == 64 or y + bh == 64
-        if touches and area >= cfg.earth_min_frac * 64 * 64:
-            keep |= labels == k
-    if not keep.any():
-        return np.zeros((h, w), bool), smooth
-    region = cv2.resize(keep.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-    # Earth's own brightness: a wide median (robust to the target in front of it), at coarse scale.
-    med = cv2.medianBlur(np.clip(coarse, 0, 255).astype(np.uint8), 9).astype(np.float32)
-    earth_bg = cv2.resize(med, (w, h), interpolation=cv2.INTER_LINEAR)
-    # Smooth at fine scale: the Earth's texture is soft, a spacecraft's is sharp.
-    fine = np.abs(raw - cv2.GaussianBlur(raw, (0, 0), 2.0))
-    texture = cv2.blur(fine, (9, 9))
-    region &= texture < max(4 * sigma, 3.0)
-    region = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)).astype(bool)
-    return region, earth_bg
+def _refine_boundary(fg: np.ndarray, resid: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Re-decide the outer rim of a mask grown on a blurred image: keep a rim pixel where the sharp
+    residual reaches half the local object contrast (the half-maximum point of a blurred step)."""
+    if not fg.any():
+        return fg
+    level = _masked_blur(resid, fg, 2 * sigma_px)
+    width = max(1, math.ceil(2 * sigma_px))
+    core = cv2.erode(fg.astype(np.uint8), np.ones((2 * width + 1, 2 * width + 1), np.uint8)).astype(bool)
+    rim = fg & ~core
+    return fg & ~(rim & (resid < 0.5 * level))
 
 
-def _hysteresis(grow: np.ndarray, seed: np.ndarray) -> np.ndarray:
-    n, labels = cv2.connectedComponents(grow.astype(np.uint8), connectivity=8)
+def _robust_sigma(values: np.ndarray) -> float:
+    """Noise sigma of non-negative residuals: their median is 0.6745 sigma for |N(0, sigma)|."""
+    return max(0.3, float(np.median(values[:: max(1, values.size // 20000)])) / 0.6745)
+
+
+def _masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian mean of ``img`` over ``mask`` pixels only (normalised convolution), computed at a
+    quarter of the resolution; ``(h, w)`` float32."""
+    h, w = img.shape
+    small = (max(1, w // 4), max(1, h // 4))
+    d = cv2.resize(mask.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    v = cv2.resize(img * mask, small, interpolation=cv2.INTER_AREA)
+    s = max(0.5, sigma_px / 4)
+    mean = cv2.GaussianBlur(v, (0, 0), s) / np.maximum(cv2.GaussianBlur(d, (0, 0), s), 1e-3)
+    return cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _clutter(fg: np.ndarray, min_frac: float) -> np.ndarray | None:
+    """Background clutter to look through, ``(h, w)`` bool or ``None``: the Earth's disc when its limb
+    is visible, else a frame-filling bright region (the Earth or a glare veil behind the target)."""
+    h, w = fg.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+    disc = _earth_disc(labels, stats, min_frac)
+    if disc is not None:
+        return disc
+    if n < 2:
+        return None
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, bw, bh, area = (int(v) for v in stats[k])
+    sides = (x == 0) + (y == 0) + (x + bw == w) + (y + bh == h)
+    if area >= _FRAME_FILLING * h * w and sides >= 2:
+        return labels == k
+    return None
+
+
+def _earth_disc(labels: np.ndarray, stats: np.ndarray, min_frac: float) -> np.ndarray | None:
+    """The Earth among the foreground components, as a disc mask ``(h, w)`` bool, or ``None``.
+
+    A component is the Earth when it is large, touches the frame edge and most of its boundary
+    away from the frame edge lies on one circle of radius >= a quarter of the frame (a limb); a
+    spacecraft's boundary is polygonal. A target in front of the limb merges with the Earth
+    component, so the circle is fitted by trimmed least squares (the best-fitting 60% of points).
+    """
+    h, w = labels.shape
+    disc = None
+    for k in range(1, len(stats)):
+        x, y, bw, bh, area = (int(v) for v in stats[k])
+        if area < min_frac * h * w or not (x == 0 or y == 0 or x + bw == w or y + bh == h):
+            continue
+        contours, _ = cv2.findContours((labels == k).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        pts = np.concatenate(contours).reshape(-1, 2).astype(np.float64)
+        pts = pts[(pts[:, 0] > 1) & (pts[:, 1] > 1) & (pts[:, 0] < w - 2) & (pts[:, 1] < h - 2)]
+        if len(pts) < 0.3 * max(h, w):
+            continue
+        pts = pts[:: max(1, len(pts) // 400)]
+        keep = np.ones(len(pts), bool)
+        for _ in range(4):
+            cx, cy, rad = _fit_circle(pts[keep])
+            err = np.abs(np.hypot(pts[:, 0] - cx, pts[:, 1] - cy) - rad)
+            keep = err <= np.quantile(err, 0.6)
+        inliers = err <= max(2.0, 0.01 * rad)
+        if rad < 0.25 * max(h, w) or inliers.mean() < 0.4 or inliers.sum() * max(1, len(pts) // 400) < 0.3 * max(h, w):
+            continue
+        yy, xx = np.ogrid[:h, :w]
+        one = (xx - cx) ** 2 + (yy - cy) ** 2 <= rad**2
+        disc = one if disc is None else disc | one
+    return disc
+
+
+def _fit_circle(pts: np.ndarray) -> tuple[float, float, float]:
+    """Algebraic (Kasa) circle fit to ``(N, 2)`` xy points: ``(cx, cy, radius)``."""
+    x, y = pts[:, 0], pts[:, 1]
+    a = np.column_stack([x, y, np.ones_like(x)])
+    b = x * x + y * y
+    (c0, c1, c2), *_ = np.linalg.lstsq(a, b, rcond=None)
+    cx, cy = c0 / 2, c1 / 2
+    return float(cx), float(cy), float(math.sqrt(max(c2 + cx * cx + cy * cy, 0.0)))
+
+
+def _hysteresis(grow: np.ndarray, seed: np.ndarray, min_area: float) -> np.ndarray:
+    """Components of ``grow`` that hold a ``seed`` pixel and at least ``min_area`` pixels."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
     hit = np.zeros(n, bool)
-    hit[np.unique(labels[seed & grow])] = True
+    hit[labels[seed & grow]] = True
+    hit &= stats[:, cv2.CC_STAT_AREA] >= min_area
     hit[0] = False
     return hit[labels]
-
-
-def _drop_small(mask: np.ndarray, min_area: float) -> np.ndarray:
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    keep = stats[:, cv2.CC_STAT_AREA] >= min_area
-    keep[0] = False
-    return keep[labels]
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill background regions not connected to the frame edge."""
     inv = (~mask).astype(np.uint8)
     n, labels = cv2.connectedComponents(inv, connectivity=4)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    outside = np.isin(labels, edge) & (inv > 0)
-    return ~outside
+    outside = np.zeros(n, bool)
+    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        outside[edge] = True
+    outside[0] = False  # label 0 is the mask itself
+    return ~outside[labels]
 
 
 def _solidity(m: np.ndarray) -> float:
