@@ -148,7 +148,7 @@ def make_grid(images: Sequence[np.ndarray], ncols: int, titles: Sequence[str] | 
     if row_titles is not None:
         scale = max(0.4, th / 400)
         for r, t in enumerate(row_titles[:nrows]):
-            (w_, h_), _ = cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            (_w, h_), _ = cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
             y = pad + r * (th + pad) + th // 2 + h_ // 2
             cv2.putText(grid, t, (pad, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return grid

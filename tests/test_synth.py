@@ -61,7 +61,7 @@ def test_quaternion_is_scalar_first_rotation():
 
 def test_render_scene_is_deterministic_and_labels_are_consistent():
     a_img, a = render_scene(7, size=128, domain="mixed", index=3)
-    b_img, b = render_scene(7, size=128, domain="mixed", index=3)
+    b_img, _ = render_scene(7, size=128, domain="mixed", index=3)
     c_img, _ = render_scene(7, size=128, domain="mixed", index=4)
     assert a_img.shape == (128, 128, 3) and a_img.dtype == np.uint8
     assert np.array_equal(a_img, b_img) and not np.array_equal(a_img, c_img)

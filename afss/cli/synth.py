@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="split name for native layouts (default train)")
     p.add_argument("--workers", type=int, help="processes (default: all CPU cores)")
     p.add_argument("--preview", metavar="PNG", help="write a grid of examples per domain (rows: clean, earth, "
-                                                    "harsh) with mask outlines, instead of a dataset")
+                                                    "harsh, mixed; --domain a,b picks rows) with mask outlines, instead of a dataset")
     p.add_argument("--parts", action="store_true", help="preview: outline body (red) and panels (blue)")
     p.set_defaults(func=run)
 

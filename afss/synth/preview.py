@@ -14,7 +14,7 @@ from afss.viz import draw_instances, make_grid
 PART_COLORS = {"body": (255, 70, 70), "panels": (70, 170, 255)}
 
 
-def preview_grid(*, domains: Sequence[str] = ("clean", "earth", "harsh"), per_domain: int = 6, size: int = 256,
+def preview_grid(*, domains: Sequence[str] = ("clean", "earth", "harsh", "mixed"), per_domain: int = 6, size: int = 256,
                  seed: int = 0, parts: bool = False) -> np.ndarray:
     """Render ``per_domain`` scenes of each domain and tile them, outlines drawn with `afss.viz`.
 
