@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from afss.synth import render_dataset  # noqa: E402
+from afss.synth import render_dataset
 
 
 def main() -> int:
@@ -44,7 +43,7 @@ def main() -> int:
                 rates.append(n / (time.perf_counter() - t0))
         rows.append({"domain": domain, "img_per_s_median": statistics.median(rates), "runs": rates})
     load_after = os.getloadavg()
-    cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    cpu = os.cpu_count()
     print(f"afss synth throughput: {n} images of {args.size}x{args.size} per run, {args.workers} workers, "
           f"{cpu} CPUs, load avg before/after {load[0]:.2f}/{load_after[0]:.2f}")
     print(f"{'domain':<8} {'img/s (median of ' + str(args.runs) + ')':>22}  runs")
