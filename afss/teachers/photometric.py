@@ -93,7 +93,7 @@ class PhotometricConfig:
     earth_min_frac: float = 0.08
     earth_bg_frac: float = 0.04
     max_instances: int = 1
-    calibration: tuple[float, ...] = (-4.0, 4.0, 0.5, -1.0, -2.0, -2.5, 2.0, -2.0)
+    calibration: tuple[float, ...] = (-2.140, 0.266, 1.066, -0.641, -0.558, -0.723, 0.197, 0.400)
 
     def __post_init__(self) -> None:
         if self.work_size < 32:

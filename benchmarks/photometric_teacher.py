@@ -1,0 +1,176 @@
+"""Benchmark of the weights-free photometric teacher on `afss synth --domain mixed` scenes.
+
+Prints, per domain (clean, earth, harsh drawn inside the mixed set, and all of mixed), the mask
+(segm) AP under the COCO protocol and the paper's single-target protocol, for all images and for
+the images whose label has score >= 0.6 (the refine stage's confidence filter), with the fraction of
+images that survive the filter, plus labelling speed (images/s through `afss.label.label_images`,
+PNG decoding included, median of repeats). If the score is worth anything, the filtered AP is higher.
+
+    .venv/bin/python benchmarks/photometric_teacher.py            # 400 images at 512², seed 0
+    .venv/bin/python benchmarks/photometric_teacher.py --small    # 60 images, a quick look
+    .venv/bin/python benchmarks/photometric_teacher.py --fit-calibration --seed 1000
+        # fit the confidence weights on tuning scenes (never the benchmark seed) and print them
+
+Writes JSON to ``--out`` (default ``runs/bench/photometric_teacher.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from afss.evaluate import evaluate
+from afss.io.coco import read_coco
+from afss.label import label_images
+from afss.synth import render_dataset
+from afss.teachers.photometric import PhotometricTeacher, confidence_features
+from afss.types import LabelSet
+
+DOMAINS = ("clean", "earth", "harsh")
+THRESHOLD = 0.6
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=400, help="images (mixed domain)")
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--seed", type=int, default=0, help="benchmark seed 0; tune on seeds >= 1000")
+    ap.add_argument("--small", action="store_true", help="60 images")
+    ap.add_argument("--repeats", type=int, default=3, help="timed labelling runs (median reported)")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--data", default=None, help="synth folder (default runs/bench/photometric_data_<seed>_<n>)")
+    ap.add_argument("--out", default="runs/bench/photometric_teacher.json")
+    ap.add_argument("--fit-calibration", action="store_true",
+                    help="fit the confidence's logistic weights to the mask IoU on these scenes and print them")
+    args = ap.parse_args()
+    n = 60 if args.small else args.n
+    data = Path(args.data or f"runs/bench/photometric_data_{args.seed}_{n}_{args.size}")
+    gt = _dataset(data, n, args.size, args.seed)
+
+    if args.fit_calibration:
+        if args.seed < 1000:
+            print("refusing to fit on benchmark seeds (< 1000); use --seed 1000 or higher", file=sys.stderr)
+            return 2
+        return _fit_calibration(gt)
+
+    teacher = PhotometricTeacher.build()
+    pred_path = data / "photometric_labels.json"
+    times = []
+    for k in range(max(1, args.repeats)):
+        t0 = time.perf_counter()
+        pred = label_images(teacher, gt, batch_size=args.batch_size, out=pred_path if k == 0 else None, resume=False)
+        times.append(time.perf_counter() - t0)
+    ips = [len(gt) / t for t in times]
+    pred = read_coco(pred_path)
+
+    rows = []
+    for name in (*DOMAINS, "mixed"):
+        keep = {im.file_name for im in gt.images if name == "mixed" or im.meta.get("domain") == name}
+        rows.append(_row(name, _subset(gt, keep), _subset(pred, keep)))
+    result = {
+        "benchmark": "photometric_teacher", "n": len(gt), "size": args.size, "seed": args.seed,
+        "threshold": THRESHOLD, "rows": rows,
+        "images_per_second_median": round(statistics.median(ips), 2), "images_per_second_runs": [round(v, 2) for v in ips],
+        "teacher_options": teacher.options,
+        "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2), "python": platform.python_version()},
+    }
+    _print(result)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"-> {out}", file=sys.stderr)
+    return 0
+
+
+def _dataset(folder: Path, n: int, size: int, seed: int) -> LabelSet:
+    gt_path = folder / "gt.json"
+    if gt_path.is_file():
+        gt = read_coco(gt_path)
+        if len(gt) == n:
+            return gt
+    print(f"rendering {n} mixed scenes at {size}² (seed {seed}) into {folder} ...", file=sys.stderr)
+    return render_dataset(folder, n=n, size=size, domain="mixed", seed=seed)
+
+
+def _subset(labels: LabelSet, names: set[str]) -> LabelSet:
+    return labels.replace(images=tuple(im for im in labels.images if im.file_name in names))
+
+
+def _aps(gt: LabelSet, pred: LabelSet) -> dict[str, float | None]:
+    if not len(gt):
+        return {"coco": None, "paper": None}
+    report = evaluate(gt, pred, iou_types=("segm",))
+    return {p: report.get(p, "segm").ap for p in ("coco", "paper")}
+
+
+def _row(name: str, gt: LabelSet, pred: LabelSet) -> dict:
+    confident = {im.file_name for im in pred.images if im.instances and max(i.score for i in im.instances) >= THRESHOLD}
+    return {
+        "domain": name, "images": len(gt),
+        "ap_all": _aps(gt, pred),
+        "ap_confident": _aps(_subset(gt, confident), _subset(pred, confident)),
+        "kept_fraction": round(len(confident) / max(1, len(gt)), 3),
+    }
+
+
+def _print(result: dict) -> None:
+    def pct(v):
+        return "   -" if v is None else f"{100 * v:5.1f}"
+
+    print(f"photometric teacher, afss synth mixed, {result['n']} images {result['size']}², seed {result['seed']}")
+    print("segm AP (%)    images | COCO all  COCO s>=.6 | paper all  paper s>=.6 | kept")
+    for r in result["rows"]:
+        a, c = r["ap_all"], r["ap_confident"]
+        print(f"{r['domain']:<8} {r['images']:>12} | {pct(a['coco'])}     {pct(c['coco'])}   | {pct(a['paper'])}      "
+              f"{pct(c['paper'])}    | {100 * r['kept_fraction']:4.0f}%")
+    print(f"labelling speed: {result['images_per_second_median']:.1f} images/s median of {len(result['images_per_second_runs'])} "
+          f"(load average {result['machine']['load_avg_1m']}, {result['machine']['cpus']} CPUs)")
+
+
+def _fit_calibration(gt: LabelSet) -> int:
+    """Logistic regression of the mask IoU (soft target) on the confidence features, L2 0.01, Newton."""
+    teacher = PhotometricTeacher.build()
+    from afss.io.images import load_image
+
+    feats, ious = [], []
+    for im in gt.images:
+        rgb = load_image(gt.image_path(im)).rgb
+        scene, _ = teacher._scene(rgb)
+        cands = teacher._candidates(scene, None)
+        truth = np.zeros(rgb.shape[:2], bool)
+        for inst in im.instances:
+            truth |= inst.mask
+        if not cands:
+            continue
+        from afss.teachers.photometric import _to_input_size
+
+        mask = _to_input_size(cands[0]["mask"], rgb.shape[:2])
+        feats.append(confidence_features(cands[0], cands))
+        ious.append((mask & truth).sum() / max((mask | truth).sum(), 1))
+    x, y = np.array(feats), np.array(ious)
+    w = np.zeros(x.shape[1])
+    reg = np.r_[0.0, np.full(x.shape[1] - 1, 1e-2)]
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-x @ w))
+        grad = x.T @ (p - y) / len(y) + reg * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x / len(y) + np.diag(reg)
+        w -= np.linalg.solve(hess, grad)
+    p = 1 / (1 + np.exp(-x @ w))
+    print(f"fitted on {len(y)} images: corr(score, IoU) = {np.corrcoef(p, y)[0, 1]:.3f}, "
+          f"mean IoU score>=0.6: {y[p >= THRESHOLD].mean():.3f} ({(p >= THRESHOLD).mean():.0%} kept), "
+          f"<0.6: {y[p < THRESHOLD].mean() if (p < THRESHOLD).any() else math.nan:.3f}")
+    print("calibration = (" + ", ".join(f"{v:.3f}" for v in w) + ")")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
