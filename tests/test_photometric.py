@@ -142,3 +142,30 @@ def test_prompt_recorded_not_read_warns_once(teacher, caplog):
 def test_rejects_non_rgb(teacher):
     with pytest.raises(ValueError, match="RGB uint8"):
         teacher.label([np.zeros((10, 10), np.uint8)])
+
+
+def test_confidence_tracks_quality_on_synth_scenes():
+    """On rendered scenes the confident labels are better ones: AP(score >= 0.6) > AP(all)."""
+    from afss.evaluate import evaluate
+    from afss.synth import render_scene
+    from afss.types import ImageLabels, LabelSet
+
+    teacher = PhotometricTeacher.build()
+    gt, pred = [], []
+    for seed in range(2000, 2024):
+        rgb, labels = render_scene(seed, size=256, domain="mixed")
+        name = f"{seed}.png"
+        gt.append(labels.replace(file_name=name, image_id=0))
+        [found] = teacher.label([rgb])
+        pred.append(ImageLabels(file_name=name, height=256, width=256, instances=tuple(found)))
+    gt_set, pred_set = LabelSet(images=tuple(gt)), LabelSet(images=tuple(pred))
+    confident = {p.file_name for p in pred if p.instances and p.instances[0].score >= 0.6}
+    assert 4 <= len(confident) < len(pred)
+
+    def ap(names):
+        keep = lambda s: s.replace(images=tuple(i for i in s.images if i.file_name in names))  # noqa: E731
+        return evaluate(keep(gt_set), keep(pred_set), iou_types=("segm",)).get("paper", "segm").ap
+
+    all_ap, confident_ap = ap({p.file_name for p in pred}), ap(confident)
+    assert confident_ap > all_ap + 0.1
+    assert confident_ap > 0.5

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
@@ -77,6 +78,7 @@ class PhotometricConfig:
         earth_bg_frac: scale (fraction of the longer side) of the Earth's smooth brightness that a
             target in front of it must stand out from.
         max_instances: how many candidates to return per image, best first.
+        threads: images of a batch labelled in parallel (the work releases the GIL).
         calibration: logistic weights of the confidence over `confidence_features` ``(bias,
             stability, log1p(cnr), log1p(surround), border, ambiguity, solidity, earth)``, fitted to the
             mask IoU on synthetic tuning scenes (seeds >= 1000), so the score estimates the IoU.
@@ -93,6 +95,7 @@ class PhotometricConfig:
     earth_min_frac: float = 0.08
     earth_bg_frac: float = 0.04
     max_instances: int = 1
+    threads: int = 2
     calibration: tuple[float, ...] = (-2.140, 0.266, 1.066, -0.641, -0.558, -0.723, 0.197, 0.400)
 
     def __post_init__(self) -> None:
@@ -100,6 +103,8 @@ class PhotometricConfig:
             raise AfssError(f"photometric teacher: work_size must be >= 32, got {self.work_size}")
         if not 0 < self.k_grow <= self.k_seed:
             raise AfssError(f"photometric teacher: need 0 < k_grow <= k_seed, got {self.k_grow}, {self.k_seed}")
+        if self.threads < 1:
+            raise AfssError(f"photometric teacher: threads must be >= 1, got {self.threads}")
         if self.max_instances < 1:
             raise AfssError(f"photometric teacher: max_instances must be >= 1, got {self.max_instances}")
         if len(self.calibration) != 8:
@@ -149,7 +154,11 @@ class PhotometricTeacher(Teacher):
 
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:
         self._check_prompt(prompt)
-        return [self._label_one(_check_rgb(im)) for im in images]
+        images = [_check_rgb(im) for im in images]
+        if self.config.threads > 1 and len(images) > 1:  # OpenCV and numpy release the GIL
+            with ThreadPoolExecutor(max_workers=min(self.config.threads, len(images))) as pool:
+                return list(pool.map(self._label_one, images))
+        return [self._label_one(im) for im in images]
 
     def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
         rgb = _check_rgb(image)
