@@ -266,3 +266,72 @@ def test_cli_refine_with_tiny_grounded_sam2(tmp_path, tiny_root, capsys):
     assert len(refined) == 2
     summary = json.loads((tmp_path / "r.summary.json").read_text())
     assert summary["filter"]["kept"] + sum(summary["filter"]["dropped"].values()) == 2
+
+
+# -- resume ----------------------------------------------------------------------------------------
+
+
+class Interrupt(ThresholdTeacher):
+    """Stops the run (like Ctrl-C) on the given label call."""
+
+    def __init__(self, stop_on_call: int) -> None:
+        super().__init__()
+        self.stop_on_call = stop_on_call
+
+    def label(self, images, prompt="spacecraft"):
+        if len(self.calls) + 1 == self.stop_on_call:
+            raise KeyboardInterrupt
+        return super().label(images, prompt)
+
+
+def _strip_times(path):
+    data = json.loads(path.read_text())
+    for key in ("created", "seconds", "summary"):
+        data["info"].pop(key)
+    return data
+
+
+def test_interrupted_run_resumes_to_identical_output(tmp_path):
+    from afss.refine.journal import journal_path
+
+    images = _images(tmp_path, n=4)
+    refine_labels(ThresholdTeacher(), images, out=tmp_path / "full.json")
+    with pytest.raises(KeyboardInterrupt):
+        refine_labels(Interrupt(stop_on_call=3), images, out=tmp_path / "part.json")
+    assert journal_path(tmp_path / "part.json").exists() and not (tmp_path / "part.json").exists()
+    ticks, teacher = [], ThresholdTeacher()
+    _, summary = refine_labels(teacher, images, out=tmp_path / "part.json", progress=ticks.append)
+    assert len(teacher.calls) == 2 and ticks == [2, 1, 1]  # 2 images came from the journal
+    assert _strip_times(tmp_path / "part.json") == _strip_times(tmp_path / "full.json")
+    assert not journal_path(tmp_path / "part.json").exists()
+    assert json.loads((tmp_path / "part.summary.json").read_text())["filter"]["kept"] == 4 == summary.filter.kept
+
+
+def test_resume_refuses_other_views_but_allows_another_threshold(tmp_path):
+    images = _images(tmp_path, n=3)
+    with pytest.raises(KeyboardInterrupt):
+        refine_labels(Interrupt(stop_on_call=2), images, out=tmp_path / "r.json")
+    with pytest.raises(AfssError, match="different views"):
+        refine_labels(ThresholdTeacher(), images, views="identity,hflip", out=tmp_path / "r.json")
+    teacher = ThresholdTeacher()
+    out, _ = refine_labels(teacher, images, config=RefineConfig(min_score=0.95), out=tmp_path / "r.json")
+    assert len(teacher.calls) == 2 and [im.error for im in out.images] == ["filtered: score 0.9 < 0.95"] * 3
+    teacher = ThresholdTeacher()  # --no-resume: everything again
+    with pytest.raises(KeyboardInterrupt):
+        refine_labels(Interrupt(stop_on_call=2), images, out=tmp_path / "s.json")
+    refine_labels(teacher, images, out=tmp_path / "s.json", resume=False)
+    assert len(teacher.calls) == 3
+
+
+def test_torn_last_journal_line_is_refined_again(tmp_path):
+    from afss.refine.journal import journal_path
+
+    images = _images(tmp_path, n=3)
+    with pytest.raises(KeyboardInterrupt):
+        refine_labels(Interrupt(stop_on_call=3), images, out=tmp_path / "r.json")
+    path = journal_path(tmp_path / "r.json")
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]) + lines[-1][:25])  # the second image's line torn mid-write
+    teacher = ThresholdTeacher()
+    out, _ = refine_labels(teacher, images, out=tmp_path / "r.json")
+    assert len(teacher.calls) == 2 and all(im.instances for im in out.images)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from afss.cli.common import given, progress_bar
 
@@ -61,14 +60,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--segmenter", default=None, help="segmenter model id or local folder (VLM teachers)")
     p.add_argument("-o", "--teacher-option", dest="teacher_options", action="append", default=None,
                    metavar="KEY=VALUE", help="any other teacher option, value as JSON (repeatable)")
+    p.add_argument("--no-resume", dest="resume", action="store_false", default=None,
+                   help="ignore the journal of an interrupted run and start afresh")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from afss.cli.label import _TEACHER_FLAGS, _parse_options
-    from afss.io.atomic import write_json_atomic
-    from afss.io.coco import read_coco, write_coco
+    from afss.io.coco import read_coco
     from afss.label import images_from_folder
     from afss.refine import DEFAULT_VIEWS, RefineConfig, refine_labels
     from afss.teachers import DEFAULT_TEACHER, build_teacher
@@ -83,10 +83,7 @@ def run(args: argparse.Namespace) -> int:
     teacher = build_teacher(name, **given(args, *_TEACHER_FLAGS), **_parse_options(args.teacher_options))
     with progress_bar(args, total=len(images), desc=f"refine ({name}, {args.tta or DEFAULT_VIEWS})") as advance:
         refined, summary = refine_labels(teacher, images, views=args.tta or DEFAULT_VIEWS, labels=labels,
-                                         config=config, progress=advance)
-    out = write_coco(refined, args.out)
-    summary_path = out.with_name(Path(out.name).stem + ".summary.json")
-    write_json_atomic(summary_path, summary.to_dict(), indent=2)
+                                         config=config, out=args.out, progress=advance, **given(args, "resume"))
     print(f"afss refine: {summary.line()}; {refined.num_instances} instances, "
-          f"{time.perf_counter() - start:.1f} s -> {out}", file=sys.stderr)
+          f"{time.perf_counter() - start:.1f} s -> {args.out}", file=sys.stderr)
     return 0

@@ -20,15 +20,19 @@ from it instead of running the teacher again.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from afss.errors import AfssError, unknown_choice
+from afss.io.atomic import write_json_atomic
+from afss.io.coco import write_coco
 from afss.io.images import ImageReadError, load_image
 from afss.label import NO_DETECTION, teacher_provenance
 from afss.refine.filtering import FilterSummary, filter_labels
@@ -149,6 +153,8 @@ def refine_labels(
     views: str | Sequence[str] | Sequence[View] = "identity,vflip",
     labels: LabelSet | None = None,
     config: RefineConfig | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[LabelSet, RefineSummary]:
     """Refine the teacher's labels of ``images`` by TTA + WBF + re-segmentation, then filter.
@@ -160,7 +166,11 @@ def refine_labels(
         views: TTA views, a spec string like ``"identity,vflip"`` or `View` objects.
         labels: existing teacher labels (matched by ``file_name``) used as the identity view.
         config: `RefineConfig`; defaults follow the paper.
-        progress: called with 1 after each image.
+        out: COCO JSON to write (atomically), with ``<out stem>.summary.json`` beside it; also
+            enables the progress journal (`afss.refine.journal`). ``None``: nothing is written.
+        resume: continue from ``out``'s journal if there is one; ``False`` starts afresh.
+        progress: called with the number of images just finished (1 per image; the images a
+            resumed journal already holds are reported at the start).
 
     Returns:
         ``(refined, summary)``: every input image exactly once, in order; filtered-out images have
@@ -168,54 +178,86 @@ def refine_labels(
 
     Example:
         >>> refined, summary = refine_labels(build_teacher("photometric"), read_coco("labels.json"),
-        ...                                  views="identity,vflip")  # doctest: +SKIP
+        ...                                  views="identity,vflip", out="refined.json")  # doctest: +SKIP
         >>> summary.line()  # doctest: +SKIP
     """
     config = config or RefineConfig()
     views = parse_views(views)
     mask_fusion = config.resolved_mask_fusion(teacher)
+    names = [im.file_name for im in images.images]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise AfssError(f"input images: file_name {dup!r} appears more than once; file names must be unique")
     given = {im.file_name: im for im in labels.images} if labels is not None else {}
+    journal = None
+    if out is not None:
+        from afss.refine.journal import RefineJournal
+
+        journal = RefineJournal(out, _journal_header(teacher, views, config, mask_fusion, labels), resume=resume)
+        if journal.done:
+            log.info("resuming %s: %d of %d images already refined", out, len(journal.done), len(images))
+            if progress is not None:
+                progress(sum(1 for n in names if n in journal.done))
+    done = dict(journal.done) if journal is not None else {}
     t0 = time.perf_counter()
-    out: list[ImageLabels] = []
-    agree = 0
-    for im in images.images:
-        try:
-            rgb = load_image(images.image_path(im)).rgb
-        except ImageReadError as e:
-            out.append(im.replace(instances=(), error=f"unreadable: {e}"))
+    try:
+        for im in images.images:
+            if im.file_name in done:
+                continue
+            result = _refine_one(teacher, images, im, given.get(im.file_name), views, config, mask_fusion)
+            done[im.file_name] = result
+            if journal is not None:
+                journal.append(result)
             _tick(progress)
-            continue
-        h, w = rgb.shape[:2]
-        prior = given.get(im.file_name)
-        if prior is not None and prior.error is not None and not prior.error.startswith(NO_DETECTION):
-            prior = None  # the label stage failed on it: ask the teacher again
-        if prior is not None and prior.height and prior.size_hw != (h, w):
-            raise AfssError(f"{im.file_name}: the given labels are for a {prior.height}x{prior.width} image, "
-                            f"the file is {h}x{w} (H x W)")
-        try:
-            instances = refine_image(teacher, rgb, views, config=config, mask_fusion=mask_fusion,
-                                     identity_instances=None if prior is None else prior.instances)
-        except Exception as e:
-            log.warning("%s: teacher failed: %s: %s", im.file_name, type(e).__name__, e,
-                        exc_info=log.isEnabledFor(logging.DEBUG))
-            out.append(im.replace(height=h, width=w, instances=(), error=f"teacher failed: {type(e).__name__}: {e}"))
-            _tick(progress)
-            continue
-        if instances and instances[0].scores.get("views_agreeing") == len(views):
-            agree += 1
-        out.append(im.replace(height=h, width=w, instances=tuple(instances),
-                              error=None if instances else NO_DETECTION))
-        _tick(progress)
-    refined = LabelSet(images=tuple(out), categories=images.categories, image_root=images.image_root)
-    fused = sum(1 for im in out if im.instances)
-    no_det = sum(1 for im in out if im.error == NO_DETECTION)
+    finally:
+        if journal is not None:
+            journal.close()
+    refined = LabelSet(images=tuple(done[n] for n in names), categories=images.categories,
+                       image_root=images.image_root)
+    fused = sum(1 for im in refined.images if im.instances)
+    no_det = sum(1 for im in refined.images if im.error == NO_DETECTION)
+    agree = sum(1 for im in refined.images if im.instances and im.instances[0].scores.get("views_agreeing") == len(views))
     filtered, fsum = filter_labels(refined, min_score=config.min_score, top1=config.top1,
                                    min_area_px=config.min_area_px, score_field=config.score_field)
     seconds = time.perf_counter() - t0
-    summary = RefineSummary(images=len(out), fused=fused, no_detection=no_det, failed=len(out) - fused - no_det,
+    summary = RefineSummary(images=len(refined), fused=fused, no_detection=no_det, failed=len(refined) - fused - no_det,
                             all_views_agree=agree, filter=fsum, views=tuple(v.name for v in views),
                             mask_fusion=mask_fusion, seconds=seconds)
-    return filtered.replace(info=_provenance(teacher, views, config, mask_fusion, labels, summary)), summary
+    result = filtered.replace(info=_provenance(teacher, views, config, mask_fusion, labels, summary))
+    if out is not None:
+        path = write_coco(result, out)
+        write_json_atomic(summary_path(path), summary.to_dict(), indent=2)
+        journal.remove()
+    return result, summary
+
+
+def summary_path(out: str | os.PathLike) -> Path:
+    """``refined.json`` -> ``refined.summary.json``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.summary.json")
+
+
+def _refine_one(teacher: Teacher, images: LabelSet, im: ImageLabels, prior: ImageLabels | None,
+                views: Sequence[View], config: RefineConfig, mask_fusion: str) -> ImageLabels:
+    """One image, never raising for a bad image or a teacher error: the reason goes into ``error``."""
+    try:
+        rgb = load_image(images.image_path(im)).rgb
+    except ImageReadError as e:
+        return im.replace(instances=(), error=f"unreadable: {e}")
+    h, w = rgb.shape[:2]
+    if prior is not None and prior.error is not None and not prior.error.startswith(NO_DETECTION):
+        prior = None  # the label stage failed on it: ask the teacher again
+    if prior is not None and prior.height and prior.size_hw != (h, w):
+        raise AfssError(f"{im.file_name}: the given labels are for a {prior.height}x{prior.width} image, "
+                        f"the file is {h}x{w} (H x W)")
+    try:
+        instances = refine_image(teacher, rgb, views, config=config, mask_fusion=mask_fusion,
+                                 identity_instances=None if prior is None else prior.instances)
+    except Exception as e:  # one bad image must not sink the run; recorded in error
+        log.warning("%s: teacher failed: %s: %s", im.file_name, type(e).__name__, e,
+                    exc_info=log.isEnabledFor(logging.DEBUG))
+        return im.replace(height=h, width=w, instances=(), error=f"teacher failed: {type(e).__name__}: {e}")
+    return im.replace(height=h, width=w, instances=tuple(instances), error=None if instances else NO_DETECTION)
 
 
 def refine_image(
@@ -305,6 +347,13 @@ def _clip_box(box: np.ndarray, h: int, w: int) -> tuple[float, float, float, flo
 def _tick(progress: Callable[[int], None] | None) -> None:
     if progress is not None:
         progress(1)
+
+
+def _journal_header(teacher, views, config, mask_fusion, labels) -> dict[str, Any]:
+    """What determines the unfiltered result (filter settings may change between resumed runs)."""
+    cfg = {k: v for k, v in asdict(config).items() if k not in ("min_score", "min_area_px", "score_field")}
+    return {"teacher": teacher_provenance(teacher), "views": [v.name for v in views],
+            "config": {**cfg, "mask_fusion": mask_fusion}, "given_labels": labels is not None}
 
 
 def _provenance(teacher, views, config, mask_fusion, labels, summary) -> dict[str, Any]:
