@@ -15,7 +15,6 @@ Writes the table and a JSON (default ``runs/bench/refine.json``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -25,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from afss.evaluate import evaluate  # noqa: E402
-from afss.io.atomic import write_json_atomic  # noqa: E402
-from afss.io.coco import read_coco  # noqa: E402
-from afss.label import label_images  # noqa: E402
-from afss.refine import RefineConfig, filter_labels, refine_labels  # noqa: E402
-from afss.teachers import build_teacher  # noqa: E402
-from afss.types import LabelSet  # noqa: E402
+from afss.evaluate import evaluate
+from afss.io.atomic import write_json_atomic
+from afss.io.coco import read_coco
+from afss.label import label_images
+from afss.refine import RefineConfig, filter_labels, refine_labels
+from afss.teachers import build_teacher
+from afss.types import LabelSet
 
 # (row name, views, config changes); every refined row is scored unfiltered (min_score 0).
 VIEW_SETS = [
@@ -148,7 +147,7 @@ def _table(rows: list[dict], n: int) -> str:
     head = "| labels | segm AP COCO | segm AP50 COCO | segm AP paper | box AP COCO | images scored | with label | s |"
     lines = [head, "|" + "---|" * 8]
     for r in rows:
-        pct = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
+        pct = lambda v: "-" if v is None else f"{100 * v:.1f}"
         lines.append(f"| {r['name']} | {pct(r['segm_ap_coco'])} | {pct(r['segm_ap50_coco'])} | "
                      f"{pct(r['segm_ap_paper'])} | {pct(r['bbox_ap_coco'])} | {r['images']} | {r['with_label']} | "
                      f"{'' if r['seconds'] is None else r['seconds']} |")
