@@ -36,6 +36,8 @@ from afss.types import LabelSet
 VIEW_SETS = [
     ("identity (re-segment only)", "identity", {}),
     ("identity+vflip (paper default)", "identity,vflip", {}),
+    ("identity+vflip, score = box", "identity,vflip", {"score_source": "box"}),
+    ("identity+vflip, score = mean", "identity,vflip", {"score_source": "mean"}),
     ("identity+vflip, mask vote", "identity,vflip", {"mask_fusion": "vote"}),
     ("identity+vflip, skip_box_thr 0", "identity,vflip", {"skip_box_thr": 0.0}),
     ("identity+vflip, mask vote, skip_box_thr 0", "identity,vflip", {"mask_fusion": "vote", "skip_box_thr": 0.0}),
@@ -46,7 +48,7 @@ VIEW_SETS = [
     ("identity+brightness1.2+contrast0.8+gamma0.8", "identity,brightness1.2,contrast0.8,gamma0.8", {}),
     ("identity+vflip+hflip+scale0.75 (vote)", "identity,vflip,hflip,scale0.75", {"mask_fusion": "vote"}),
 ]
-FILTERED = ("raw labels", "identity+vflip (paper default)", "identity+vflip, mask vote",
+FILTERED = ("raw labels", "identity+vflip (paper default)", "identity+vflip, score = mean", "identity+vflip, mask vote",
             "identity+scale0.75+scale1.25", "identity+brightness1.2+contrast0.8+gamma0.8")
 
 

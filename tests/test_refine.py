@@ -110,6 +110,16 @@ def test_every_view_maps_back_exactly(tmp_path, mask_fusion):
     assert inst.scores["views_agreeing"] == 10 and summary.all_views_agree == 1
 
 
+@pytest.mark.parametrize(("source", "expected"), [("mask", 0.9), ("box", 0.4), ("mean", 0.6)])
+def test_score_source(tmp_path, source, expected):
+    teacher = ThresholdTeacher(upright_only=True, score=0.8, mask_score=0.9)  # only identity finds it
+    cfg = RefineConfig(min_score=0.0, count_empty_views=True, score_source=source)
+    out, _ = refine_labels(teacher, _images(tmp_path), views="identity,vflip", config=cfg)
+    [inst] = out.images[0].instances
+    assert inst.score == pytest.approx(expected, abs=1e-6)
+    assert inst.scores["box_score"] == pytest.approx(0.4, abs=1e-6) and inst.scores["mask_score"] == 0.9
+
+
 def test_vote_without_segmenter_scores_by_agreement(tmp_path):
     teacher = ThresholdTeacher(segmenter=False, upright_only=True)  # vflip view finds nothing
     cfg = RefineConfig(min_score=0.0)

@@ -10,7 +10,7 @@ from afss.cli.common import given, progress_bar
 
 # CLI flag -> RefineConfig field; passed on only when the user gave it.
 _CONFIG_FLAGS = ("iou_thr", "skip_box_thr", "conf_type", "count_empty_views", "mask_fusion", "vote_threshold",
-                 "min_score", "top1", "min_area_px", "score_field", "prompt")
+                 "score_source", "min_score", "top1", "min_area_px", "score_field", "prompt")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mask-fusion", default=None, choices=("segmenter", "vote"),
                    help="re-segment the fused box (default where the teacher can) or vote the views' masks")
     p.add_argument("--vote-threshold", type=float, default=None, help="share of the vote a pixel needs (0.5)")
+    p.add_argument("--score-source", default=None, choices=("mask", "box", "mean"),
+                   help="a label's score: the segmenter's quality (mask, default), the fused detector score "
+                        "(box) or their geometric mean")
     p.add_argument("--prompt", default=None, help="text prompt (default: spacecraft)")
     p.add_argument("--box-threshold", type=float, default=None, help="detector box threshold (VLM teachers)")
     p.add_argument("--text-threshold", type=float, default=None, help="detector text threshold (VLM teachers)")

@@ -46,6 +46,7 @@ __all__ = ["NO_DETECTION", "RefineConfig", "RefineSummary", "refine_image", "ref
 log = logging.getLogger(__name__)
 
 MASK_FUSIONS = ("segmenter", "vote")
+SCORE_SOURCES = ("mask", "box", "mean")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,11 @@ class RefineConfig:
             original image) or ``"vote"`` (weighted pixel vote of the views' masks); ``None``:
             segmenter when the teacher has one, else vote.
         vote_threshold: share of the weight a pixel needs in the vote.
+        score_source: what a refined label's ``score`` is: ``"mask"`` (the segmenter's quality
+            estimate, SAM 2's predicted IoU; the reference), ``"box"`` (the fused detector score,
+            which reflects agreement between views) or ``"mean"`` (their geometric mean). Both
+            are always kept in ``scores``. Without a segmenter (vote) there is no mask score and
+            ``score`` is the fused detector score.
         min_score: filter threshold on ``score_field`` (paper: 0.6; 0 keeps everything).
         top1: at most one label per image (only the best fused box is segmented).
         min_area_px: smallest mask area kept (0: no limit).
@@ -82,6 +88,7 @@ class RefineConfig:
     box_score_field: str = "box_score"
     mask_fusion: str | None = None
     vote_threshold: float = 0.5
+    score_source: str = "mask"
     min_score: float = 0.6
     top1: bool = True
     min_area_px: float = 0.0
@@ -93,6 +100,8 @@ class RefineConfig:
             raise unknown_choice("WBF conf_type", self.conf_type, CONF_TYPES)
         if self.mask_fusion is not None and self.mask_fusion not in MASK_FUSIONS:
             raise unknown_choice("mask_fusion", self.mask_fusion, MASK_FUSIONS)
+        if self.score_source not in SCORE_SOURCES:
+            raise unknown_choice("score_source", self.score_source, SCORE_SOURCES)
         for name in ("iou_thr", "skip_box_thr", "vote_threshold", "min_score"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise AfssError(f"refine: {name} must be in [0, 1], got {getattr(self, name)}")
@@ -313,7 +322,8 @@ def refine_image(
         if mask_fusion == "segmenter":
             seg = segmented[k]
             mask_score = float(seg.scores.get("mask_score", seg.score))
-            out.append(Instance(box_xyxy=_clip_box(box, h, w), rle=seg.rle, score=mask_score,
+            score = {"mask": mask_score, "box": box_score, "mean": (max(mask_score, 0.0) * box_score) ** 0.5}
+            out.append(Instance(box_xyxy=_clip_box(box, h, w), rle=seg.rle, score=score[config.score_source],
                                 source=f"{teacher.name}+tta", scores={**sub, "mask_score": round(mask_score, 6)}))
             continue
         member_masks = [masks_list[i][j] for i, j in members if masks_list[i][j] is not None]
