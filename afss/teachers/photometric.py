@@ -85,18 +85,18 @@ class PhotometricConfig:
     """
 
     work_size: int = 512
-    k_seed: float = 8.0
+    k_seed: float = 6.0
     k_grow: float = 4.0
-    grow_sigma_px: float = 2.5
+    grow_sigma_px: float = 1.5
     min_contrast: float = 8.0
-    min_area_frac: float = 0.0008
+    min_area_frac: float = 0.0003
     close_frac: float = 0.012
     earth: bool = True
     earth_min_frac: float = 0.08
     earth_bg_frac: float = 0.04
     max_instances: int = 1
     threads: int = 2
-    calibration: tuple[float, ...] = (-2.140, 0.266, 1.066, -0.641, -0.558, -0.723, 0.197, 0.400)
+    calibration: tuple[float, ...] = (-1.943, 0.322, 1.025, -0.717, -0.481, -0.713, 0.019, 0.579)
 
     def __post_init__(self) -> None:
         if self.work_size < 32:
