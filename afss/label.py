@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, is_dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from afss.io.images import ImageReadError, is_image_file, load_image
 from afss.teachers.base import Teacher
 from afss.types import ImageLabels, LabelSet
 
-__all__ = ["NO_DETECTION", "journal_path", "images_from_folder", "label_images", "label_counts", "teacher_provenance"]
+__all__ = ["NO_DETECTION", "images_from_folder", "journal_path", "label_counts", "label_images", "teacher_provenance"]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def images_from_folder(root: str | os.PathLike) -> LabelSet:
         raise AfssError(f"{root}: not a folder (expected a folder of images)")
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and is_image_file(p))
     if not files:
-        raise AfssError(f"{root}: no image files found (expected {', '.join(('.png', '.jpg', '.tif'))}, ...)")
+        raise AfssError(f"{root}: no image files found (expected .png, .jpg, .tif, ...)")
     return LabelSet(images=tuple(ImageLabels(file_name=f, height=0, width=0) for f in files), image_root=str(root))
 
 
@@ -169,7 +169,7 @@ def label_images(
         "prompt": prompt,
         "top1": top1,
         "afss_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 3),
         "images_per_second": round(len(todo) / seconds, 2) if todo and seconds > 0 else None,
         "resumed_images": resumed,

@@ -32,7 +32,7 @@ from afss.evaluate import evaluate
 from afss.io.coco import read_coco
 from afss.label import label_images
 from afss.synth import render_dataset
-from afss.teachers.photometric import PhotometricTeacher, confidence_features
+from afss.teachers.photometric import PhotometricTeacher
 from afss.types import LabelSet
 
 DOMAINS = ("clean", "earth", "harsh")
@@ -144,17 +144,14 @@ def _fit_calibration(gt: LabelSet) -> int:
     feats, ious = [], []
     for im in gt.images:
         rgb = load_image(gt.image_path(im)).rgb
-        scene, _ = teacher._scene(rgb)
-        cands = teacher._candidates(scene, None)
+        found = teacher.confidence_inputs(rgb)
+        if found is None:
+            continue
+        mask, features = found
         truth = np.zeros(rgb.shape[:2], bool)
         for inst in im.instances:
             truth |= inst.mask
-        if not cands:
-            continue
-        from afss.teachers.photometric import _to_input_size
-
-        mask = _to_input_size(cands[0]["mask"], rgb.shape[:2])
-        feats.append(confidence_features(cands[0], cands))
+        feats.append(features)
         ious.append((mask & truth).sum() / max((mask | truth).sum(), 1))
     x, y = np.array(feats), np.array(ious)
     w = np.zeros(x.shape[1])

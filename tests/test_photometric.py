@@ -77,7 +77,7 @@ def test_stars_only_gives_nothing(teacher):
 
 def test_target_against_earth_is_less_confident(teacher):
     clean_rgb, _ = draw_scene(seed=1)
-    earth_rgb, gt = draw_scene(earth_behind=True, seed=1)
+    earth_rgb, _ = draw_scene(earth_behind=True, seed=1)
     [[clean]], [[merged]] = teacher.label([clean_rgb]), teacher.label([earth_rgb])
     assert merged.score < clean.score - 0.1
     assert merged.scores["earth"] > 0.0
@@ -163,7 +163,7 @@ def test_confidence_tracks_quality_on_synth_scenes():
     assert 4 <= len(confident) < len(pred)
 
     def ap(names):
-        keep = lambda s: s.replace(images=tuple(i for i in s.images if i.file_name in names))  # noqa: E731
+        keep = lambda s: s.replace(images=tuple(i for i in s.images if i.file_name in names))
         return evaluate(keep(gt_set), keep(pred_set), iou_types=("segm",)).get("paper", "segm").ap
 
     all_ap, confident_ap = ap({p.file_name for p in pred}), ap(confident)

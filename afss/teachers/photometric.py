@@ -178,6 +178,16 @@ class PhotometricTeacher(Teacher):
                                           scores={"mask_score": score}))
         return out
 
+    def confidence_inputs(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The best candidate's mask (bool ``(H, W)``) and its `confidence_features`, or ``None``
+        when nothing is found: what the calibration is fitted on."""
+        rgb = _check_rgb(image)
+        scene, _ = self._scene(rgb)
+        cands = self._candidates(scene, None)
+        if not cands:
+            return None
+        return _to_input_size(cands[0]["mask"], rgb.shape[:2]), confidence_features(cands[0], cands)
+
     # -- internals ---------------------------------------------------------------------------------
 
     def _check_prompt(self, prompt: str) -> None:
