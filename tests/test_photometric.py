@@ -169,3 +169,38 @@ def test_confidence_tracks_quality_on_synth_scenes():
     all_ap, confident_ap = ap({p.file_name for p in pred}), ap(confident)
     assert confident_ap > all_ap + 0.1
     assert confident_ap > 0.5
+
+
+def test_ops_circle_fit_holes_and_hysteresis():
+    from afss.teachers import photometric_ops as ops
+
+    t = np.linspace(0, np.pi, 50)
+    cx, cy, r = ops.fit_circle(np.column_stack([30 + 100 * np.cos(t), -40 + 100 * np.sin(t)]))
+    assert (round(cx, 6), round(cy, 6), round(r, 6)) == (30.0, -40.0, 100.0)
+
+    ring = np.zeros((9, 9), bool)
+    ring[2:7, 2:7] = True
+    ring[3:6, 3:6] = False
+    filled = ops.fill_holes(ring)
+    assert filled[2:7, 2:7].all() and filled.sum() == 25
+
+    grow = np.zeros((10, 10), bool)
+    grow[1:4, 1:4] = True  # has a seed, 9 px
+    grow[6:9, 6:9] = True  # no seed
+    grow[0, 9] = True  # seed but 1 px
+    seed = np.zeros_like(grow)
+    seed[2, 2] = seed[0, 9] = True
+    kept = ops.hysteresis(grow, seed, min_area=4)
+    assert kept.sum() == 9 and kept[1:4, 1:4].all()
+
+
+def test_sky_background_models_a_glare_veil():
+    from afss.teachers import photometric_ops as ops
+
+    y, x = np.mgrid[0:128, 0:128].astype(np.float32)
+    veil = 20 + 0.3 * x + 0.1 * y  # a smooth brightness ramp
+    img = veil.copy()
+    img[40:80, 40:80] += 100  # the target
+    bg, noise_fine, _ = ops.sky_background(img, img)
+    assert np.abs(bg - veil).max() < 1.0
+    assert noise_fine < 6.0

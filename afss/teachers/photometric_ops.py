@@ -1,0 +1,197 @@
+"""Image operations of the photometric teacher: pure functions on gray float32 ``(h, w)`` arrays at
+the teacher's work scale (masks are bool ``(h, w)``; points are ``(x, y)`` pixels)."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+FRAME_FILLING = 0.35  # a component this large, touching two frame sides, is background clutter
+
+
+def sky_background(fine: np.ndarray, wide: np.ndarray, cells: int = 16) -> tuple[np.ndarray, float, float]:
+    """The sky's smooth brightness (flat, or a veil of glare / Earth-shine) and its noise sigma.
+
+    A quadratic surface is fitted to the means of ``cells`` x ``cells`` tiles of ``wide``, starting from
+    the darker half and dropping tiles far above the fit (the target, the Earth, the sun), so that
+    only sky tiles shape it. Returns ``(background (h, w) float32, sigma of fine, sigma of wide)``.
+    """
+    h, w = wide.shape
+    mean = cv2.resize(wide, (cells, cells), interpolation=cv2.INTER_AREA).ravel().astype(np.float64)
+    sq_f = cv2.resize(fine * fine, (cells, cells), interpolation=cv2.INTER_AREA).ravel()
+    mean_f = cv2.resize(fine, (cells, cells), interpolation=cv2.INTER_AREA).ravel()
+    sq_w = cv2.resize(wide * wide, (cells, cells), interpolation=cv2.INTER_AREA).ravel()
+    std_f = np.sqrt(np.maximum(sq_f - mean_f * mean_f, 0.0))
+    std_w = np.sqrt(np.maximum(sq_w - mean * mean, 0.0))
+    c = (np.arange(cells) + 0.5) / cells * 2 - 1
+    cy, cx = np.meshgrid(c, c, indexing="ij")
+    cx, cy = cx.ravel(), cy.ravel()
+    design = np.column_stack([np.ones_like(cx), cx, cy, cx * cx, cx * cy, cy * cy])
+    keep = mean <= np.median(mean)
+    for _ in range(3):
+        coef, *_ = np.linalg.lstsq(design[keep], mean[keep], rcond=None)
+        res = mean - design @ coef
+        spread = 1.4826 * float(np.median(np.abs(res[keep]))) + 0.5
+        keep = res < 2.5 * spread
+    x = ((np.arange(w, dtype=np.float32) + 0.5) / w * 2 - 1)[None, :]
+    y = ((np.arange(h, dtype=np.float32) + 0.5) / h * 2 - 1)[:, None]
+    c0, c1, c2, c3, c4, c5 = (np.float32(v) for v in coef)
+    background = (c0 + c2 * y + c5 * y * y) + (c1 + c4 * y) * x + c3 * x * x
+    return (background.astype(np.float32), max(0.3, float(np.median(std_f[keep]))),
+            max(0.3, float(np.median(std_w[keep]))))
+
+
+def refine_boundary(fg: np.ndarray, resid: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Re-decide the outer rim of a mask grown on a blurred image: keep a rim pixel where the sharp
+    residual reaches half the local object contrast (the half-maximum point of a blurred step)."""
+    if not fg.any():
+        return fg
+    level = masked_blur(resid, fg, 2 * sigma_px)
+    width = max(1, math.ceil(2 * sigma_px))
+    core = cv2.erode(fg.astype(np.uint8), np.ones((2 * width + 1, 2 * width + 1), np.uint8)).astype(bool)
+    rim = fg & ~core
+    return fg & ~(rim & (resid < 0.5 * level))
+
+
+def robust_sigma(values: np.ndarray) -> float:
+    """Noise sigma of non-negative residuals: their median is 0.6745 sigma for |N(0, sigma)|."""
+    return max(0.3, float(np.median(values[:: max(1, values.size // 20000)])) / 0.6745)
+
+
+def masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian mean of ``img`` over ``mask`` pixels only (normalised convolution), computed at a
+    quarter of the resolution; ``(h, w)`` float32."""
+    h, w = img.shape
+    small = (max(1, w // 4), max(1, h // 4))
+    d = cv2.resize(mask.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    v = cv2.resize(img * mask, small, interpolation=cv2.INTER_AREA)
+    s = max(0.5, sigma_px / 4)
+    mean = cv2.GaussianBlur(v, (0, 0), s) / np.maximum(cv2.GaussianBlur(d, (0, 0), s), 1e-3)
+    return cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def clutter(fg: np.ndarray, min_frac: float) -> np.ndarray | None:
+    """Background clutter to look through, ``(h, w)`` bool or ``None``: the Earth's disc when its limb
+    is visible, else a frame-filling bright region (the Earth or a glare veil behind the target)."""
+    h, w = fg.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+    disc = earth_disc(labels, stats, min_frac)
+    if disc is not None:
+        return disc
+    if n < 2:
+        return None
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, bw, bh, area = (int(v) for v in stats[k])
+    sides = (x == 0) + (y == 0) + (x + bw == w) + (y + bh == h)
+    if area >= FRAME_FILLING * h * w and sides >= 2:
+        return labels == k
+    return None
+
+
+def earth_disc(labels: np.ndarray, stats: np.ndarray, min_frac: float) -> np.ndarray | None:
+    """The Earth among the foreground components, as a disc mask ``(h, w)`` bool, or ``None``.
+
+    A component is the Earth when it is large, touches the frame edge and most of its boundary
+    away from the frame edge lies on one circle of radius >= a quarter of the frame (a limb); a
+    spacecraft's boundary is polygonal. A target in front of the limb merges with the Earth
+    component, so the circle is fitted by trimmed least squares (the best-fitting 60% of points).
+    """
+    h, w = labels.shape
+    disc = None
+    for k in range(1, len(stats)):
+        x, y, bw, bh, area = (int(v) for v in stats[k])
+        if area < min_frac * h * w or not (x == 0 or y == 0 or x + bw == w or y + bh == h):
+            continue
+        contours, _ = cv2.findContours((labels == k).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        pts = np.concatenate(contours).reshape(-1, 2).astype(np.float64)
+        pts = pts[(pts[:, 0] > 1) & (pts[:, 1] > 1) & (pts[:, 0] < w - 2) & (pts[:, 1] < h - 2)]
+        if len(pts) < 0.3 * max(h, w):
+            continue
+        pts = pts[:: max(1, len(pts) // 400)]
+        keep = np.ones(len(pts), bool)
+        for _ in range(4):
+            cx, cy, rad = fit_circle(pts[keep])
+            err = np.abs(np.hypot(pts[:, 0] - cx, pts[:, 1] - cy) - rad)
+            keep = err <= np.quantile(err, 0.6)
+        inliers = err <= max(2.0, 0.01 * rad)
+        if rad < 0.25 * max(h, w) or inliers.mean() < 0.4 or inliers.sum() * max(1, len(pts) // 400) < 0.3 * max(h, w):
+            continue
+        yy, xx = np.ogrid[:h, :w]
+        one = (xx - cx) ** 2 + (yy - cy) ** 2 <= rad**2
+        disc = one if disc is None else disc | one
+    return disc
+
+
+def fit_circle(pts: np.ndarray) -> tuple[float, float, float]:
+    """Algebraic (Kasa) circle fit to ``(N, 2)`` xy points: ``(cx, cy, radius)``."""
+    x, y = pts[:, 0], pts[:, 1]
+    a = np.column_stack([x, y, np.ones_like(x)])
+    b = x * x + y * y
+    (c0, c1, c2), *_ = np.linalg.lstsq(a, b, rcond=None)
+    cx, cy = c0 / 2, c1 / 2
+    return float(cx), float(cy), float(math.sqrt(max(c2 + cx * cx + cy * cy, 0.0)))
+
+
+def hysteresis(grow: np.ndarray, seed: np.ndarray, min_area: float) -> np.ndarray:
+    """Components of ``grow`` that hold a ``seed`` pixel and at least ``min_area`` pixels."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
+    hit = np.zeros(n, bool)
+    hit[labels[seed & grow]] = True
+    hit &= stats[:, cv2.CC_STAT_AREA] >= min_area
+    hit[0] = False
+    return hit[labels]
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill background regions not connected to the frame edge."""
+    inv = (~mask).astype(np.uint8)
+    n, labels = cv2.connectedComponents(inv, connectivity=4)
+    outside = np.zeros(n, bool)
+    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        outside[edge] = True
+    outside[0] = False  # label 0 is the mask itself
+    return ~outside[labels]
+
+
+def solidity(m: np.ndarray) -> float:
+    contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return 0.0
+    hull = cv2.convexHull(np.concatenate(contours))
+    hull_area = cv2.contourArea(hull)
+    return float(min(1.0, m.sum() / hull_area)) if hull_area > 0 else 0.0
+
+
+def border_fraction(m: np.ndarray, x: int, y: int, w: int, h: int) -> float:
+    """Fraction of the component's perimeter that lies on the frame edge."""
+    per = cv2.arcLength(max(cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0],
+                            key=cv2.contourArea), True)
+    on = 0
+    if x == 0:
+        on += int(m[:, 0].sum())
+    if y == 0:
+        on += int(m[0].sum())
+    if x + m.shape[1] == w:
+        on += int(m[:, -1].sum())
+    if y + m.shape[0] == h:
+        on += int(m[-1].sum())
+    return float(min(1.0, on / max(per, 1.0)))
+
+
+def box_mask(shape_hw: tuple[int, int], box: np.ndarray) -> np.ndarray:
+    h, w = shape_hw
+    x0, y0 = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
+    x1, y1 = min(w, math.ceil(box[2])), min(h, math.ceil(box[3]))
+    m = np.zeros((h, w), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def to_input_size(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    h, w = size_hw
+    if mask.shape == (h, w):
+        return mask
+    soft = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    return soft >= 0.5
