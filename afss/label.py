@@ -112,7 +112,8 @@ def label_images(
         top1: keep only the most confident instance per image (the paper's one-target setting).
         out: the COCO JSON to write; also enables the journal. ``None``: nothing is written.
         resume: continue from ``out``'s journal if there is one; ``False`` starts afresh.
-        progress: called with the number of images just finished, after they are safely journalled.
+        progress: called with the number of images just finished, after they are safely journalled
+            (once at the start with the number a resumed run already had).
 
     Returns:
         The labels, in input order, with provenance in ``info`` (teacher, options, prompt, version,
@@ -138,6 +139,8 @@ def label_images(
     resumed = len(images) - len(todo)
     if resumed:
         log.info("resuming %s: %d of %d images already labelled", out, resumed, len(images))
+        if progress is not None:
+            progress(resumed)
 
     t0 = time.perf_counter()
     try:
