@@ -120,8 +120,8 @@ def test_segment_boxes_stays_in_box(teacher):
 
 
 def test_options_typed_and_checked():
-    t = build_teacher("photometric", k_grow=2.5, max_instances=2)
-    assert isinstance(t, PhotometricTeacher) and t.config.k_grow == 2.5 and t.options["max_instances"] == 2
+    t = build_teacher("photometric", k_grow=2.5, top1=False)
+    assert isinstance(t, PhotometricTeacher) and t.config.k_grow == 2.5 and t.options["top1"] is False
     with pytest.raises(AfssError, match="did you mean 'k_grow'"):
         PhotometricTeacher.build(k_grwo=2.0)
     with pytest.raises(AfssError, match="k_grow <= k_seed"):
@@ -204,3 +204,13 @@ def test_sky_background_models_a_glare_veil():
     bg, noise_fine, _ = ops.sky_background(img, img)
     assert np.abs(bg - veil).max() < 1.0
     assert noise_fine < 6.0
+
+
+def test_all_candidates_best_first():
+    rgb, _ = draw_scene(seed=6)
+    rgb[10:30, 10:40] = 150  # a second, smaller bright object
+    [one] = PhotometricTeacher.build().label([rgb])
+    [many] = PhotometricTeacher.build(top1=False).label([rgb])
+    assert len(one) == 1 and len(many) == 2
+    assert many[0].rle == one[0].rle and np.allclose(many[1].box_xyxy, (10, 10, 40, 30), atol=3)
+    assert many[1].scores["ambiguity"] == 1.0 and many[0].scores["ambiguity"] < 1.0

@@ -10,7 +10,8 @@ import time
 from afss.cli.common import given, progress_bar
 from afss.errors import AfssError
 
-# CLI flag -> teacher build option; passed on only when the user gave it.
+# CLI flags that are teacher build options, passed on only when the user gave them (--top1/--all also
+# goes to the label stage, which keeps the best instance per image when top1 is on).
 _TEACHER_FLAGS = ("box_threshold", "text_threshold", "device", "dtype", "detector", "segmenter")
 
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     images = _read_images(args)
     if args.limit is not None:
         images = images.replace(images=images.images[: max(0, args.limit)])
-    teacher = build_teacher(args.teacher, **given(args, *_TEACHER_FLAGS), **_parse_options(args.teacher_options))
+    teacher = build_teacher(args.teacher, **given(args, *_TEACHER_FLAGS, "top1"), **_parse_options(args.teacher_options))
     with progress_bar(args, total=len(images), desc=f"label ({args.teacher})") as advance:
         labels = label_images(teacher, images, out=args.out, progress=advance,
                               **given(args, "prompt", "batch_size", "top1", "resume"))

@@ -80,7 +80,8 @@ class PhotometricConfig:
         earth_min_frac: smallest Earth region, as a fraction of the frame.
         earth_bg_frac: scale (fraction of the longer side) of the Earth's smooth brightness that a
             target in front of it must stand out from.
-        max_instances: how many candidates to return per image, best first.
+        top1: return only the best candidate per image (one target per image, as the paper);
+            ``False`` returns every candidate, best first.
         threads: images of a batch labelled in parallel (the work releases the GIL).
         calibration: logistic weights of the confidence over `confidence_features` ``(bias,
             stability, log1p(cnr), log1p(surround), border, ambiguity, solidity, earth)``, fitted to the
@@ -97,7 +98,7 @@ class PhotometricConfig:
     earth: bool = True
     earth_min_frac: float = 0.08
     earth_bg_frac: float = 0.04
-    max_instances: int = 1
+    top1: bool = True
     threads: int = 2
     calibration: tuple[float, ...] = (-1.943, 0.322, 1.025, -0.717, -0.481, -0.713, 0.019, 0.579)
 
@@ -108,8 +109,6 @@ class PhotometricConfig:
             raise AfssError(f"photometric teacher: need 0 < k_grow <= k_seed, got {self.k_grow}, {self.k_seed}")
         if self.threads < 1:
             raise AfssError(f"photometric teacher: threads must be >= 1, got {self.threads}")
-        if self.max_instances < 1:
-            raise AfssError(f"photometric teacher: max_instances must be >= 1, got {self.max_instances}")
         if len(self.calibration) != 8:
             raise AfssError(f"photometric teacher: calibration needs 8 weights, got {len(self.calibration)}")
         object.__setattr__(self, "calibration", tuple(float(c) for c in self.calibration))
@@ -203,7 +202,7 @@ class PhotometricTeacher(Teacher):
         scene, _ = self._scene(rgb)
         cands = self._candidates(scene, None)
         out = []
-        for cand in cands[: self.config.max_instances]:
+        for cand in cands[: 1 if self.config.top1 else None]:
             mask = ops.to_input_size(cand["mask"], rgb.shape[:2])
             if not mask.any():
                 continue
