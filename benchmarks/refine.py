@@ -46,10 +46,14 @@ VIEW_SETS = [
     ("identity+rot90+rot180+rot270", "identity,rot90,rot180,rot270", {}),
     ("identity+scale0.75+scale1.25", "identity,scale0.75,scale1.25", {}),
     ("identity+brightness1.2+contrast0.8+gamma0.8", "identity,brightness1.2,contrast0.8,gamma0.8", {}),
+    ("identity+scale0.75+scale1.25 (vote)", "identity,scale0.75,scale1.25", {"mask_fusion": "vote"}),
+    ("identity+brightness1.2+contrast0.8+gamma0.8 (vote)", "identity,brightness1.2,contrast0.8,gamma0.8",
+     {"mask_fusion": "vote"}),
     ("identity+vflip+hflip+scale0.75 (vote)", "identity,vflip,hflip,scale0.75", {"mask_fusion": "vote"}),
 ]
 FILTERED = ("raw labels", "identity+vflip (paper default)", "identity+vflip, score = mean", "identity+vflip, mask vote",
-            "identity+scale0.75+scale1.25", "identity+brightness1.2+contrast0.8+gamma0.8")
+            "identity+scale0.75+scale1.25", "identity+scale0.75+scale1.25 (vote)",
+            "identity+vflip+hflip+scale0.75 (vote)")
 
 
 def main(argv: list[str] | None = None) -> int:
