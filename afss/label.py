@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from afss.errors import AfssError
-from afss.io.atomic import write_text_atomic
+from afss.io.atomic import _json_default, write_text_atomic
 from afss.io.coco import labelset_from_coco, labelset_to_coco, write_coco
 from afss.io.images import ImageReadError, is_image_file, load_image
 from afss.teachers.base import Teacher
@@ -239,7 +239,8 @@ def _append(journal, results: Sequence[ImageLabels]) -> None:
     lines = []
     for im in results:
         coco = labelset_to_coco(LabelSet(images=(im,)))
-        lines.append(json.dumps({"image": coco["images"][0], "annotations": coco["annotations"]}) + "\n")
+        entry = {"image": coco["images"][0], "annotations": coco["annotations"]}
+        lines.append(json.dumps(entry, default=_json_default) + "\n")
     journal.write("".join(lines))
     journal.flush()
     os.fsync(journal.fileno())
@@ -284,6 +285,4 @@ def _open_journal(path: Path, header: Mapping[str, Any], resume: bool) -> dict[s
 
 def _plain(obj: Any) -> Any:
     """JSON round trip, so that tuples/numpy values compare equal to what the journal stores."""
-    from afss.io.atomic import _json_default
-
     return json.loads(json.dumps(obj, default=_json_default))

@@ -197,3 +197,13 @@ def test_cli_user_errors_exit_2(tmp_path, capsys):
     assert main(base + ["--device", "cuda"]) == 2
     assert main(["label", "--dataset", "folder", "--teacher", "photometric", "--out", "x.json"]) == 2
     assert "needs --root" in capsys.readouterr().err
+
+
+def test_meta_kept_and_numpy_meta_journalled(tmp_path):
+    images = _write_images(tmp_path / "imgs", n=2)
+    images = images.replace(images=tuple(im.replace(meta={"domain": "clean", "k": np.int64(k)})
+                                         for k, im in enumerate(images.images)))
+    labels = label_images(SquareTeacher(), images, out=tmp_path / "l.json")
+    back = read_coco(tmp_path / "l.json")
+    assert [dict(im.meta) for im in back.images] == [{"domain": "clean", "k": 0}, {"domain": "clean", "k": 1}]
+    assert labels.images[2].meta["domain"] == "clean"
