@@ -205,5 +205,5 @@ def test_meta_kept_and_numpy_meta_journalled(tmp_path):
                                          for k, im in enumerate(images.images)))
     labels = label_images(SquareTeacher(), images, out=tmp_path / "l.json")
     back = read_coco(tmp_path / "l.json")
-    assert [dict(im.meta) for im in back.images] == [{"domain": "clean", "k": 0}, {"domain": "clean", "k": 1}]
+    assert [dict(im.meta) for im in back.images] == [{"domain": "clean", "k": k} for k in range(3)]
     assert labels.images[2].meta["domain"] == "clean"
