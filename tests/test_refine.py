@@ -345,3 +345,33 @@ def test_torn_last_journal_line_is_refined_again(tmp_path):
     teacher = ThresholdTeacher()
     out, _ = refine_labels(teacher, images, out=tmp_path / "r.json")
     assert len(teacher.calls) == 2 and all(im.instances for im in out.images)
+
+
+class BlobTeacher(ThresholdTeacher):
+    """One instance per connected bright blob, bigger blobs scoring higher."""
+
+    def label(self, images, prompt="spacecraft"):
+        import cv2
+
+        self.calls.append(len(images))
+        out = []
+        for im in images:
+            n, lab = cv2.connectedComponents((im.mean(axis=2) > 100).astype(np.uint8))
+            blobs = [lab == k for k in range(1, n)]
+            out.append([Instance.from_mask(b, score=min(1.0, b.sum() / 200), scores={"box_score": min(1.0, b.sum() / 200)})
+                        for b in sorted(blobs, key=lambda b: -b.sum())])
+        return out
+
+
+def test_several_objects_per_image(tmp_path):
+    two = np.zeros((H, W), bool)
+    two[3:10, 4:20] = True   # 112 px
+    two[20:30, 30:45] = True  # 150 px
+    cfg = RefineConfig(top1=False, per_view_top_k=None, min_score=0.0, mask_fusion="vote")
+    out, _ = refine_labels(BlobTeacher(), _images(tmp_path, mask=two), views="identity,vflip,rot270", config=cfg)
+    boxes = sorted(i.box_xyxy for i in out.images[0].instances)
+    np.testing.assert_allclose(boxes, [[4, 3, 20, 10], [30, 20, 45, 30]], atol=1e-3)
+    assert all(i.scores["views_agreeing"] == 3 for i in out.images[0].instances)
+    out, _ = refine_labels(BlobTeacher(), _images(tmp_path, mask=two), views="identity,vflip",
+                           config=RefineConfig(min_score=0.0, mask_fusion="vote"))  # the reference: top-1
+    assert [i.box_xyxy for i in out.images[0].instances] == [pytest.approx((30, 20, 45, 30), abs=1e-3)]

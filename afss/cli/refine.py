@@ -39,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--min-score", type=float, default=None, help="keep labels scoring at least this (default 0.6)")
     keep = p.add_mutually_exclusive_group()
     keep.add_argument("--top1", dest="top1", action="store_true", default=None, help="one label per image (default)")
-    keep.add_argument("--all", dest="top1", action="store_false", help="every fused box that passes the filter")
+    keep.add_argument("--all", dest="top1", action="store_false",
+                      help="several objects per image: every box of every view is fused, every fused box that "
+                           "passes the filter is kept (the teacher is asked for all its boxes too)")
     p.add_argument("--min-area", dest="min_area_px", type=float, default=None, help="smallest mask area, px (default 0)")
     p.add_argument("--score-field", default=None,
                    help="score the filter reads: score (default; the segmenter's quality), box_score, mask_score")
@@ -73,19 +75,20 @@ def run(args: argparse.Namespace) -> int:
     from afss.cli.label import _TEACHER_FLAGS, _parse_options
     from afss.io.coco import read_coco
     from afss.label import images_from_folder
-    from afss.refine import DEFAULT_VIEWS, RefineConfig, refine_labels
+    from afss.refine import DEFAULT_VIEWS, RefineConfig, parse_views, refine_labels
     from afss.teachers import DEFAULT_TEACHER, build_teacher
 
     start = time.perf_counter()
+    views = parse_views(args.tta or DEFAULT_VIEWS)  # fail before loading anything
+    config = RefineConfig(**given(args, *_CONFIG_FLAGS), **({"per_view_top_k": None} if args.top1 is False else {}))
     labels = read_coco(args.labels) if args.labels is not None else None
     images = labels if labels is not None else images_from_folder(args.images)
     if args.limit is not None:
         images = images.replace(images=images.images[: max(0, args.limit)])
-    config = RefineConfig(**given(args, *_CONFIG_FLAGS))
     name = args.teacher or (labels.info.get("teacher") if labels is not None else None) or DEFAULT_TEACHER
-    teacher = build_teacher(name, **given(args, *_TEACHER_FLAGS), **_parse_options(args.teacher_options))
+    teacher = build_teacher(name, **given(args, *_TEACHER_FLAGS, "top1"), **_parse_options(args.teacher_options))
     with progress_bar(args, total=len(images), desc=f"refine ({name}, {args.tta or DEFAULT_VIEWS})") as advance:
-        refined, summary = refine_labels(teacher, images, views=args.tta or DEFAULT_VIEWS, labels=labels,
+        refined, summary = refine_labels(teacher, images, views=views, labels=labels,
                                          config=config, out=args.out, progress=advance, **given(args, "resume"))
     print(f"afss refine: {summary.line()}; {refined.num_instances} instances, "
           f"{time.perf_counter() - start:.1f} s -> {args.out}", file=sys.stderr)

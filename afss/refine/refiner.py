@@ -61,7 +61,7 @@ class RefineConfig:
         count_empty_views: pass views that found nothing to WBF as empty lists, so that a box found
             in one view of two gets half its score even when the other view found nothing. The
             reference code leaves such views out (``False``).
-        per_view_top_k: boxes kept from each view before fusion (reference: 1).
+        per_view_top_k: boxes kept from each view before fusion (reference: 1; ``None``: all).
         box_score_field: the detector sub-score fused by WBF (``instance.scores[...]``); an instance
             without it contributes its ``score``.
         mask_fusion: ``"segmenter"`` (re-prompt the teacher's segmenter with the fused box on the
@@ -84,7 +84,7 @@ class RefineConfig:
     skip_box_thr: float = 0.05
     conf_type: str = "avg"
     count_empty_views: bool = False
-    per_view_top_k: int = 1
+    per_view_top_k: int | None = 1
     box_score_field: str = "box_score"
     mask_fusion: str | None = None
     vote_threshold: float = 0.5
@@ -105,7 +105,7 @@ class RefineConfig:
         for name in ("iou_thr", "skip_box_thr", "vote_threshold", "min_score"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise AfssError(f"refine: {name} must be in [0, 1], got {getattr(self, name)}")
-        if self.per_view_top_k < 1:
+        if self.per_view_top_k is not None and self.per_view_top_k < 1:
             raise AfssError(f"refine: per_view_top_k must be >= 1, got {self.per_view_top_k}")
         if self.min_area_px < 0:
             raise AfssError(f"refine: min_area_px must be >= 0, got {self.min_area_px}")
