@@ -49,20 +49,23 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--data", default=None, help="synth folder (default runs/bench/photometric_data_<seed>_<n>)")
     ap.add_argument("--out", default="runs/bench/photometric_teacher.json")
+    ap.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="teacher option, value as JSON (repeatable), to compare settings on tuning seeds")
     ap.add_argument("--fit-calibration", action="store_true",
                     help="fit the confidence's logistic weights to the mask IoU on these scenes and print them")
     args = ap.parse_args()
     n = 60 if args.small else args.n
     data = Path(args.data or f"runs/bench/photometric_data_{args.seed}_{n}_{args.size}")
     gt = _dataset(data, n, args.size, args.seed)
+    options = {k: json.loads(v) for k, _, v in (o.partition("=") for o in args.option)}
 
     if args.fit_calibration:
         if args.seed < 1000:
             print("refusing to fit on benchmark seeds (< 1000); use --seed 1000 or higher", file=sys.stderr)
             return 2
-        return _fit_calibration(gt)
+        return _fit_calibration(gt, options)
 
-    teacher = PhotometricTeacher.build()
+    teacher = PhotometricTeacher.build(**options)
     pred_path = data / "photometric_labels.json"
     times = []
     for k in range(max(1, args.repeats)):
@@ -136,9 +139,9 @@ def _print(result: dict) -> None:
           f"(load average {result['machine']['load_avg_1m']}, {result['machine']['cpus']} CPUs)")
 
 
-def _fit_calibration(gt: LabelSet) -> int:
+def _fit_calibration(gt: LabelSet, options: dict) -> int:
     """Logistic regression of the mask IoU (soft target) on the confidence features, L2 0.01, Newton."""
-    teacher = PhotometricTeacher.build()
+    teacher = PhotometricTeacher.build(**options)
     from afss.io.images import load_image
 
     feats, ious = [], []
