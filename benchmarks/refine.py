@@ -132,8 +132,12 @@ def _git_commit() -> str | None:
     import subprocess
 
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).parent).stdout.strip()
+        here = Path(__file__).parent
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=True, cwd=here).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "../afss"], capture_output=True, text=True,
+                               check=True, cwd=here).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return None
 
