@@ -81,3 +81,23 @@ def test_eval_unknown_iou_type(files, capsys):
     code = main(["eval", "--gt", str(files / "gt.json"), "--pred", str(files / "pred.json"), "--iou-type", "mask"])
     _, err = capsys.readouterr()
     assert code == 2 and "unknown IoU type 'mask'" in err
+
+
+def test_eval_compares_several_predictions_in_one_table(files, capsys):
+    write_coco(LabelSet(tuple(ImageLabels(f"images/{k}.png", 64, 64, (square(5 + k, 0.8),)) for k in range(3))),
+               files / "perfect.json")
+    code = main(["eval", "--gt", str(files / "gt.json"), "--pred", str(files / "pred.json"),
+                 "--pred", str(files / "perfect.json"), "--protocol", "paper"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    rows = [line.split()[:7] for line in out.splitlines()[2:]]
+    assert rows == [
+        ["pred", "paper", "segm", "all", "30.0", "100.0", "0.0"],
+        ["perfect", "paper", "segm", "all", "100.0", "100.0", "100.0"],
+        ["pred", "paper", "bbox", "all", "30.0", "100.0", "0.0"],
+        ["perfect", "paper", "bbox", "all", "100.0", "100.0", "100.0"],
+    ]
+    assert (files / "pred.metrics.json").exists() and (files / "perfect.metrics.json").exists()
+    assert main(["eval", "--gt", str(files / "gt.json"), "--pred", str(files / "pred.json"),
+                 "--pred", str(files / "perfect.json"), "--out", str(files / "m.json")]) == 2
+    assert "--out names one metrics file" in capsys.readouterr().err

@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "JSON metrics.",
     )
     p.add_argument("--gt", required=True, help="ground-truth COCO instances JSON")
-    p.add_argument("--pred", required=True, help="predictions COCO JSON (score on every annotation)")
+    p.add_argument("--pred", required=True, action="append", metavar="PRED",
+                   help="predictions COCO JSON (score on every annotation); repeat to compare several "
+                        "(e.g. teacher labels and refined labels) in one table")
     p.add_argument("--iou-type", dest="iou_types", type=csv_list, default=None, metavar="LIST",
                    help="comma list of segm, bbox (default: both)")
     p.add_argument("--protocol", dest="protocols", type=csv_list, default=None, metavar="LIST",
@@ -27,19 +29,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="only these ground-truth category names or ids (default: all)")
     p.add_argument("--per-class", dest="per_class", action="store_true", default=None,
                    help="keep categories apart and report each (default: collapse into one class)")
-    p.add_argument("--out", default=None, help="metrics JSON (default: <pred stem>.metrics.json next to --pred)")
+    p.add_argument("--out", default=None, help="metrics JSON (default: <pred stem>.metrics.json next to each --pred)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # No progress bar: scoring is one vectorised pass (about a second for a thousand images), and a
     # bar drawn before a bad-input error would break the one-line error contract.
-    from afss.evaluate import default_metrics_path, evaluate
+    from pathlib import Path
 
+    from afss.errors import AfssError
+    from afss.evaluate import comparison_table, default_metrics_path, evaluate
+
+    if args.out is not None and len(args.pred) > 1:
+        raise AfssError("--out names one metrics file; with several --pred each gets <pred stem>.metrics.json")
     start = time.perf_counter()
-    report = evaluate(args.gt, args.pred, **given(args, "iou_types", "protocols", "categories", "per_class"))
-    out = report.write_json(args.out or default_metrics_path(args.pred))
-    print(report.table())
-    print(f"afss eval: {report.num_images} images, {report.num_gt} ground-truth and {report.num_pred} predicted "
-          f"instances, {time.perf_counter() - start:.1f} s -> {out}", file=sys.stderr)
+    options = given(args, "iou_types", "protocols", "categories", "per_class")
+    reports = {Path(pred).stem: evaluate(args.gt, pred, **options) for pred in args.pred}
+    outs = [rep.write_json(args.out or default_metrics_path(pred)) for pred, rep in zip(args.pred, reports.values())]
+    first = next(iter(reports.values()))
+    print(first.table() if len(reports) == 1 else comparison_table(reports))
+    print(f"afss eval: {first.num_images} images, {first.num_gt} ground-truth and "
+          f"{sum(r.num_pred for r in reports.values())} predicted instances, {time.perf_counter() - start:.1f} s "
+          f"-> {', '.join(map(str, outs))}", file=sys.stderr)
     return 0

@@ -9,6 +9,6 @@ See ``docs/evaluation.md``. Modules: `pairing` (match images by file name, map c
 """
 
 from afss.evaluate.api import IOU_TYPES, PROTOCOLS, default_metrics_path, evaluate
-from afss.evaluate.report import EvalReport, EvalRow
+from afss.evaluate.report import EvalReport, EvalRow, comparison_table
 
-__all__ = ["IOU_TYPES", "PROTOCOLS", "EvalReport", "EvalRow", "default_metrics_path", "evaluate"]
+__all__ = ["IOU_TYPES", "PROTOCOLS", "EvalReport", "EvalRow", "comparison_table", "default_metrics_path", "evaluate"]

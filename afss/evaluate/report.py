@@ -11,7 +11,7 @@ from typing import Any
 
 from afss.io.atomic import write_json_atomic
 
-__all__ = ["EvalReport", "EvalRow"]
+__all__ = ["EvalReport", "EvalRow", "comparison_table"]
 
 ALL = "all"
 """The category name of the row that summarises every category (COCO's mean over classes)."""
@@ -93,22 +93,7 @@ class EvalReport:
 
     def table(self) -> str:
         """Aligned text table, AP in percent with one decimal (``-`` where undefined), then notes."""
-        show = [c for c in _COLUMNS if any(getattr(r, c[1]) is not None for r in self.rows)]
-        head = ["protocol", "iou", "category", *(name for name, _ in show), "images", "gt", "pred"]
-        body = [
-            [r.protocol, r.iou_type, r.category, *(_pct(getattr(r, key)) for _, key in show),
-             str(r.num_images), str(r.num_gt), str(r.num_pred)]
-            for r in self.rows
-        ]
-        widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
-
-        def fmt(line: list[str]) -> str:
-            cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))]
-            return "  ".join(cells).rstrip()
-
-        lines = [fmt(head), "  ".join("-" * w for w in widths), *(fmt(b) for b in body)]
-        lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
+        return _table([((), r) for r in self.rows], lead=(), notes=self.notes)
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON dict: metrics as fractions (``null`` where undefined), counts, notes, inputs."""
@@ -130,6 +115,38 @@ class EvalReport:
         path = Path(path)
         write_json_atomic(path, self.to_json(), indent=2)
         return path
+
+
+def comparison_table(reports: Mapping[str, EvalReport]) -> str:
+    """One table for several predictions scored against the same ground truth, e.g. the stages of a
+    run (``{"labels": ..., "refined": ...}``): rows grouped by protocol and IoU type, a ``pred`` column
+    naming each input."""
+    order = {key: k for k, key in enumerate(dict.fromkeys(
+        (r.protocol, r.iou_type, r.category) for rep in reports.values() for r in rep.rows))}
+    named = [((name,), r) for name, rep in reports.items() for r in rep.rows]
+    named.sort(key=lambda item: order[(item[1].protocol, item[1].iou_type, item[1].category)])  # stable
+    notes = [f"{name}: {n}" for name, rep in reports.items() for n in rep.notes]
+    return _table(named, lead=("pred",), notes=notes)
+
+
+def _table(rows: list[tuple[tuple[str, ...], EvalRow]], lead: tuple[str, ...], notes: Any) -> str:
+    show = [c for c in _COLUMNS if any(getattr(r, c[1]) is not None for _, r in rows)]
+    head = [*lead, "protocol", "iou", "category", *(name for name, _ in show), "images", "gt", "pred"]
+    body = [
+        [*names, r.protocol, r.iou_type, r.category, *(_pct(getattr(r, key)) for _, key in show),
+         str(r.num_images), str(r.num_gt), str(r.num_pred)]
+        for names, r in rows
+    ]
+    widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
+    n_text = len(lead) + 3  # left-aligned text columns, then right-aligned numbers
+
+    def fmt(line: list[str]) -> str:
+        cells = [c.ljust(w) if i < n_text else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))]
+        return "  ".join(cells).rstrip()
+
+    lines = [fmt(head), "  ".join("-" * w for w in widths), *(fmt(b) for b in body)]
+    lines += [f"note: {n}" for n in notes]
+    return "\n".join(lines)
 
 
 def _pct(value: float | None) -> str:
