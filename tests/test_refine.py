@@ -157,12 +157,38 @@ def test_unreadable_image_and_teacher_failure_are_recorded(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not an image")
     images = images.replace(images=images.images + (ImageLabels("broken.png", 0, 0),))
     ticks = []
-    out, summary = refine_labels(ThresholdTeacher(fail_on_call=2), images, views="identity,vflip", progress=ticks.append)
+    out, summary = refine_labels(ThresholdTeacher(fail_on_call=2), images, views="identity,vflip", batch_size=1,
+                                 progress=ticks.append)
     assert out.images[0].instances and not out.images[1].instances
     assert out.images[1].error == "teacher failed: RuntimeError: boom"
     assert out.images[2].error.startswith("unreadable: ")
     assert (summary.failed, summary.filter.dropped["failed"]) == (2, 2)
     assert ticks == [1, 1, 1]
+
+
+class PoisonTeacher(ThresholdTeacher):
+    """Raises on any call that contains an all-dark image."""
+
+    def label(self, images, prompt="spacecraft"):
+        if any(im.max() < 100 for im in images):
+            self.calls.append(len(images))
+            raise RuntimeError("dark image")
+        return super().label(images, prompt)
+
+
+def test_batch_sends_all_views_at_once_and_isolates_a_failing_image(tmp_path):
+    images = _images(tmp_path, n=3)
+    save_image(tmp_path / "im1.png", np.zeros((H, W, 3), np.uint8))  # the poison
+    teacher = PoisonTeacher()
+    out, summary = refine_labels(teacher, images, views="identity,vflip", batch_size=3)
+    assert summary.failed == 1
+    assert teacher.calls == [6, 2, 2, 2]  # one call for the batch, then image by image
+    assert [bool(im.instances) for im in out.images] == [True, False, True]
+    assert out.images[1].error == "teacher failed: RuntimeError: dark image"
+    teacher = ThresholdTeacher()
+    same, _ = refine_labels(teacher, _images(tmp_path, n=3), views="identity,vflip", batch_size=2)
+    alone, _ = refine_labels(ThresholdTeacher(), _images(tmp_path, n=3), views="identity,vflip", batch_size=1)
+    assert teacher.calls == [4, 2] and same.images == alone.images
 
 
 def test_no_detection_everywhere(tmp_path):
@@ -307,10 +333,10 @@ def test_interrupted_run_resumes_to_identical_output(tmp_path):
     images = _images(tmp_path, n=4)
     refine_labels(ThresholdTeacher(), images, out=tmp_path / "full.json")
     with pytest.raises(KeyboardInterrupt):
-        refine_labels(Interrupt(stop_on_call=3), images, out=tmp_path / "part.json")
+        refine_labels(Interrupt(stop_on_call=3), images, out=tmp_path / "part.json", batch_size=1)
     assert journal_path(tmp_path / "part.json").exists() and not (tmp_path / "part.json").exists()
     ticks, teacher = [], ThresholdTeacher()
-    _, summary = refine_labels(teacher, images, out=tmp_path / "part.json", progress=ticks.append)
+    _, summary = refine_labels(teacher, images, out=tmp_path / "part.json", progress=ticks.append, batch_size=1)
     assert len(teacher.calls) == 2 and ticks == [2, 1, 1]  # 2 images came from the journal
     assert _strip_times(tmp_path / "part.json") == _strip_times(tmp_path / "full.json")
     assert not journal_path(tmp_path / "part.json").exists()
@@ -320,16 +346,17 @@ def test_interrupted_run_resumes_to_identical_output(tmp_path):
 def test_resume_refuses_other_views_but_allows_another_threshold(tmp_path):
     images = _images(tmp_path, n=3)
     with pytest.raises(KeyboardInterrupt):
-        refine_labels(Interrupt(stop_on_call=2), images, out=tmp_path / "r.json")
+        refine_labels(Interrupt(stop_on_call=2), images, out=tmp_path / "r.json", batch_size=1)
     with pytest.raises(AfssError, match="different views"):
         refine_labels(ThresholdTeacher(), images, views="identity,hflip", out=tmp_path / "r.json")
     teacher = ThresholdTeacher()
-    out, _ = refine_labels(teacher, images, config=RefineConfig(min_score=0.95), out=tmp_path / "r.json")
+    out, _ = refine_labels(teacher, images, config=RefineConfig(min_score=0.95), out=tmp_path / "r.json",
+                           batch_size=1)
     assert len(teacher.calls) == 2 and [im.error for im in out.images] == ["filtered: score 0.9 < 0.95"] * 3
     teacher = ThresholdTeacher()  # --no-resume: everything again
     with pytest.raises(KeyboardInterrupt):
-        refine_labels(Interrupt(stop_on_call=2), images, out=tmp_path / "s.json")
-    refine_labels(teacher, images, out=tmp_path / "s.json", resume=False)
+        refine_labels(Interrupt(stop_on_call=2), images, out=tmp_path / "s.json", batch_size=1)
+    refine_labels(teacher, images, out=tmp_path / "s.json", resume=False, batch_size=1)
     assert len(teacher.calls) == 3
 
 
@@ -338,12 +365,12 @@ def test_torn_last_journal_line_is_refined_again(tmp_path):
 
     images = _images(tmp_path, n=3)
     with pytest.raises(KeyboardInterrupt):
-        refine_labels(Interrupt(stop_on_call=3), images, out=tmp_path / "r.json")
+        refine_labels(Interrupt(stop_on_call=3), images, out=tmp_path / "r.json", batch_size=1)
     path = journal_path(tmp_path / "r.json")
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:-1]) + lines[-1][:25])  # the second image's line torn mid-write
     teacher = ThresholdTeacher()
-    out, _ = refine_labels(teacher, images, out=tmp_path / "r.json")
+    out, _ = refine_labels(teacher, images, out=tmp_path / "r.json", batch_size=1)
     assert len(teacher.calls) == 2 and all(im.instances for im in out.images)
 
 

@@ -65,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--segmenter", default=None, help="segmenter model id or local folder (VLM teachers)")
     p.add_argument("-o", "--teacher-option", dest="teacher_options", action="append", default=None,
                    metavar="KEY=VALUE", help="any other teacher option, value as JSON (repeatable)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per teacher call (default 4)")
     p.add_argument("--no-resume", dest="resume", action="store_false", default=None,
                    help="ignore the journal of an interrupted run and start afresh")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images")
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     teacher = build_teacher(name, **given(args, *_TEACHER_FLAGS, "top1"), **_parse_options(args.teacher_options))
     with progress_bar(args, total=len(images), desc=f"refine ({name}, {args.tta or DEFAULT_VIEWS})") as advance:
         refined, summary = refine_labels(teacher, images, views=views, labels=labels,
-                                         config=config, out=args.out, progress=advance, **given(args, "resume"))
+                                         config=config, out=args.out, progress=advance, **given(args, "resume", "batch_size"))
     print(f"afss refine: {summary.line()}; {refined.num_instances} instances, "
           f"{time.perf_counter() - start:.1f} s -> {args.out}", file=sys.stderr)
     return 0

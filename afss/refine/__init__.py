@@ -7,9 +7,11 @@ See ``docs/refine.md``. Modules: `tta` (views and their exact inverses), `fusion
 ``ensemble-boxes``, mask voting), `filtering` (min score, top-1, min area), `refiner` (the stage).
 """
 
+from afss.refine.config import RefineConfig
 from afss.refine.filtering import DROP_REASONS, FilterSummary, filter_labels
 from afss.refine.fusion import FusedBoxes, fuse_boxes, fuse_masks
-from afss.refine.refiner import RefineConfig, RefineSummary, refine_image, refine_labels
+from afss.refine.image import fuse_views, refine_image
+from afss.refine.refiner import RefineSummary, refine_labels, summary_path
 from afss.refine.tta import VIEW_NAMES, View, parse_view, parse_views
 
 DEFAULT_VIEWS = "identity,vflip"
@@ -27,8 +29,10 @@ __all__ = [
     "filter_labels",
     "fuse_boxes",
     "fuse_masks",
+    "fuse_views",
     "parse_view",
     "parse_views",
     "refine_image",
     "refine_labels",
+    "summary_path",
 ]

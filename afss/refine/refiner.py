@@ -23,100 +23,26 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from afss.errors import AfssError, unknown_choice
+from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
 from afss.io.coco import write_coco
-from afss.io.images import ImageReadError, load_image
 from afss.label import NO_DETECTION, teacher_provenance
+from afss.refine.config import RefineConfig
 from afss.refine.filtering import FilterSummary, filter_labels
-from afss.refine.fusion import CONF_TYPES, fuse_boxes, fuse_masks
-from afss.refine.tta import Identity, View, parse_views
+from afss.refine.image import load_batch, refine_batch, refine_image
+from afss.refine.tta import View, parse_views
 from afss.teachers.base import Teacher
-from afss.types import ImageLabels, Instance, LabelSet
+from afss.types import LabelSet
 
-__all__ = ["NO_DETECTION", "RefineConfig", "RefineSummary", "refine_image", "refine_labels"]
+__all__ = ["NO_DETECTION", "RefineConfig", "RefineSummary", "refine_image", "refine_labels", "summary_path"]
 
 log = logging.getLogger(__name__)
-
-MASK_FUSIONS = ("segmenter", "vote")
-SCORE_SOURCES = ("mask", "box", "mean")
-
-
-@dataclass(frozen=True)
-class RefineConfig:
-    """Options of the refine stage; the defaults reproduce the paper's reference code.
-
-    Attributes:
-        iou_thr: WBF IoU above which boxes of different views are fused.
-        skip_box_thr: WBF ignores boxes scoring below this.
-        conf_type: WBF confidence rule, one of ``avg``, ``max``, ``box_and_model_avg``,
-            ``absent_model_aware_avg``.
-        count_empty_views: pass views that found nothing to WBF as empty lists, so that a box found
-            in one view of two gets half its score even when the other view found nothing. The
-            reference code leaves such views out (``False``).
-        per_view_top_k: boxes kept from each view before fusion (reference: 1; ``None``: all).
-        box_score_field: the detector sub-score fused by WBF (``instance.scores[...]``); an instance
-            without it contributes its ``score``.
-        mask_fusion: ``"segmenter"`` (re-prompt the teacher's segmenter with the fused box on the
-            original image) or ``"vote"`` (weighted pixel vote of the views' masks); ``None``:
-            segmenter when the teacher has one, else vote.
-        vote_threshold: share of the weight a pixel needs in the vote.
-        score_source: what a refined label's ``score`` is: ``"mask"`` (the segmenter's quality
-            estimate, SAM 2's predicted IoU; the reference), ``"box"`` (the fused detector score,
-            which reflects agreement between views) or ``"mean"`` (their geometric mean). Both
-            are always kept in ``scores``. Without a segmenter (vote) there is no mask score and
-            ``score`` is the fused detector score.
-        min_score: filter threshold on ``score_field`` (paper: 0.6; 0 keeps everything).
-        top1: at most one label per image (only the best fused box is segmented).
-        min_area_px: smallest mask area kept (0: no limit).
-        score_field: what the filter reads: ``"score"`` or a sub-score such as ``"box_score"``.
-        prompt: the text prompt given to the teacher.
-    """
-
-    iou_thr: float = 0.55
-    skip_box_thr: float = 0.05
-    conf_type: str = "avg"
-    count_empty_views: bool = False
-    per_view_top_k: int | None = 1
-    box_score_field: str = "box_score"
-    mask_fusion: str | None = None
-    vote_threshold: float = 0.5
-    score_source: str = "mask"
-    min_score: float = 0.6
-    top1: bool = True
-    min_area_px: float = 0.0
-    score_field: str = "score"
-    prompt: str = "spacecraft"
-
-    def __post_init__(self) -> None:
-        if self.conf_type not in CONF_TYPES:
-            raise unknown_choice("WBF conf_type", self.conf_type, CONF_TYPES)
-        if self.mask_fusion is not None and self.mask_fusion not in MASK_FUSIONS:
-            raise unknown_choice("mask_fusion", self.mask_fusion, MASK_FUSIONS)
-        if self.score_source not in SCORE_SOURCES:
-            raise unknown_choice("score_source", self.score_source, SCORE_SOURCES)
-        for name in ("iou_thr", "skip_box_thr", "vote_threshold", "min_score"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise AfssError(f"refine: {name} must be in [0, 1], got {getattr(self, name)}")
-        if self.per_view_top_k is not None and self.per_view_top_k < 1:
-            raise AfssError(f"refine: per_view_top_k must be >= 1, got {self.per_view_top_k}")
-        if self.min_area_px < 0:
-            raise AfssError(f"refine: min_area_px must be >= 0, got {self.min_area_px}")
-
-    def resolved_mask_fusion(self, teacher: Teacher) -> str:
-        if self.mask_fusion is None:
-            return "segmenter" if teacher.can_segment_boxes else "vote"
-        if self.mask_fusion == "segmenter" and not teacher.can_segment_boxes:
-            raise AfssError(f"refine: mask_fusion 'segmenter' needs a teacher with a promptable segmenter; "
-                            f"{teacher.name!r} has none (use 'vote')")
-        return self.mask_fusion
 
 
 @dataclass(frozen=True)
@@ -164,6 +90,7 @@ def refine_labels(
     config: RefineConfig | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = True,
+    batch_size: int = 4,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[LabelSet, RefineSummary]:
     """Refine the teacher's labels of ``images`` by TTA + WBF + re-segmentation, then filter.
@@ -178,8 +105,9 @@ def refine_labels(
         out: COCO JSON to write (atomically), with ``<out stem>.summary.json`` beside it; also
             enables the progress journal (`afss.refine.journal`). ``None``: nothing is written.
         resume: continue from ``out``'s journal if there is one; ``False`` starts afresh.
-        progress: called with the number of images just finished (1 per image; the images a
-            resumed journal already holds are reported at the start).
+        batch_size: images whose views go to the teacher in one ``label`` call (GPU throughput).
+        progress: called with the number of images just finished (after each batch; the images
+            a resumed journal already holds are reported at the start).
 
     Returns:
         ``(refined, summary)``: every input image exactly once, in order; filtered-out images have
@@ -192,6 +120,8 @@ def refine_labels(
     """
     config = config or RefineConfig()
     views = parse_views(views)
+    if batch_size < 1:
+        raise AfssError(f"batch_size must be >= 1, got {batch_size}")
     mask_fusion = config.resolved_mask_fusion(teacher)
     names = [im.file_name for im in images.images]
     if len(set(names)) != len(names):
@@ -209,15 +139,20 @@ def refine_labels(
                 progress(sum(1 for n in names if n in journal.done))
     done = dict(journal.done) if journal is not None else {}
     t0 = time.perf_counter()
+    todo = [im for im in images.images if im.file_name not in done]
+    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
     try:
-        for im in images.images:
-            if im.file_name in done:
-                continue
-            result = _refine_one(teacher, images, im, given.get(im.file_name), views, config, mask_fusion)
-            done[im.file_name] = result
-            if journal is not None:
-                journal.append(result)
-            _tick(progress)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="afss-load") as loader:
+            pending = loader.submit(load_batch, images, batches[0]) if batches else None
+            for k, batch in enumerate(batches):
+                loaded = pending.result()
+                pending = loader.submit(load_batch, images, batches[k + 1]) if k + 1 < len(batches) else None
+                for result in refine_batch(teacher, batch, loaded, given, views, config=config, mask_fusion=mask_fusion):
+                    done[result.file_name] = result
+                    if journal is not None:
+                        journal.append(result)
+                if progress is not None:
+                    progress(len(batch))
     finally:
         if journal is not None:
             journal.close()
@@ -244,119 +179,6 @@ def summary_path(out: str | os.PathLike) -> Path:
     """``refined.json`` -> ``refined.summary.json``."""
     out = Path(out)
     return out.with_name(f"{out.stem}.summary.json")
-
-
-def _refine_one(teacher: Teacher, images: LabelSet, im: ImageLabels, prior: ImageLabels | None,
-                views: Sequence[View], config: RefineConfig, mask_fusion: str) -> ImageLabels:
-    """One image, never raising for a bad image or a teacher error: the reason goes into ``error``."""
-    try:
-        rgb = load_image(images.image_path(im)).rgb
-    except ImageReadError as e:
-        return im.replace(instances=(), error=f"unreadable: {e}")
-    h, w = rgb.shape[:2]
-    if prior is not None and prior.error is not None and not prior.error.startswith(NO_DETECTION):
-        prior = None  # the label stage failed on it: ask the teacher again
-    if prior is not None and prior.height and prior.size_hw != (h, w):
-        raise AfssError(f"{im.file_name}: the given labels are for a {prior.height}x{prior.width} image, "
-                        f"the file is {h}x{w} (H x W)")
-    try:
-        instances = refine_image(teacher, rgb, views, config=config, mask_fusion=mask_fusion,
-                                 identity_instances=None if prior is None else prior.instances)
-    except Exception as e:  # one bad image must not sink the run; recorded in error
-        log.warning("%s: teacher failed: %s: %s", im.file_name, type(e).__name__, e,
-                    exc_info=log.isEnabledFor(logging.DEBUG))
-        return im.replace(height=h, width=w, instances=(), error=f"teacher failed: {type(e).__name__}: {e}")
-    return im.replace(height=h, width=w, instances=tuple(instances), error=None if instances else NO_DETECTION)
-
-
-def refine_image(
-    teacher: Teacher,
-    rgb: np.ndarray,
-    views: Sequence[View],
-    *,
-    config: RefineConfig,
-    mask_fusion: str,
-    identity_instances: Sequence[Instance] | None = None,
-) -> list[Instance]:
-    """Refined instances of one image, best first (one if ``config.top1``), before filtering.
-
-    Args:
-        rgb: ``(H, W, 3)`` uint8 original image.
-        views: the TTA views.
-        mask_fusion: ``"segmenter"`` or ``"vote"`` (see `RefineConfig`).
-        identity_instances: detections to use for the identity view instead of running the teacher.
-
-    Returns:
-        Instances with ``box_xyxy`` the fused box, the mask, ``score`` (segmenter quality, or the
-        fused box score when voting) and ``scores``: ``box_score`` (fused), ``mask_score``,
-        ``views_agreeing`` (views whose box went into it) and ``views``.
-    """
-    h, w = rgb.shape[:2]
-    run = [v for v in views if not (identity_instances is not None and isinstance(v, Identity))]
-    found = dict(zip(run, teacher.label([v.apply(rgb) for v in run], config.prompt), strict=True)) if run else {}
-    boxes_list, scores_list, masks_list = [], [], []
-    for view in views:
-        dets = list(identity_instances) if view not in found else found[view]
-        dets = sorted(dets, key=lambda i: -_box_score(i, config))[: config.per_view_top_k]
-        if not dets and not config.count_empty_views:
-            continue
-        vh, vw = view.output_size_hw((h, w)) if view in found else (h, w)
-        mapper = view if view in found else Identity()
-        boxes = mapper.boxes_to_original(np.array([d.box_xyxy for d in dets]).reshape(-1, 4), (h, w))
-        boxes_list.append(boxes)
-        scores_list.append(np.array([_box_score(d, config) for d in dets]))
-        if mask_fusion == "vote":
-            masks_list.append([None if d.rle is None else _mask_back(mapper, d, (vh, vw), (h, w)) for d in dets])
-    fusedb = fuse_boxes(boxes_list, scores_list, (h, w), iou_thr=config.iou_thr,
-                        skip_box_thr=config.skip_box_thr, conf_type=config.conf_type)
-    keep = range(min(1, len(fusedb))) if config.top1 else range(len(fusedb))
-    if not keep:
-        return []
-    out = []
-    if mask_fusion == "segmenter":
-        segmented = teacher.segment_boxes(rgb, fusedb.boxes_xyxy[list(keep)])
-    for k in keep:
-        box, box_score = fusedb.boxes_xyxy[k], float(fusedb.scores[k])
-        members = fusedb.members[k]
-        sub = {"box_score": round(box_score, 6), "views_agreeing": len({m[0] for m in members}), "views": len(views)}
-        if mask_fusion == "segmenter":
-            seg = segmented[k]
-            mask_score = float(seg.scores.get("mask_score", seg.score))
-            score = {"mask": mask_score, "box": box_score, "mean": (max(mask_score, 0.0) * box_score) ** 0.5}
-            out.append(Instance(box_xyxy=_clip_box(box, h, w), rle=seg.rle, score=score[config.score_source],
-                                source=f"{teacher.name}+tta", scores={**sub, "mask_score": round(mask_score, 6)}))
-            continue
-        member_masks = [masks_list[i][j] for i, j in members if masks_list[i][j] is not None]
-        weights = [scores_list[i][j] for i, j in members if masks_list[i][j] is not None]
-        rle = None
-        if member_masks:
-            rle = Instance.from_mask(fuse_masks(member_masks, weights, threshold=config.vote_threshold)).rle
-        out.append(Instance(box_xyxy=_clip_box(box, h, w), rle=rle, score=box_score,
-                            source=f"{teacher.name}+tta", scores=sub))
-    return out
-
-
-def _box_score(inst: Instance, config: RefineConfig) -> float:
-    return float(inst.scores.get(config.box_score_field, inst.score))
-
-
-def _mask_back(view: View, inst: Instance, view_hw: tuple[int, int], size_hw: tuple[int, int]) -> np.ndarray:
-    mask = inst.mask
-    if mask.shape != tuple(view_hw):
-        raise ValueError(f"teacher returned a {mask.shape} mask for a {view_hw} view image")
-    return view.mask_to_original(mask, size_hw)
-
-
-def _clip_box(box: np.ndarray, h: int, w: int) -> tuple[float, float, float, float]:
-    x0, y0, x1, y1 = (float(v) for v in box)
-    x0, x1 = min(max(x0, 0.0), w), min(max(x1, 0.0), w)
-    y0, y1 = min(max(y0, 0.0), h), min(max(y1, 0.0), h)
-    return (x0, y0, max(x0, x1), max(y0, y1))
-
-
-def _tick(progress: Callable[[int], None] | None) -> None:
-    if progress is not None:
-        progress(1)
 
 
 def _journal_header(teacher, views, config, mask_fusion, labels) -> dict[str, Any]:

@@ -1,0 +1,84 @@
+"""`RefineConfig`: the options of the refine stage, defaults faithful to the paper's reference code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from afss.errors import AfssError, unknown_choice
+from afss.refine.fusion import CONF_TYPES
+from afss.teachers.base import Teacher
+
+__all__ = ["MASK_FUSIONS", "SCORE_SOURCES", "RefineConfig"]
+
+MASK_FUSIONS = ("segmenter", "vote")
+SCORE_SOURCES = ("mask", "box", "mean")
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Options of the refine stage; the defaults reproduce the paper's reference code.
+
+    Attributes:
+        iou_thr: WBF IoU above which boxes of different views are fused.
+        skip_box_thr: WBF ignores boxes scoring below this.
+        conf_type: WBF confidence rule, one of ``avg``, ``max``, ``box_and_model_avg``,
+            ``absent_model_aware_avg``.
+        count_empty_views: pass views that found nothing to WBF as empty lists, so that a box found
+            in one view of two gets half its score even when the other view found nothing. The
+            reference code leaves such views out (``False``).
+        per_view_top_k: boxes kept from each view before fusion (reference: 1; ``None``: all).
+        box_score_field: the detector sub-score fused by WBF (``instance.scores[...]``); an instance
+            without it contributes its ``score``.
+        mask_fusion: ``"segmenter"`` (re-prompt the teacher's segmenter with the fused box on the
+            original image) or ``"vote"`` (weighted pixel vote of the views' masks); ``None``:
+            segmenter when the teacher has one, else vote.
+        vote_threshold: share of the weight a pixel needs in the vote.
+        score_source: what a refined label's ``score`` is: ``"mask"`` (the segmenter's quality
+            estimate, SAM 2's predicted IoU; the reference), ``"box"`` (the fused detector score,
+            which reflects agreement between views) or ``"mean"`` (their geometric mean). Both
+            are always kept in ``scores``. Without a segmenter (vote) there is no mask score and
+            ``score`` is the fused detector score.
+        min_score: filter threshold on ``score_field`` (paper: 0.6; 0 keeps everything).
+        top1: at most one label per image (only the best fused box is segmented).
+        min_area_px: smallest mask area kept (0: no limit).
+        score_field: what the filter reads: ``"score"`` or a sub-score such as ``"box_score"``.
+        prompt: the text prompt given to the teacher.
+    """
+
+    iou_thr: float = 0.55
+    skip_box_thr: float = 0.05
+    conf_type: str = "avg"
+    count_empty_views: bool = False
+    per_view_top_k: int | None = 1
+    box_score_field: str = "box_score"
+    mask_fusion: str | None = None
+    vote_threshold: float = 0.5
+    score_source: str = "mask"
+    min_score: float = 0.6
+    top1: bool = True
+    min_area_px: float = 0.0
+    score_field: str = "score"
+    prompt: str = "spacecraft"
+
+    def __post_init__(self) -> None:
+        if self.conf_type not in CONF_TYPES:
+            raise unknown_choice("WBF conf_type", self.conf_type, CONF_TYPES)
+        if self.mask_fusion is not None and self.mask_fusion not in MASK_FUSIONS:
+            raise unknown_choice("mask_fusion", self.mask_fusion, MASK_FUSIONS)
+        if self.score_source not in SCORE_SOURCES:
+            raise unknown_choice("score_source", self.score_source, SCORE_SOURCES)
+        for name in ("iou_thr", "skip_box_thr", "vote_threshold", "min_score"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise AfssError(f"refine: {name} must be in [0, 1], got {getattr(self, name)}")
+        if self.per_view_top_k is not None and self.per_view_top_k < 1:
+            raise AfssError(f"refine: per_view_top_k must be >= 1, got {self.per_view_top_k}")
+        if self.min_area_px < 0:
+            raise AfssError(f"refine: min_area_px must be >= 0, got {self.min_area_px}")
+
+    def resolved_mask_fusion(self, teacher: Teacher) -> str:
+        if self.mask_fusion is None:
+            return "segmenter" if teacher.can_segment_boxes else "vote"
+        if self.mask_fusion == "segmenter" and not teacher.can_segment_boxes:
+            raise AfssError(f"refine: mask_fusion 'segmenter' needs a teacher with a promptable segmenter; "
+                            f"{teacher.name!r} has none (use 'vote')")
+        return self.mask_fusion

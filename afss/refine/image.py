@@ -1,0 +1,225 @@
+"""Refining one image, or a batch: run the teacher on the views, map back, fuse, re-segment or vote.
+
+`refine_batch` sends every view of several images to the teacher in one ``label`` call (what a GPU
+wants), then fuses image by image with `fuse_views`. Nothing here raises for a bad image: an
+unreadable file or a teacher error becomes the image's ``error``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from afss.errors import AfssError
+from afss.io.images import ImageReadError, load_image
+from afss.label import NO_DETECTION
+from afss.refine.config import RefineConfig
+from afss.refine.fusion import fuse_boxes, fuse_masks
+from afss.refine.tta import Identity, View
+from afss.teachers.base import Teacher
+from afss.types import ImageLabels, Instance, LabelSet
+
+__all__ = ["fuse_views", "load_batch", "refine_batch", "refine_image", "views_to_run"]
+
+log = logging.getLogger(__name__)
+
+
+def views_to_run(views: Sequence[View], identity_given: bool) -> list[View]:
+    """The views the teacher must see (the identity view is skipped when its labels are given)."""
+    return [v for v in views if not (identity_given and isinstance(v, Identity))]
+
+
+def refine_image(
+    teacher: Teacher,
+    rgb: np.ndarray,
+    views: Sequence[View],
+    *,
+    config: RefineConfig,
+    mask_fusion: str,
+    identity_instances: Sequence[Instance] | None = None,
+) -> list[Instance]:
+    """Refined instances of one image, best first (one if ``config.top1``), before filtering.
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8 original image.
+        views: the TTA views.
+        mask_fusion: ``"segmenter"`` or ``"vote"`` (see `RefineConfig`).
+        identity_instances: detections to use for the identity view instead of running the teacher.
+
+    Returns:
+        Instances with ``box_xyxy`` the fused box, the mask, ``score`` (segmenter quality, or the
+        fused box score when voting; see ``RefineConfig.score_source``) and ``scores``:
+        ``box_score`` (fused), ``mask_score``, ``views_agreeing`` (views whose box went into it)
+        and ``views``.
+    """
+    run = views_to_run(views, identity_instances is not None)
+    found = teacher.label([v.apply(rgb) for v in run], config.prompt) if run else []
+    return fuse_views(teacher, rgb, views, dict(zip(run, found, strict=True)), config=config,
+                      mask_fusion=mask_fusion, identity_instances=identity_instances)
+
+
+def fuse_views(
+    teacher: Teacher,
+    rgb: np.ndarray,
+    views: Sequence[View],
+    found: Mapping[View, Sequence[Instance]],
+    *,
+    config: RefineConfig,
+    mask_fusion: str,
+    identity_instances: Sequence[Instance] | None = None,
+) -> list[Instance]:
+    """`refine_image` after the teacher ran: ``found`` holds its detections on each view it saw
+    (boxes and masks in that view's pixels); the identity view's come from ``identity_instances``
+    when it is not in ``found``."""
+    h, w = rgb.shape[:2]
+    boxes_list, scores_list, masks_list = [], [], []
+    for view in views:
+        dets = list(identity_instances or ()) if view not in found else found[view]
+        dets = sorted(dets, key=lambda i: -_box_score(i, config))[: config.per_view_top_k]
+        if not dets and not config.count_empty_views:
+            continue
+        vh, vw = view.output_size_hw((h, w)) if view in found else (h, w)
+        mapper = view if view in found else Identity()
+        boxes = mapper.boxes_to_original(np.array([d.box_xyxy for d in dets]).reshape(-1, 4), (h, w))
+        boxes_list.append(boxes)
+        scores_list.append(np.array([_box_score(d, config) for d in dets]))
+        if mask_fusion == "vote":
+            masks_list.append([None if d.rle is None else _mask_back(mapper, d, (vh, vw), (h, w)) for d in dets])
+    fusedb = fuse_boxes(boxes_list, scores_list, (h, w), iou_thr=config.iou_thr,
+                        skip_box_thr=config.skip_box_thr, conf_type=config.conf_type)
+    keep = range(min(1, len(fusedb))) if config.top1 else range(len(fusedb))
+    if not keep:
+        return []
+    out = []
+    if mask_fusion == "segmenter":
+        segmented = teacher.segment_boxes(rgb, fusedb.boxes_xyxy[list(keep)])
+    for k in keep:
+        box, box_score = fusedb.boxes_xyxy[k], float(fusedb.scores[k])
+        members = fusedb.members[k]
+        sub = {"box_score": round(box_score, 6), "views_agreeing": len({m[0] for m in members}), "views": len(views)}
+        if mask_fusion == "segmenter":
+            seg = segmented[k]
+            mask_score = float(seg.scores.get("mask_score", seg.score))
+            score = {"mask": mask_score, "box": box_score, "mean": (max(mask_score, 0.0) * box_score) ** 0.5}
+            out.append(Instance(box_xyxy=_clip_box(box, h, w), rle=seg.rle, score=score[config.score_source],
+                                source=f"{teacher.name}+tta", scores={**sub, "mask_score": round(mask_score, 6)}))
+            continue
+        member_masks = [masks_list[i][j] for i, j in members if masks_list[i][j] is not None]
+        weights = [scores_list[i][j] for i, j in members if masks_list[i][j] is not None]
+        rle = None
+        if member_masks:
+            rle = Instance.from_mask(fuse_masks(member_masks, weights, threshold=config.vote_threshold)).rle
+        out.append(Instance(box_xyxy=_clip_box(box, h, w), rle=rle, score=box_score,
+                            source=f"{teacher.name}+tta", scores=sub))
+    return out
+
+
+def _box_score(inst: Instance, config: RefineConfig) -> float:
+    return float(inst.scores.get(config.box_score_field, inst.score))
+
+
+def _mask_back(view: View, inst: Instance, view_hw: tuple[int, int], size_hw: tuple[int, int]) -> np.ndarray:
+    mask = inst.mask
+    if mask.shape != tuple(view_hw):
+        raise ValueError(f"teacher returned a {mask.shape} mask for a {view_hw} view image")
+    return view.mask_to_original(mask, size_hw)
+
+
+def _clip_box(box: np.ndarray, h: int, w: int) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    x0, x1 = min(max(x0, 0.0), w), min(max(x1, 0.0), w)
+    y0, y1 = min(max(y0, 0.0), h), min(max(y1, 0.0), h)
+    return (x0, y0, max(x0, x1), max(y0, y1))
+
+
+def load_batch(images: LabelSet, batch: Sequence[ImageLabels]) -> list[np.ndarray | str]:
+    """RGB arrays, or why an image could not be read (``"unreadable: ..."``)."""
+    loaded: list[np.ndarray | str] = []
+    for im in batch:
+        try:
+            loaded.append(load_image(images.image_path(im)).rgb)
+        except ImageReadError as e:
+            loaded.append(f"unreadable: {e}")
+    return loaded
+
+
+def refine_batch(
+    teacher: Teacher,
+    batch: Sequence[ImageLabels],
+    loaded: Sequence[np.ndarray | str],
+    priors: Mapping[str, ImageLabels],
+    views: Sequence[View],
+    *,
+    config: RefineConfig,
+    mask_fusion: str,
+) -> list[ImageLabels]:
+    """Refine several images with one ``teacher.label`` call for all their views.
+
+    Args:
+        batch: the images; ``loaded``: their pixels from `load_batch` (or the read error).
+        priors: given labels by ``file_name`` (their instances are the identity view).
+
+    Returns:
+        One `ImageLabels` per image, in order, with size filled in and ``error`` set where nothing
+        came out (``"no detection"``, ``"unreadable: ..."``, ``"teacher failed: ..."``).
+
+    Raises:
+        AfssError: given labels whose image size differs from the file's.
+    """
+    results: list[ImageLabels | None] = [None] * len(batch)
+    jobs = []
+    for k, (im, pixels) in enumerate(zip(batch, loaded, strict=True)):
+        if isinstance(pixels, str):
+            results[k] = im.replace(instances=(), error=pixels)
+            continue
+        prior = _usable_prior(im, priors.get(im.file_name), pixels.shape[:2])
+        ident = None if prior is None else prior.instances
+        jobs.append((k, pixels, views_to_run(views, ident is not None), ident))
+    flat = [v.apply(px) for _, px, run, _ in jobs for v in run]
+    found_flat: list | None = None
+    failure: str | None = None
+    try:
+        found_flat = list(teacher.label(flat, config.prompt)) if flat else []
+        if len(found_flat) != len(flat):
+            raise ValueError(f"teacher returned {len(found_flat)} results for {len(flat)} images")
+    except Exception as e:  # noqa: BLE001 - one bad image must not sink the batch: retried one by one
+        found_flat = None
+        failure = _failure(batch[jobs[0][0]], e) if len(jobs) == 1 else None
+    pos = 0
+    for k, pixels, run, ident in jobs:
+        im, (h, w) = batch[k], pixels.shape[:2]
+        start, pos = pos, pos + len(run)
+        if failure is not None:
+            results[k] = im.replace(height=h, width=w, instances=(), error=failure)
+            continue
+        try:
+            if found_flat is None:
+                instances = refine_image(teacher, pixels, views, config=config, mask_fusion=mask_fusion,
+                                         identity_instances=ident)
+            else:
+                found = dict(zip(run, found_flat[start:pos], strict=True))
+                instances = fuse_views(teacher, pixels, views, found, config=config, mask_fusion=mask_fusion,
+                                       identity_instances=ident)
+        except Exception as e:  # noqa: BLE001 - recorded in error, the run goes on
+            results[k] = im.replace(height=h, width=w, instances=(), error=_failure(im, e))
+        else:
+            results[k] = im.replace(height=h, width=w, instances=tuple(instances),
+                                    error=None if instances else NO_DETECTION)
+    return results
+
+
+def _usable_prior(im: ImageLabels, prior: ImageLabels | None, size_hw: tuple[int, int]) -> ImageLabels | None:
+    if prior is None or (prior.error is not None and not prior.error.startswith(NO_DETECTION)):
+        return None  # no given labels, or the label stage failed on it: ask the teacher again
+    if prior.height and prior.size_hw != tuple(size_hw):
+        raise AfssError(f"{im.file_name}: the given labels are for a {prior.height}x{prior.width} image, "
+                        f"the file is {size_hw[0]}x{size_hw[1]} (H x W)")
+    return prior
+
+
+def _failure(im: ImageLabels, error: Exception) -> str:
+    log.warning("%s: teacher failed: %s: %s", im.file_name, type(error).__name__, error,
+                exc_info=log.isEnabledFor(logging.DEBUG))
+    return f"teacher failed: {type(error).__name__}: {error}"
