@@ -37,8 +37,8 @@ class ThresholdTeacher(Teacher):
     name = "fake"
 
     def __init__(self, *, segmenter: bool = True, score: float = 0.8, mask_score: float = 0.9,
-                 upright_only: bool = False, fail_on_call: int | None = None) -> None:
-        self.segmenter, self.score, self.mask_score = segmenter, score, mask_score
+                 upright_only: bool = False, fail_on_call: int | None = None, category_id: int = 1) -> None:
+        self.segmenter, self.score, self.mask_score, self.category_id = segmenter, score, mask_score, category_id
         self.upright_only, self.fail_on_call = upright_only, fail_on_call
         self.calls: list[int] = []
 
@@ -53,7 +53,8 @@ class ThresholdTeacher(Teacher):
             if not m.any() or (self.upright_only and (x0 > 8 or y0 > 8)):
                 out.append([])
                 continue
-            out.append([Instance.from_mask(m, score=self.score, source=self.name, scores={"box_score": self.score})])
+            out.append([Instance.from_mask(m, score=self.score, source=self.name, scores={"box_score": self.score},
+                                           category_id=self.category_id)])
         return out
 
     @property
@@ -132,6 +133,13 @@ def test_vote_without_segmenter_scores_by_agreement(tmp_path):
     out, _ = refine_labels(teacher, _images(tmp_path), views="identity,vflip",
                            config=RefineConfig(min_score=0.0, count_empty_views=True))
     assert out.images[0].instances[0].score == pytest.approx(0.4, abs=1e-6)  # seen in one view of two
+
+
+@pytest.mark.parametrize("mask_fusion", ["segmenter", "vote"])
+def test_category_of_the_teacher_is_kept(tmp_path, mask_fusion):
+    out, _ = refine_labels(ThresholdTeacher(category_id=2), _images(tmp_path), views="identity,vflip",
+                           config=RefineConfig(mask_fusion=mask_fusion))
+    assert out.images[0].instances[0].category_id == 2
 
 
 def test_filter_records_reason_and_keeps_image(tmp_path):

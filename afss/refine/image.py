@@ -74,7 +74,7 @@ def fuse_views(
     (boxes and masks in that view's pixels); the identity view's come from ``identity_instances``
     when it is not in ``found``."""
     h, w = rgb.shape[:2]
-    boxes_list, scores_list, masks_list = [], [], []
+    boxes_list, scores_list, labels_list, masks_list = [], [], [], []
     for view in views:
         dets = list(identity_instances or ()) if view not in found else found[view]
         dets = sorted(dets, key=lambda i: -_box_score(i, config))[: config.per_view_top_k]
@@ -85,9 +85,10 @@ def fuse_views(
         boxes = mapper.boxes_to_original(np.array([d.box_xyxy for d in dets]).reshape(-1, 4), (h, w))
         boxes_list.append(boxes)
         scores_list.append(np.array([_box_score(d, config) for d in dets]))
+        labels_list.append(np.array([d.category_id for d in dets], dtype=np.int64))
         if mask_fusion == "vote":
             masks_list.append([None if d.rle is None else _mask_back(mapper, d, (vh, vw), (h, w)) for d in dets])
-    fusedb = fuse_boxes(boxes_list, scores_list, (h, w), iou_thr=config.iou_thr,
+    fusedb = fuse_boxes(boxes_list, scores_list, (h, w), labels_list=labels_list, iou_thr=config.iou_thr,
                         skip_box_thr=config.skip_box_thr, conf_type=config.conf_type)
     keep = range(min(1, len(fusedb))) if config.top1 else range(len(fusedb))
     if not keep:
@@ -104,7 +105,8 @@ def fuse_views(
             mask_score = float(seg.scores.get("mask_score", seg.score))
             score = {"mask": mask_score, "box": box_score, "mean": (max(mask_score, 0.0) * box_score) ** 0.5}
             out.append(Instance(box_xyxy=_clip_box(box, h, w), rle=seg.rle, score=score[config.score_source],
-                                source=f"{teacher.name}+tta", scores={**sub, "mask_score": round(mask_score, 6)}))
+                                category_id=int(fusedb.labels[k]), source=f"{teacher.name}+tta",
+                                scores={**sub, "mask_score": round(mask_score, 6)}))
             continue
         member_masks = [masks_list[i][j] for i, j in members if masks_list[i][j] is not None]
         weights = [scores_list[i][j] for i, j in members if masks_list[i][j] is not None]
@@ -112,7 +114,7 @@ def fuse_views(
         if member_masks:
             rle = Instance.from_mask(fuse_masks(member_masks, weights, threshold=config.vote_threshold)).rle
         out.append(Instance(box_xyxy=_clip_box(box, h, w), rle=rle, score=box_score,
-                            source=f"{teacher.name}+tta", scores=sub))
+                            category_id=int(fusedb.labels[k]), source=f"{teacher.name}+tta", scores=sub))
     return out
 
 
