@@ -410,3 +410,21 @@ def test_several_objects_per_image(tmp_path):
     out, _ = refine_labels(BlobTeacher(), _images(tmp_path, mask=two), views="identity,vflip",
                            config=RefineConfig(min_score=0.0, mask_fusion="vote"))  # the reference: top-1
     assert [i.box_xyxy for i in out.images[0].instances] == [pytest.approx((30, 20, 45, 30), abs=1e-3)]
+
+
+def test_cli_reuses_the_teacher_options_recorded_in_labels(tmp_path, tiny_root, capsys):
+    pytest.importorskip("transformers")
+    from afss.cli import main
+    from afss.label import label_images
+    from tests.tiny_models import build_tiny_teacher
+
+    images = _images(tmp_path, n=2)
+    label_images(build_tiny_teacher("grounded-sam2", tiny_root), images, out=tmp_path / "labels.json")
+    # no --teacher, --detector or --segmenter: all taken from labels.json (the hub is unreachable here)
+    code = main(["-q", "refine", "--labels", str(tmp_path / "labels.json"), "--min-score", "0",
+                 "--out", str(tmp_path / "refined.json")])
+    assert code == 0, capsys.readouterr().err
+    refined = read_coco(tmp_path / "refined.json")
+    assert refined.info["teacher"] == "grounded-sam2"
+    assert refined.info["teacher_options"]["detector"].endswith("grounding-dino")
+    assert all(im.instances for im in refined.images)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 
@@ -32,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--images", metavar="DIR", help="folder of images (recursive); the teacher runs every view")
     p.add_argument("--out", required=True, help="output COCO JSON")
     p.add_argument("--teacher", default=None, choices=sorted(TEACHERS),
-                   help="which teacher (default: the one recorded in --labels, else grounded-sam2)")
+                   help="which teacher (default: the one recorded in --labels, with its recorded options "
+                        "such as model folders and thresholds; else grounded-sam2)")
     p.add_argument("--tta", default=None, metavar="VIEWS",
                    help="comma-separated views (default identity,vflip): identity, hflip, vflip, rot90, rot180, "
                         "rot270, scale<f>, brightness<f>, contrast<f>, gamma<f>, e.g. identity,vflip,scale0.75")
@@ -86,11 +88,25 @@ def run(args: argparse.Namespace) -> int:
     images = labels if labels is not None else images_from_folder(args.images)
     if args.limit is not None:
         images = images.replace(images=images.images[: max(0, args.limit)])
-    name = args.teacher or (labels.info.get("teacher") if labels is not None else None) or DEFAULT_TEACHER
-    teacher = build_teacher(name, **given(args, *_TEACHER_FLAGS, "top1"), **_parse_options(args.teacher_options))
+    recorded = labels.info.get("teacher") if labels is not None else None
+    name = args.teacher or recorded or DEFAULT_TEACHER
+    options = {**(_recorded_options(labels, args) if name == recorded else {}),
+               **given(args, *_TEACHER_FLAGS, "top1"), **_parse_options(args.teacher_options)}
+    teacher = build_teacher(name, **options)
     with progress_bar(args, total=len(images), desc=f"refine ({name}, {args.tta or DEFAULT_VIEWS})") as advance:
         refined, summary = refine_labels(teacher, images, views=views, labels=labels,
                                          config=config, out=args.out, progress=advance, **given(args, "resume", "batch_size"))
     print(f"afss refine: {summary.line()}; {refined.num_instances} instances, "
           f"{time.perf_counter() - start:.1f} s -> {args.out}", file=sys.stderr)
     return 0
+
+
+def _recorded_options(labels, args: argparse.Namespace) -> dict:
+    """The teacher options ``afss label`` recorded (model folders, thresholds), so that refining
+    uses the same teacher; flags given on this command line override them."""
+    options = {k: v for k, v in dict(labels.info.get("teacher_options") or {}).items() if k != "teacher"}
+    if options:
+        logging.getLogger(__name__).info("teacher %s with the options recorded in %s: %s",
+                                         labels.info.get("teacher"), args.labels,
+                                         ", ".join(f"{k}={v}" for k, v in sorted(options.items())))
+    return options
