@@ -12,4 +12,4 @@ from afss.types import ImageLabels, Instance, LabelSet
 
 __version__ = "0.1.0"
 
-__all__ = ["AfssError", "ImageLabels", "Instance", "LabelSet", "load_image", "read_coco", "write_coco", "__version__"]
+__all__ = ["AfssError", "ImageLabels", "Instance", "LabelSet", "__version__", "load_image", "read_coco", "write_coco"]

@@ -87,12 +87,12 @@ def test_reads_polygons_and_crowd(tmp_path):
         ("[1, 2, 3]", "not a COCO instances file"),
         ('{"annotations": []}', "not a COCO instances file"),
         ('{"images": [{"id": 1}]}', "image 0 needs id, file_name, height and width"),
-        ('{"images": [{"id": 1, "file_name": "a", "height": 4, "width": 4}],'
-         ' "annotations": [{"id": 9, "image_id": 2, "bbox": [0, 0, 1, 1]}]}', "annotation 9 refers to unknown image_id 2"),
-        ('{"images": [{"id": 1, "file_name": "a", "height": 4, "width": 4}],'
-         ' "annotations": [{"id": 9, "image_id": 1, "bbox": [0, 0, 1]}]}', "bbox has 3 numbers, expected 4"),
-        ('{"images": [{"id": 1, "file_name": "a", "height": 4, "width": 4}],'
-         ' "annotations": [{"id": 9, "image_id": 1, "segmentation": {"size": [5, 4], "counts": "04"}}]}',
+        (('{"images": [{"id": 1, "file_name": "a", "height": 4, "width": 4}],'
+         ' "annotations": [{"id": 9, "image_id": 2, "bbox": [0, 0, 1, 1]}]}'), "annotation 9 refers to unknown image_id 2"),
+        (('{"images": [{"id": 1, "file_name": "a", "height": 4, "width": 4}],'
+         ' "annotations": [{"id": 9, "image_id": 1, "bbox": [0, 0, 1]}]}'), "bbox has 3 numbers, expected 4"),
+        (('{"images": [{"id": 1, "file_name": "a", "height": 4, "width": 4}],'
+         ' "annotations": [{"id": 9, "image_id": 1, "segmentation": {"size": [5, 4], "counts": "04"}}]}'),
          r"mask size \[5, 4\] differs from its image size \[4, 4\]"),
     ],
 )

@@ -336,3 +336,20 @@ def test_coco_results_list_is_matched_by_ground_truth_image_id(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps([{**results[0], "image_id": 999}]))
     with pytest.raises(AfssError, match="1 result.*not in the ground truth, e.g. 999"):
         evaluate(tmp_path / "gt.json", tmp_path / "bad.json")
+
+
+def test_only_labelled_skips_images_without_prediction_instead_of_missing_them():
+    def sq(x0):
+        m = np.zeros((32, 32), bool)
+        m[4:20, x0:x0 + 16] = True
+        return Instance.from_mask(m)
+
+    gt = LabelSet(tuple(ImageLabels(f"{k}.png", 32, 32, (sq(k),)) for k in range(4)))
+    # two images predicted exactly, two dropped by a filter (kept as records with an error)
+    pred = LabelSet(tuple(ImageLabels(f"{k}.png", 32, 32, (sq(k).replace(score=0.9),) if k < 2 else (),
+                                      error=None if k < 2 else "filtered: score 0.3 < 0.6") for k in range(4)))
+    misses = evaluate(gt, pred, protocols=("paper",), iou_types=("segm",)).get("paper", "segm")
+    kept = evaluate(gt, pred, protocols=("paper",), iou_types=("segm",), only_labelled=True)
+    assert misses.ap == pytest.approx(51 / 101)  # recall stops at 0.5: 51 of 101 recall points
+    assert kept.get("paper", "segm").ap == 1.0 and kept.num_images == 2
+    assert any("2 image(s) without a predicted instance were skipped" in n for n in kept.notes)

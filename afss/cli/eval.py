@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="only these ground-truth category names or ids (default: all)")
     p.add_argument("--per-class", dest="per_class", action="store_true", default=None,
                    help="keep categories apart and report each (default: collapse into one class)")
+    p.add_argument("--only-labelled", dest="only_labelled", action="store_true", default=None,
+                   help="score only images where the predictions hold an instance (e.g. the survivors of "
+                        "refine's filter) instead of counting the others as misses")
     p.add_argument("--out", default=None, help="metrics JSON (default: <pred stem>.metrics.json next to each --pred)")
     p.set_defaults(func=run)
 
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None and len(args.pred) > 1:
         raise AfssError("--out names one metrics file; with several --pred each gets <pred stem>.metrics.json")
     start = time.perf_counter()
-    options = given(args, "iou_types", "protocols", "categories", "per_class")
+    options = given(args, "iou_types", "protocols", "categories", "per_class", "only_labelled")
     reports = {Path(pred).stem: evaluate(args.gt, pred, **options) for pred in args.pred}
     outs = [rep.write_json(args.out or default_metrics_path(pred)) for pred, rep in zip(args.pred, reports.values())]
     first = next(iter(reports.values()))

@@ -94,6 +94,7 @@ def evaluate(
     protocols: Sequence[str] = PROTOCOLS,
     categories: Sequence[int | str] | None = None,
     per_class: bool = False,
+    only_labelled: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> EvalReport:
     """Score predictions against ground truth: COCO AP and the paper's single-target protocol.
@@ -116,6 +117,8 @@ def evaluate(
         per_class: score categories apart (predictions mapped to ground-truth categories by name)
             and report a row per category after the ``"all"`` row. Default: every category is
             collapsed into one class, as the paper does with its single target class.
+        only_labelled: score only the images where ``pred`` holds at least one instance (e.g. the
+            survivors of ``afss refine``'s confidence filter); by default the others are misses.
         progress: called with the number of images just paired.
 
     Returns:
@@ -134,7 +137,7 @@ def evaluate(
     gt_set, gt_name = _load(gt, "gt")
     pred_set, pred_name = _load_pred(pred, gt_set)
     pairs = pair_images(gt_set, pred_set, categories=categories, per_class=per_class,
-                        gt_name=gt_name, pred_name=pred_name, progress=progress)
+                        only_labelled=only_labelled, gt_name=gt_name, pred_name=pred_name, progress=progress)
     notes = list(pairs.notes)
     if not pairs.gt:
         raise AfssError(f"{gt_name}: no ground-truth image left to evaluate "
@@ -165,6 +168,7 @@ def evaluate(
         gt=gt_name if not isinstance(gt, LabelSet) else None,
         pred=pred_name if not isinstance(pred, LabelSet) else None,
         meta={"categories": {str(k): v for k, v in pairs.categories.items()}, "per_class": per_class,
+              "only_labelled": only_labelled,
               "iou_types": list(iou_types), "protocols": list(protocols), "seconds": round(seconds, 3)},
     )
 

@@ -55,6 +55,7 @@ def pair_images(
     *,
     categories: Sequence[int | str] | None = None,
     per_class: bool = False,
+    only_labelled: bool = False,
     gt_name: str = "gt",
     pred_name: str = "pred",
     progress: Callable[[int], None] | None = None,
@@ -66,6 +67,8 @@ def pair_images(
         categories: ground-truth category ids or names to evaluate; ``None`` for all.
         per_class: keep categories apart (predictions are mapped to ground-truth categories by
             name); otherwise every selected category is collapsed into one class, as the paper does.
+        only_labelled: skip images where the predictions hold no instance (e.g. dropped by the
+            confidence filter) instead of counting them as misses: the precision of what was kept.
         gt_name, pred_name: how to name the inputs in error messages (their paths).
 
     Raises:
@@ -114,7 +117,7 @@ def pair_images(
     gt_map, pred_map, cats, notes = _category_maps(gt, pred, categories, per_class, gt_name, pred_name)
     out_gt: list[ImageLabels] = []
     out_pred: list[ImageLabels] = []
-    excluded = unpredicted = 0
+    excluded = unpredicted = unlabelled = 0
     for k, g in enumerate(gt.images):
         if progress is not None:
             progress(1)
@@ -122,6 +125,9 @@ def pair_images(
             excluded += 1
             continue
         p = found.get(k)
+        if only_labelled and (p is None or not p.instances):
+            unlabelled += 1
+            continue
         if p is None:
             unpredicted += 1
         iid = len(out_gt) + 1
@@ -131,6 +137,8 @@ def pair_images(
                                     instances=p_inst, image_id=iid))
     if excluded:
         notes.append(f"{excluded} ground-truth image(s) recorded with an error were excluded")
+    if unlabelled:
+        notes.append(f"only labelled images scored: {unlabelled} image(s) without a predicted instance were skipped")
     if unpredicted:
         notes.append(f"{unpredicted} image(s) have no prediction entry and count as misses")
     return Pairs(tuple(out_gt), tuple(out_pred), cats, excluded, unpredicted, tuple(notes))

@@ -21,7 +21,7 @@ from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
 from afss.types import ImageLabels, Instance, LabelSet, Rle, rle_box_xyxy
 
-__all__ = ["read_coco", "write_coco", "labelset_to_coco", "labelset_from_coco"]
+__all__ = ["labelset_from_coco", "labelset_to_coco", "read_coco", "write_coco"]
 
 
 def read_coco(path: str | os.PathLike, *, image_root: str | os.PathLike | None = None) -> LabelSet:

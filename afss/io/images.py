@@ -81,7 +81,7 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
         return img
     if np.issubdtype(img.dtype, np.floating):
         peak = float(np.nanmax(img)) if img.size else 1.0
-        scale = 1.0 if peak <= 1.0 else peak
+        scale = max(1.0, peak)
         return np.clip(np.nan_to_num(img) / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)
     peak = int(img.max()) if img.size else 0
     full = next((2**b - 1 for b in (8, 10, 12, 14, 16) if peak <= 2**b - 1), int(np.iinfo(img.dtype).max))
