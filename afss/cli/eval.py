@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--only-labelled", dest="only_labelled", action="store_true", default=None,
                    help="score only images where the predictions hold an instance (e.g. the survivors of "
                         "refine's filter) instead of counting the others as misses")
-    p.add_argument("--out", default=None, help="metrics JSON (default: <pred stem>.metrics.json next to each --pred)")
+    p.add_argument("--out", default=None, help="metrics JSON (default: <pred stem>.metrics.json next to each --pred, "
+                        "<pred stem>.labelled.metrics.json with --only-labelled)")
     p.set_defaults(func=run)
 
 
@@ -49,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     options = given(args, "iou_types", "protocols", "categories", "per_class", "only_labelled")
     reports = {Path(pred).stem: evaluate(args.gt, pred, **options) for pred in args.pred}
-    outs = [rep.write_json(args.out or default_metrics_path(pred)) for pred, rep in zip(args.pred, reports.values())]
+    suffix = ".labelled.metrics.json" if args.only_labelled else ".metrics.json"
+    outs = [rep.write_json(args.out or default_metrics_path(pred).with_name(Path(pred).stem + suffix))
+            for pred, rep in zip(args.pred, reports.values())]
     first = next(iter(reports.values()))
     print(first.table() if len(reports) == 1 else comparison_table(reports))
     print(f"afss eval: {first.num_images} images, {first.num_gt} ground-truth and "
