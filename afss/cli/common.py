@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from afss.errors import AfssError
+
+# Flags that are teacher build options, passed on only when the user gave them.
+TEACHER_FLAGS = ("box_threshold", "text_threshold", "device", "dtype", "detector", "segmenter")
 
 
 @contextmanager
@@ -29,3 +35,32 @@ def csv_list(text: str) -> list[str]:
 def given(args: argparse.Namespace, *names: str) -> dict:
     """The options among ``names`` that the user actually set (not ``None``), for ``**kwargs``."""
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def add_teacher_arguments(p: argparse.ArgumentParser) -> None:
+    """The teacher options ``label`` and ``refine`` share (see `teacher_options`)."""
+    p.add_argument("--prompt", default=None, help="text prompt (default: spacecraft)")
+    p.add_argument("--box-threshold", type=float, default=None, help="detector box threshold (VLM teachers)")
+    p.add_argument("--text-threshold", type=float, default=None, help="detector text threshold (VLM teachers)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (VLM teachers)")
+    p.add_argument("--dtype", default=None, help="float32, float16, bfloat16 (VLM teachers)")
+    p.add_argument("--detector", default=None, help="detector model id or local folder (VLM teachers)")
+    p.add_argument("--segmenter", default=None, help="segmenter model id or local folder (VLM teachers)")
+    p.add_argument("-o", "--teacher-option", dest="teacher_options", action="append", default=None,
+                   metavar="KEY=VALUE", help="any other teacher option, value as JSON (repeatable), "
+                                             "e.g. -o k_grow=2.5 -o earth=false")
+
+
+def teacher_options(args: argparse.Namespace) -> dict:
+    """The teacher build options the user gave: the flags of `add_teacher_arguments`, ``--top1/--all``
+    and every ``-o KEY=VALUE`` (value parsed as JSON, else kept as a string)."""
+    options = given(args, *TEACHER_FLAGS, "top1")
+    for item in args.teacher_options or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise AfssError(f"--teacher-option {item!r}: expected KEY=VALUE, e.g. k_grow=2.5")
+        try:
+            options[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip().replace("-", "_")] = value
+    return options

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
-from afss.cli.common import given, progress_bar
+from afss.cli.common import add_teacher_arguments, given, progress_bar, teacher_options
 from afss.errors import AfssError
-
-# CLI flags that are teacher build options, passed on only when the user gave them (--top1/--all also
-# goes to the label stage, which keeps the best instance per image when top1 is on).
-_TEACHER_FLAGS = ("box_threshold", "text_threshold", "device", "dtype", "detector", "segmenter")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,21 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output COCO JSON")
     p.add_argument("--teacher", default=DEFAULT_TEACHER, choices=sorted(TEACHERS),
                    help=f"which teacher (default {DEFAULT_TEACHER}; 'photometric' needs no weights)")
-    p.add_argument("--prompt", default=None, help="text prompt (default: spacecraft)")
     p.add_argument("--batch-size", type=int, default=None, help="images per teacher call (default 8)")
     keep = p.add_mutually_exclusive_group()
     keep.add_argument("--top1", dest="top1", action="store_true", default=None,
                       help="keep the most confident instance per image (default)")
     keep.add_argument("--all", dest="top1", action="store_false", help="keep every instance the teacher returns")
-    p.add_argument("--box-threshold", type=float, default=None, help="detector box threshold (VLM teachers)")
-    p.add_argument("--text-threshold", type=float, default=None, help="detector text threshold (VLM teachers)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (VLM teachers)")
-    p.add_argument("--dtype", default=None, help="float32, float16, bfloat16 (VLM teachers)")
-    p.add_argument("--detector", default=None, help="detector model id or local folder (VLM teachers)")
-    p.add_argument("--segmenter", default=None, help="segmenter model id or local folder (VLM teachers)")
-    p.add_argument("-o", "--teacher-option", dest="teacher_options", action="append", default=None,
-                   metavar="KEY=VALUE", help="any other teacher option, value as JSON (repeatable), "
-                                             "e.g. -o k_grow=2.5 -o earth=false")
+    add_teacher_arguments(p)
     p.add_argument("--no-resume", dest="resume", action="store_false", default=None,
                    help="ignore the journal of an interrupted run and start afresh")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images")
@@ -65,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     images = _read_images(args)
     if args.limit is not None:
         images = images.replace(images=images.images[: max(0, args.limit)])
-    teacher = build_teacher(args.teacher, **given(args, *_TEACHER_FLAGS, "top1"), **_parse_options(args.teacher_options))
+    teacher = build_teacher(args.teacher, **teacher_options(args))
     with progress_bar(args, total=len(images), desc=f"label ({args.teacher})") as advance:
         labels = label_images(teacher, images, out=args.out, progress=advance,
                               **given(args, "prompt", "batch_size", "top1", "resume"))
@@ -91,15 +77,3 @@ def _read_images(args: argparse.Namespace):
 
     return read_dataset(args.dataset, args.root, **given(args, "split", "domain"))
 
-
-def _parse_options(items: list[str] | None) -> dict:
-    options = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise AfssError(f"--teacher-option {item!r}: expected KEY=VALUE, e.g. k_grow=2.5")
-        try:
-            options[key.strip().replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip().replace("-", "_")] = value
-    return options

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from afss.cli.common import given, progress_bar
+from afss.cli.common import add_teacher_arguments, given, progress_bar, teacher_options
 
 # CLI flag -> RefineConfig field; passed on only when the user gave it.
 _CONFIG_FLAGS = ("iou_thr", "skip_box_thr", "conf_type", "count_empty_views", "mask_fusion", "vote_threshold",
@@ -58,15 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--score-source", default=None, choices=("mask", "box", "mean"),
                    help="a label's score: the segmenter's quality (mask, default), the fused detector score "
                         "(box) or their geometric mean")
-    p.add_argument("--prompt", default=None, help="text prompt (default: spacecraft)")
-    p.add_argument("--box-threshold", type=float, default=None, help="detector box threshold (VLM teachers)")
-    p.add_argument("--text-threshold", type=float, default=None, help="detector text threshold (VLM teachers)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (VLM teachers)")
-    p.add_argument("--dtype", default=None, help="float32, float16, bfloat16 (VLM teachers)")
-    p.add_argument("--detector", default=None, help="detector model id or local folder (VLM teachers)")
-    p.add_argument("--segmenter", default=None, help="segmenter model id or local folder (VLM teachers)")
-    p.add_argument("-o", "--teacher-option", dest="teacher_options", action="append", default=None,
-                   metavar="KEY=VALUE", help="any other teacher option, value as JSON (repeatable)")
+    add_teacher_arguments(p)
     p.add_argument("--batch-size", type=int, default=None, help="images per teacher call (default 4)")
     p.add_argument("--no-resume", dest="resume", action="store_false", default=None,
                    help="ignore the journal of an interrupted run and start afresh")
@@ -75,7 +67,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from afss.cli.label import _TEACHER_FLAGS, _parse_options
     from afss.io.coco import read_coco
     from afss.label import images_from_folder
     from afss.refine import DEFAULT_VIEWS, RefineConfig, parse_views, refine_labels
@@ -91,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     recorded = labels.info.get("teacher") if labels is not None else None
     name = args.teacher or recorded or DEFAULT_TEACHER
     options = {**(_recorded_options(labels, args) if name == recorded else {}),
-               **given(args, *_TEACHER_FLAGS, "top1"), **_parse_options(args.teacher_options)}
+               **teacher_options(args)}
     teacher = build_teacher(name, **options)
     with progress_bar(args, total=len(images), desc=f"refine ({name}, {args.tta or DEFAULT_VIEWS})") as advance:
         refined, summary = refine_labels(teacher, images, views=views, labels=labels,
