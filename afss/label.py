@@ -1,11 +1,8 @@
 """The label stage: run a teacher over a set of images and write COCO JSON with scores.
 
-Crash-safe and resumable. While it runs, every finished image is appended to a journal next to the
-output (``<out>.partial.jsonl``: a header line with the teacher, its options and the prompt, then one
-JSON line per image with its COCO image entry and annotations), flushed and fsync'ed after every
-batch. A rerun with the same ``out`` reads the journal, skips the images already done (by
-``file_name``) and continues; a torn last line (a crash mid-write) is dropped and that image is
-labelled again. At the end the COCO file is written atomically and the journal deleted.
+Crash-safe and resumable (`afss.resumable`): finished images go to a journal next to the output
+(``<out>.partial.jsonl``, headed by the teacher, its options, the prompt and top1); a rerun with the
+same ``out`` skips them. At the end the COCO file is written atomically and the journal deleted.
 
 Every input image comes out exactly once, in input order. ``ImageLabels.error`` says why an image
 has no instances: ``"no detection"`` (the teacher found nothing), ``"unreadable: ..."`` (the file
@@ -22,12 +19,10 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from afss.errors import AfssError
-from afss.io.atomic import _json_default, write_text_atomic
-from afss.io.coco import labelset_from_coco, labelset_to_coco, write_coco
-from afss.io.images import ImageReadError, is_image_file, load_image
+from afss.io.coco import write_coco
+from afss.io.images import is_image_file
+from afss.resumable import journal_path, plain, run_resumable
 from afss.teachers.base import Teacher
 from afss.types import ImageLabels, LabelSet
 
@@ -47,13 +42,6 @@ __all__ = ["NO_DETECTION", "images_from_folder", "journal_path", "label_counts",
 log = logging.getLogger(__name__)
 
 NO_DETECTION = "no detection"
-_JOURNAL_FORMAT = 1
-
-
-def journal_path(out: str | os.PathLike) -> Path:
-    """Where the progress journal of ``out`` lives: ``labels.json`` -> ``labels.json.partial.jsonl``."""
-    out = Path(out)
-    return out.with_name(out.name + ".partial.jsonl")
 
 
 def images_from_folder(root: str | os.PathLike) -> LabelSet:
@@ -79,7 +67,7 @@ def teacher_provenance(teacher: Teacher) -> dict[str, Any]:
     if options is None:
         config = getattr(teacher, "config", None)
         options = asdict(config) if is_dataclass(config) else {}
-    return {"name": getattr(teacher, "name", type(teacher).__name__), "options": _plain(dict(options))}
+    return {"name": getattr(teacher, "name", type(teacher).__name__), "options": plain(dict(options))}
 
 
 def label_counts(labels: LabelSet) -> dict[str, int]:
@@ -122,49 +110,19 @@ def label_images(
     Raises:
         AfssError: bad arguments, duplicate file names, or a journal from a different teacher/prompt.
     """
-    if batch_size < 1:
-        raise AfssError(f"batch_size must be >= 1, got {batch_size}")
-    names = [im.file_name for im in images.images]
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise AfssError(f"input images: file_name {dup!r} appears more than once; file names must be unique")
-    header = {"afss_label_journal": _JOURNAL_FORMAT, "teacher": teacher_provenance(teacher),
-              "prompt": prompt, "top1": top1}
-    done: dict[str, ImageLabels] = {}
-    journal = None
-    if out is not None:
-        done = _open_journal(journal_path(out), header, resume)
-        journal = journal_path(out).open("a", encoding="utf-8")
-    todo = [im for im in images.images if im.file_name not in done]
-    resumed = len(images) - len(todo)
-    if resumed:
-        log.info("resuming %s: %d of %d images already labelled", out, resumed, len(images))
-        if progress is not None:
-            progress(resumed)
-
+    header = {"teacher": teacher_provenance(teacher), "prompt": prompt, "top1": top1}
     t0 = time.perf_counter()
-    try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="afss-load") as loader:
-            batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-            pending = loader.submit(_load_batch, images, batches[0]) if batches else None
-            for k, batch in enumerate(batches):
-                loaded = pending.result()
-                pending = loader.submit(_load_batch, images, batches[k + 1]) if k + 1 < len(batches) else None
-                results = _label_batch(teacher, batch, loaded, prompt, top1)
-                for im in results:
-                    done[im.file_name] = im
-                if journal is not None:
-                    _append(journal, results)
-                if progress is not None:
-                    progress(len(results))
-    finally:
-        if journal is not None:
-            journal.close()
+    done, journal = run_resumable(
+        images, lambda batch, loaded: _label_batch(teacher, batch, loaded, prompt, top1),
+        out=out, kind="label", header=header, resume=resume, batch_size=batch_size, progress=progress)
+    resumed = sum(1 for im in images.images if journal is not None and im.file_name in journal.done)
+    todo = len(images) - resumed
     seconds = time.perf_counter() - t0
 
     from afss import __version__
 
-    result = LabelSet(images=tuple(done[n] for n in names), categories=images.categories, image_root=images.image_root)
+    result = LabelSet(images=tuple(done[im.file_name] for im in images.images), categories=images.categories,
+                      image_root=images.image_root)
     info = {
         "stage": "label",
         "teacher": header["teacher"]["name"],
@@ -174,26 +132,15 @@ def label_images(
         "afss_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 3),
-        "images_per_second": round(len(todo) / seconds, 2) if todo and seconds > 0 else None,
+        "images_per_second": round(todo / seconds, 2) if todo and seconds > 0 else None,
         "resumed_images": resumed,
         "counts": label_counts(result),
     }
     result = result.replace(info=info)
     if out is not None:
         write_coco(result, out)
-        journal_path(out).unlink(missing_ok=True)
+        journal.remove()
     return result
-
-
-def _load_batch(images: LabelSet, batch: Sequence[ImageLabels]) -> list[np.ndarray | str]:
-    """RGB arrays, or the reason an image could not be read."""
-    loaded: list[np.ndarray | str] = []
-    for im in batch:
-        try:
-            loaded.append(load_image(images.image_path(im)).rgb)
-        except ImageReadError as e:
-            loaded.append(f"unreadable: {e}")
-    return loaded
 
 
 def _label_batch(
@@ -234,55 +181,3 @@ def _failure(im: ImageLabels, error: Exception) -> str:
     log.warning("%s: teacher failed: %s: %s", im.file_name, type(error).__name__, error, exc_info=log.isEnabledFor(logging.DEBUG))
     return f"teacher failed: {type(error).__name__}: {error}"
 
-
-def _append(journal, results: Sequence[ImageLabels]) -> None:
-    lines = []
-    for im in results:
-        coco = labelset_to_coco(LabelSet(images=(im,)))
-        entry = {"image": coco["images"][0], "annotations": coco["annotations"]}
-        lines.append(json.dumps(entry, default=_json_default) + "\n")
-    journal.write("".join(lines))
-    journal.flush()
-    os.fsync(journal.fileno())
-
-
-def _open_journal(path: Path, header: Mapping[str, Any], resume: bool) -> dict[str, ImageLabels]:
-    """Read what a previous run finished; rewrite the journal as header + good lines. Returns done images."""
-    header_line = json.dumps(header) + "\n"
-    if not resume or not path.exists():
-        write_text_atomic(path, header_line)
-        return {}
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    try:
-        old = json.loads(lines[0]) if lines else None
-    except json.JSONDecodeError:
-        old = None
-    if not isinstance(old, dict) or old.get("afss_label_journal") != _JOURNAL_FORMAT:
-        raise AfssError(f"{path}: not an afss label journal (delete it, or use a new --out or --no-resume)")
-    for key in ("teacher", "prompt", "top1"):
-        if old.get(key) != _plain(header[key]):
-            raise AfssError(
-                f"{path}: an interrupted run with a different {key} ({old.get(key)!r}, now {_plain(header[key])!r}); "
-                "use a new --out, or --no-resume to start afresh"
-            )
-    good, entries = [], {}
-    for n, line in enumerate(lines[1:], start=2):
-        try:
-            if not line.endswith("\n"):
-                raise ValueError("torn line")
-            entry = json.loads(line)
-            entries[entry["image"]["file_name"]] = (entry["image"], list(entry["annotations"]))
-        except (ValueError, KeyError, TypeError):
-            log.warning("%s: line %d is incomplete (interrupted write); that image is labelled again", path, n)
-            continue
-        good.append(line)
-    # An image journalled twice (never by this code, but by a hand-merged journal): the last one wins.
-    data = {"images": [im for im, _ in entries.values()], "annotations": [a for _, anns in entries.values() for a in anns]}
-    write_text_atomic(path, header_line + "".join(good))
-    done = labelset_from_coco(data, where=str(path))
-    return {im.file_name: im for im in done.images}
-
-
-def _plain(obj: Any) -> Any:
-    """JSON round trip, so that tuples/numpy values compare equal to what the journal stores."""
-    return json.loads(json.dumps(obj, default=_json_default))

@@ -336,7 +336,7 @@ def _strip_times(path):
 
 
 def test_interrupted_run_resumes_to_identical_output(tmp_path):
-    from afss.refine.journal import journal_path
+    from afss.resumable import journal_path
 
     images = _images(tmp_path, n=4)
     refine_labels(ThresholdTeacher(), images, out=tmp_path / "full.json")
@@ -369,7 +369,7 @@ def test_resume_refuses_other_views_but_allows_another_threshold(tmp_path):
 
 
 def test_torn_last_journal_line_is_refined_again(tmp_path):
-    from afss.refine.journal import journal_path
+    from afss.resumable import journal_path
 
     images = _images(tmp_path, n=3)
     with pytest.raises(KeyboardInterrupt):

@@ -13,15 +13,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from afss.errors import AfssError
-from afss.io.images import ImageReadError, load_image
 from afss.label import NO_DETECTION
 from afss.refine.config import RefineConfig
 from afss.refine.fusion import fuse_boxes, fuse_masks
 from afss.refine.tta import Identity, View
 from afss.teachers.base import Teacher
-from afss.types import ImageLabels, Instance, LabelSet
+from afss.types import ImageLabels, Instance
 
-__all__ = ["fuse_views", "load_batch", "refine_batch", "refine_image", "views_to_run"]
+__all__ = ["fuse_views", "refine_batch", "refine_image", "views_to_run"]
 
 log = logging.getLogger(__name__)
 
@@ -136,17 +135,6 @@ def _clip_box(box: np.ndarray, h: int, w: int) -> tuple[float, float, float, flo
     return (x0, y0, max(x0, x1), max(y0, y1))
 
 
-def load_batch(images: LabelSet, batch: Sequence[ImageLabels]) -> list[np.ndarray | str]:
-    """RGB arrays, or why an image could not be read (``"unreadable: ..."``)."""
-    loaded: list[np.ndarray | str] = []
-    for im in batch:
-        try:
-            loaded.append(load_image(images.image_path(im)).rgb)
-        except ImageReadError as e:
-            loaded.append(f"unreadable: {e}")
-    return loaded
-
-
 def refine_batch(
     teacher: Teacher,
     batch: Sequence[ImageLabels],
@@ -160,7 +148,7 @@ def refine_batch(
     """Refine several images with one ``teacher.label`` call for all their views.
 
     Args:
-        batch: the images; ``loaded``: their pixels from `load_batch` (or the read error).
+        batch: the images; ``loaded``: their pixels (or why they could not be read, see `afss.resumable`).
         priors: given labels by ``file_name`` (their instances are the identity view).
 
     Returns:

@@ -23,20 +23,19 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
 from afss.io.coco import write_coco
 from afss.label import NO_DETECTION, teacher_provenance
 from afss.refine.config import RefineConfig
 from afss.refine.filtering import FilterSummary, filter_labels
-from afss.refine.image import load_batch, refine_batch, refine_image
+from afss.refine.image import refine_batch, refine_image
 from afss.refine.tta import View, parse_views
+from afss.resumable import run_resumable
 from afss.teachers.base import Teacher
 from afss.types import LabelSet
 
@@ -103,7 +102,7 @@ def refine_labels(
         labels: existing teacher labels (matched by ``file_name``) used as the identity view.
         config: `RefineConfig`; defaults follow the paper.
         out: COCO JSON to write (atomically), with ``<out stem>.summary.json`` beside it; also
-            enables the progress journal (`afss.refine.journal`). ``None``: nothing is written.
+            enables the progress journal (`afss.resumable`). ``None``: nothing is written.
         resume: continue from ``out``'s journal if there is one; ``False`` starts afresh.
         batch_size: images whose views go to the teacher in one ``label`` call (GPU throughput).
         progress: called with the number of images just finished (after each batch; the images
@@ -120,43 +119,15 @@ def refine_labels(
     """
     config = config or RefineConfig()
     views = parse_views(views)
-    if batch_size < 1:
-        raise AfssError(f"batch_size must be >= 1, got {batch_size}")
     mask_fusion = config.resolved_mask_fusion(teacher)
-    names = [im.file_name for im in images.images]
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise AfssError(f"input images: file_name {dup!r} appears more than once; file names must be unique")
     given = {im.file_name: im for im in labels.images} if labels is not None else {}
-    journal = None
-    if out is not None:
-        from afss.refine.journal import RefineJournal
-
-        journal = RefineJournal(out, _journal_header(teacher, views, config, mask_fusion, labels), resume=resume)
-        if journal.done:
-            log.info("resuming %s: %d of %d images already refined", out, len(journal.done), len(images))
-            if progress is not None:
-                progress(sum(1 for n in names if n in journal.done))
-    done = dict(journal.done) if journal is not None else {}
     t0 = time.perf_counter()
-    todo = [im for im in images.images if im.file_name not in done]
-    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="afss-load") as loader:
-            pending = loader.submit(load_batch, images, batches[0]) if batches else None
-            for k, batch in enumerate(batches):
-                loaded = pending.result()
-                pending = loader.submit(load_batch, images, batches[k + 1]) if k + 1 < len(batches) else None
-                for result in refine_batch(teacher, batch, loaded, given, views, config=config, mask_fusion=mask_fusion):
-                    done[result.file_name] = result
-                    if journal is not None:
-                        journal.append(result)
-                if progress is not None:
-                    progress(len(batch))
-    finally:
-        if journal is not None:
-            journal.close()
-    refined = LabelSet(images=tuple(done[n] for n in names), categories=images.categories,
+    done, journal = run_resumable(
+        images,
+        lambda batch, loaded: refine_batch(teacher, batch, loaded, given, views, config=config, mask_fusion=mask_fusion),
+        out=out, kind="refine", header=_journal_header(teacher, views, config, mask_fusion, labels),
+        resume=resume, batch_size=batch_size, progress=progress)
+    refined = LabelSet(images=tuple(done[im.file_name] for im in images.images), categories=images.categories,
                        image_root=images.image_root)
     fused = sum(1 for im in refined.images if im.instances)
     no_det = sum(1 for im in refined.images if im.error == NO_DETECTION)
