@@ -269,3 +269,15 @@ def test_mm_grounding_dino_detector(tiny_root, images):
     result = teacher.label(images[1:3], "spacecraft")
     assert [len(r) for r in result] == [1, 1]
     assert result[1][0].mask.shape == images[2].shape[:2]
+
+
+@pytest.mark.parametrize("name", VLM_TEACHERS)
+def test_flipped_views_with_negative_strides_are_accepted(tiny_root, images, name):
+    teacher = build_tiny_teacher(name, tiny_root)
+    image = images[0]
+    flipped = teacher.label([image[::-1]], "spacecraft")[0]  # a numpy view, negative stride
+    copied = teacher.label([np.ascontiguousarray(image[::-1])], "spacecraft")[0]
+    assert [i.box_xyxy for i in flipped] == [i.box_xyxy for i in copied]
+    if teacher.can_segment_boxes:
+        boxes = np.array([[2.0, 3.0, 20.0, 30.0]])
+        assert teacher.segment_boxes(image[:, ::-1], boxes)[0].mask.shape == image.shape[:2]

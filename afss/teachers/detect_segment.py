@@ -25,11 +25,14 @@ log = logging.getLogger(__name__)
 SCORE_MODES = ("mask", "box", "product")
 
 
-def check_images(images: Sequence[np.ndarray]) -> None:
+def check_images(images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The images as C-contiguous RGB uint8 arrays (views such as ``rgb[::-1]`` have negative strides,
+    which torch.from_numpy inside the transformers processors refuses)."""
     for i, im in enumerate(images):
         if not (isinstance(im, np.ndarray) and im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3):
             got = f"{im.dtype} {im.shape}" if isinstance(im, np.ndarray) else type(im).__name__
             raise ValueError(f"image {i}: expected RGB uint8 (H, W, 3), got {got}")
+    return [np.ascontiguousarray(im) for im in images]
 
 
 def size_batches(images: Sequence[np.ndarray], batch_size: int) -> list[list[int]]:
@@ -98,7 +101,7 @@ class DetectSegmentTeacher(Teacher):
 
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft",
               progress: Callable[[int], None] | None = None) -> list[list[Instance]]:
-        check_images(images)
+        images = check_images(images)
         results: list[list[Instance]] = [[] for _ in images]
         for idx in size_batches(images, self.batch_size):
             batch = [images[i] for i in idx]
@@ -132,7 +135,7 @@ class DetectSegmentTeacher(Teacher):
 
     def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
         """Masks for given boxes on one image; ``score`` and ``scores["mask_score"]`` are the predicted IoU."""
-        check_images([image])
+        (image,) = check_images([image])
         boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
         seg = self.segmenter.segment([image], [boxes])[0]
         return [Instance(box_xyxy=tuple(b), rle=encode_mask(m), score=float(s), source=self.name,

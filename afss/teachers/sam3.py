@@ -89,7 +89,7 @@ class Sam3Teacher(Teacher):
               progress: Callable[[int], None] | None = None) -> list[list[Instance]]:
         import torch
 
-        check_images(images)
+        images = check_images(images)
         phrases = split_phrases(prompt)
         results: list[list[Instance]] = [[] for _ in images]
         for idx in size_batches(images, self.batch_size):
@@ -132,7 +132,7 @@ class Sam3Teacher(Teacher):
     def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
         if self.segmenter is None:
             raise NotImplementedError("teacher 'sam3' re-segments boxes only when built with segmenter=<SAM id>")
-        check_images([image])
+        (image,) = check_images([image])
         boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
         seg = self.segmenter.segment([image], [boxes])[0]
         return [Instance(box_xyxy=tuple(b), rle=encode_mask(m), score=float(s), source=self.name,
