@@ -14,8 +14,11 @@ $AFSS refine --teacher photometric --tta identity,vflip --labels "$OUT/labels.js
     --min-score 0.6 --out "$OUT/refined.json"
 echo
 echo "== AP (%) of the teacher's labels and of the refined + filtered labels; images without a label count as misses"
-$AFSS eval --gt "$OUT/data/gt.json" --pred "$OUT/labels.json" --pred "$OUT/refined.json"
+$AFSS eval --gt "$OUT/data/gt.json" --pred "$OUT/labels.json" --pred "$OUT/refined.json" \
+    --preview "$OUT/preview.png"
 echo
 echo "== the same on the images each file labels: the filter trades images for precise pseudo-labels"
 $AFSS eval --gt "$OUT/data/gt.json" --pred "$OUT/labels.json" --pred "$OUT/refined.json" \
     --only-labelled --protocol coco
+echo
+echo "Look at $OUT/preview.png: ground truth green, teacher labels red, refined labels blue; IoU (score) on top."

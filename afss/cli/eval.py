@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--only-labelled", dest="only_labelled", action="store_true", default=None,
                    help="score only images where the predictions hold an instance (e.g. the survivors of "
                         "refine's filter) instead of counting the others as misses")
+    p.add_argument("--preview", default=None, metavar="PNG",
+                   help="also draw a grid of images: ground truth green, each --pred in its own colour, "
+                        "top-1 mask IoU in the title")
+    p.add_argument("--preview-n", type=int, default=16, metavar="N", help="images in the preview (default 16)")
     p.add_argument("--out", default=None, help="metrics JSON (default: <pred stem>.metrics.json next to each --pred, "
                         "<pred stem>.labelled.metrics.json with --only-labelled)")
     p.set_defaults(func=run)
@@ -53,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
     suffix = ".labelled.metrics.json" if args.only_labelled else ".metrics.json"
     outs = [rep.write_json(args.out or default_metrics_path(pred).with_name(Path(pred).stem + suffix))
             for pred, rep in zip(args.pred, reports.values())]
+    if args.preview is not None:
+        from afss.evaluate.preview import write_preview
+        from afss.io.coco import read_coco
+
+        write_preview(args.preview, read_coco(args.gt), {Path(p).stem: read_coco(p) for p in args.pred}, n=args.preview_n)
+        outs.append(Path(args.preview))
     first = next(iter(reports.values()))
     print(first.table() if len(reports) == 1 else comparison_table(reports))
     print(f"afss eval: {first.num_images} images, {first.num_gt} ground-truth and "

@@ -97,7 +97,7 @@ def _recorded_options(labels, args: argparse.Namespace) -> dict:
     uses the same teacher; flags given on this command line override them."""
     options = {k: v for k, v in dict(labels.info.get("teacher_options") or {}).items() if k != "teacher"}
     if options:
-        logging.getLogger(__name__).info("teacher %s with the options recorded in %s: %s",
-                                         labels.info.get("teacher"), args.labels,
-                                         ", ".join(f"{k}={v}" for k, v in sorted(options.items())))
+        log = logging.getLogger(__name__)
+        log.info("teacher %s with the options recorded in %s", labels.info.get("teacher"), args.labels)
+        log.debug("recorded options: %s", ", ".join(f"{k}={v}" for k, v in sorted(options.items())))
     return options
