@@ -136,8 +136,4 @@ class DetectSegmentTeacher(Teacher):
     def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
         """Masks for given boxes on one image; ``score`` and ``scores["mask_score"]`` are the predicted IoU."""
         (image,) = check_images([image])
-        boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-        seg = self.segmenter.segment([image], [boxes])[0]
-        return [Instance(box_xyxy=tuple(b), rle=encode_mask(m), score=float(s), source=self.name,
-                         scores={"mask_score": float(s)})
-                for b, m, s in zip(boxes, seg.masks, seg.scores)]
+        return self.segmenter.instances(image, boxes_xyxy, source=self.name)

@@ -133,8 +133,4 @@ class Sam3Teacher(Teacher):
         if self.segmenter is None:
             raise NotImplementedError("teacher 'sam3' re-segments boxes only when built with segmenter=<SAM id>")
         (image,) = check_images([image])
-        boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-        seg = self.segmenter.segment([image], [boxes])[0]
-        return [Instance(box_xyxy=tuple(b), rle=encode_mask(m), score=float(s), source=self.name,
-                         scores={"mask_score": float(s)})
-                for b, m, s in zip(boxes, seg.masks, seg.scores)]
+        return self.segmenter.instances(image, boxes_xyxy, source=self.name)

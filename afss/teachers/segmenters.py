@@ -16,6 +16,7 @@ import numpy as np
 
 from afss.errors import AfssError
 from afss.teachers.hf import load_pretrained, resolve_device, resolve_dtype
+from afss.types import Instance, encode_mask
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,15 @@ class BoxSegmenter:
                     scores.append(s)
                 results[i] = SegmenterOutput(np.concatenate(masks), np.concatenate(scores))
         return results  # type: ignore[return-value]
+
+    def instances(self, image: np.ndarray, boxes_xyxy: np.ndarray, *, source: str) -> list[Instance]:
+        """One `Instance` per box of one image: the box kept, the mask at the image's size, ``score``
+        and ``scores["mask_score"]`` the predicted IoU (what `Teacher.segment_boxes` returns)."""
+        boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+        seg = self.segment([image], [boxes])[0]
+        return [Instance(box_xyxy=tuple(b), rle=encode_mask(m), score=float(s), source=source,
+                         scores={"mask_score": float(s)})
+                for b, m, s in zip(boxes, seg.masks, seg.scores)]
 
     def _slice(self, embeddings: Any, k: int) -> dict[str, Any]:
         if self.kind == "sam_hq":
