@@ -139,3 +139,21 @@ def test_cli_synth_and_preview(tmp_path, capsys):
     assert h > 3 * 64 and w > 2 * 64
     assert main(["synth", "--n", "1", "--domain", "clena", "--out", str(tmp_path / "e")]) == 2
     assert "did you mean 'clean'" in capsys.readouterr().err
+
+
+def test_render_dataset_workers_do_not_hang_after_opencv_ran_threads(tmp_path):
+    """A forked worker used to hang forever when the parent had already used OpenCV's thread pool."""
+    import subprocess
+    import sys
+
+    code = (
+        "import cv2, numpy as np, sys\n"
+        "from afss.synth import render_dataset\n"
+        "cv2.GaussianBlur(np.zeros((3000, 3000), np.float32), (51, 51), 9)\n"
+        "labels = render_dataset(sys.argv[1], n=6, size=64, workers=2)\n"
+        "print(len(labels), cv2.getNumThreads())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    count, threads = done.stdout.split()
+    assert count == "6" and int(threads) == __import__("cv2").getNumThreads()  # the parent's setting restored

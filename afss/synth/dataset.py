@@ -12,7 +12,8 @@ import logging
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from afss.errors import AfssError, unknown_choice
@@ -40,6 +41,22 @@ def _work(job: tuple) -> dict:
 def _labels(d: dict) -> ImageLabels:
     return ImageLabels(file_name=d["file_name"], height=d["height"], width=d["width"], image_id=d["image_id"],
                        meta=d["meta"], instances=tuple(Instance(**i) for i in d["instances"]))
+
+
+@contextmanager
+def _forkable_opencv() -> Iterator[None]:
+    """Stop OpenCV's worker threads while the pool forks: a child forked while the parent's OpenCV
+    thread pool is alive inherits that pool without its threads and hangs in its first cv2 call
+    (seen in a process that had already blurred images). Forking keeps user scripts free of the
+    ``if __name__ == "__main__"`` guard that spawn/forkserver would demand."""
+    import cv2
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def _init_worker() -> None:
@@ -96,7 +113,7 @@ def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int,
     else:
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
         chunk = max(1, min(8, n // (4 * workers)))
-        with ctx.Pool(workers, initializer=_init_worker) as pool:
+        with _forkable_opencv(), ctx.Pool(workers, initializer=_init_worker) as pool:
             for lab in pool.imap(_work, jobs, chunksize=chunk):
                 images.append(_labels(lab))
                 if progress:
