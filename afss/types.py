@@ -104,7 +104,8 @@ class Instance:
         if not (box[2] >= box[0] and box[3] >= box[1]):
             raise ValueError(f"box_xyxy must have x1 >= x0 and y1 >= y0, got {box}")
         if self.category_id < 1:
-            raise ValueError(f"category_id must be >= 1, got {self.category_id}")
+            raise ValueError(f"category_id must be >= 1, got {self.category_id} (COCO tools treat 0 as "
+                             "'no category'; number categories from 1)")
         object.__setattr__(self, "box_xyxy", box)
         object.__setattr__(self, "score", float(self.score))
         object.__setattr__(self, "scores", _frozen(self.scores))

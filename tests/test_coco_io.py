@@ -119,3 +119,29 @@ def test_outputs_are_written_with_normal_permissions(tmp_path):
     os.umask(umask)
     assert mode == 0o666 & ~umask
     assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "annotation, message",
+    [
+        ({"category_id": 0, "bbox": [0, 0, 1, 1]}, "annotation 9: category_id must be >= 1, got 0"),
+        ({"bbox": ["a", 1, 2, 3]}, "annotation 9: could not convert string to float"),
+        ({"bbox": [0, 0, 1, 1], "score": None}, "annotation 9: "),
+        ({"bbox": [0, 0, 1, 1], "scores": [1, 2]}, "annotation 9: "),
+    ],
+)
+def test_wrong_value_types_are_one_line_errors_not_tracebacks(tmp_path, annotation, message):
+    data = {"images": [{"id": 1, "file_name": "a", "height": 4, "width": 4}],
+            "annotations": [{"id": 9, "image_id": 1, **annotation}]}
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(AfssError, match=message):
+        read_coco(tmp_path / "bad.json")
+
+
+def test_meta_that_is_not_an_object_and_a_folder_given_as_file(tmp_path):
+    data = {"images": [{"id": 1, "file_name": "a", "height": 4, "width": 4, "afss_meta": "x"}]}
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(AfssError, match="afss_meta is a str"):
+        read_coco(tmp_path / "bad.json")
+    with pytest.raises(AfssError, match="is a folder, expected a COCO JSON file"):
+        read_coco(tmp_path)

@@ -36,6 +36,8 @@ def read_coco(path: str | os.PathLike, *, image_root: str | os.PathLike | None =
         AfssError: the file is missing, not JSON, or not COCO instances; the message names the file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise AfssError(f"{path}: is a folder, expected a COCO JSON file")
     if not path.is_file():
         raise AfssError(f"{path}: no such file")
     try:
@@ -129,8 +131,11 @@ def labelset_from_coco(data: Any, *, image_root: str | None = None, where: str =
             raise AfssError(f"{where}: image {k} needs id, file_name, height and width ({e!r} missing or bad)") from e
         if iid in images:
             raise AfssError(f"{where}: image id {iid} appears twice")
+        meta = im.get("afss_meta") or {}
+        if not isinstance(meta, Mapping):
+            raise AfssError(f"{where}: image {iid}: afss_meta is a {type(meta).__name__}, expected an object")
         images[iid] = {"file_name": name, "height": h, "width": w, "image_id": iid,
-                       "error": im.get("afss_error"), "meta": im.get("afss_meta", {}), "instances": []}
+                       "error": im.get("afss_error"), "meta": meta, "instances": []}
 
     for k, ann in enumerate(data.get("annotations") or []):
         if not isinstance(ann, Mapping):
@@ -139,7 +144,11 @@ def labelset_from_coco(data: Any, *, image_root: str | None = None, where: str =
         if iid not in images:
             raise AfssError(f"{where}: annotation {ann.get('id', k)} refers to unknown image_id {iid!r}")
         im = images[iid]
-        images[iid]["instances"].append(_instance(ann, im["height"], im["width"], f"{where}: annotation {ann.get('id', k)}"))
+        at = f"{where}: annotation {ann.get('id', k)}"
+        try:
+            im["instances"].append(_instance(ann, im["height"], im["width"], at))
+        except (TypeError, ValueError) as e:  # a value of the wrong type or range, e.g. category_id 0
+            raise AfssError(f"{at}: {e}") from e
 
     return LabelSet(
         images=tuple(ImageLabels(**im) for im in images.values()),
@@ -172,7 +181,7 @@ def _instance(ann: Mapping[str, Any], h: int, w: int, where: str) -> Instance:
         category_id=int(ann.get("category_id", 1)),
         source=str(ann.get("source", "")),
         iscrowd=bool(ann.get("iscrowd", 0)),
-        scores=ann.get("scores") or {},
+        scores={str(k): float(v) for k, v in dict(ann.get("scores") or {}).items()},
         parts=parts,
     )
 
