@@ -101,3 +101,42 @@ def test_eval_compares_several_predictions_in_one_table(files, capsys):
     assert main(["eval", "--gt", str(files / "gt.json"), "--pred", str(files / "pred.json"),
                  "--pred", str(files / "perfect.json"), "--out", str(files / "m.json")]) == 2
     assert "--out names one metrics file" in capsys.readouterr().err
+
+
+def test_eval_keeps_apart_predictions_with_the_same_file_name(files, capsys):
+    (files / "run1").mkdir()
+    (files / "run2").mkdir()
+    (files / "run1" / "pred.json").write_text((files / "pred.json").read_text())
+    write_coco(LabelSet(tuple(ImageLabels(f"images/{k}.png", 64, 64, (square(5 + k, 0.8),)) for k in range(3))),
+               files / "run2" / "pred.json")
+    code = main(["eval", "--gt", str(files / "gt.json"), "--pred", str(files / "run1" / "pred.json"),
+                 "--pred", str(files / "run2" / "pred.json"), "--protocol", "paper", "--iou-type", "segm"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    assert [line.split()[:5] for line in out.splitlines()[2:]] == [
+        ["run1/pred", "paper", "segm", "all", "30.0"],
+        ["run2/pred", "paper", "segm", "all", "100.0"],
+    ]
+    assert json.loads((files / "run1" / "pred.metrics.json").read_text())["rows"][0]["ap"] == pytest.approx(0.3)
+    assert json.loads((files / "run2" / "pred.metrics.json").read_text())["rows"][0]["ap"] == 1.0
+
+
+def test_eval_accepts_an_image_the_labeller_could_not_read(files, capsys):
+    # afss label records an unreadable image with size 0x0, no instances and an error
+    pred = LabelSet(tuple(ImageLabels(f"images/{k}.png", 64, 64, (square(5 + k, 0.9),)) for k in range(2))
+                    + (ImageLabels("images/2.png", 0, 0, error="unreadable: images/2.png: cannot decode image"),))
+    write_coco(pred, files / "partial.json")
+    assert main(["eval", "--gt", str(files / "gt.json"), "--pred", str(files / "partial.json"),
+                 "--protocol", "paper", "--iou-type", "segm"]) == 0
+    row = capsys.readouterr().out.splitlines()[2].split()
+    assert row[:4] == ["paper", "segm", "all", f"{100 * 67 / 101:.1f}"]  # 2 of 3 found: recall stops at 2/3
+
+
+def test_preview_errors_are_one_line(files, capsys):
+    preds = [arg for _ in range(6) for arg in ("--pred", str(files / "pred.json"))]
+    assert main(["eval", "--gt", str(files / "gt.json"), *preds,
+                 "--preview", str(files / "p.png")]) == 2
+    assert "--preview draws at most 5 --pred files, got 6" in capsys.readouterr().err
+    assert main(["eval", "--gt", str(files / "gt.json"), "--pred", str(files / "pred.json"),
+                 "--preview", str(files / "p.png")]) == 2  # the fixture writes no image files
+    assert "preview: none of the sampled images could be read" in capsys.readouterr().err

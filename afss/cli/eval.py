@@ -48,12 +48,16 @@ def run(args: argparse.Namespace) -> int:
 
     from afss.errors import AfssError
     from afss.evaluate import comparison_table, default_metrics_path, evaluate
+    from afss.evaluate.preview import MAX_PREDICTION_SETS
 
     if args.out is not None and len(args.pred) > 1:
         raise AfssError("--out names one metrics file; with several --pred each gets <pred stem>.metrics.json")
+    if args.preview is not None and len(args.pred) > MAX_PREDICTION_SETS:
+        raise AfssError(f"--preview draws at most {MAX_PREDICTION_SETS} --pred files, got {len(args.pred)}")
     start = time.perf_counter()
     options = given(args, "iou_types", "protocols", "categories", "per_class", "only_labelled")
-    reports = {Path(pred).stem: evaluate(args.gt, pred, **options) for pred in args.pred}
+    names = _display_names(args.pred)
+    reports = {name: evaluate(args.gt, pred, **options) for name, pred in zip(names, args.pred)}
     suffix = ".labelled.metrics.json" if args.only_labelled else ".metrics.json"
     outs = [rep.write_json(args.out or default_metrics_path(pred).with_name(Path(pred).stem + suffix))
             for pred, rep in zip(args.pred, reports.values())]
@@ -61,11 +65,22 @@ def run(args: argparse.Namespace) -> int:
         from afss.evaluate.preview import write_preview
         from afss.io.coco import read_coco
 
-        write_preview(args.preview, read_coco(args.gt), {Path(p).stem: read_coco(p) for p in args.pred}, n=args.preview_n)
-        outs.append(Path(args.preview))
-    first = next(iter(reports.values()))
-    print(first.table() if len(reports) == 1 else comparison_table(reports))
-    print(f"afss eval: {first.num_images} images, {first.num_gt} ground-truth and "
-          f"{sum(r.num_pred for r in reports.values())} predicted instances, {time.perf_counter() - start:.1f} s "
-          f"-> {', '.join(map(str, outs))}", file=sys.stderr)
+        preds = {name: read_coco(p) for name, p in zip(names, args.pred)}
+        outs.append(write_preview(args.preview, read_coco(args.gt), preds, n=args.preview_n))
+    print(next(iter(reports.values())).table() if len(reports) == 1 else comparison_table(reports))
+    scored = ", ".join(f"{r.num_images}" for r in reports.values())
+    print(f"afss eval: {scored} images scored, {sum(r.num_pred for r in reports.values())} predicted instances, "
+          f"{time.perf_counter() - start:.1f} s -> {', '.join(map(str, outs))}", file=sys.stderr)
     return 0
+
+
+def _display_names(paths: list[str]) -> list[str]:
+    """File stems, with parent folders added until they are unique (``run1/labels``, ``run2/labels``)."""
+    from pathlib import Path
+
+    parts = [Path(p).with_suffix("").parts for p in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [f"{k + 1}:{name}" for k, name in enumerate(names)]  # the same file given twice

@@ -96,7 +96,8 @@ def pair_images(
         if k in found:
             raise AfssError(f"{pred_name}: image {im.file_name!r} appears twice (also as {found[k].file_name!r})")
         g = gt.images[k]
-        if (im.height, im.width) != (g.height, g.width):
+        unread = (im.height, im.width) == (0, 0) and not im.instances  # an image the stage could not read
+        if not unread and (im.height, im.width) != (g.height, g.width):
             raise AfssError(
                 f"{pred_name}: image {im.file_name!r} is {im.height}x{im.width} (HxW), "
                 f"the ground truth says {g.height}x{g.width}"

@@ -2,7 +2,8 @@
 
 Each tile is one image, cropped around its target (targets are often a few percent of the frame),
 ground truth outlined in green and each prediction set's top-1 instance in its own colour; the title
-gives, per set, that instance's mask IoU with the ground truth and its score: ``labels 0.87 (0.84)``. Images are sampled evenly across the set, deterministically.
+gives, per set, that instance's mask IoU with the ground truth and its score: ``labels 0.87 (0.84)``.
+Images are sampled evenly across the set, deterministically.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from afss.errors import AfssError
 from afss.evaluate.pairing import normalise_name
 from afss.io.images import ImageReadError, load_image, save_image
 from afss.types import ImageLabels, LabelSet
 from afss.viz import PALETTE, draw_instances, make_grid
 
-__all__ = ["preview_grid", "write_preview"]
+__all__ = ["MAX_PREDICTION_SETS", "preview_grid", "write_preview"]
 
 GT_COLOR = PALETTE[0]
 PRED_COLORS = PALETTE[1:]
+MAX_PREDICTION_SETS = len(PRED_COLORS)
 
 
 def preview_grid(gt: LabelSet, preds: Mapping[str, LabelSet], *, n: int = 16, ncols: int = 4,
@@ -33,12 +36,12 @@ def preview_grid(gt: LabelSet, preds: Mapping[str, LabelSet], *, n: int = 16, nc
         n: tiles; ncols: tiles per row; tile: tile side in pixels.
         context: margin around the union of all boxes, as a fraction of its size.
     """
-    if len(preds) > len(PRED_COLORS):
-        raise ValueError(f"at most {len(PRED_COLORS)} prediction sets, got {len(preds)}")
+    if len(preds) > MAX_PREDICTION_SETS:
+        raise AfssError(f"a preview draws at most {MAX_PREDICTION_SETS} prediction sets, got {len(preds)}")
     by_name = {name: {normalise_name(im.file_name): im for im in p.images} for name, p in preds.items()}
     usable = [im for im in gt.images if im.error is None]
     if not usable:
-        raise ValueError("no ground-truth image to show")
+        raise AfssError("preview: no ground-truth image to show (all are recorded with an error)")
     picks = np.unique(np.linspace(0, len(usable) - 1, min(n, len(usable))).round().astype(int))
     tiles, titles = [], []
     for k in picks:
@@ -51,13 +54,14 @@ def preview_grid(gt: LabelSet, preds: Mapping[str, LabelSet], *, n: int = 16, nc
         out = draw_instances(rgb, g.instances, GT_COLOR, label=False)
         parts = []
         for (name, p), color in zip(found.items(), PRED_COLORS):
-            insts = p.instances[:1] if p is not None else ()
+            insts = (max(p.instances, key=lambda i: i.score),) if p is not None and p.instances else ()
             out = draw_instances(out, insts, color, label=False)
             parts.append(f"{name} {_iou(g, insts[0])} ({insts[0].score:.2f})" if insts else f"{name} -")
         tiles.append(_crop(out, [g, *(p for p in found.values() if p is not None)], context))
         titles.append("  ".join(parts))
     if not tiles:
-        raise ValueError("none of the sampled images could be read")
+        first = gt.image_path(usable[int(picks[0])])
+        raise AfssError(f"preview: none of the sampled images could be read, e.g. {first}")
     return make_grid(tiles, ncols=ncols, titles=titles, tile_hw=(tile, tile))
 
 
