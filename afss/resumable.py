@@ -88,7 +88,8 @@ class Journal:
             raise AfssError(f"{self.path}: not an afss {self.kind} journal (delete it, or use a new --out or --no-resume)")
         changed = sorted(k for k in set(old) | set(self.header) if old.get(k) != self.header.get(k))
         if changed:
-            raise AfssError(f"{self.path}: an interrupted run with a different {', '.join(changed)}; "
+            diff = "; ".join(f"{k} {_short(old.get(k))}, now {_short(self.header.get(k))}" for k in changed)
+            raise AfssError(f"{self.path}: an interrupted run with a different {diff}; "
                             "use a new --out, or --no-resume to start afresh")
         good, entries = [], {}
         for n, line in enumerate(lines[1:], start=2):
@@ -105,6 +106,33 @@ class Journal:
         data = {"images": [im for im, _ in entries.values()],
                 "annotations": [{**a, "id": k} for k, a in enumerate((a for _, anns in entries.values() for a in anns), 1)]}
         return {im.file_name: im for im in labelset_from_coco(data, where=str(self.path)).images}
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_output(out: str | os.PathLike) -> Path:
+    """Fail before the long part: ``out`` must be a file path whose folder can be created."""
+    out = Path(out)
+    if out.is_dir():
+        raise AfssError(f"{out}: is a folder; --out names the JSON file to write, e.g. {out / 'labels.json'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AfssError(f"{out}: cannot create its folder ({e.strerror})") from e
+    if not os.access(out.parent, os.W_OK):
+        raise AfssError(f"{out.parent}: folder is not writable")
+    return out
+
+
+def check_images_exist(images: LabelSet) -> None:
+    """Refuse a run in which not one image file exists: that is a wrong image root, not bad images."""
+    if images.images and not any(os.path.exists(images.image_path(im)) for im in images.images):
+        first = images.image_path(images.images[0])
+        raise AfssError(f"none of the {len(images)} images exists, e.g. {first}; the file names are relative "
+                        f"to {images.image_root or 'the current folder'} (pass --image-root to point elsewhere)")
 
 
 def load_rgb(images: LabelSet, image: ImageLabels) -> np.ndarray | str:
@@ -133,7 +161,8 @@ def run_resumable(
     and the journal (``None`` without ``out``).
 
     Raises:
-        AfssError: ``batch_size`` < 1, duplicate file names, or a journal with a different header.
+        AfssError: ``batch_size`` < 1, duplicate file names, no image file found at all, an ``out``
+            that cannot be written, or a journal with a different header.
     """
     if batch_size < 1:
         raise AfssError(f"batch_size must be >= 1, got {batch_size}")
@@ -141,7 +170,8 @@ def run_resumable(
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise AfssError(f"input images: file_name {dup!r} appears more than once; file names must be unique")
-    journal = Journal(out, kind, header, resume=resume) if out is not None else None
+    check_images_exist(images)
+    journal = Journal(check_output(out), kind, header, resume=resume) if out is not None else None
     done = dict(journal.done) if journal is not None else {}
     todo = [im for im in images.images if im.file_name not in done]
     if len(todo) < len(names):

@@ -141,7 +141,7 @@ def test_journal_of_another_run_is_refused(tmp_path):
     out = tmp_path / "labels.json"
     with pytest.raises(Interrupt):
         label_images(SquareTeacher(), images, out=out, progress=lambda n: (_ for _ in ()).throw(Interrupt))
-    with pytest.raises(AfssError, match="different prompt.*--no-resume"):
+    with pytest.raises(AfssError, match="different prompt 'spacecraft', now 'satellite'.*--no-resume"):
         label_images(SquareTeacher(), images, out=out, prompt="satellite")
     with pytest.raises(AfssError, match="different teacher"):
         label_images(SquareTeacher(fail_on_value=1), images, out=out)
@@ -207,3 +207,29 @@ def test_meta_kept_and_numpy_meta_journalled(tmp_path):
     back = read_coco(tmp_path / "l.json")
     assert [dict(im.meta) for im in back.images] == [{"domain": "clean", "k": k} for k in range(3)]
     assert labels.images[2].meta["domain"] == "clean"
+
+
+def test_unwritable_out_and_missing_images_fail_before_labelling(tmp_path):
+    images = _write_images(tmp_path / "imgs", n=2)
+    teacher = SquareTeacher()
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(AfssError, match="adir: is a folder; --out names the JSON file to write"):
+        label_images(teacher, images, out=tmp_path / "adir")
+    moved = images.replace(image_root=str(tmp_path / "elsewhere"))
+    with pytest.raises(AfssError, match="none of the 3 images exists.*elsewhere.*--image-root"):
+        label_images(teacher, moved, out=tmp_path / "l.json")
+    assert teacher.calls == 0 and not list(tmp_path.glob("*.partial.jsonl"))
+
+
+def test_cli_image_root_points_a_coco_list_at_its_images(tmp_path, capsys):
+    from afss.cli import main
+    from afss.io.coco import write_coco
+
+    images = _write_images(tmp_path / "imgs", n=2)
+    write_coco(images.replace(image_root=None), tmp_path / "list" / "images.json")  # names relative to nothing
+    assert main(["-q", "label", "--teacher", "photometric", "--coco", str(tmp_path / "list" / "images.json"),
+                 "--out", str(tmp_path / "l.json")]) == 2
+    assert "none of the 3 images exists" in capsys.readouterr().err
+    assert main(["-q", "label", "--teacher", "photometric", "--coco", str(tmp_path / "list" / "images.json"),
+                 "--image-root", str(tmp_path / "imgs"), "--out", str(tmp_path / "l.json")]) == 0
+    assert len(read_coco(tmp_path / "l.json")) == 3

@@ -237,7 +237,7 @@ def test_cli_refine_labels_file_writes_coco_and_summary(tmp_path, capsys):
     images = _images(tmp_path, n=3)
     inst = Instance.from_mask(_truth(), score=0.9)
     labels = images.replace(images=tuple(im.replace(height=H, width=W, instances=(inst,)) for im in images.images),
-                            info={"teacher": "photometric"})
+                            info={"teacher": "photometric", "prompt": "satellite"})
     write_coco(labels, tmp_path / "labels.json")
     code = main(["-q", "refine", "--labels", str(tmp_path / "labels.json"), "--tta", "identity,vflip,rot90",
                  "--min-score", "0.0", "--out", str(tmp_path / "out" / "refined.json")])
@@ -245,6 +245,7 @@ def test_cli_refine_labels_file_writes_coco_and_summary(tmp_path, capsys):
     refined = read_coco(tmp_path / "out" / "refined.json")
     assert len(refined) == 3 and refined.info["teacher"] == "photometric"  # taken from the labels file
     assert refined.info["views"] == ["identity", "vflip", "rot90"]
+    assert refined.info["config"]["prompt"] == "satellite"  # the other views are asked what the labels were
     summary = json.loads((tmp_path / "out" / "refined.summary.json").read_text())
     assert summary["images"] == 3 and summary["filter"]["images_in"] == 3
     err = capsys.readouterr().err

@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--coco", "--gt", dest="coco", metavar="FILE",
                      help="COCO JSON listing the images (e.g. from afss synth/convert); same file names out")
     src.add_argument("--dataset", metavar="KIND", help="dataset reader: folder, coco, spark, speedplus, tango")
+    p.add_argument("--image-root", metavar="DIR",
+                   help="folder the --coco file names are relative to (default: recorded in the file, else its folder)")
     p.add_argument("--root", help="dataset folder (with --dataset)")
     p.add_argument("--split", help="dataset split (with --dataset)")
     p.add_argument("--domain", help="dataset domain, e.g. SPEED+ lightbox (with --dataset)")
@@ -70,7 +72,7 @@ def _read_images(args: argparse.Namespace):
     if args.coco is not None:
         from afss.io.coco import read_coco
 
-        return read_coco(args.coco)
+        return read_coco(args.coco, image_root=args.image_root)
     if args.root is None:
         raise AfssError(f"--dataset {args.dataset} needs --root DIR (the dataset folder)")
     from afss.datasets import read_dataset

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import time
+from dataclasses import replace
 
 from afss.cli.common import add_teacher_arguments, given, progress_bar, teacher_options
 
@@ -31,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--labels", metavar="FILE", help="teacher labels (COCO JSON from afss label): their images "
                                                       "are refined and their detections are the identity view")
     src.add_argument("--images", metavar="DIR", help="folder of images (recursive); the teacher runs every view")
+    p.add_argument("--image-root", metavar="DIR",
+                   help="folder the --labels file names are relative to (default: recorded in the file, else its folder)")
     p.add_argument("--out", required=True, help="output COCO JSON")
     p.add_argument("--teacher", default=None, choices=sorted(TEACHERS),
                    help="which teacher (default: the one recorded in --labels, with its recorded options "
@@ -75,12 +78,15 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     views = parse_views(args.tta or DEFAULT_VIEWS)  # fail before loading anything
     config = RefineConfig(**given(args, *_CONFIG_FLAGS), **({"per_view_top_k": None} if args.top1 is False else {}))
-    labels = read_coco(args.labels) if args.labels is not None else None
+    labels = read_coco(args.labels, image_root=args.image_root) if args.labels is not None else None
     images = labels if labels is not None else images_from_folder(args.images)
     if args.limit is not None:
         images = images.replace(images=images.images[: max(0, args.limit)])
     recorded = labels.info.get("teacher") if labels is not None else None
     name = args.teacher or recorded or DEFAULT_TEACHER
+    if name == recorded and args.prompt is None and labels.info.get("prompt"):
+        # the identity view comes from --labels: ask the other views for the same thing
+        config = replace(config, prompt=labels.info["prompt"])
     options = {**(_recorded_options(labels, args) if name == recorded else {}),
                **teacher_options(args)}
     teacher = build_teacher(name, **options)
