@@ -18,11 +18,13 @@ TEACHER_FLAGS = ("box_threshold", "text_threshold", "device", "dtype", "detector
 def progress_bar(args: argparse.Namespace, total: int, desc: str, unit: str = "img") -> Iterator[Callable[[int], None]]:
     """A tqdm bar on stderr (none with ``--quiet``); yields ``advance(n)`` for the library's ``progress``."""
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=getattr(args, "quiet", False),
                dynamic_ncols=True, smoothing=0.1)
     try:
-        yield bar.update
+        with logging_redirect_tqdm():  # log lines print above the bar instead of onto it
+            yield bar.update
     finally:
         bar.close()
 

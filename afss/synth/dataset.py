@@ -124,5 +124,5 @@ def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int,
             "format": fmt, "split": split, "workers": workers, "seconds": round(seconds, 3)}
     labels = LabelSet(images=tuple(images), categories={1: "spacecraft"}, image_root=str(out), info=info)
     write_coco(labels, out / "gt.json")
-    log.info("synth: %d images in %.1f s (%.1f img/s) -> %s", n, seconds, n / max(seconds, 1e-9), out)
+    log.debug("synth: %d images in %.1f s (%.1f img/s) -> %s", n, seconds, n / max(seconds, 1e-9), out)
     return labels
