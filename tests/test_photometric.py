@@ -214,3 +214,18 @@ def test_all_candidates_best_first():
     assert len(one) == 1 and len(many) == 2
     assert many[0].rle == one[0].rle and np.allclose(many[1].box_xyxy, (10, 10, 40, 30), atol=3)
     assert many[1].scores["ambiguity"] == 1.0 and many[0].scores["ambiguity"] < 1.0
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"work_size": "abc"}, "option work_size='abc': expected an integer, like 512"),
+        ({"earth": 1}, "option earth=1: expected true or false"),
+        ({"k_grow": "x"}, "option k_grow='x': expected a number"),
+        ({"nope": 1}, "unknown photometric teacher option 'nope'"),
+    ],
+)
+def test_option_values_of_the_wrong_kind_are_one_line_errors(options, message):
+    with pytest.raises(AfssError, match=message):
+        build_teacher("photometric", **options)
+    assert build_teacher("photometric", k_grow=3).config.k_grow == 3.0  # an int where a float is expected is fine

@@ -9,12 +9,40 @@ into a mask on the original image, as the paper does.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
+from afss.errors import AfssError, unknown_choice
 from afss.types import Instance
+
+
+def check_options(options: Mapping[str, Any], defaults: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """Options checked against their defaults: unknown names get a close-match suggestion, values of
+    the wrong kind (``-o work_size=abc``) a one-line error; ints given for floats become floats."""
+    checked = {}
+    for key, value in options.items():
+        if key not in defaults:
+            raise unknown_choice(f"{what} option", key, defaults)
+        default = defaults[key]
+        if isinstance(default, bool) or isinstance(value, bool):
+            ok = isinstance(value, bool) == isinstance(default, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float))
+            value = float(value) if ok else value
+        elif isinstance(default, int):
+            ok = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+            value = int(value) if ok else value
+        elif isinstance(default, (str, tuple, list)):
+            ok = isinstance(value, type(default)) or (isinstance(default, (tuple, list)) and isinstance(value, (tuple, list)))
+        else:  # None or anything richer: the teacher checks it
+            ok = True
+        if not ok:
+            kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(type(default), "a list")
+            raise AfssError(f"{what} option {key}={value!r}: expected {kind}, like {default!r}")
+        checked[key] = value
+    return checked
 
 
 class Teacher(abc.ABC):

@@ -139,11 +139,11 @@ def load_pretrained(cls: Any, id_or_dir: str | os.PathLike, **kwargs: Any) -> An
 
 def build_from_options(cls: type, options: dict[str, Any]) -> Any:
     """``cls(**options)`` after rejecting unknown option names with a close-match suggestion."""
-    params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    for key in options:
-        if key not in params:
-            raise unknown_choice(f"{cls.name} teacher option", key, params)
-    return cls(**options)
+    from afss.teachers.base import check_options
+
+    params = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items() if name != "self"}
+    defaults = {k: (None if v is inspect.Parameter.empty else v) for k, v in params.items()}
+    return cls(**check_options(options, defaults, f"{cls.name} teacher"))
 
 
 def to_device(batch: dict[str, Any], device, dtype) -> dict[str, Any]:

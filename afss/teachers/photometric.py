@@ -39,15 +39,15 @@ import logging
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 
-from afss.errors import AfssError, unknown_choice
+from afss.errors import AfssError
 from afss.teachers import photometric_ops as ops
-from afss.teachers.base import Teacher
+from afss.teachers.base import Teacher, check_options
 from afss.types import Instance
 
 __all__ = ["PhotometricConfig", "PhotometricTeacher"]
@@ -138,11 +138,8 @@ class PhotometricTeacher(Teacher):
     @classmethod
     def build(cls, **options: Any) -> PhotometricTeacher:
         """Build from keyword options (the fields of `PhotometricConfig`); unknown ones are refused."""
-        valid = {f.name for f in fields(PhotometricConfig)}
-        for key in options:
-            if key not in valid:
-                raise unknown_choice("photometric teacher option", key, valid)
-        return cls(PhotometricConfig(**options))
+        defaults = asdict(PhotometricConfig())
+        return cls(PhotometricConfig(**check_options(options, defaults, "photometric teacher")))
 
     @property
     def options(self) -> dict[str, Any]:
