@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         preds = {name: read_coco(p) for name, p in zip(names, args.pred)}
         outs.append(write_preview(args.preview, read_coco(args.gt), preds, n=args.preview_n))
     print(next(iter(reports.values())).table() if len(reports) == 1 else comparison_table(reports))
-    scored = ", ".join(f"{r.num_images}" for r in reports.values())
+    scored = ", ".join(f"{r.num_images}" if len(reports) == 1 else f"{name} {r.num_images}" for name, r in reports.items())
     print(f"afss eval: {scored} images scored, {sum(r.num_pred for r in reports.values())} predicted instances, "
           f"{time.perf_counter() - start:.1f} s -> {', '.join(map(str, outs))}", file=sys.stderr)
     return 0
