@@ -66,3 +66,17 @@ def teacher_options(args: argparse.Namespace) -> dict:
         except json.JSONDecodeError:
             options[key.strip().replace("-", "_")] = value
     return options
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """``--no-resume`` and ``--limit``, for the stages that run a teacher over images."""
+    p.add_argument("--no-resume", dest="resume", action="store_false", default=None,
+                   help="ignore the journal of an interrupted run and start afresh")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images")
+
+
+def limited(images, args: argparse.Namespace):
+    """``images`` (a `LabelSet`) cut to ``--limit`` when given."""
+    if args.limit is None:
+        return images
+    return images.replace(images=images.images[: max(0, args.limit)])

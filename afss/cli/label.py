@@ -6,7 +6,14 @@ import argparse
 import sys
 import time
 
-from afss.cli.common import add_teacher_arguments, given, progress_bar, teacher_options
+from afss.cli.common import (
+    add_run_arguments,
+    add_teacher_arguments,
+    given,
+    limited,
+    progress_bar,
+    teacher_options,
+)
 from afss.errors import AfssError
 
 
@@ -39,9 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="keep the most confident instance per image (default)")
     keep.add_argument("--all", dest="top1", action="store_false", help="keep every instance the teacher returns")
     add_teacher_arguments(p)
-    p.add_argument("--no-resume", dest="resume", action="store_false", default=None,
-                   help="ignore the journal of an interrupted run and start afresh")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images")
+    add_run_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -51,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     images = _read_images(args)
-    if args.limit is not None:
-        images = images.replace(images=images.images[: max(0, args.limit)])
+    images = limited(images, args)
     teacher = build_teacher(args.teacher, **teacher_options(args))
     with progress_bar(args, total=len(images), desc=f"label ({args.teacher})") as advance:
         labels = label_images(teacher, images, out=args.out, progress=advance,

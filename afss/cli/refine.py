@@ -8,7 +8,14 @@ import sys
 import time
 from dataclasses import replace
 
-from afss.cli.common import add_teacher_arguments, given, progress_bar, teacher_options
+from afss.cli.common import (
+    add_run_arguments,
+    add_teacher_arguments,
+    given,
+    limited,
+    progress_bar,
+    teacher_options,
+)
 
 # CLI flag -> RefineConfig field; passed on only when the user gave it.
 _CONFIG_FLAGS = ("iou_thr", "skip_box_thr", "conf_type", "count_empty_views", "mask_fusion", "vote_threshold",
@@ -63,9 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(box) or their geometric mean")
     add_teacher_arguments(p)
     p.add_argument("--batch-size", type=int, default=None, help="images per teacher call (default 4)")
-    p.add_argument("--no-resume", dest="resume", action="store_false", default=None,
-                   help="ignore the journal of an interrupted run and start afresh")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images")
+    add_run_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -80,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
     config = RefineConfig(**given(args, *_CONFIG_FLAGS), **({"per_view_top_k": None} if args.top1 is False else {}))
     labels = read_coco(args.labels, image_root=args.image_root) if args.labels is not None else None
     images = labels if labels is not None else images_from_folder(args.images)
-    if args.limit is not None:
-        images = images.replace(images=images.images[: max(0, args.limit)])
+    images = limited(images, args)
     recorded = labels.info.get("teacher") if labels is not None else None
     name = args.teacher or recorded or DEFAULT_TEACHER
     if name == recorded and args.prompt is None and labels.info.get("prompt"):
