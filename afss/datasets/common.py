@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from afss.errors import AfssError, unknown_choice
-from afss.io.images import IMAGE_EXTENSIONS, ImageReadError, image_size_hw
+from afss.io.images import IMAGE_EXTENSIONS, ImageReadError, image_size_hw, read_raw, to_uint8
 from afss.types import ImageLabels, Instance, LabelSet
 
 log = logging.getLogger(__name__)
@@ -113,15 +113,6 @@ def require_dir(path: str | os.PathLike, what: str) -> Path:
     return path
 
 
-def require_file(path: str | os.PathLike, what: str) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise AfssError(f"{path}: no such {what}")
-    if not path.is_file():
-        raise AfssError(f"{path}: expected a {what}, found a folder")
-    return path
-
-
 def read_json(path: Path) -> Any:
     """Parse a JSON file; an `AfssError` naming the file when it is not JSON."""
     try:
@@ -155,11 +146,16 @@ def image_size(path: Path) -> tuple[int, int, str | None]:
         return 0, 0, str(e)
 
 
-def mask_size_error(mask_path: Path, mask_hw: Sequence[int], image_hw: Sequence[int]) -> str | None:
-    if tuple(mask_hw) == tuple(image_hw):
-        return None
-    return (f"{mask_path}: mask is {mask_hw[0]}x{mask_hw[1]} (HxW), "
-            f"image is {image_hw[0]}x{image_hw[1]}")
+def read_mask_pixels(mask_path: Path, image_hw: Sequence[int]) -> np.ndarray | str:
+    """A mask file's uint8 pixels as stored (BGR(A) order, column-major, see `fortran_pixels`), or why
+    it cannot be used (unreadable, or not the size of its image): recorded per image, never fatal."""
+    try:
+        raw = fortran_pixels(to_uint8(read_raw(mask_path)))
+    except ImageReadError as e:
+        return str(e)
+    if tuple(raw.shape[:2]) != tuple(image_hw):
+        return f"{mask_path}: mask is {raw.shape[0]}x{raw.shape[1]} (HxW), image is {image_hw[0]}x{image_hw[1]}"
+    return raw
 
 
 def gt_instance(mask: np.ndarray, *, category_id: int = 1,

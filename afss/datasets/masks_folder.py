@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from afss.datasets.common import find_with_stem, fortran_pixels, gt_instance, mask_size_error, require_dir
-from afss.io.images import IMAGE_EXTENSIONS, ImageReadError, read_raw, to_uint8
+from afss.datasets.common import find_with_stem, gt_instance, read_mask_pixels, require_dir
+from afss.io.images import IMAGE_EXTENSIONS
 from afss.types import Instance
 
 MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".webp")
@@ -56,14 +56,10 @@ class MaskFolder:
 def binary_mask_instances(path: Path, size_hw: tuple[int, int], *, threshold: int = BINARY_THRESHOLD,
                           category_id: int = 1) -> tuple[tuple[Instance, ...], str | None, str]:
     """Read one binary mask file into at most one GT instance; see `MaskFolder.instances`."""
-    try:
-        raw = fortran_pixels(to_uint8(read_raw(path)))
-    except ImageReadError as e:
-        return (), str(e), "error"
+    raw = read_mask_pixels(path, size_hw)
+    if isinstance(raw, str):
+        return (), raw, "error"
     # as afss.io.images.read_mask, in column-major order: any channel >= threshold
     mask = (raw if raw.ndim == 2 else raw[..., :3].max(axis=2)) >= threshold
-    err = mask_size_error(path, mask.shape, size_hw)
-    if err is not None:
-        return (), err, "error"
     inst = gt_instance(mask, category_id=category_id)
     return inst, None, "ok" if inst else "empty"

@@ -38,16 +38,14 @@ from afss.datasets.common import (
     DatasetReader,
     empty_error,
     find_images,
-    fortran_pixels,
     gt_instance,
     image_size,
-    mask_size_error,
     norm_key,
+    read_mask_pixels,
     relative_name,
     require_dir,
 )
 from afss.errors import AfssError
-from afss.io.images import ImageReadError, read_raw, to_uint8
 from afss.types import ImageLabels, Instance
 
 log = logging.getLogger(__name__)
@@ -224,13 +222,9 @@ class SparkReader(DatasetReader):
             return ImageLabels(file_name=name, height=h, width=w, meta=meta)
         if not row.mask.is_file():
             return ImageLabels(file_name=name, height=h, width=w, meta=meta | {"mask": "missing"})
-        try:
-            raw = fortran_pixels(to_uint8(read_raw(row.mask)))
-        except ImageReadError as e:
-            return ImageLabels(file_name=name, height=h, width=w, error=str(e), meta=meta | {"mask": "error"})
-        err = mask_size_error(row.mask, raw.shape[:2], (h, w))
-        if err is not None:
-            return ImageLabels(file_name=name, height=h, width=w, error=err, meta=meta | {"mask": "error"})
+        raw = read_mask_pixels(row.mask, (h, w))
+        if isinstance(raw, str):
+            return ImageLabels(file_name=name, height=h, width=w, error=raw, meta=meta | {"mask": "error"})
         rgb = raw if raw.ndim == 2 else raw[..., 0] if raw.shape[2] < 3 else raw[..., 2::-1]  # BGR(A) -> RGB
         body, panels = spark_mask_parts(rgb)
         instances = gt_instance(body | panels, category_id=cat, parts={"body": body, "panels": panels})

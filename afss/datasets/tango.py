@@ -23,15 +23,13 @@ from afss.datasets.common import (
     empty_error,
     find_images,
     find_with_stem,
-    fortran_pixels,
     gt_instance,
     image_size,
-    mask_size_error,
+    read_mask_pixels,
     relative_name,
     require_dir,
 )
 from afss.errors import AfssError
-from afss.io.images import ImageReadError, read_raw, to_uint8
 from afss.types import ImageLabels
 
 SET_NAME = "Tango_RoI_and_SS"
@@ -97,13 +95,9 @@ class TangoReader(DatasetReader):
             return ImageLabels(file_name=name, height=h, width=w, error=error, meta=meta)
         if pair.mask is None:
             return ImageLabels(file_name=name, height=h, width=w, meta=meta | {"mask": "missing"})
-        try:
-            raw = fortran_pixels(to_uint8(read_raw(pair.mask)))
-        except ImageReadError as e:
-            return ImageLabels(file_name=name, height=h, width=w, error=str(e), meta=meta | {"mask": "error"})
-        err = mask_size_error(pair.mask, raw.shape[:2], (h, w))
-        if err is not None:
-            return ImageLabels(file_name=name, height=h, width=w, error=err, meta=meta | {"mask": "error"})
+        raw = read_mask_pixels(pair.mask, (h, w))
+        if isinstance(raw, str):
+            return ImageLabels(file_name=name, height=h, width=w, error=raw, meta=meta | {"mask": "error"})
         red = raw if raw.ndim == 2 else raw[..., 2]  # OpenCV order is BGR(A)
         threshold = 128 if pair.mask.suffix.lower() in LOSSY else 1
         instances = gt_instance(red >= threshold)
