@@ -10,8 +10,6 @@ import math
 import cv2
 import numpy as np
 
-from afss.synth.camera import Camera
-
 
 def fbm(rng: np.random.Generator, shape_hw: tuple[int, int], *, base: int = 4, octaves: int = 5,
         gain: float = 0.5) -> np.ndarray:
@@ -192,11 +190,3 @@ def add_glare(img: np.ndarray, rng: np.random.Generator, sun_xy: tuple[float, fl
     rgb += strength * rng.uniform(0.0, 0.05)  # veiling glare
     rgb *= np.array([1.0, 0.97, 0.9], np.float32)
     img += cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
-def sun_in_view(cam: Camera, sun_dir: np.ndarray) -> tuple[float, float] | None:
-    """Pixel position of the sun when it is in front of the camera, else ``None``."""
-    if sun_dir[2] <= 1e-3:
-        return None
-    x, y = cam.project(np.asarray(sun_dir)[None])[0]
-    return float(x), float(y)
