@@ -184,6 +184,27 @@ class PoisonTeacher(ThresholdTeacher):
         return super().label(images, prompt)
 
 
+class PromptRecorder(ThresholdTeacher):
+    def label(self, images, prompt="spacecraft"):
+        self.prompts = [*getattr(self, "prompts", []), prompt]
+        return super().label(images, prompt)
+
+
+def test_views_are_asked_the_prompt_the_labels_were_made_with(tmp_path):
+    images = _images(tmp_path, n=2)
+    labels, _ = refine_labels(ThresholdTeacher(), images, views="identity", config=RefineConfig(min_score=0))
+    teacher = PromptRecorder()
+    out, _ = refine_labels(teacher, images, views="identity,vflip", labels=labels.replace(info={"prompt": "satellite"}))
+    assert set(teacher.prompts) == {"satellite"} and out.info["config"]["prompt"] == "satellite"
+    teacher = PromptRecorder()
+    refine_labels(teacher, images, views="identity,vflip", config=RefineConfig(prompt="probe"),
+                  labels=labels.replace(info={"prompt": "satellite"}))
+    assert set(teacher.prompts) == {"probe"}  # an explicit prompt wins
+    teacher = PromptRecorder()
+    refine_labels(teacher, images, views="identity,vflip")
+    assert set(teacher.prompts) == {"spacecraft"}
+
+
 def test_batch_sends_all_views_at_once_and_isolates_a_failing_image(tmp_path):
     images = _images(tmp_path, n=3)
     save_image(tmp_path / "im1.png", np.zeros((H, W, 3), np.uint8))  # the poison

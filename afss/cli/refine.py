@@ -6,7 +6,6 @@ import argparse
 import logging
 import sys
 import time
-from dataclasses import replace
 
 from afss.cli.common import (
     add_run_arguments,
@@ -88,9 +87,6 @@ def run(args: argparse.Namespace) -> int:
     images = limited(images, args)
     recorded = labels.info.get("teacher") if labels is not None else None
     name = args.teacher or recorded or DEFAULT_TEACHER
-    if name == recorded and args.prompt is None and labels.info.get("prompt"):
-        # the identity view comes from --labels: ask the other views for the same thing
-        config = replace(config, prompt=labels.info["prompt"])
     options = {**(_recorded_options(labels, args) if name == recorded else {}),
                **teacher_options(args)}
     teacher = build_teacher(name, **options)

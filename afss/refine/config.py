@@ -42,7 +42,8 @@ class RefineConfig:
         top1: at most one label per image (only the best fused box is segmented).
         min_area_px: smallest mask area kept (0: no limit).
         score_field: what the filter reads: ``"score"`` or a sub-score such as ``"box_score"``.
-        prompt: the text prompt given to the teacher.
+        prompt: the text prompt given to the teacher; ``None``: the prompt recorded in the labels
+            being refined (so every view is asked what the identity view was), else ``"spacecraft"``.
     """
 
     iou_thr: float = 0.55
@@ -58,7 +59,7 @@ class RefineConfig:
     top1: bool = True
     min_area_px: float = 0.0
     score_field: str = "score"
-    prompt: str = "spacecraft"
+    prompt: str | None = None
 
     def __post_init__(self) -> None:
         if self.conf_type not in CONF_TYPES:
@@ -74,6 +75,11 @@ class RefineConfig:
             raise AfssError(f"refine: per_view_top_k must be >= 1, got {self.per_view_top_k}")
         if self.min_area_px < 0:
             raise AfssError(f"refine: min_area_px must be >= 0, got {self.min_area_px}")
+
+    @property
+    def text_prompt(self) -> str:
+        """The prompt the teacher is given."""
+        return self.prompt or "spacecraft"
 
     def resolved_mask_fusion(self, teacher: Teacher) -> str:
         if self.mask_fusion is None:

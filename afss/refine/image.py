@@ -54,7 +54,7 @@ def refine_image(
         and ``views``.
     """
     run = views_to_run(views, identity_instances is not None)
-    found = teacher.label([v.apply(rgb) for v in run], config.prompt) if run else []
+    found = teacher.label([v.apply(rgb) for v in run], config.text_prompt) if run else []
     return fuse_views(teacher, rgb, views, dict(zip(run, found, strict=True)), config=config,
                       mask_fusion=mask_fusion, identity_instances=identity_instances)
 
@@ -171,7 +171,7 @@ def refine_batch(
     found_flat: list | None = None
     failure: str | None = None
     try:
-        found_flat = list(teacher.label(flat, config.prompt)) if flat else []
+        found_flat = list(teacher.label(flat, config.text_prompt)) if flat else []
         if len(found_flat) != len(flat):
             raise ValueError(f"teacher returned {len(found_flat)} results for {len(flat)} images")
     except Exception as e:  # noqa: BLE001 - one bad image must not sink the batch: retried one by one

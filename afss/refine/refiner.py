@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,9 @@ def refine_labels(
         >>> summary.line()  # doctest: +SKIP
     """
     config = config or RefineConfig()
+    if config.prompt is None:  # ask every view what the given labels asked
+        recorded = labels.info.get("prompt") if labels is not None else None
+        config = replace(config, prompt=str(recorded or config.text_prompt))
     views = parse_views(views)
     mask_fusion = config.resolved_mask_fusion(teacher)
     given = {im.file_name: im for im in labels.images} if labels is not None else {}
