@@ -32,8 +32,8 @@ import numpy as np
 
 from afss.errors import AfssError
 from afss.io.coco import write_coco
-from afss.io.images import is_image_file
-from afss.resumable import journal_path, plain, run_resumable
+from afss.io.outputs import check_replaceable, input_identity
+from afss.resumable import check_limit, journal_path, plain, run_resumable
 from afss.teachers.base import Teacher
 from afss.types import ImageLabels, LabelSet
 
@@ -45,17 +45,20 @@ NO_DETECTION = "no detection"
 
 
 def images_from_folder(root: str | os.PathLike) -> LabelSet:
-    """All image files under ``root`` (recursive, sorted), ``file_name`` relative to ``root``.
+    """All image files under ``root`` (recursive, sorted, `afss.datasets.common.find_images`: hidden
+    files left out, broken links kept so that they are recorded), ``file_name`` relative to ``root``.
 
     Sizes are left at 0 here (nothing is decoded); the label stage fills them in from the pixels.
 
     Raises:
         AfssError: ``root`` is not a folder or holds no image files.
     """
+    from afss.datasets.common import find_images
+
     root = Path(root)
     if not root.is_dir():
         raise AfssError(f"{root}: not a folder (expected a folder of images)")
-    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and is_image_file(p))
+    files = [p.relative_to(root).as_posix() for p in find_images(root)]
     if not files:
         raise AfssError(f"{root}: no image files found (expected .png, .jpg, .tif, ...)")
     return LabelSet(images=tuple(ImageLabels(file_name=f, height=0, width=0) for f in files), image_root=str(root))
@@ -87,9 +90,11 @@ def label_images(
     top1: bool = True,
     out: str | os.PathLike | None = None,
     resume: bool = True,
+    overwrite: bool = False,
+    limit: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> LabelSet:
-    """Label every image of ``images`` with ``teacher``.
+    """Label every image of ``images`` (or the first ``limit``) with ``teacher``.
 
     Args:
         teacher: any `Teacher`.
@@ -100,28 +105,38 @@ def label_images(
         top1: keep only the most confident instance per image (the paper's one-target setting).
         out: the COCO JSON to write; also enables the journal. ``None``: nothing is written.
         resume: continue from ``out``'s journal if there is one; ``False`` starts afresh.
+        overwrite: replace an existing ``out`` even when it is not this stage's output of the same
+            images (by default that is refused, see `afss.io.outputs.check_replaceable`).
+        limit: label only the first ``limit`` images. The journal is shared with unlimited runs of
+            the same images: a limited run reuses, and never deletes, the images finished before.
         progress: called with the number of images just finished, after they are safely journalled
             (once at the start with the number a resumed run already had).
 
     Returns:
-        The labels, in input order, with provenance in ``info`` (teacher, options, prompt, version,
-        time, images/s, counts).
+        The labels, in input order, with provenance in ``info`` (teacher, options, prompt, inputs,
+        version, time, images/s, counts).
 
     Raises:
-        AfssError: bad arguments, duplicate file names, or a journal from a different teacher/prompt.
+        AfssError: bad arguments, duplicate file names, an ``out`` that holds other data, or a journal
+            from a different teacher, prompt or image set.
     """
-    header = {"teacher": teacher_provenance(teacher), "prompt": prompt, "top1": top1}
+    inputs = input_identity(images)
+    header = {"teacher": teacher_provenance(teacher), "prompt": prompt, "top1": top1, "inputs": inputs}
+    check_limit(limit)
+    if out is not None:
+        check_replaceable(out, stage="label", inputs=inputs, overwrite=overwrite)
     t0 = time.perf_counter()
     done, journal = run_resumable(
         images, lambda batch, loaded: _label_batch(teacher, batch, loaded, prompt, top1),
-        out=out, kind="label", header=header, resume=resume, batch_size=batch_size, progress=progress)
-    resumed = sum(1 for im in images.images if journal is not None and im.file_name in journal.done)
-    todo = len(images) - resumed
+        out=out, kind="label", header=header, resume=resume, batch_size=batch_size, limit=limit, progress=progress)
+    wanted = images.images[:limit]
+    resumed = sum(1 for im in wanted if journal is not None and im.file_name in journal.done)
+    todo = len(wanted) - resumed
     seconds = time.perf_counter() - t0
 
     from afss import __version__
 
-    result = LabelSet(images=tuple(done[im.file_name] for im in images.images), categories=images.categories,
+    result = LabelSet(images=tuple(done[im.file_name] for im in wanted), categories=images.categories,
                       image_root=images.image_root)
     info = {
         "stage": "label",
@@ -129,6 +144,8 @@ def label_images(
         "teacher_options": header["teacher"]["options"],
         "prompt": prompt,
         "top1": top1,
+        "inputs": inputs,
+        "limit": limit,
         "afss_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 3),
@@ -138,8 +155,11 @@ def label_images(
     }
     result = result.replace(info=info)
     if out is not None:
-        write_coco(result, out)
-        journal.remove()
+        try:
+            write_coco(result, out)
+        except AfssError as e:
+            raise journal.write_failed(e) from e
+        journal.finish([im.file_name for im in result.images])
     return result
 
 

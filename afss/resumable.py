@@ -6,7 +6,11 @@ result (teacher and its options, prompt, views, ...), then one JSON line per ima
 entry and annotations), flushed and fsync'ed per batch. A rerun with the same output and header
 skips the images already done (by ``file_name``); a torn last line (a crash mid-write) is dropped and
 that image is processed again; a journal written with a different header is refused rather than
-mixed in. The stage writes its output atomically at the end and then removes the journal.
+mixed in. The header identifies the inputs too (image root, a digest of the image list and of the
+labels being refined, `afss.io.outputs.input_identity`), so a rerun on other images never picks up
+this run's results. The stage writes its output atomically at the end and then removes the journal,
+unless the journal holds finished images the output leaves out (a ``limit`` run): they are kept
+for the next run.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from afss.errors import AfssError
 from afss.io.atomic import _json_default, write_text_atomic
 from afss.io.coco import labelset_from_coco, labelset_to_coco
 from afss.io.images import ImageReadError, load_image
+from afss.io.outputs import check_output_path
 from afss.types import ImageLabels, LabelSet
 
-__all__ = ["Journal", "journal_path", "plain", "run_resumable"]
+__all__ = ["Journal", "check_images_exist", "check_limit", "journal_path", "plain", "run_resumable"]
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +61,14 @@ class Journal:
         self.path = journal_path(out)
         self.kind = kind
         self.header = plain({"afss_journal": kind, "format": _FORMAT, **header})
+        self.appended = 0
         self.done: dict[str, ImageLabels] = self._read() if resume and self.path.exists() else {}
         if not self.done:
             write_text_atomic(self.path, json.dumps(self.header) + "\n")
-        self._file = self.path.open("a", encoding="utf-8")
+        try:
+            self._file = self.path.open("a", encoding="utf-8")
+        except OSError as e:
+            raise AfssError(f"{self.path}: cannot write the progress journal ({e.strerror or e})") from e
 
     def append(self, images: Sequence[ImageLabels]) -> None:
         lines = []
@@ -67,9 +76,14 @@ class Journal:
             coco = labelset_to_coco(LabelSet(images=(image,)))
             entry = {"image": coco["images"][0], "annotations": coco["annotations"]}
             lines.append(json.dumps(entry, default=_json_default) + "\n")
-        self._file.write("".join(lines))
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            self._file.write("".join(lines))
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as e:  # disk full, I/O error: what was journalled before stays usable
+            raise AfssError(f"{self.path}: cannot write ({e.strerror or e}); the {len(self.done) + self.appended} "
+                            "images finished before are kept: free the space and rerun the same command") from e
+        self.appended += len(images)
 
     def close(self) -> None:
         self._file.close()
@@ -77,6 +91,22 @@ class Journal:
     def remove(self) -> None:
         self.close()
         self.path.unlink(missing_ok=True)
+
+    def finish(self, written: Sequence[str]) -> None:
+        """The output holding ``written`` (file names) is safely on disk: remove the journal, unless it
+        holds finished images that are not in it (a ``limit`` run), which are kept for the next run."""
+        names = set(written)
+        extra = [n for n in self.done if n not in names]
+        if not extra:
+            self.remove()
+            return
+        self.close()
+        log.info("%s: kept, it holds %d finished images beyond this run's limit; a run without --limit "
+                 "resumes from them", self.path, len(extra))
+
+    def write_failed(self, error: AfssError) -> AfssError:
+        """The error to raise when the final output could not be written: the work is in the journal."""
+        return AfssError(f"{error}; the finished images are kept in {self.path}: fix that and rerun the same command")
 
     def _read(self) -> dict[str, ImageLabels]:
         lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -86,11 +116,11 @@ class Journal:
             old = None
         if not isinstance(old, dict) or old.get("afss_journal") != self.kind or old.get("format") != _FORMAT:
             raise AfssError(f"{self.path}: not an afss {self.kind} journal (delete it, or use a new --out or --no-resume)")
-        changed = sorted(k for k in set(old) | set(self.header) if old.get(k) != self.header.get(k))
+        changed = _differences(old, self.header)
         if changed:
-            diff = "; ".join(f"{k} {_short(old.get(k))}, now {_short(self.header.get(k))}" for k in changed)
+            diff = "; ".join(f"{k} {old_v!r}, now {new_v!r}" for k, old_v, new_v in changed)
             raise AfssError(f"{self.path}: an interrupted run with a different {diff}; "
-                            "use a new --out, or --no-resume to start afresh")
+                            "rerun it as it was to finish it, use a new --out, or --no-resume to start afresh")
         good, entries = [], {}
         for n, line in enumerate(lines[1:], start=2):
             try:
@@ -105,26 +135,26 @@ class Journal:
         write_text_atomic(self.path, lines[0] + "".join(good))  # drop the torn tail before appending
         data = {"images": [im for im, _ in entries.values()],
                 "annotations": [{**a, "id": k} for k, a in enumerate((a for _, anns in entries.values() for a in anns), 1)]}
-        return {im.file_name: im for im in labelset_from_coco(data, where=str(self.path)).images}
+        return {im.file_name: im for im in
+                labelset_from_coco(data, where=str(self.path), allow_absolute_paths=True).images}
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old value, new value)`` for every leaf that differs, so that a refusal shows the
+    one option that changed in full rather than two long, cut-off dicts that look the same."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            if old.get(k) != new.get(k):
+                out.extend(_differences(old.get(k), new.get(k), f"{prefix}{k}."))
+        return out
+    return [(prefix.rstrip("."), old, new)] if old != new else []
 
 
-def check_output(out: str | os.PathLike) -> Path:
-    """Fail before the long part: ``out`` must be a file path whose folder can be created."""
-    out = Path(out)
-    if out.is_dir():
-        raise AfssError(f"{out}: is a folder; --out names the JSON file to write, e.g. {out / 'labels.json'}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise AfssError(f"{out}: cannot create its folder ({e.strerror})") from e
-    if not os.access(out.parent, os.W_OK):
-        raise AfssError(f"{out.parent}: folder is not writable")
-    return out
+def check_limit(limit: int | None) -> int | None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise AfssError(f"limit must be a whole number >= 1, got {limit!r}")
+    return limit
 
 
 def check_images_exist(images: LabelSet) -> None:
@@ -136,11 +166,17 @@ def check_images_exist(images: LabelSet) -> None:
 
 
 def load_rgb(images: LabelSet, image: ImageLabels) -> np.ndarray | str:
-    """The RGB pixels of ``image``, or why it could not be read (``"unreadable: ..."``)."""
+    """The RGB pixels of ``image``, or why they cannot be used: ``"unreadable: ..."`` (missing, no
+    permission, corrupt) or ``"size mismatch: ..."`` (the file is not the size its record says, so
+    masks made on it would not fit the record's ground truth)."""
     try:
-        return load_image(images.image_path(image)).rgb
+        rgb = load_image(images.image_path(image)).rgb
     except ImageReadError as e:
         return f"unreadable: {e}"
+    if image.height and image.width and tuple(rgb.shape[:2]) != image.size_hw:
+        return (f"size mismatch: recorded as {image.height}x{image.width} (H x W), the file is "
+                f"{rgb.shape[0]}x{rgb.shape[1]}")
+    return rgb
 
 
 def run_resumable(
@@ -152,32 +188,38 @@ def run_resumable(
     header: Mapping[str, Any],
     resume: bool = True,
     batch_size: int = 8,
+    limit: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, ImageLabels], Journal | None]:
-    """Run ``work`` over ``images`` in batches, loading the next batch in a thread meanwhile.
+    """Run ``work`` over the first ``limit`` of ``images`` in batches, loading the next batch in a
+    thread meanwhile.
 
     With ``out``, finished images are journalled and a rerun resumes; the caller writes ``out`` and
-    then calls ``journal.remove()``. Returns the results by ``file_name`` (resumed ones included)
-    and the journal (``None`` without ``out``).
+    then calls ``journal.finish(file names written)``. Returns the results by ``file_name`` (every
+    resumed one included) and the journal (``None`` without ``out``). ``header`` should hold
+    ``inputs`` (`afss.io.outputs.input_identity` of all ``images``, not only the first ``limit``), so
+    that runs with and without a limit share one journal.
 
     Raises:
-        AfssError: ``batch_size`` < 1, duplicate file names, no image file found at all, an ``out``
-            that cannot be written, or a journal with a different header.
+        AfssError: ``batch_size`` < 1, a bad ``limit``, duplicate file names, no image file found at all,
+            an ``out`` that cannot be written, or a journal with a different header.
     """
-    if batch_size < 1:
-        raise AfssError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise AfssError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    check_limit(limit)
     names = [im.file_name for im in images.images]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise AfssError(f"input images: file_name {dup!r} appears more than once; file names must be unique")
     check_images_exist(images)
-    journal = Journal(check_output(out), kind, header, resume=resume) if out is not None else None
+    journal = Journal(check_output_path(out), kind, header, resume=resume) if out is not None else None
     done = dict(journal.done) if journal is not None else {}
-    todo = [im for im in images.images if im.file_name not in done]
-    if len(todo) < len(names):
-        log.info("resuming %s: %d of %d images already done", out, len(names) - len(todo), len(names))
+    wanted = images.images[:limit]
+    todo = [im for im in wanted if im.file_name not in done]
+    if len(todo) < len(wanted):
+        log.info("resuming %s: %d of %d images already done", out, len(wanted) - len(todo), len(wanted))
         if progress is not None:
-            progress(len(names) - len(todo))
+            progress(len(wanted) - len(todo))
 
     def load(batch: Sequence[ImageLabels]) -> list[np.ndarray | str]:
         return [load_rgb(images, im) for im in batch]

@@ -213,7 +213,7 @@ def test_unwritable_out_and_missing_images_fail_before_labelling(tmp_path):
     images = _write_images(tmp_path / "imgs", n=2)
     teacher = SquareTeacher()
     (tmp_path / "adir").mkdir()
-    with pytest.raises(AfssError, match="adir: is a folder; --out names the JSON file to write"):
+    with pytest.raises(AfssError, match="adir: is a folder; --out names the file to write"):
         label_images(teacher, images, out=tmp_path / "adir")
     moved = images.replace(image_root=str(tmp_path / "elsewhere"))
     with pytest.raises(AfssError, match="none of the 3 images exists.*elsewhere.*--image-root"):

@@ -69,14 +69,27 @@ def teacher_options(args: argparse.Namespace) -> dict:
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    """``--no-resume`` and ``--limit``, for the stages that run a teacher over images."""
+    """``--no-resume``, ``--limit`` and ``--overwrite``, for the stages that run a teacher over images."""
     p.add_argument("--no-resume", dest="resume", action="store_false", default=None,
                    help="ignore the journal of an interrupted run and start afresh")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="only the first N images (finished images beyond N stay in the journal for a later run)")
+    add_overwrite_argument(p)
 
 
-def limited(images, args: argparse.Namespace):
-    """``images`` (a `LabelSet`) cut to ``--limit`` when given."""
-    if args.limit is None:
-        return images
-    return images.replace(images=images.images[: max(0, args.limit)])
+def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace an existing --out even if it was not made by this command from the same inputs")
+
+
+def add_path_policy_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-absolute-paths", dest="allow_absolute_paths", action="store_true", default=False,
+                   help="accept COCO file_name entries that are absolute or lead out of the image root with '..' "
+                        "(refused by default)")
+
+
+def existing_files(*paths) -> list[str]:
+    """The given paths that name existing files (inputs an output must not replace)."""
+    import os
+
+    return [str(p) for p in paths if p is not None and os.path.isfile(p)]

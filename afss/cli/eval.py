@@ -6,7 +6,10 @@ import argparse
 import sys
 import time
 
-from afss.cli.common import csv_list, given
+from afss.cli.common import add_overwrite_argument, add_path_policy_argument, csv_list, given
+
+PREVIEW_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_PREVIEW_N = 256
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,9 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preview", default=None, metavar="PNG",
                    help="also draw a grid of images: ground truth green, each --pred in its own colour, "
                         "top-1 mask IoU in the title")
-    p.add_argument("--preview-n", type=int, default=16, metavar="N", help="images in the preview (default 16)")
+    p.add_argument("--preview-n", type=int, default=16, metavar="N",
+                   help=f"images in the preview (default 16, at most {MAX_PREVIEW_N})")
     p.add_argument("--out", default=None, help="metrics JSON (default: <pred stem>.metrics.json next to each --pred, "
                         "<pred stem>.labelled.metrics.json with --only-labelled)")
+    add_overwrite_argument(p)
+    add_path_policy_argument(p)
     p.set_defaults(func=run)
 
 
@@ -54,19 +60,34 @@ def run(args: argparse.Namespace) -> int:
         raise AfssError("--out names one metrics file; with several --pred each gets <pred stem>.metrics.json")
     if args.preview is not None and len(args.pred) > MAX_PREDICTION_SETS:
         raise AfssError(f"--preview draws at most {MAX_PREDICTION_SETS} --pred files, got {len(args.pred)}")
+    from afss.evaluate.report import metrics_inputs
+    from afss.io.outputs import check_output_path, check_replaceable
+
+    if not 1 <= args.preview_n <= MAX_PREVIEW_N:
+        raise AfssError(f"--preview-n must be in [1, {MAX_PREVIEW_N}], got {args.preview_n}")
     start = time.perf_counter()
-    options = given(args, "iou_types", "protocols", "categories", "per_class", "only_labelled")
+    inputs = [args.gt, *args.pred]
+    suffix = ".labelled.metrics.json" if args.only_labelled else ".metrics.json"
+    metrics_paths = [Path(args.out) if args.out else default_metrics_path(pred).with_name(Path(pred).stem + suffix)
+                     for pred in args.pred]
+    for pred, path in zip(args.pred, metrics_paths):  # every output checked before any scoring
+        check_output_path(path, inputs=inputs, example="metrics.json", suffixes=(".json",))
+        check_replaceable(path, stage="eval", inputs=metrics_inputs(args.gt, pred), overwrite=bool(args.overwrite))
+    if args.preview is not None:
+        check_output_path(args.preview, inputs=inputs, flag="--preview", example="preview.png",
+                          suffixes=PREVIEW_SUFFIXES)
+    options = given(args, "iou_types", "protocols", "categories", "per_class", "only_labelled", "allow_absolute_paths")
     names = _display_names(args.pred)
     reports = {name: evaluate(args.gt, pred, **options) for name, pred in zip(names, args.pred)}
-    suffix = ".labelled.metrics.json" if args.only_labelled else ".metrics.json"
-    outs = [rep.write_json(args.out or default_metrics_path(pred).with_name(Path(pred).stem + suffix))
-            for pred, rep in zip(args.pred, reports.values())]
+    outs = [rep.write_json(path) for path, rep in zip(metrics_paths, reports.values())]
     if args.preview is not None:
         from afss.evaluate.preview import write_preview
         from afss.io.coco import read_coco
 
-        preds = {name: read_coco(p) for name, p in zip(names, args.pred)}
-        outs.append(write_preview(args.preview, read_coco(args.gt), preds, n=args.preview_n))
+        allow = args.allow_absolute_paths
+        preds = {name: read_coco(p, allow_absolute_paths=allow) for name, p in zip(names, args.pred)}
+        outs.append(write_preview(args.preview, read_coco(args.gt, allow_absolute_paths=allow), preds,
+                                  n=args.preview_n))
     print(next(iter(reports.values())).table() if len(reports) == 1 else comparison_table(reports))
     scored = ", ".join(f"{r.num_images}" if len(reports) == 1 else f"{name} {r.num_images}" for name, r in reports.items())
     print(f"afss eval: {scored} images scored, {sum(r.num_pred for r in reports.values())} predicted instances, "

@@ -7,10 +7,11 @@ import sys
 import time
 
 from afss.cli.common import (
+    add_path_policy_argument,
     add_run_arguments,
     add_teacher_arguments,
+    existing_files,
     given,
-    limited,
     progress_bar,
     teacher_options,
 )
@@ -47,20 +48,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     keep.add_argument("--all", dest="top1", action="store_false", help="keep every instance the teacher returns")
     add_teacher_arguments(p)
     add_run_arguments(p)
+    add_path_policy_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from afss.io.outputs import check_output_path
     from afss.label import label_images
+    from afss.resumable import check_limit
     from afss.teachers import build_teacher
 
     start = time.perf_counter()
+    check_output_path(args.out, inputs=existing_files(args.coco, args.root), suffixes=(".json",))
+    check_limit(args.limit)
     images = _read_images(args)
-    images = limited(images, args)
     teacher = build_teacher(args.teacher, **teacher_options(args))
-    with progress_bar(args, total=len(images), desc=f"label ({args.teacher})") as advance:
+    total = len(images) if args.limit is None else min(args.limit, len(images))
+    with progress_bar(args, total=total, desc=f"label ({args.teacher})") as advance:
         labels = label_images(teacher, images, out=args.out, progress=advance,
-                              **given(args, "prompt", "batch_size", "top1", "resume"))
+                              **given(args, "prompt", "batch_size", "top1", "resume", "overwrite", "limit"))
     c, info = labels.info["counts"], labels.info
     print(f"afss label: {c['images']} images, {c['labelled']} labelled, {c['empty']} empty, {c['failed']} failed, "
           f"{c['instances']} instances, {time.perf_counter() - start:.1f} s, "
@@ -76,7 +82,7 @@ def _read_images(args: argparse.Namespace):
     if args.coco is not None:
         from afss.io.coco import read_coco
 
-        return read_coco(args.coco, image_root=args.image_root)
+        return read_coco(args.coco, image_root=args.image_root, allow_absolute_paths=args.allow_absolute_paths)
     if args.root is None:
         raise AfssError(f"--dataset {args.dataset} needs --root DIR (the dataset folder)")
     from afss.datasets import read_dataset

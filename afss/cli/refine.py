@@ -8,10 +8,11 @@ import sys
 import time
 
 from afss.cli.common import (
+    add_path_policy_argument,
     add_run_arguments,
     add_teacher_arguments,
+    existing_files,
     given,
-    limited,
     progress_bar,
     teacher_options,
 )
@@ -70,29 +71,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_teacher_arguments(p)
     p.add_argument("--batch-size", type=int, default=None, help="images per teacher call (default 4)")
     add_run_arguments(p)
+    add_path_policy_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from afss.io.coco import read_coco
+    from afss.io.outputs import check_output_path
     from afss.label import images_from_folder
     from afss.refine import DEFAULT_VIEWS, RefineConfig, parse_views, refine_labels
+    from afss.refine.refiner import summary_path
+    from afss.resumable import check_limit
     from afss.teachers import DEFAULT_TEACHER, build_teacher
 
     start = time.perf_counter()
     views = parse_views(args.tta or DEFAULT_VIEWS)  # fail before loading anything
     config = RefineConfig(**given(args, *_CONFIG_FLAGS), **({"per_view_top_k": None} if args.top1 is False else {}))
-    labels = read_coco(args.labels, image_root=args.image_root) if args.labels is not None else None
+    inputs = existing_files(args.labels)
+    check_output_path(args.out, inputs=inputs, suffixes=(".json",))
+    check_output_path(summary_path(args.out), inputs=inputs, flag="--out (its .summary.json)")
+    check_limit(args.limit)
+    labels = None
+    if args.labels is not None:
+        labels = read_coco(args.labels, image_root=args.image_root, allow_absolute_paths=args.allow_absolute_paths)
     images = labels if labels is not None else images_from_folder(args.images)
-    images = limited(images, args)
     recorded = labels.info.get("teacher") if labels is not None else None
     name = args.teacher or recorded or DEFAULT_TEACHER
     options = {**(_recorded_options(labels, args) if name == recorded else {}),
                **teacher_options(args)}
     teacher = build_teacher(name, **options)
-    with progress_bar(args, total=len(images), desc=f"refine ({name}, {args.tta or DEFAULT_VIEWS})") as advance:
-        refined, summary = refine_labels(teacher, images, views=views, labels=labels,
-                                         config=config, out=args.out, progress=advance, **given(args, "resume", "batch_size"))
+    total = len(images) if args.limit is None else min(args.limit, len(images))
+    with progress_bar(args, total=total, desc=f"refine ({name}, {args.tta or DEFAULT_VIEWS})") as advance:
+        refined, summary = refine_labels(teacher, images, views=views, labels=labels, config=config, out=args.out,
+                                         progress=advance, **given(args, "resume", "batch_size", "overwrite", "limit"))
     print(f"afss refine: {summary.line()}; {refined.num_instances} instances, "
           f"{time.perf_counter() - start:.1f} s -> {args.out}", file=sys.stderr)
     return 0

@@ -47,8 +47,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.out:
         raise AfssError("afss synth: give --out DIR (or --preview PNG)")
     from afss.synth import render_dataset
+    from afss.synth.dataset import check_synth_numbers
 
     n = args.n if args.n is not None else 100
+    check_synth_numbers(n=n, size=args.size, seed=args.seed, workers=args.workers)  # before the bar is drawn
     with progress_bar(args, n, "synth") as advance:
         gt = render_dataset(args.out, n=n, progress=advance,
                             **given(args, "size", "domain", "seed", "fmt", "split", "workers"))

@@ -26,7 +26,8 @@ from afss.types import LabelSet
 # kind -> ("module:Class", options it takes); imported lazily.
 READERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "folder": ("afss.datasets.folder:FolderReader", ("masks", "missing_mask")),
-    "coco": ("afss.datasets.coco_json:CocoReader", ("split", "masks", "image_root", "missing_mask")),
+    "coco": ("afss.datasets.coco_json:CocoReader", ("split", "masks", "image_root", "missing_mask",
+                                                     "allow_absolute_paths")),
     "spark": ("afss.datasets.spark:SparkReader", ("split", "missing_mask", "box_tolerance_px")),
     "speedplus": ("afss.datasets.speedplus:SpeedPlusReader", ("split", "domain", "masks", "missing_mask")),
     "tango": ("afss.datasets.tango:TangoReader", ("split", "missing_mask")),

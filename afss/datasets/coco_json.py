@@ -60,6 +60,7 @@ class CocoReader(DatasetReader):
         masks: folder of binary masks named like the images; replaces the JSON's annotations.
         image_root: folder the JSON's ``file_name`` entries are relative to (default: afss's recorded
             root, else the JSON's folder).
+        allow_absolute_paths: accept ``file_name`` entries that are absolute or leave the image root.
 
     Raises:
         AfssError: missing file, not JSON, not COCO instances, no images, masks folder missing.
@@ -72,11 +73,11 @@ class CocoReader(DatasetReader):
 
     def __init__(self, root: str | os.PathLike, *, split: str | None = None,
                  masks: str | os.PathLike | None = None, image_root: str | os.PathLike | None = None,
-                 missing_mask: str = "empty") -> None:
+                 missing_mask: str = "empty", allow_absolute_paths: bool = False) -> None:
         super().__init__(missing_mask=missing_mask)
         self.path = find_coco_json(root, split)
         self.masks = None if masks is None else MaskFolder(masks)
-        self._coco: LabelSet = read_coco(self.path, image_root=image_root)
+        self._coco: LabelSet = read_coco(self.path, image_root=image_root, allow_absolute_paths=allow_absolute_paths)
         if len(self._coco) == 0:
             raise empty_error(self.path, "the COCO file lists no images")
         self.root = Path(self._coco.image_root or self.path.parent)

@@ -83,15 +83,24 @@ class DatasetReader(ABC):
         t0 = time.perf_counter()
         images = []
         missing = 0
+        seen: set[str] = set()
+        duplicates: list[str] = []
         for item in self.items:
             im = self.read_item(item)
+            if progress is not None:
+                progress(1)
+            if im.file_name in seen:  # a repeated CSV row or JSON entry: one image, kept once
+                duplicates.append(im.file_name)
+                continue
+            seen.add(im.file_name)
             if im.meta.get("mask") == "missing":
                 missing += 1
                 if self.missing_mask == "error" and im.error is None:
                     im = im.replace(error=f"{im.file_name}: no mask file")
             images.append(im)
-            if progress is not None:
-                progress(1)
+        if duplicates:
+            log.warning("%s: %d entries name an image listed before (kept once, the first entry), e.g. %s",
+                        self.kind, len(duplicates), duplicates[0])
         if missing:
             log.warning("%s: %d of %d images have no mask file: %s", self.kind, missing, len(images),
                         MISSING_MASK[self.missing_mask])
@@ -125,11 +134,33 @@ def read_json(path: Path) -> Any:
 
 
 def find_images(folder: Path, *, recursive: bool = True) -> list[Path]:
-    """Image files (by extension, case-insensitive) under ``folder``, sorted by relative path."""
-    it = folder.rglob("*") if recursive else folder.iterdir()
-    files = [p for p in it if p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS)
-             and not p.name.startswith(".")]
-    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+    """Image files (by extension, case-insensitive) under ``folder``, sorted by relative path.
+
+    Broken symbolic links with an image extension are listed too, so that they are recorded as
+    unreadable images instead of vanishing. A subfolder that cannot be listed is logged.
+
+    Raises:
+        AfssError: ``folder`` itself cannot be listed (e.g. no permission).
+    """
+    folder = Path(folder)
+    try:
+        next(os.scandir(folder), None)
+    except OSError as e:
+        raise AfssError(f"{folder}: cannot list the folder ({e.strerror or e})") from e
+
+    def unlisted(e: OSError) -> None:
+        log.warning("%s: cannot list this folder (%s); its images are left out", e.filename, e.strerror or e)
+
+    found = []
+    for top, dirs, names in os.walk(folder, onerror=unlisted, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in names:
+            p = Path(top, name)
+            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".") and (p.is_file() or p.is_symlink()):
+                found.append(p)
+        if not recursive:
+            break
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
 def relative_name(path: Path, root: Path) -> str:

@@ -108,6 +108,7 @@ class EvalReport:
             "notes": list(self.notes),
             "meta": dict(self.meta),
             "rows": [asdict(r) for r in self.rows],
+            "info": {"stage": "eval", "inputs": metrics_inputs(self.gt, self.pred)},
         }
 
     def write_json(self, path: str | os.PathLike) -> Path:
@@ -115,6 +116,12 @@ class EvalReport:
         path = Path(path)
         write_json_atomic(path, self.to_json(), indent=2)
         return path
+
+
+def metrics_inputs(gt: str | None, pred: str | None) -> dict[str, str | None]:
+    """What a metrics file was computed from (absolute paths), recorded so that ``afss eval`` replaces
+    its own earlier output but not a file made from something else."""
+    return {"gt": None if gt is None else os.path.abspath(gt), "pred": None if pred is None else os.path.abspath(pred)}
 
 
 def comparison_table(reports: Mapping[str, EvalReport]) -> str:

@@ -8,16 +8,35 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from afss.errors import AfssError
+
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) atomically; see `write_bytes_atomic`."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``.
+
+    Raises:
+        AfssError: the folder cannot be created or written, or the disk is full; ``path`` is then
+            left as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise AfssError(f"{path}: cannot write ({e.strerror or e})") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs should be as readable as open() makes them
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise AfssError(f"{path}: cannot write ({e.strerror or e})") from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -19,22 +19,51 @@ from pycocotools import mask as mask_utils
 
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
+from afss.io.validate import (
+    MAX_PIXELS,
+    MAX_SIDE,
+    check_counts,
+    check_file_name,
+    check_int,
+    check_mapping,
+    check_number,
+    check_polygons,
+    check_text,
+)
 from afss.types import ImageLabels, Instance, LabelSet, Rle, rle_box_xyxy
 
-__all__ = ["labelset_from_coco", "labelset_to_coco", "read_coco", "write_coco"]
+__all__ = ["labelset_from_coco", "labelset_to_coco", "read_coco", "read_json_file", "write_coco"]
 
 
-def read_coco(path: str | os.PathLike, *, image_root: str | os.PathLike | None = None) -> LabelSet:
+def read_coco(path: str | os.PathLike, *, image_root: str | os.PathLike | None = None,
+              allow_absolute_paths: bool = False) -> LabelSet:
     """Read a COCO instances JSON file.
 
     Args:
         path: the JSON file.
         image_root: folder the ``file_name`` entries are relative to. Default: the root recorded by
             afss in ``info["image_root"]`` (relative to the JSON file), else the JSON file's folder.
+        allow_absolute_paths: accept ``file_name`` entries that are absolute or lead out of the image
+            root with ``..`` (refused by default: a labels file should not open files elsewhere).
 
     Raises:
-        AfssError: the file is missing, not JSON, or not COCO instances; the message names the file.
+        AfssError: the file is missing, unreadable, not JSON, or not valid COCO instances; the message
+            names the file, the record and the field (see `afss.io.validate`).
     """
+    data = read_json_file(path)
+    path = Path(path)
+    if image_root is None:
+        info = data.get("info") if isinstance(data, dict) else None
+        recorded = info.get("image_root") if isinstance(info, dict) else None
+        if recorded is not None:
+            recorded = check_text(recorded, str(path), "info.image_root")
+        image_root = (path.parent / recorded) if recorded is not None else path.parent
+    return labelset_from_coco(data, image_root=os.path.normpath(image_root), where=str(path),
+                              allow_absolute_paths=allow_absolute_paths)
+
+
+def read_json_file(path: str | os.PathLike) -> Any:
+    """Parse a JSON file; every way that can fail is one `AfssError` line naming the file."""
     path = Path(path)
     if path.is_dir():
         raise AfssError(f"{path}: is a folder, expected a COCO JSON file")
@@ -42,13 +71,13 @@ def read_coco(path: str | os.PathLike, *, image_root: str | os.PathLike | None =
         raise AfssError(f"{path}: no such file")
     try:
         with path.open(encoding="utf-8") as f:
-            data = json.load(f)
+            return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise AfssError(f"{path}: not valid JSON ({e})") from e
-    if image_root is None:
-        recorded = data.get("info", {}).get("image_root") if isinstance(data, dict) else None
-        image_root = (path.parent / recorded) if recorded is not None else path.parent
-    return labelset_from_coco(data, image_root=os.path.normpath(image_root), where=str(path))
+    except RecursionError as e:
+        raise AfssError(f"{path}: JSON nested too deeply") from e
+    except OSError as e:
+        raise AfssError(f"{path}: cannot read ({e.strerror or e})") from e
 
 
 def write_coco(labels: LabelSet, path: str | os.PathLike, *, indent: int | None = None) -> Path:
@@ -111,102 +140,167 @@ def _annotation(inst: Instance, image_id: int, ann_id: int) -> dict[str, Any]:
     return ann
 
 
-def labelset_from_coco(data: Any, *, image_root: str | None = None, where: str = "<coco>") -> LabelSet:
-    """Build a `LabelSet` from parsed COCO JSON; ``where`` names the source in error messages."""
+def labelset_from_coco(data: Any, *, image_root: str | None = None, where: str = "<coco>",
+                       allow_absolute_paths: bool = False) -> LabelSet:
+    """Build a `LabelSet` from parsed COCO JSON; ``where`` names the source in error messages.
+
+    Every value is checked by `afss.io.validate` first (types, finite numbers, ranges, RLE that adds
+    up to the image size, file names under the image root unless ``allow_absolute_paths``).
+
+    Raises:
+        AfssError: one line naming the file, the record and the field.
+    """
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         found = type(data).__name__ if not isinstance(data, dict) else f"keys {sorted(data)[:6]}"
         raise AfssError(f"{where}: not a COCO instances file (expected an object with 'images', found {found})")
-    categories = {}
-    for c in data.get("categories") or [{"id": 1, "name": "spacecraft"}]:
-        try:
-            categories[int(c["id"])] = str(c.get("name", c["id"]))
-        except (KeyError, TypeError, ValueError) as e:
-            raise AfssError(f"{where}: category {c!r} has no integer 'id'") from e
+    info = dict(check_mapping(data.get("info"), where, "info"))
+    if "image_root" in info and info["image_root"] is not None:
+        check_text(info["image_root"], where, "info.image_root")
+    categories = _categories(data.get("categories"), where)
 
     images: dict[int, dict[str, Any]] = {}
     for k, im in enumerate(data["images"]):
-        try:
-            iid, h, w, name = int(im["id"]), int(im["height"]), int(im["width"]), str(im["file_name"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise AfssError(f"{where}: image {k} needs id, file_name, height and width ({e!r} missing or bad)") from e
+        at = f"{where}: image {k}"
+        if not isinstance(im, Mapping):
+            raise AfssError(f"{at}: expected an object, found a {type(im).__name__}")
+        for key in ("id", "file_name", "height", "width"):
+            if key not in im:
+                raise AfssError(f"{at}: {key} is missing (an image needs id, file_name, height and width)")
+        iid = check_int(im["id"], at, "id", minimum=0, maximum=2**63 - 1)
+        at = f"{where}: image {k} (id {iid})"
+        name = check_file_name(im["file_name"], at, allow_absolute=allow_absolute_paths)
+        h = check_int(im["height"], at, "height", minimum=0, maximum=MAX_SIDE)
+        w = check_int(im["width"], at, "width", minimum=0, maximum=MAX_SIDE)
+        if h * w > MAX_PIXELS:
+            raise AfssError(f"{at}: {w}x{h} (W x H) is more than {MAX_PIXELS} pixels")
         if iid in images:
             raise AfssError(f"{where}: image id {iid} appears twice")
-        meta = im.get("afss_meta") or {}
-        if not isinstance(meta, Mapping):
-            raise AfssError(f"{where}: image {iid}: afss_meta is a {type(meta).__name__}, expected an object")
+        error = im.get("afss_error")
+        if error is not None:
+            check_text(error, at, "afss_error")
+        meta = check_mapping(im.get("afss_meta"), at, "afss_meta")
         images[iid] = {"file_name": name, "height": h, "width": w, "image_id": iid,
-                       "error": im.get("afss_error"), "meta": meta, "instances": []}
+                       "error": error, "meta": meta, "instances": []}
 
-    for k, ann in enumerate(data.get("annotations") or []):
+    annotations = data.get("annotations")
+    if annotations is not None and not isinstance(annotations, list):
+        raise AfssError(f"{where}: annotations: expected a list, found a {type(annotations).__name__}")
+    for k, ann in enumerate(annotations or []):
         if not isinstance(ann, Mapping):
             raise AfssError(f"{where}: annotation {k} is not an object")
         iid = ann.get("image_id")
-        if iid not in images:
-            raise AfssError(f"{where}: annotation {ann.get('id', k)} refers to unknown image_id {iid!r}")
+        if isinstance(iid, bool) or not isinstance(iid, int) or iid not in images:
+            raise AfssError(f"{where}: annotation {_ann_label(ann, k)} refers to unknown image_id {iid!r}")
         im = images[iid]
-        at = f"{where}: annotation {ann.get('id', k)}"
+        at = f"{where}: annotation {_ann_label(ann, k)}"
         try:
-            im["instances"].append(_instance(ann, im["height"], im["width"], at))
-        except (TypeError, ValueError) as e:  # a value of the wrong type or range, e.g. category_id 0
+            im["instances"].append(_instance(ann, im["height"], im["width"], at, categories))
+        except (TypeError, ValueError) as e:  # a rule of the carriers, e.g. x1 < x0
             raise AfssError(f"{at}: {e}") from e
 
     return LabelSet(
         images=tuple(ImageLabels(**im) for im in images.values()),
         categories=categories,
         image_root=image_root,
-        info={k: v for k, v in (data.get("info") or {}).items() if k != "image_root"},
+        info={k: v for k, v in info.items() if k != "image_root"},
     )
 
 
-def _instance(ann: Mapping[str, Any], h: int, w: int, where: str) -> Instance:
+def _ann_label(ann: Mapping[str, Any], k: int) -> str:
+    """Its ``id`` where it has a usable one (what COCO tools show), else ``#k``, its place in the list."""
+    ann_id = ann.get("id")
+    return str(ann_id) if isinstance(ann_id, int) and not isinstance(ann_id, bool) else f"#{k}"
+
+
+def _categories(value: Any, where: str) -> dict[int, str]:
+    if value is None or value == []:
+        return {1: "spacecraft"}
+    if not isinstance(value, list):
+        raise AfssError(f"{where}: categories: expected a list of objects, found a {type(value).__name__}")
+    categories: dict[int, str] = {}
+    for k, c in enumerate(value):
+        at = f"{where}: category {k}"
+        if not isinstance(c, Mapping):
+            raise AfssError(f"{at}: expected an object with id and name, found {type(c).__name__} {c!r:.40}")
+        if "id" not in c:
+            raise AfssError(f"{at}: id is missing")
+        cid = check_int(c["id"], at, "id", minimum=1, maximum=2**31 - 1)
+        name = c.get("name", cid)
+        if isinstance(name, bool) or not isinstance(name, (str, int)):
+            raise AfssError(f"{at} (id {cid}): name: expected a string, found {name!r:.40}")
+        if cid in categories:
+            raise AfssError(f"{where}: category id {cid} appears twice")
+        categories[cid] = str(name)
+    return categories
+
+
+def _instance(ann: Mapping[str, Any], h: int, w: int, where: str, categories: Mapping[int, str]) -> Instance:
     rle = _segmentation_rle(ann.get("segmentation"), h, w, where)
-    if "bbox" in ann:
+    if ann.get("bbox") is not None:
         bbox = ann["bbox"]
         if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-            n = len(bbox) if isinstance(bbox, (list, tuple)) else type(bbox).__name__
-            raise AfssError(f"{where}: bbox has {n} numbers, expected 4 [x, y, w, h]")
-        x, y, bw, bh = (float(v) for v in bbox)
-        if bw < 0 or bh < 0:
-            raise AfssError(f"{where}: bbox {list(bbox)} has negative width or height")
+            n = f"has {len(bbox)} numbers" if isinstance(bbox, (list, tuple)) else f"is a {type(bbox).__name__}"
+            raise AfssError(f"{where}: bbox {n}, expected 4 [x, y, w, h]")
+        x, y = (check_number(v, where, "bbox", minimum=-MAX_SIDE, maximum=2 * MAX_SIDE) for v in bbox[:2])
+        bw, bh = (check_number(v, where, "bbox", minimum=0, maximum=2 * MAX_SIDE) for v in bbox[2:])
+        if x < -max(w, 1) or y < -max(h, 1) or x + bw > 2 * max(w, 1) or y + bh > 2 * max(h, 1):
+            raise AfssError(f"{where}: bbox {list(bbox)} lies far outside its {w}x{h} (W x H) image")
         box = (x, y, x + bw, y + bh)
     elif rle is not None:
         box = rle_box_xyxy(rle)
     else:
         raise AfssError(f"{where}: has neither bbox nor segmentation")
-    parts = {name: _segmentation_rle(seg, h, w, f"{where}: part {name}") for name, seg in (ann.get("parts") or {}).items()}
+    parts = {}
+    for name, seg in check_mapping(ann.get("parts"), where, "parts").items():
+        parts[str(name)] = _segmentation_rle(seg, h, w, f"{where}: part {name}")
+        if parts[str(name)] is None:
+            raise AfssError(f"{where}: part {name}: empty segmentation")
+    category_id = check_int(ann.get("category_id", 1), where, "category_id", minimum=1, maximum=2**31 - 1)
+    if category_id not in categories:
+        raise AfssError(f"{where}: category_id {category_id} is not among the file's categories "
+                        f"({', '.join(map(str, sorted(categories)))})")
+    score = ann.get("score", 1.0)
+    if score is None:
+        raise AfssError(f"{where}: score is null, expected a number in [0, 1]")
+    scores = {str(k): check_number(v, where, f"scores.{k}", minimum=-1e9, maximum=1e9)
+              for k, v in check_mapping(ann.get("scores"), where, "scores").items()}
+    iscrowd = ann.get("iscrowd", 0)
+    if iscrowd not in (0, 1):  # True and False compare equal to 1 and 0
+        raise AfssError(f"{where}: iscrowd: expected 0 or 1, found {iscrowd!r:.40}")
     return Instance(
         box_xyxy=box,
         rle=rle,
-        score=float(ann.get("score", 1.0)),
-        category_id=int(ann.get("category_id", 1)),
-        source=str(ann.get("source", "")),
-        iscrowd=bool(ann.get("iscrowd", 0)),
-        scores={str(k): float(v) for k, v in dict(ann.get("scores") or {}).items()},
+        score=check_number(score, where, "score", minimum=0.0, maximum=1.0),
+        category_id=category_id,
+        source=check_text(ann.get("source", ""), where, "source"),
+        iscrowd=bool(iscrowd),
+        scores=scores,
         parts=parts,
     )
 
 
 def _segmentation_rle(seg: Any, h: int, w: int, where: str) -> Rle | None:
-    """Any COCO segmentation (polygons, uncompressed or compressed RLE) -> compressed RLE, str counts."""
+    """Any COCO segmentation (polygons, uncompressed or compressed RLE) -> compressed RLE, str counts,
+    after `afss.io.validate` has bounded what pycocotools will be asked to allocate."""
     if seg is None or (isinstance(seg, list) and len(seg) == 0):
         return None
-    if isinstance(seg, dict):
+    if isinstance(seg, Mapping):
         if "counts" not in seg or "size" not in seg:
-            raise AfssError(f"{where}: RLE segmentation needs 'size' and 'counts'")
-        if list(seg["size"]) != [h, w]:
-            raise AfssError(f"{where}: mask size {list(seg['size'])} differs from its image size [{h}, {w}]")
-        if isinstance(seg["counts"], list):
-            rle = mask_utils.frPyObjects(dict(seg), h, w)
+            raise AfssError(f"{where}: segmentation: RLE needs 'size' and 'counts'")
+        size = seg["size"]
+        if not isinstance(size, (list, tuple)) or len(size) != 2 or list(size) != [h, w]:
+            raise AfssError(f"{where}: segmentation: mask size {size!r:.40} differs from its image size [{h}, {w}]")
+        counts = check_counts(seg["counts"], h, w, where)
+        if isinstance(counts, list):
+            rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
         else:
-            counts = seg["counts"]
-            return {"size": [h, w], "counts": counts if isinstance(counts, str) else counts.decode("ascii")}
+            return {"size": [h, w], "counts": counts}
     elif isinstance(seg, list):
-        polys = [list(map(float, p)) for p in seg if len(p) >= 6]
-        if not polys:
-            raise AfssError(f"{where}: polygon segmentation has no polygon with 3 or more points")
+        if h == 0 or w == 0:
+            raise AfssError(f"{where}: segmentation: polygons on an image of size {w}x{h}")
+        polys = check_polygons(seg, h, w, where)
         rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
     else:
         raise AfssError(f"{where}: segmentation is a {type(seg).__name__}, expected polygons or RLE")
     counts = rle["counts"]
     return {"size": [h, w], "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
-

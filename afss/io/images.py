@@ -60,10 +60,13 @@ def read_raw(path: str | os.PathLike) -> np.ndarray:
     """The pixels as stored (any depth, 1/3/4 channels, BGR order), EXIF orientation ignored."""
     path = Path(path)
     if not path.exists():
-        raise ImageReadError(f"{path}: no such file")
+        raise ImageReadError(f"{path}: {'broken symbolic link' if path.is_symlink() else 'no such file'}")
     if not path.is_file():
         raise ImageReadError(f"{path}: not a file")
-    data = np.fromfile(path, dtype=np.uint8)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:  # no read permission, I/O error: this image's problem, not the run's
+        raise ImageReadError(f"{path}: cannot read ({e.strerror or e})") from e
     if data.size == 0:
         raise ImageReadError(f"{path}: empty file")
     if data[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in data[-64:].tobytes():
@@ -136,15 +139,24 @@ def image_size_hw(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def save_image(path: str | os.PathLike, rgb_or_gray: np.ndarray, *, quality: int = 95) -> None:
-    """Write an RGB or gray uint8 image (format from the extension)."""
+    """Write an RGB or gray uint8 image (format from the extension), atomically.
+
+    Raises:
+        AfssError: an extension OpenCV cannot encode, or a folder / disk that cannot be written.
+    """
+    from afss.io.atomic import write_bytes_atomic
+
     img = rgb_or_gray
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ext = path.suffix.lower()
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []
-    ok, buf = cv2.imencode(ext, img, params)
+    try:
+        ok, buf = cv2.imencode(ext, img, params)
+    except cv2.error:
+        ok = False
     if not ok:
-        raise AfssError(f"{path}: cannot encode image as {ext}")
-    buf.tofile(path)
+        raise AfssError(f"{path}: cannot encode an image as {ext or 'a file without extension'!r} "
+                        "(use .png or .jpg)")
+    write_bytes_atomic(path, buf.tobytes())

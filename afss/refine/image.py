@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from afss.errors import AfssError
 from afss.label import NO_DETECTION
 from afss.refine.config import RefineConfig
 from afss.refine.fusion import fuse_boxes, fuse_masks
@@ -155,8 +154,7 @@ def refine_batch(
         One `ImageLabels` per image, in order, with size filled in and ``error`` set where nothing
         came out (``"no detection"``, ``"unreadable: ..."``, ``"teacher failed: ..."``).
 
-    Raises:
-        AfssError: given labels whose image size differs from the file's.
+    Given labels whose image size differs from the file's are recorded as ``"size mismatch: ..."``.
     """
     results: list[ImageLabels | None] = [None] * len(batch)
     jobs = []
@@ -164,7 +162,13 @@ def refine_batch(
         if isinstance(pixels, str):
             results[k] = im.replace(instances=(), error=pixels)
             continue
-        prior = _usable_prior(im, priors.get(im.file_name), pixels.shape[:2])
+        prior = priors.get(im.file_name)
+        if prior is not None and prior.height and prior.size_hw != tuple(pixels.shape[:2]):
+            results[k] = im.replace(instances=(), error=(  # recorded, so one stale record cannot stop the run
+                f"size mismatch: the given labels are for a {prior.height}x{prior.width} image, "
+                f"the file is {pixels.shape[0]}x{pixels.shape[1]} (H x W)"))
+            continue
+        prior = _usable_prior(prior)
         ident = None if prior is None else prior.instances
         jobs.append((k, pixels, views_to_run(views, ident is not None), ident))
     flat = [v.apply(px) for _, px, run, _ in jobs for v in run]
@@ -200,12 +204,9 @@ def refine_batch(
     return results
 
 
-def _usable_prior(im: ImageLabels, prior: ImageLabels | None, size_hw: tuple[int, int]) -> ImageLabels | None:
+def _usable_prior(prior: ImageLabels | None) -> ImageLabels | None:
     if prior is None or (prior.error is not None and not prior.error.startswith(NO_DETECTION)):
         return None  # no given labels, or the label stage failed on it: ask the teacher again
-    if prior.height and prior.size_hw != tuple(size_hw):
-        raise AfssError(f"{im.file_name}: the given labels are for a {prior.height}x{prior.width} image, "
-                        f"the file is {size_hw[0]}x{size_hw[1]} (H x W)")
     return prior
 
 

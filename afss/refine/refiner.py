@@ -28,14 +28,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
 from afss.io.coco import write_coco
+from afss.io.outputs import check_output_path, check_replaceable, input_identity
 from afss.label import NO_DETECTION, teacher_provenance
 from afss.refine.config import RefineConfig
 from afss.refine.filtering import FilterSummary, filter_labels
 from afss.refine.image import refine_batch, refine_image
 from afss.refine.tta import View, parse_views
-from afss.resumable import run_resumable
+from afss.resumable import check_limit, run_resumable
 from afss.teachers.base import Teacher
 from afss.types import LabelSet
 
@@ -89,7 +91,9 @@ def refine_labels(
     config: RefineConfig | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = True,
+    overwrite: bool = False,
     batch_size: int = 4,
+    limit: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[LabelSet, RefineSummary]:
     """Refine the teacher's labels of ``images`` by TTA + WBF + re-segmentation, then filter.
@@ -104,6 +108,9 @@ def refine_labels(
         out: COCO JSON to write (atomically), with ``<out stem>.summary.json`` beside it; also
             enables the progress journal (`afss.resumable`). ``None``: nothing is written.
         resume: continue from ``out``'s journal if there is one; ``False`` starts afresh.
+        overwrite: replace an existing ``out`` even when it is not this stage's output of the same
+            images and labels (refused by default, see `afss.io.outputs.check_replaceable`).
+        limit: refine only the first ``limit`` images; images a journal holds beyond them are kept.
         batch_size: images whose views go to the teacher in one ``label`` call (GPU throughput).
         progress: called with the number of images just finished (after each batch; the images
             a resumed journal already holds are reported at the start).
@@ -124,14 +131,19 @@ def refine_labels(
     views = parse_views(views)
     mask_fusion = config.resolved_mask_fusion(teacher)
     given = {im.file_name: im for im in labels.images} if labels is not None else {}
+    inputs = input_identity(images, labels)
+    check_limit(limit)
+    if out is not None:
+        check_output_path(summary_path(out), flag="--out (its summary)")
+        check_replaceable(out, stage="refine", inputs=inputs, overwrite=overwrite)
     t0 = time.perf_counter()
     done, journal = run_resumable(
         images,
         lambda batch, loaded: refine_batch(teacher, batch, loaded, given, views, config=config, mask_fusion=mask_fusion),
-        out=out, kind="refine", header=_journal_header(teacher, views, config, mask_fusion, labels),
-        resume=resume, batch_size=batch_size, progress=progress)
-    refined = LabelSet(images=tuple(done[im.file_name] for im in images.images), categories=images.categories,
-                       image_root=images.image_root)
+        out=out, kind="refine", header={**_journal_header(teacher, views, config, mask_fusion, labels), "inputs": inputs},
+        resume=resume, batch_size=batch_size, limit=limit, progress=progress)
+    refined = LabelSet(images=tuple(done[im.file_name] for im in images.images[:limit]),
+                       categories=images.categories, image_root=images.image_root)
     fused = sum(1 for im in refined.images if im.instances)
     no_det = sum(1 for im in refined.images if im.error == NO_DETECTION)
     agree = sum(1 for im in refined.images if im.instances and im.instances[0].scores.get("views_agreeing") == len(views))
@@ -141,11 +153,15 @@ def refine_labels(
     summary = RefineSummary(images=len(refined), fused=fused, no_detection=no_det, failed=len(refined) - fused - no_det,
                             all_views_agree=agree, filter=fsum, views=tuple(v.name for v in views),
                             mask_fusion=mask_fusion, seconds=seconds)
-    result = filtered.replace(info=_provenance(teacher, views, config, mask_fusion, labels, summary))
+    result = filtered.replace(info={**_provenance(teacher, views, config, mask_fusion, labels, summary),
+                                    "inputs": inputs, "limit": limit})
     if out is not None:
-        path = write_coco(result, out)
-        write_json_atomic(summary_path(path), summary.to_dict(), indent=2)
-        journal.remove()
+        try:
+            path = write_coco(result, out)
+            write_json_atomic(summary_path(path), summary.to_dict(), indent=2)
+        except AfssError as e:
+            raise journal.write_failed(e) from e
+        journal.finish([im.file_name for im in result.images])
     return result, summary
 
 

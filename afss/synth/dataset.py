@@ -8,9 +8,11 @@ output folder (``image_root`` = ``out_dir``).
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +26,77 @@ from afss.synth.scene import render, scene_labels
 from afss.types import ImageLabels, Instance, LabelSet
 
 log = logging.getLogger(__name__)
+
+SYNTH_TOOL = "afss synth"
+MAX_IMAGES = 10_000_000
+SIZE_RANGE = (32, 8192)
+MAX_SEED = 2**32 - 1
+MAX_WORKERS = 256
+
+
+def check_synth_numbers(*, n: int | None = None, size: int | tuple[int, int] | None = None,
+                        seed: int | None = None, workers: int | None = None) -> None:
+    """Bounds on the numbers that size a synth run, so a typo cannot take the machine's memory or
+    time (``--size 100000``) or crash deep in numpy (``--seed -1``); each error names the range."""
+    def whole(value, name, lo, hi):
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise AfssError(f"synth: {name} must be a whole number in [{lo}, {hi}], got {value!r}")
+
+    if n is not None:
+        whole(n, "n", 0, MAX_IMAGES)
+    if size is not None:
+        for side in ((size,) if isinstance(size, int) else tuple(size)):
+            whole(side, "size", *SIZE_RANGE)
+    if seed is not None:
+        whole(seed, "seed", 0, MAX_SEED)
+    if workers is not None:
+        whole(workers, "workers", 1, MAX_WORKERS)
+
+
+def made_by_synth(folder: Path) -> bool:
+    """Whether ``folder`` holds a dataset afss synth wrote (its ``gt.json`` says so)."""
+    try:
+        with (folder / "gt.json").open(encoding="utf-8") as f:
+            return (json.load(f).get("info") or {}).get("tool") == SYNTH_TOOL
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return False
+
+
+def _prepare_output(out: Path) -> Path:
+    """Where to render: ``out`` itself when it is new or empty, else (when afss synth made it) a fresh
+    folder beside it that replaces it whole at the end, so no stale images of an earlier, larger run
+    stay behind and a failed run leaves the old dataset as it was."""
+    if out.exists() and not out.is_dir():
+        raise AfssError(f"{out}: exists and is not a folder")
+    try:
+        empty = not out.exists() or not any(out.iterdir())
+    except OSError as e:
+        raise AfssError(f"{out}: cannot read the folder ({e.strerror or e})") from e
+    if not empty and not made_by_synth(out):
+        raise AfssError(f"{out}: folder is not empty and was not made by afss synth; choose a new or empty folder")
+    target = out if empty else out.with_name(f".{out.name}.synth-partial")
+    try:
+        if target != out and target.exists():
+            shutil.rmtree(target)  # left by a run that was killed
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AfssError(f"{target}: cannot create the folder ({e.strerror or e})") from e
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise AfssError(f"{target}: folder is not writable")
+    return target
+
+
+def _replace_folder(out: Path, rendered: Path) -> None:
+    old = out.with_name(f".{out.name}.synth-old")
+    try:
+        if old.exists():
+            shutil.rmtree(old)
+        out.rename(old)
+        rendered.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        raise AfssError(f"{out}: cannot replace the earlier dataset ({e.strerror or e}); the new one is in "
+                        f"{rendered}") from e
 
 
 def _work(job: tuple) -> dict:
@@ -71,7 +144,8 @@ def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int,
     """Render ``n`` scenes into ``out_dir`` and write their ground truth.
 
     Args:
-        out_dir: output folder (created); ``gt.json`` and the format's files go there.
+        out_dir: output folder (created); ``gt.json`` and the format's files go there. A folder that
+            is not empty must be an earlier afss synth output, which is then replaced whole.
         n: number of images.
         size: image size, an int (square) or ``(H, W)``.
         domain: ``clean``, ``earth``, ``harsh`` or ``mixed`` (see `afss.synth.domains`).
@@ -85,6 +159,10 @@ def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int,
     Returns:
         The ground truth as a `LabelSet` (``image_root`` = ``out_dir``), also written to ``gt.json``.
 
+    Raises:
+        AfssError: an unknown format or domain, a number out of its range (`check_synth_numbers`), or
+            an ``out_dir`` that holds other files or cannot be written.
+
     Example:
         >>> gt = render_dataset("synth_demo", n=8, size=256, domain="harsh")  # doctest: +SKIP
         >>> len(gt), gt.images[0].file_name
@@ -94,12 +172,9 @@ def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int,
         raise unknown_choice("synth format", fmt, FORMATS)
     if domain not in DOMAINS:
         raise unknown_choice("synth domain", domain, DOMAINS)
-    if n < 0:
-        raise AfssError(f"--n must be >= 0, got {n}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise AfssError(f"{out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    check_synth_numbers(n=n, size=size, seed=seed, workers=workers)
+    final = Path(out_dir)
+    out = _prepare_output(final)
     workers = max(1, int(workers or os.cpu_count() or 1))
     fov = SPEEDPLUS_FOV_DEG if fmt == "speedplus" else None
     jobs = [(str(out), fmt, int(seed), k, size, domain, split, fov) for k in range(n)]
@@ -120,9 +195,13 @@ def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int,
                     progress(1)
     seconds = time.perf_counter() - t0
     finish(fmt, out, images, split)
-    info = {"tool": "afss synth", "domain": domain, "seed": int(seed), "n": int(n), "size": size,
+    info = {"tool": SYNTH_TOOL, "domain": domain, "seed": int(seed), "n": int(n), "size": size,
             "format": fmt, "split": split, "workers": workers, "seconds": round(seconds, 3)}
     labels = LabelSet(images=tuple(images), categories={1: "spacecraft"}, image_root=str(out), info=info)
     write_coco(labels, out / "gt.json")
+    if out != final:
+        _replace_folder(final, out)
+        labels = labels.replace(image_root=str(final))
+    out = final
     log.debug("synth: %d images in %.1f s (%.1f img/s) -> %s", n, seconds, n / max(seconds, 1e-9), out)
     return labels

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from afss.errors import AfssError, unknown_choice
+from afss.synth.domains import DOMAINS
 from afss.synth.scene import render, scene_labels
 from afss.viz import draw_instances, make_grid
 
@@ -53,14 +55,28 @@ def preview_grid(*, domains: Sequence[str] = ("clean", "earth", "harsh", "mixed"
 
 def write_preview(path: str | os.PathLike, **options) -> Path:
     """Render `preview_grid` and save it as PNG (palette-quantised to stay small) or JPEG."""
+    import io
+
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from afss.io.atomic import write_bytes_atomic
+    from afss.io.outputs import check_output_path
+    from afss.synth.dataset import check_synth_numbers
+
+    path = check_output_path(path, flag="--preview", example="preview.png", suffixes=(".png", ".jpg", ".jpeg"))
+    check_synth_numbers(size=options.get("size"), seed=options.get("seed"))
+    per_domain = options.get("per_domain", 6)
+    if isinstance(per_domain, bool) or not isinstance(per_domain, int) or not 1 <= per_domain <= 64:
+        raise AfssError(f"synth preview: --n (images per domain) must be in [1, 64], got {per_domain!r}")
+    for domain in options.get("domains", ()):
+        if domain not in DOMAINS:
+            raise unknown_choice("synth domain", domain, DOMAINS)
     grid = preview_grid(**options)
     im = Image.fromarray(grid)
+    buf = io.BytesIO()
     if path.suffix.lower() == ".png":
-        im.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
+        im.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(buf, "PNG", optimize=True)
     else:
-        im.save(path, quality=90)
+        im.save(buf, "JPEG", quality=90)
+    write_bytes_atomic(path, buf.getvalue())
     return path
