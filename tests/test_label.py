@@ -233,3 +233,73 @@ def test_cli_image_root_points_a_coco_list_at_its_images(tmp_path, capsys):
     assert main(["-q", "label", "--teacher", "photometric", "--coco", str(tmp_path / "list" / "images.json"),
                  "--image-root", str(tmp_path / "imgs"), "--out", str(tmp_path / "l.json")]) == 0
     assert len(read_coco(tmp_path / "l.json")) == 3
+
+
+def _interrupted(images, out, after, **kw):
+    """Start labelling ``images`` into ``out`` and stop it once ``after`` images are journalled."""
+    seen = []
+
+    def die(n):
+        seen.append(n)
+        if sum(seen) >= after:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        label_images(SquareTeacher(), images, out=out, batch_size=2, progress=die, **kw)
+    return sum(seen)
+
+
+def test_resume_with_other_images_is_refused_naming_what_changed(tmp_path):
+    """A journal of folder A is never used for folder B, even when the file names are the same."""
+    a = _write_images(tmp_path / "A")
+    b = _write_images(tmp_path / "B")
+    out = tmp_path / "l.json"
+    _interrupted(a, out, after=3)
+    with pytest.raises(AfssError) as err:
+        label_images(SquareTeacher(), b, out=out)
+    message = str(err.value)
+    assert "inputs.image_root" in message and str(tmp_path / "A") in message and str(tmp_path / "B") in message
+    assert "\n" not in message
+    fewer = a.replace(images=a.images[1:])  # the same folder with one image gone
+    with pytest.raises(AfssError, match="inputs.file_names .*inputs.images 8, now 7"):
+        label_images(SquareTeacher(), fewer, out=out)
+    # a finished output of A is not replaced by a run over B either
+    label_images(SquareTeacher(), a, out=out)
+    before = out.read_bytes()
+    with pytest.raises(AfssError, match="exists and was made from other inputs.*--overwrite"):
+        label_images(SquareTeacher(), b, out=out)
+    assert out.read_bytes() == before
+    label_images(SquareTeacher(), b, out=out, overwrite=True)
+    assert read_coco(out).info["inputs"]["image_root"] == str(tmp_path / "B")
+
+
+def test_limit_never_deletes_finished_work(tmp_path):
+    images = _write_images(tmp_path / "imgs")  # 8 images
+    out = tmp_path / "l.json"
+    done = _interrupted(images, out, after=5)  # 6 journalled (batches of 2)
+    teacher = SquareTeacher()
+    limited = label_images(teacher, images, out=out, limit=3)
+    assert [im.file_name for im in limited.images] == [im.file_name for im in images.images[:3]]
+    assert teacher.calls == 0 and len(read_coco(out)) == 3
+    assert journal_path(out).exists()  # the other finished images are kept for the next run
+    teacher = SquareTeacher()
+    full = label_images(teacher, images, out=out)
+    assert full.info["resumed_images"] == done and len(full) == 8
+    assert teacher.calls == 8 - done  # only the images no run had finished
+    assert not journal_path(out).exists()
+    reference = tmp_path / "ref.json"
+    label_images(SquareTeacher(), images, out=reference)
+    assert _norm(out) == _norm(reference)
+
+
+def test_cli_limit_keeps_the_journal_and_a_full_rerun_completes(tmp_path, capsys):
+    from afss.cli import main
+
+    _write_images(tmp_path / "imgs")
+    out = tmp_path / "l.json"
+    argv = ["-q", "label", "--teacher", "photometric", "--images", str(tmp_path / "imgs"), "--out", str(out)]
+    assert main([*argv, "--limit", "2"]) == 0 and len(read_coco(out)) == 2
+    assert not journal_path(out).exists()  # nothing beyond the limit was done yet
+    assert main(argv) == 0 and len(read_coco(out)) == 8
+    assert main([*argv, "--limit", "0"]) == 2
+    assert "limit must be a whole number >= 1, got 0" in capsys.readouterr().err

@@ -74,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(path, inputs=inputs, example="metrics.json", suffixes=(".json",))
         check_replaceable(path, stage="eval", inputs=metrics_inputs(args.gt, pred), overwrite=bool(args.overwrite))
     if args.preview is not None:
-        check_output_path(args.preview, inputs=inputs, flag="--preview", example="preview.png",
+        from afss.io.coco import read_coco
+
+        gt_set = read_coco(args.gt, allow_absolute_paths=args.allow_absolute_paths)
+        images = [gt_set.image_path(im) for im in gt_set.images]  # the picture must not replace one of them
+        check_output_path(args.preview, inputs=[*inputs, *images], flag="--preview", example="preview.png",
                           suffixes=PREVIEW_SUFFIXES)
     options = given(args, "iou_types", "protocols", "categories", "per_class", "only_labelled", "allow_absolute_paths")
     names = _display_names(args.pred)
@@ -86,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
         allow = args.allow_absolute_paths
         preds = {name: read_coco(p, allow_absolute_paths=allow) for name, p in zip(names, args.pred)}
-        outs.append(write_preview(args.preview, read_coco(args.gt, allow_absolute_paths=allow), preds,
-                                  n=args.preview_n))
+        outs.append(write_preview(args.preview, gt_set, preds, n=args.preview_n))
     print(next(iter(reports.values())).table() if len(reports) == 1 else comparison_table(reports))
     scored = ", ".join(f"{r.num_images}" if len(reports) == 1 else f"{name} {r.num_images}" for name, r in reports.items())
     print(f"afss eval: {scored} images scored, {sum(r.num_pred for r in reports.values())} predicted instances, "

@@ -231,6 +231,10 @@ _PARAMETRIC = ("scale", "brightness", "contrast", "gamma")
 VIEW_NAMES: tuple[str, ...] = tuple(_FIXED) + tuple(f"{p}<factor>" for p in _PARAMETRIC)
 """What `parse_views` accepts; ``<factor>`` is a positive number such as ``0.75``."""
 
+FACTOR_RANGES = {"scale": (0.25, 4.0), "brightness": (0.1, 10.0), "contrast": (0.1, 10.0), "gamma": (0.1, 10.0)}
+"""Allowed factors per parametric view: wide enough for any useful augmentation, bounded so that one
+view cannot take the machine's memory and time."""
+
 _PARAM_RE = re.compile(r"^(scale|brightness|contrast|gamma)([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)$")
 
 
@@ -238,7 +242,8 @@ def parse_view(name: str) -> View:
     """One view from its spec name (see `VIEW_NAMES`).
 
     Raises:
-        AfssError: unknown name (with the closest valid one), or a factor that is missing or not > 0.
+        AfssError: unknown name (with the closest valid one), or a factor that is missing or outside
+            `FACTOR_RANGES`.
     """
     key = name.strip().lower()
     if key in _FIXED:
@@ -246,8 +251,9 @@ def parse_view(name: str) -> View:
     match = _PARAM_RE.match(key)
     if match:
         kind, value = match.group(1), float(match.group(2))
-        if value <= 0:
-            raise AfssError(f"TTA view {name!r}: factor must be > 0, got {value:g}")
+        lo, hi = FACTOR_RANGES[kind]
+        if not lo <= value <= hi:  # scale100 would make a 100x larger image: minutes and gigabytes per image
+            raise AfssError(f"TTA view {name!r}: {kind} factor must be in [{lo:g}, {hi:g}], got {value:g}")
         return Scale(value) if kind == "scale" else Photometric(kind, value)
     if key in _PARAMETRIC:
         raise AfssError(f"TTA view {name!r} needs a factor, e.g. '{key}{1.25 if key == 'scale' else 1.2}'")

@@ -89,11 +89,14 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
 
 
 def offline_message(model_id: str, why: str) -> str:
+    # The last hint depends on the mode: telling a user who set HF_HUB_OFFLINE=1 to set it is no help.
+    last = ("or unset HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE to let it download" if hub_offline()
+            else "set HF_HUB_OFFLINE=1 to use only the cache and fail at once")
     return (
         f"cannot load model {model_id!r}: {why}. Download it once on a machine with internet "
         f"(`huggingface-cli download {model_id}`, stored under $HF_HOME/hub, default ~/.cache/huggingface) "
         f"and copy the cache, or pass a local folder written by save_pretrained() instead of the hub id; "
-        f"set HF_HUB_OFFLINE=1 to use only the cache"
+        f"{last}"
     )
 
 
