@@ -485,7 +485,7 @@ def all_cases(world: World) -> list[Case]:
     return [*coco_cases(world), *output_cases(world), *number_cases(world), *image_cases(world)]
 
 
-def _run_isolated(case: Case, root: Path, limit_bytes: int) -> Outcome:
+def _run_isolated(case: Case, root: Path, limit_bytes: int, timeout_s: float = 30.0) -> Outcome:
     """`run_case` in a forked child under an address-space limit, so that a case which makes the code
     under test allocate without bound or crash (as older versions did) is counted, not fatal."""
     import pickle
@@ -505,7 +505,15 @@ def _run_isolated(case: Case, root: Path, limit_bytes: int) -> Outcome:
             f.write(data)
         os._exit(0)
     os.close(write)
+    import select
+    import signal
+
     with os.fdopen(read, "rb") as f:
+        ready, _, _ = select.select([f], [], [], timeout_s)
+        if not ready:  # hung: a case must end in seconds
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return Outcome(None, "", f"hung for more than {timeout_s:g} s", [f"hung for more than {timeout_s:g} s"])
         data = f.read()
     _, status = os.waitpid(pid, 0)
     if not data:

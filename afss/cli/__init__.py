@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from afss.errors import AfssError
 
 # Subcommands in the order the pipeline runs them.
-COMMANDS = ("convert", "synth", "label", "refine", "eval")
+COMMANDS = ("convert", "synth", "label", "refine", "export-yolo", "train", "predict", "export", "pretrain", "distill",
+            "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -93,3 +93,35 @@ def existing_files(*paths) -> list[str]:
     import os
 
     return [str(p) for p in paths if p is not None and os.path.isfile(p)]
+
+
+def add_image_source_arguments(p: argparse.ArgumentParser, *, gt_alias: bool = True) -> None:
+    """Where the images come from, for the stages that run a model over them (label, predict,
+    distill); ``--gt`` names the ``--coco`` list too, except where it means ground truth to score."""
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", metavar="DIR", help="folder of images (recursive)")
+    src.add_argument("--coco", *(("--gt",) if gt_alias else ()), dest="coco", metavar="FILE",
+                     help="COCO JSON listing the images (e.g. from afss synth/convert); same file names out")
+    src.add_argument("--dataset", metavar="KIND", help="dataset reader: folder, coco, spark, speedplus, tango")
+    p.add_argument("--image-root", metavar="DIR",
+                   help="folder the --coco file names are relative to (default: recorded in the file, else its folder)")
+    p.add_argument("--root", help="dataset folder (with --dataset)")
+    p.add_argument("--split", help="dataset split (with --dataset)")
+    p.add_argument("--domain", help="dataset domain, e.g. SPEED+ lightbox (with --dataset)")
+
+
+def read_images(args: argparse.Namespace):
+    """The `LabelSet` of images that `add_image_source_arguments` names."""
+    if args.images is not None:
+        from afss.label import images_from_folder
+
+        return images_from_folder(args.images)
+    if args.coco is not None:
+        from afss.io.coco import read_coco
+
+        return read_coco(args.coco, image_root=args.image_root, allow_absolute_paths=args.allow_absolute_paths)
+    if args.root is None:
+        raise AfssError(f"--dataset {args.dataset} needs --root DIR (the dataset folder)")
+    from afss.datasets import read_dataset
+
+    return read_dataset(args.dataset, args.root, **given(args, "split", "domain"))

@@ -7,15 +7,16 @@ import sys
 import time
 
 from afss.cli.common import (
+    add_image_source_arguments,
     add_path_policy_argument,
     add_run_arguments,
     add_teacher_arguments,
     existing_files,
     given,
     progress_bar,
+    read_images,
     teacher_options,
 )
-from afss.errors import AfssError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,16 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "JSON with a score on every annotation. An interrupted run continues where it stopped "
                     "(rerun the same command); per-image failures are recorded with their reason.",
     )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--images", metavar="DIR", help="folder of images (recursive)")
-    src.add_argument("--coco", "--gt", dest="coco", metavar="FILE",
-                     help="COCO JSON listing the images (e.g. from afss synth/convert); same file names out")
-    src.add_argument("--dataset", metavar="KIND", help="dataset reader: folder, coco, spark, speedplus, tango")
-    p.add_argument("--image-root", metavar="DIR",
-                   help="folder the --coco file names are relative to (default: recorded in the file, else its folder)")
-    p.add_argument("--root", help="dataset folder (with --dataset)")
-    p.add_argument("--split", help="dataset split (with --dataset)")
-    p.add_argument("--domain", help="dataset domain, e.g. SPEED+ lightbox (with --dataset)")
+    add_image_source_arguments(p)
     p.add_argument("--out", required=True, help="output COCO JSON")
     p.add_argument("--teacher", default=DEFAULT_TEACHER, choices=sorted(TEACHERS),
                    help=f"which teacher (default {DEFAULT_TEACHER}; 'photometric' needs no weights)")
@@ -61,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     check_output_path(args.out, inputs=existing_files(args.coco, args.root), suffixes=(".json",))
     check_limit(args.limit)
-    images = _read_images(args)
+    images = read_images(args)
     teacher = build_teacher(args.teacher, **teacher_options(args))
     total = len(images) if args.limit is None else min(args.limit, len(images))
     with progress_bar(args, total=total, desc=f"label ({args.teacher})") as advance:
@@ -73,19 +65,4 @@ def run(args: argparse.Namespace) -> int:
           f"{info['images_per_second'] or 0:.1f} img/s -> {args.out}", file=sys.stderr)
     return 0
 
-
-def _read_images(args: argparse.Namespace):
-    if args.images is not None:
-        from afss.label import images_from_folder
-
-        return images_from_folder(args.images)
-    if args.coco is not None:
-        from afss.io.coco import read_coco
-
-        return read_coco(args.coco, image_root=args.image_root, allow_absolute_paths=args.allow_absolute_paths)
-    if args.root is None:
-        raise AfssError(f"--dataset {args.dataset} needs --root DIR (the dataset folder)")
-    from afss.datasets import read_dataset
-
-    return read_dataset(args.dataset, args.root, **given(args, "split", "domain"))
 

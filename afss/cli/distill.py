@@ -1,0 +1,72 @@
+"""``afss distill``: teacher -> refine -> filter -> student, in rounds (the paper's whole pipeline)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from afss.cli.common import (
+    add_image_source_arguments,
+    add_path_policy_argument,
+    add_teacher_arguments,
+    given,
+    read_images,
+    teacher_options,
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from afss.teachers import DEFAULT_TEACHER, TEACHERS
+
+    p = subparsers.add_parser(
+        "distill", help="teacher -> TTA+WBF refine -> filter -> train the student; then the student relabels, in rounds",
+        description="Round 1: the teacher labels the pool, refine (TTA + WBF) and the confidence filter keep the good "
+                    "labels, the student trains on them. Round k > 1: the previous student relabels the pool the same "
+                    "way and a student is trained again. Stops after --rounds or when the labels stop changing. "
+                    "DIR/round-K/ keeps each round; DIR/student.pt is the final student. Rerun the same command to "
+                    "continue after a crash. --gt only scores each round; nothing trains on it.",
+    )
+    add_image_source_arguments(p, gt_alias=False)
+    p.add_argument("--teacher", default=DEFAULT_TEACHER, choices=sorted(TEACHERS), help="round 1's teacher")
+    p.add_argument("--out", required=True, metavar="DIR", help="distillation folder")
+    p.add_argument("--rounds", type=int, default=None, help="at most this many rounds (default 2)")
+    p.add_argument("--tta", dest="views", default=None, help="TTA views of every refinement (default identity,vflip)")
+    p.add_argument("--min-score", type=float, default=None, help="confidence filter (default 0.6)")
+    p.add_argument("--from-init", dest="finetune", action="store_false", default=None,
+                   help="train every round from --init instead of fine-tuning the previous student")
+    p.add_argument("--gt", dest="gt", metavar="FILE", help="ground truth of the pool, to score each round (never trains)")
+    p.add_argument("--init", default=None, help="the student's start: synth, yolo11n-seg.yaml (default) or a .pt")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per round (default 20)")
+    p.add_argument("--imgsz", type=int, default=None, help="student image size (default 512)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
+    p.add_argument("--student-device", dest="student_device", default=None, help="student device: cpu (default), 0")
+    add_teacher_arguments(p)
+    add_path_policy_argument(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from afss.distill import DistillConfig, distill
+    from afss.student.train import TrainConfig, resolve_init
+    from afss.teachers import build_teacher
+
+    start = time.perf_counter()
+    config = DistillConfig(**given(args, "rounds", "views", "min_score", "finetune", "prompt"))
+    train = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch"),
+                        **({"device": args.student_device} if args.student_device else {}))
+    resolve_init(train.init)  # fail before the teacher runs
+    pool = read_images(args)
+    teacher = build_teacher(args.teacher, **teacher_options(args))
+    rounds = distill(teacher, pool, args.out, config=config, train=train, gt=args.gt,
+                     progress=lambda line: print(f"afss distill: {line}", file=sys.stderr))
+    for r in rounds:
+        scores = ""
+        if r.metrics:
+            scores = "; " + ", ".join(f"{name} segm AP {100 * (m.get('segm_ap') or 0):.1f} bbox AP "
+                                      f"{100 * (m.get('bbox_ap') or 0):.1f}" for name, m in r.metrics.items())
+        print(f"afss distill: round {r.round}: kept {r.kept}/{r.images} images{scores}; {r.seconds:.0f} s",
+              file=sys.stderr)
+    print(f"afss distill: {len(rounds)} rounds, {time.perf_counter() - start:.0f} s -> {args.out}/student.pt",
+          file=sys.stderr)
+    return 0

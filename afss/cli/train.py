@@ -1,0 +1,58 @@
+"""``afss train``: train the YOLO-seg student on (refined, filtered) pseudo-labels."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from afss.cli.common import add_path_policy_argument, given
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train the student (YOLO-seg, Ultralytics) on pseudo-labels -> DIR/weights/best.pt",
+        description="Export the labels as a YOLO-seg dataset (images linked; a validation split carved from the "
+                    "labels themselves, seeded) and train an Ultralytics YOLO-seg model on it. Writes "
+                    "DIR/weights/best.pt, DIR/results.csv, training curves and DIR/train.json. Needs the "
+                    "optional extra afss[student] (Ultralytics, AGPL-3.0). .pt files are pickles: give --init "
+                    "only weights you trust.",
+    )
+    p.add_argument("--labels", required=True, metavar="FILE", help="pseudo-labels, COCO JSON (e.g. from afss refine)")
+    p.add_argument("--image-root", metavar="DIR", help="folder the label file names are relative to")
+    p.add_argument("--init", default=None, help="synth (the shipped synth-pretrained student), a model config such as "
+                                               "yolo11n-seg.yaml (random init, default), or a YOLO-seg .pt")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default 20)")
+    p.add_argument("--imgsz", type=int, default=None, help="training image size (default 512)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
+    p.add_argument("--device", default=None, help="cpu (default), 0 / cuda:0, mps")
+    p.add_argument("--val-fraction", type=float, default=None, help="share of labelled images held out (default 0.1)")
+    p.add_argument("--seed", type=int, default=None, help="split and training seed (default 0)")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder")
+    add_path_policy_argument(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from afss.errors import AfssError
+    from afss.io.coco import read_coco
+    from afss.student.train import TrainConfig, resolve_init, train_student
+
+    start = time.perf_counter()
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise AfssError(f"{out}: exists and is not a folder; --out names the run folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "train.json").exists() and not (out / "args.yaml").exists():
+        raise AfssError(f"{out}: folder is not empty and is not an afss training run; choose another --out")
+    config = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch", "device", "val_fraction", "seed"))
+    resolve_init(config.init)  # a bad --init fails before the labels are read
+    labels = read_coco(args.labels, image_root=args.image_root, allow_absolute_paths=args.allow_absolute_paths)
+    result = train_student(labels, out, config)
+    m = result.metrics
+    print(f"afss train: {result.dataset.train} train / {result.dataset.val} val images, {result.epochs} epochs, "
+          f"{result.seconds_per_epoch:.1f} s/epoch; val mask mAP50-95 {m.get('metrics/mAP50-95(M)', float('nan')):.3f}, "
+          f"mAP50 {m.get('metrics/mAP50(M)', float('nan')):.3f}; {time.perf_counter() - start:.1f} s -> {result.weights}",
+          file=sys.stderr)
+    return 0

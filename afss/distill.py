@@ -1,0 +1,233 @@
+"""Teacher-student distillation rounds: the paper's pipeline from an unlabeled pool to a student.
+
+Round 1: the teacher labels the pool, TTA + WBF refine the labels, the confidence filter keeps the
+good ones, the student trains on them. Round k > 1: the previous student relabels the pool through
+the same refinement (a trained student is a `Teacher`), the filter runs again, and a student is
+trained again (fine-tuned from the previous one, or from ``init``). It stops after ``rounds`` or when
+the kept labels stop changing (the same images kept, mean mask IoU to the previous round's labels
+at least ``stable_iou``).
+
+Everything of a round lives in ``out/round-K/``: ``labels.json`` (round 1: the teacher's),
+``refined.json`` (+ ``.summary.json``), ``train/`` (the student run) and, with ground truth,
+``metrics.json``. ``out/student.pt`` is the final student, ``out/distill.json`` the record. Every
+step is skipped when its output is already there, and label/refine resume from their journals, so
+rerunning the same command after a crash continues where it stopped. Ground truth (``gt``) is only
+used to score each round; nothing trains on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from afss.errors import AfssError
+from afss.io.atomic import write_json_atomic
+from afss.io.coco import read_coco
+from afss.io.outputs import input_identity
+from afss.label import label_images
+from afss.refine import RefineConfig, refine_labels
+from afss.refine.tta import parse_views
+from afss.teachers.base import Teacher
+from afss.types import LabelSet
+
+__all__ = ["DistillConfig", "RoundResult", "distill", "label_agreement"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """The distillation recipe.
+
+    Attributes:
+        rounds: at most this many rounds.
+        views: TTA views of every refinement (paper: identity,vflip).
+        min_score: the confidence filter of every round (paper: 0.6).
+        prompt: the text prompt for the teacher.
+        finetune: rounds > 1 start from the previous student (``True``) or from the train ``init``.
+        stable_iou: stop early when the kept labels agree with the previous round's this well.
+    """
+
+    rounds: int = 2
+    views: str = "identity,vflip"
+    min_score: float = 0.6
+    prompt: str = "spacecraft"
+    finetune: bool = True
+    stable_iou: float = 0.95
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or not 1 <= self.rounds <= 20:
+            raise AfssError(f"distill: rounds must be a whole number in [1, 20], got {self.rounds!r}")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise AfssError(f"distill: min_score must be in [0, 1], got {self.min_score}")
+        parse_views(self.views)
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    round: int
+    kept: int
+    images: int
+    weights: Path
+    agreement: float | None
+    metrics: dict[str, Any] | None
+    seconds: float
+
+
+def label_agreement(a: LabelSet, b: LabelSet) -> tuple[float, bool]:
+    """Mean top-1 mask IoU of two label sets over the images either keeps (0 where only one does), and
+    whether they keep the same images."""
+    by_name = {im.file_name: im for im in b.images}
+    ious, same = [], True
+    for im in a.images:
+        other = by_name.get(im.file_name)
+        x = im.instances[0] if im.instances else None
+        y = other.instances[0] if other is not None and other.instances else None
+        if (x is None) != (y is None):
+            same = False
+            ious.append(0.0)
+        elif x is not None and y is not None:
+            mx, my = x.mask, y.mask
+            if mx is None or my is None:
+                continue
+            union = np.logical_or(mx, my).sum()
+            ious.append(float(np.logical_and(mx, my).sum() / union) if union else 1.0)
+    return (float(np.mean(ious)) if ious else 1.0), same
+
+
+def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config: DistillConfig | None = None,
+            train: Any = None, gt: LabelSet | str | os.PathLike | None = None,
+            progress: Callable[[str], None] | None = None) -> list[RoundResult]:
+    """Run the teacher-student rounds over ``pool`` (see the module docstring).
+
+    Args:
+        teacher: round 1's labeller (any `Teacher`).
+        pool: the unlabeled images (their instances, if any, are ignored).
+        out: the distillation folder.
+        config: `DistillConfig`.
+        train: `afss.student.train.TrainConfig` for every round's training.
+        gt: ground truth of the pool, only to score each round's labels and student.
+        progress: called with a line per finished step.
+
+    Returns:
+        One `RoundResult` per round run.
+    """
+    from afss.student.model import StudentTeacher
+    from afss.student.train import TrainConfig, train_student
+
+    config = config or DistillConfig()
+    train = train or TrainConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pool = pool.replace(images=tuple(im.replace(instances=(), error=None) for im in pool.images))
+    _check_same_pool(out, input_identity(pool))
+    say = progress or (lambda line: log.info("%s", line))
+    results: list[RoundResult] = []
+    previous: LabelSet | None = None
+    weights: Path | None = None
+    refine_config = RefineConfig(min_score=config.min_score, prompt=config.prompt)
+    for k in range(1, config.rounds + 1):
+        t0 = time.perf_counter()
+        folder = out / f"round-{k}"
+        folder.mkdir(exist_ok=True)
+        if k == 1:
+            labeller = teacher
+            given = _finished(folder / "labels.json", "label")
+            if given is None:
+                given = label_images(teacher, pool, prompt=config.prompt, out=folder / "labels.json")
+            say(f"round {k}: teacher labels -> {folder / 'labels.json'}")
+        else:
+            labeller = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu")
+            given = None
+        refined = _finished(folder / "refined.json", "refine")
+        if refined is None:
+            refined, summary = refine_labels(labeller, pool if given is None else given, views=config.views,
+                                             labels=given, config=refine_config, out=folder / "refined.json")
+            say(f"round {k}: refined, {summary.filter.line()}")
+        kept = sum(1 for im in refined.images if im.instances)
+        if kept == 0 and k > 1:  # nothing left to learn from: the previous student is the result
+            say(f"round {k}: the student's refined labels keep no image; stopping with round {k - 1}'s student")
+            break
+        run = folder / "train"
+        if (run / "train.json").is_file() and (run / "weights" / "best.pt").is_file():
+            say(f"round {k}: student already trained -> {run / 'weights' / 'best.pt'}")
+            best = run / "weights" / "best.pt"
+        else:
+            init = str(weights) if (k > 1 and config.finetune and weights is not None) else train.init
+            best = train_student(refined, run, replace(train, init=init)).weights
+            say(f"round {k}: student trained -> {best}")
+        agreement = None
+        if previous is not None:
+            agreement, same = label_agreement(refined, previous)
+        metrics = _score(gt, refined, best, pool, folder, train) if gt is not None else None
+        results.append(RoundResult(round=k, kept=kept, images=len(pool), weights=best,
+                                   agreement=agreement, metrics=metrics, seconds=time.perf_counter() - t0))
+        weights, previous = best, refined
+        _write_record(out, config, train, results)
+        if agreement is not None and same and agreement >= config.stable_iou:
+            say(f"round {k}: labels stopped changing (agreement {agreement:.3f}); stopping")
+            break
+    final = out / "student.pt"
+    tmp = out / ".student.pt.tmp"
+    shutil.copyfile(weights, tmp)
+    os.replace(tmp, final)
+    return results
+
+
+def _finished(path: Path, stage: str) -> LabelSet | None:
+    """The output of ``stage`` at ``path`` when an earlier run finished it (written at the very end,
+    after its journal), else ``None``."""
+    if not path.is_file():
+        return None
+    labels = read_coco(path, allow_absolute_paths=True)
+    return labels if labels.info.get("stage") == stage else None
+
+
+def _score(gt, refined: LabelSet, weights: Path, pool: LabelSet, folder: Path, train) -> dict[str, Any]:
+    """AP of the round's kept labels and of its student's predictions on the pool, against ``gt``."""
+    from afss.evaluate import evaluate
+    from afss.student.model import StudentTeacher
+
+    gt_set = read_coco(gt) if not isinstance(gt, LabelSet) else gt
+    student = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu")
+    predicted = _finished(folder / "student_predictions.json", "label") or \
+        label_images(student, pool, out=folder / "student_predictions.json")
+    scores = {}
+    for name, pred in (("refined", refined), ("student", predicted)):
+        report = evaluate(gt_set, pred, iou_types=("segm", "bbox"), protocols=("coco",))
+        scores[name] = {f"{r.iou_type}_ap": r.ap for r in report.rows if r.category == "all"}
+    write_json_atomic(folder / "metrics.json", scores, indent=2)
+    return scores
+
+
+def _check_same_pool(out: Path, inputs: dict[str, Any]) -> None:
+    """A rerun continues an earlier distillation only over the same pool."""
+    import json
+
+    record = out / "distill.json"
+    if record.is_file():
+        old = json.loads(record.read_text()).get("inputs")
+        if old is not None and old != json.loads(json.dumps(inputs)):
+            raise AfssError(f"{out}: holds a distillation of another pool ({old.get('image_root')}, "
+                            f"{old.get('images')} images; now {inputs['image_root']}, {inputs['images']}); "
+                            "choose another --out")
+    else:
+        write_json_atomic(record, {"stage": "distill", "inputs": inputs, "rounds": []}, indent=2)
+
+
+def _write_record(out: Path, config: DistillConfig, train, results: Sequence[RoundResult]) -> None:
+    import json
+
+    inputs = json.loads((out / "distill.json").read_text()).get("inputs")
+    write_json_atomic(out / "distill.json", {
+        "stage": "distill", "inputs": inputs, "config": asdict(config), "train": asdict(train),
+        "rounds": [{**asdict(r), "weights": str(r.weights), "seconds": round(r.seconds, 2)} for r in results]},
+        indent=2)

@@ -1,0 +1,169 @@
+"""Pseudo-labels (COCO, RLE masks) -> an Ultralytics YOLO-seg dataset, for training the student.
+
+Layout written under ``out`` (what Ultralytics expects; it finds a label by replacing ``images`` with
+``labels`` in the image path):
+
+    dataset.yaml                 path, train, val, names
+    images/{train,val}/<k>_<stem><ext>   symbolic links to the original images (copies where links fail)
+    labels/{train,val}/<k>_<stem>.txt    one line per instance: class x0 y0 x1 y1 ... (normalised)
+    manifest.json                which source image each entry is, and the split
+
+Rules:
+
+* only images with at least one instance are used: an image whose label the filter dropped is not a
+  background image (its spacecraft is still there), so it stays out of training;
+* each instance becomes one polygon: the outer contour of every part of its mask, parts seen apart
+  (a panel cut off from the body by a shadow) joined by zero-width bridges, as Ultralytics itself
+  does for COCO instances with several polygons; parts smaller than ``min_part_frac`` of the
+  instance (specks) are dropped;
+* the validation split is carved from the pseudo-labels themselves, seeded: no ground truth is
+  used anywhere in training.
+
+Example:
+    >>> ds = export_yolo(read_coco("refined.json"), "runs/student/data")  # doctest: +SKIP
+    >>> ds.yaml, ds.train, ds.val  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from afss.errors import AfssError
+from afss.io.atomic import write_json_atomic, write_text_atomic
+from afss.types import Instance, LabelSet
+
+__all__ = ["YoloDataset", "export_yolo", "mask_polygon"]
+
+
+@dataclass(frozen=True)
+class YoloDataset:
+    """What `export_yolo` wrote.
+
+    Attributes:
+        root: the dataset folder; yaml: its ``dataset.yaml``.
+        train, val: images in each split; instances: polygons written.
+        names: class names in class-index order (category ids sorted).
+        skipped: images left out (no instance).
+    """
+
+    root: Path
+    yaml: Path
+    train: int
+    val: int
+    instances: int
+    names: tuple[str, ...]
+    skipped: int
+
+
+def mask_polygon(mask: np.ndarray, *, min_part_frac: float = 0.01, epsilon_px: float = 0.7) -> np.ndarray | None:
+    """One polygon ``(N, 2)`` (x, y pixels) covering every part of a bool mask, or ``None`` if empty.
+
+    The outer contour of each connected part is simplified (``epsilon_px``, Douglas-Peucker); parts
+    below ``min_part_frac`` of the mask's area are dropped; the rest are chained, largest first, each
+    joined to the polygon so far at their closest points by a bridge out and back.
+    """
+    m = np.ascontiguousarray(mask, dtype=np.uint8)
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return None
+    areas = [max(cv2.contourArea(c), float(len(c))) for c in contours]
+    total = sum(areas)
+    parts = [cv2.approxPolyDP(c, epsilon_px, True).reshape(-1, 2).astype(np.float64)
+             for c, a in sorted(zip(contours, areas), key=lambda t: -t[1]) if a >= min_part_frac * total]
+    parts = [p for p in parts if len(p) >= 3] or [contours[int(np.argmax(areas))].reshape(-1, 2).astype(np.float64)]
+    poly = parts[0]
+    for part in parts[1:]:
+        d = ((poly[:, None, :] - part[None, :, :]) ** 2).sum(-1)
+        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        poly = np.concatenate([poly[: i + 1], part[j:], part[: j + 1], poly[i:]])
+    return poly if len(poly) >= 3 else None
+
+
+def _instance_polygon(inst: Instance, min_part_frac: float) -> np.ndarray | None:
+    if inst.rle is not None:
+        return mask_polygon(inst.mask, min_part_frac=min_part_frac)
+    x0, y0, x1, y1 = inst.box_xyxy  # boxes-only labels: the box as a polygon
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64) if x1 > x0 and y1 > y0 else None
+
+
+def _link(src: Path, dst: Path) -> None:
+    try:
+        dst.symlink_to(src.resolve())
+    except OSError:  # file systems without links
+        shutil.copyfile(src, dst)
+
+
+def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
+                min_part_frac: float = 0.01) -> YoloDataset:
+    """Write ``labels`` (pseudo-labels) as an Ultralytics YOLO-seg dataset under ``out``.
+
+    Args:
+        labels: images with instances (masks, or boxes only); images without any are skipped.
+        out: dataset folder; replaced if it holds an earlier export (``manifest.json``).
+        val_fraction: share of the labelled images held out for validation (at least one image;
+            with a single image it serves both splits).
+        seed: the split's seed.
+        min_part_frac: mask parts smaller than this share of their instance are dropped.
+
+    Raises:
+        AfssError: no image has an instance, a bad ``val_fraction``, a folder that is not an export.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise AfssError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    usable = [im for im in labels.images if im.instances]
+    if not usable:
+        reasons = sorted({(im.error or "no instance").split(":")[0] for im in labels.images})
+        raise AfssError(f"no image has a kept instance to train on ({len(labels)} images: "
+                        f"{', '.join(reasons) or 'none'}); lower --min-score or label more images")
+    root = Path(out)
+    if root.exists() and any(root.iterdir()) and not (root / "manifest.json").exists():
+        raise AfssError(f"{root}: folder is not empty and is not an afss YOLO export; choose another folder")
+    shutil.rmtree(root, ignore_errors=True)
+    cat_ids = sorted({i.category_id for im in usable for i in im.instances})
+    index = {c: k for k, c in enumerate(cat_ids)}
+    names = tuple(labels.categories.get(c, str(c)) for c in cat_ids)
+
+    order = np.random.default_rng(seed).permutation(len(usable))
+    n_val = max(1, round(val_fraction * len(usable))) if val_fraction > 0 else 0
+    n_val = min(n_val, len(usable) - 1) if len(usable) > 1 else n_val
+    val_set = {int(k) for k in order[:n_val]}
+    manifest, counts, n_inst = [], {"train": 0, "val": 0}, 0
+    for k, im in enumerate(usable):
+        splits = ["val"] if k in val_set else ["train"]
+        if len(usable) == 1 and n_val:
+            splits = ["train", "val"]
+        src = Path(labels.image_path(im))
+        if not src.is_file():
+            raise AfssError(f"{src}: image of {im.file_name!r} not found (check the labels' image root)")
+        stem = f"{k:06d}_{Path(im.file_name).stem}"
+        lines = []
+        for inst in im.instances:
+            poly = _instance_polygon(inst, min_part_frac)
+            if poly is None:
+                continue
+            xy = np.clip(poly / [im.width, im.height], 0.0, 1.0).reshape(-1)
+            lines.append(" ".join([str(index[inst.category_id]), *(f"{v:.6f}" for v in xy)]))
+        for split in splits:
+            (root / "images" / split).mkdir(parents=True, exist_ok=True)
+            (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+            _link(src, root / "images" / split / f"{stem}{src.suffix.lower()}")
+            write_text_atomic(root / "labels" / split / f"{stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
+            counts[split] += 1
+        n_inst += len(lines)
+        manifest.append({"entry": stem, "file_name": im.file_name, "splits": splits})
+    yaml = root / "dataset.yaml"
+    # JSON is valid YAML, and keeps this free of a YAML writer
+    write_text_atomic(yaml, json.dumps({"path": str(root.resolve()), "train": "images/train",
+                                        "val": "images/val" if counts["val"] else "images/train",
+                                        "names": dict(enumerate(names))}, indent=1))
+    write_json_atomic(root / "manifest.json", {"source_image_root": labels.image_root, "seed": seed,
+                                               "val_fraction": val_fraction, "images": manifest}, indent=1)
+    return YoloDataset(root=root, yaml=yaml, train=counts["train"], val=counts["val"], instances=n_inst,
+                       names=names, skipped=len(labels) - len(usable))

@@ -1,0 +1,126 @@
+"""Export a trained student for deployment: ONNX, and int8 ONNX for on-board use.
+
+ONNX comes from Ultralytics' own exporter (fixed input size, simplified with onnxslim). The int8
+model is onnxruntime's static quantisation (QDQ, per-channel weights) calibrated on images of the
+kind the student will see: by default the training images recorded next to the weights
+(``<run>/data/images/train``), else a folder the caller names. Both run in `afss predict` and as
+the ``student`` teacher (``weights=model.onnx``).
+
+Example:
+    >>> export_student("runs/student/weights/best.pt", "model.onnx", int8=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from afss.errors import AfssError
+from afss.io.outputs import check_output_path
+
+__all__ = ["export_student", "letterbox"]
+
+MAX_CALIBRATION_IMAGES = 64
+
+
+def letterbox(rgb: np.ndarray, size: int) -> np.ndarray:
+    """``(1, 3, size, size)`` float32 in [0, 1]: the image scaled to fit, centred on grey 114, as
+    Ultralytics prepares its inputs (so calibration sees what inference sees)."""
+    h, w = rgb.shape[:2]
+    r = min(size / h, size / w)
+    nh, nw = round(h * r), round(w * r)
+    resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nh, nw) != (h, w) else rgb
+    canvas = np.full((size, size, 3), 114, np.uint8)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    canvas[top:top + nh, left:left + nw] = resized
+    return (canvas.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)
+
+
+def _calibration_images(weights: Path, calib: str | os.PathLike | None) -> list[Path]:
+    from afss.datasets.common import find_images
+
+    folder = Path(calib) if calib is not None else weights.parent.parent / "data" / "images" / "train"
+    if not folder.is_dir():
+        raise AfssError(f"int8 calibration needs images: {folder} is not a folder (pass --calib DIR, images like "
+                        "those the student will see)")
+    files = find_images(folder)
+    if not files:
+        raise AfssError(f"{folder}: no calibration images found")
+    step = max(1, len(files) // MAX_CALIBRATION_IMAGES)
+    return files[::step][:MAX_CALIBRATION_IMAGES]
+
+
+def export_student(weights: str | os.PathLike, out: str | os.PathLike, *, imgsz: int = 512, int8: bool = False,
+                   calib: str | os.PathLike | None = None) -> Path:
+    """Export ``weights`` (a YOLO-seg ``.pt``) to ONNX at ``out``; with ``int8``, quantised.
+
+    Args:
+        weights: the trained student.
+        out: the ``.onnx`` file to write.
+        imgsz: the model's fixed input size (square).
+        int8: write an int8 model (static QDQ quantisation calibrated on ``calib`` images).
+        calib: folder of calibration images (default: the run's training images).
+
+    Raises:
+        AfssError: a bad weights file or ``out``, no calibration images, onnx/onnxruntime missing.
+    """
+    from afss.student.model import load_yolo
+
+    weights = Path(weights)
+    out = check_output_path(out, inputs=[weights], flag="--out", example="model.onnx", suffixes=(".onnx",))
+    if weights.suffix.lower() != ".pt":
+        raise AfssError(f"{weights}: export takes a .pt checkpoint, found {weights.suffix!r}")
+    model = load_yolo(weights)
+    calibration = _calibration_images(weights, calib) if int8 else []
+    try:
+        import onnx  # noqa: F401  - Ultralytics would try to pip-install it
+        import onnxslim  # noqa: F401
+    except ImportError as e:
+        raise AfssError("export needs onnx and onnxslim: pip install 'afss[student]'") from e
+    with tempfile.TemporaryDirectory(prefix="afss-export-") as tmp:
+        local = Path(tmp) / "model.pt"
+        shutil.copyfile(weights, local)  # Ultralytics writes its .onnx next to the .pt: keep that out of the run
+        model = load_yolo(local)
+        try:
+            exported = Path(model.export(format="onnx", imgsz=imgsz, simplify=True, dynamic=False, verbose=False))
+        except Exception as e:
+            raise AfssError(f"{weights}: ONNX export failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
+        if int8:
+            exported = _quantise(exported, Path(tmp) / "model.int8.onnx", calibration, imgsz)
+        tmp_out = out.with_name(f".{out.name}.tmp")
+        shutil.copyfile(exported, tmp_out)
+        os.replace(tmp_out, out)
+    return out
+
+
+def _quantise(model: Path, out: Path, images: list[Path], imgsz: int) -> Path:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from afss.io.images import ImageReadError, load_image
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name: str) -> None:
+            self.name, self.files = name, iter(images)
+
+        def get_next(self):
+            for f in self.files:
+                try:
+                    return {self.name: letterbox(load_image(f).rgb, imgsz)}
+                except ImageReadError:
+                    continue
+            return None
+
+    import onnx
+
+    name = onnx.load(str(model)).graph.input[0].name
+    pre = out.with_name("pre.onnx")
+    quant_pre_process(str(model), str(pre), skip_symbolic_shape=True)
+    quantize_static(str(pre), str(out), Reader(name), quant_format=QuantFormat.QDQ, per_channel=True,
+                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+    return out

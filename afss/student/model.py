@@ -1,0 +1,130 @@
+"""A trained student is a teacher: YOLO-seg weights (``.pt``, or ``.onnx`` from `afss export`) behind
+the `Teacher` contract, so that ``afss label``, ``afss refine`` (TTA + WBF) and ``afss predict`` run it
+unchanged.
+
+``.pt`` files are Python pickles: loading one runs code from it. Only load weights you trust (your own
+training runs, or files from a source you trust); ONNX files carry no code.
+
+Example:
+    >>> student = build_teacher("student", weights="runs/student/weights/best.pt")  # doctest: +SKIP
+    >>> [[inst]] = student.label([rgb])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from afss.errors import AfssError
+from afss.teachers.base import Teacher, check_options
+from afss.types import Instance
+
+__all__ = ["StudentTeacher", "load_yolo"]
+
+log = logging.getLogger(__name__)
+
+WEIGHT_SUFFIXES = (".pt", ".onnx")
+DEFAULTS: dict[str, Any] = {"weights": "", "imgsz": 512, "conf": 0.05, "iou": 0.7, "device": "cpu",
+                            "max_det": 10, "half": False}
+
+
+def load_yolo(weights: str | os.PathLike, *, what: str = "weights") -> Any:
+    """An Ultralytics ``YOLO`` model of a segmentation checkpoint, with one-line errors.
+
+    Raises:
+        AfssError: the file is missing, not a YOLO checkpoint, or not a segmentation model.
+    """
+    from afss.student.env import ultralytics
+
+    path = Path(weights)
+    if not path.is_file():
+        raise AfssError(f"{path}: no such {what} file (expected a YOLO-seg .pt or an .onnx from afss export)")
+    if path.suffix.lower() not in WEIGHT_SUFFIXES:
+        raise AfssError(f"{path}: {what} must be a .pt or .onnx file, found {path.suffix or 'no extension'!r}")
+    yolo = ultralytics().YOLO
+    try:
+        model = yolo(str(path), task="segment")
+    except Exception as e:
+        raise AfssError(f"{path}: not a YOLO model ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from e
+    task = getattr(model, "task", None)
+    inner = getattr(model, "model", None)
+    if path.suffix.lower() == ".pt":
+        task = getattr(inner, "task", None) or task
+        head = type(inner.model[-1]).__name__ if hasattr(inner, "model") else ""
+        if task != "segment" or "Segment" not in head:
+            raise AfssError(f"{path}: a YOLO {task or 'unknown'} model ({head or 'no head'}), expected a segmentation "
+                            "model (YOLO-seg, e.g. yolo11n-seg)")
+    return model
+
+
+class StudentTeacher(Teacher):
+    """YOLO-seg student as a teacher: the top instances per image, masks at the image's size.
+
+    Options (``build_teacher("student", **options)``): ``weights`` (``.pt`` or ``.onnx``, required),
+    ``imgsz`` (inference size; ONNX files have their own), ``conf`` (minimum confidence), ``iou``
+    (NMS IoU), ``device`` (``cpu``, ``cuda``, ``0``), ``max_det``, ``half``.
+
+    The score of an instance is the student's class confidence; there is no promptable segmenter,
+    so refinement fuses its views by mask voting, and the prompt is recorded but not read (a
+    student knows one thing: what it was trained on).
+    """
+
+    name: ClassVar[str] = "student"
+
+    def __init__(self, model: Any, options: dict[str, Any]) -> None:
+        self.model = model
+        self.options = options
+
+    @classmethod
+    def build(cls, **options: Any) -> StudentTeacher:
+        opts = {**DEFAULTS, **check_options(options, DEFAULTS, "student")}
+        if not opts["weights"]:
+            raise AfssError("student: weights=PATH is required (a .pt from afss train, or an .onnx from afss export)")
+        if not 32 <= opts["imgsz"] <= 4096:
+            raise AfssError(f"student: imgsz must be in [32, 4096], got {opts['imgsz']}")
+        for key in ("conf", "iou"):
+            if not 0.0 <= opts[key] <= 1.0:
+                raise AfssError(f"student: {key} must be in [0, 1], got {opts[key]}")
+        opts["weights"] = str(Path(opts["weights"]).resolve()) if Path(opts["weights"]).exists() else opts["weights"]
+        return cls(load_yolo(opts["weights"]), opts)
+
+    def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:
+        if not images:
+            return []
+        o = self.options
+        bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]  # Ultralytics takes arrays as BGR (OpenCV)
+        results = self.model.predict(bgr, imgsz=o["imgsz"], conf=o["conf"], iou=o["iou"], device=o["device"],
+                                     max_det=o["max_det"], half=o["half"], retina_masks=True, verbose=False)
+        return [_instances(r, im.shape[:2]) for r, im in zip(results, images, strict=True)]
+
+
+def _instances(result: Any, size_hw: tuple[int, int]) -> list[Instance]:
+    """One Ultralytics result -> instances, best first; masks at the image's size (``retina_masks``)."""
+    boxes = result.boxes
+    if boxes is None or len(boxes) == 0:
+        return []
+    xyxy = boxes.xyxy.cpu().numpy().astype(float)
+    conf = boxes.conf.cpu().numpy().astype(float)
+    cls = boxes.cls.cpu().numpy().astype(int)
+    masks = result.masks.data.cpu().numpy() > 0.5 if result.masks is not None else None
+    h, w = size_hw
+    out = []
+    for k in np.argsort(-conf):
+        x0, y0, x1, y1 = np.clip(xyxy[k], 0, [w, h, w, h])
+        mask = None
+        if masks is not None:
+            mask = masks[k]
+            if mask.shape != (h, w):  # letterbox rounding: bring to the image's size
+                import cv2
+
+                mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        score = round(float(conf[k]), 6)
+        kw = {"box_xyxy": (x0, y0, max(x0, x1), max(y0, y1)), "score": score, "category_id": int(cls[k]) + 1,
+              "source": "student", "scores": {"box_score": score}}
+        out.append(Instance.from_mask(mask, **kw) if mask is not None else Instance(**kw))
+    return out

@@ -1,0 +1,183 @@
+"""Train the student (Ultralytics YOLO-seg) on pseudo-labels: the paper's third stage.
+
+`train_student` exports the labels as a YOLO-seg dataset (`afss.student.dataset`), builds the model
+from ``init`` and calls Ultralytics' own trainer; nothing here is a training loop of afss's. Output,
+all under ``out``:
+
+    data/                  the exported dataset (images linked, not copied)
+    weights/best.pt        the best epoch by the validation split's mask mAP (also last.pt)
+    results.csv, *.png     Ultralytics' per-epoch metrics and training curves
+    train.json             what was trained: init, recipe, dataset counts, final metrics, timings
+
+``init`` is a model config Ultralytics ships (``yolo11n-seg.yaml``: random initialisation, no
+download), a checkpoint of yours (``PATH.pt``, e.g. COCO-pretrained ``yolo11n-seg.pt``), or
+``"synth"``: the student pretrained on afss synth scenes that afss ships (see `afss.student.pretrain`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from afss.errors import AfssError
+from afss.io.atomic import write_json_atomic
+from afss.student.dataset import YoloDataset, export_yolo
+from afss.types import LabelSet
+
+__all__ = ["SHIPPED_SYNTH_WEIGHTS", "TrainConfig", "TrainResult", "resolve_init", "train_student"]
+
+log = logging.getLogger(__name__)
+
+SHIPPED_SYNTH_WEIGHTS = Path(__file__).parent / "weights" / "student_synth.pt"
+"""The synth-pretrained student shipped with afss (``--init synth``)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe.
+
+    Attributes:
+        init: ``"synth"``, a model ``.yaml`` Ultralytics ships (e.g. ``yolo11n-seg.yaml``) or a ``.pt``.
+        epochs, imgsz, batch: as in Ultralytics.
+        device: ``"cpu"``, ``"0"`` / ``"cuda:0"``, ``"mps"``; ``None`` lets Ultralytics choose.
+        val_fraction, seed: the validation split carved from the pseudo-labels, and the seed of the
+            split and of training.
+        patience: epochs without improvement before stopping early.
+        extra: further Ultralytics ``train`` arguments (augmentation, optimiser, ...), passed as is.
+    """
+
+    init: str = "yolo11n-seg.yaml"
+    epochs: int = 20
+    imgsz: int = 512
+    batch: int = 16
+    device: str | None = "cpu"
+    val_fraction: float = 0.1
+    seed: int = 0
+    patience: int = 100
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (("epochs", 1, 10_000), ("imgsz", 32, 4096), ("batch", 1, 4096), ("patience", 1, 10_000)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise AfssError(f"train: {name} must be a whole number in [{lo}, {hi}], got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What `train_student` produced (paths under its ``out``)."""
+
+    out: Path
+    weights: Path
+    last: Path
+    dataset: YoloDataset
+    metrics: dict[str, float]
+    seconds: float
+    seconds_per_epoch: float
+    epochs: int
+
+
+def resolve_init(init: str) -> str:
+    """``init`` as Ultralytics takes it, checked: ``synth`` -> the shipped file; a ``.pt`` that exists
+    and is a YOLO-seg checkpoint; or a ``*-seg.yaml`` model config.
+
+    Raises:
+        AfssError: one line naming the file or the name, and what was expected.
+    """
+    if init == "synth":
+        if not SHIPPED_SYNTH_WEIGHTS.is_file():
+            raise AfssError(f"--init synth: the synth-pretrained student is not in this install "
+                            f"({SHIPPED_SYNTH_WEIGHTS}); build it with `afss pretrain --out student_synth.pt` "
+                            "and pass --init student_synth.pt, or use --init yolo11n-seg.yaml")
+        return str(SHIPPED_SYNTH_WEIGHTS)
+    if init.endswith((".yaml", ".yml")):
+        if Path(init).is_file():
+            return init
+        from afss.student.env import ultralytics
+
+        cfg = Path(ultralytics().__file__).parent / "cfg" / "models"
+        if not "-seg" in Path(init).stem or not any(cfg.rglob(_family_yaml(init))):
+            raise AfssError(f"--init {init}: not a segmentation model config Ultralytics ships "
+                            "(e.g. yolo11n-seg.yaml, yolo11s-seg.yaml, yolov8n-seg.yaml), nor a file")
+        return init
+    from afss.student.model import load_yolo
+
+    load_yolo(init, what="--init")  # a missing, foreign or detection-only file fails here, in one line
+    return str(Path(init).resolve())
+
+
+def _family_yaml(name: str) -> str:
+    """``yolo11n-seg.yaml`` -> ``yolo11-seg.yaml``: Ultralytics keeps one file per family, scales n/s/m/l/x."""
+    stem = Path(name).stem
+    base = stem.replace("-seg", "")
+    if base[-1:] in "nsmlx" and base[:-1][-1:].isdigit():
+        base = base[:-1]
+    return f"{base}-seg.yaml"
+
+
+def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig | None = None) -> TrainResult:
+    """Train a YOLO-seg student on ``labels`` (pseudo-labels: no ground truth belongs here).
+
+    Args:
+        labels: the images and their (refined, filtered) labels; images without an instance are
+            left out of training.
+        out: the run folder (see the module docstring for what goes in it).
+        config: the recipe, `TrainConfig`.
+
+    Returns:
+        `TrainResult`: best and last weights, the final validation metrics, timings.
+
+    Raises:
+        AfssError: labels with no kept instance, a bad ``init``, Ultralytics missing, a bad recipe.
+    """
+    config = config or TrainConfig()
+    out = Path(out).resolve()
+    init = resolve_init(config.init)
+    data = export_yolo(labels, out / "data", val_fraction=config.val_fraction, seed=config.seed)
+    from afss.student.env import ultralytics
+
+    model = ultralytics().YOLO(init, task="segment")
+    args = {"data": str(data.yaml), "epochs": config.epochs, "imgsz": config.imgsz, "batch": config.batch,
+            "device": config.device, "project": str(out.parent), "name": out.name, "exist_ok": True,
+            "workers": 0, "seed": config.seed, "deterministic": True, "patience": config.patience,
+            "plots": True, "verbose": False, "amp": False, **config.extra}
+    t0 = time.perf_counter()
+    try:
+        model.train(**{k: v for k, v in args.items() if v is not None})
+    except (FileNotFoundError, RuntimeError, ValueError) as e:
+        raise AfssError(f"train: Ultralytics stopped: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
+    seconds = time.perf_counter() - t0
+    weights = out / "weights" / "best.pt"
+    last = out / "weights" / "last.pt"
+    metrics = read_results_csv(out / "results.csv")
+    epochs = int(metrics.get("epoch", config.epochs))
+    result = TrainResult(out=out, weights=weights if weights.is_file() else last, last=last, dataset=data,
+                         metrics=metrics, seconds=seconds, seconds_per_epoch=seconds / max(epochs, 1), epochs=epochs)
+    write_json_atomic(out / "train.json", {
+        "stage": "train", "init": config.init, "init_resolved": init, "config": asdict(config),
+        "dataset": {"train": data.train, "val": data.val, "instances": data.instances, "names": list(data.names),
+                    "skipped": data.skipped},
+        "labels_info": dict(labels.info), "metrics": metrics, "seconds": round(seconds, 2),
+        "seconds_per_epoch": round(result.seconds_per_epoch, 2), "weights": str(result.weights)}, indent=2)
+    return result
+
+
+def read_results_csv(path: Path) -> dict[str, float]:
+    """The last row of Ultralytics' ``results.csv`` (column names stripped), or ``{}``."""
+    if not path.is_file():
+        return {}
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if len(lines) < 2:
+        return {}
+    keys = [k.strip() for k in lines[0].split(",")]
+    values = []
+    for v in lines[-1].split(","):
+        try:
+            values.append(float(v))
+        except ValueError:
+            values.append(float("nan"))
+    return dict(zip(keys, values))

@@ -1,0 +1,209 @@
+"""The student: YOLO-seg export of pseudo-labels, training through Ultralytics, the student as a
+teacher, ONNX export, and the CLI from pseudo-labels to predictions scored against ground truth."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+if importlib.util.find_spec("ultralytics") is None:  # not importorskip: afss must import it first (offline setup)
+    pytest.skip("the student extra (ultralytics) is not installed", allow_module_level=True)
+
+from afss.cli import main  # noqa: E402
+from afss.errors import AfssError  # noqa: E402
+from afss.io.coco import read_coco  # noqa: E402
+from afss.io.images import save_image  # noqa: E402
+from afss.student.dataset import export_yolo, mask_polygon  # noqa: E402
+from afss.types import ImageLabels, Instance, LabelSet  # noqa: E402
+
+
+def _rasterise(poly: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    canvas = np.zeros(hw, np.uint8)
+    cv2.fillPoly(canvas, [np.round(poly).astype(np.int32)], 1)
+    return canvas.astype(bool)
+
+
+def test_a_two_part_mask_becomes_one_polygon_covering_both_parts_and_specks_go():
+    mask = np.zeros((60, 80), bool)
+    mask[10:30, 5:25] = True      # body
+    mask[15:25, 40:70] = True     # a panel seen apart
+    mask[50, 75] = True           # a speck
+    poly = mask_polygon(mask)
+    back = _rasterise(poly, mask.shape)
+    body_and_panel = mask.copy()
+    body_and_panel[50, 75] = False
+    iou = (back & body_and_panel).sum() / (back | body_and_panel).sum()
+    assert iou > 0.9
+    assert not back[50, 75]
+    assert back[20, 15] and back[20, 55]
+
+
+def _labelled_images(root: Path, n: int = 6) -> LabelSet:
+    images = []
+    for k in range(n):
+        rgb = np.zeros((40, 50, 3), np.uint8)
+        rgb[8:20, 10:30] = 200
+        save_image(root / "imgs" / f"sub{k % 2}" / f"a{k}.png", rgb)
+        m = np.zeros((40, 50), bool)
+        m[8:20, 10:30] = True
+        inst = Instance.from_mask(m, score=0.9, source="photometric")
+        images.append(ImageLabels(file_name=f"sub{k % 2}/a{k}.png", height=40, width=50, instances=(inst,)))
+    images.append(ImageLabels(file_name="sub0/a0.png", height=40, width=50, error="filtered: score 0.1 < 0.6")
+                  .replace(file_name="dropped.png"))
+    return LabelSet(images=tuple(images), image_root=str(root / "imgs"))
+
+
+def test_export_links_images_writes_normalised_polygons_and_a_seeded_split(tmp_path):
+    labels = _labelled_images(tmp_path)
+    ds = export_yolo(labels, tmp_path / "yolo", val_fraction=0.34, seed=3)
+    assert (ds.train, ds.val, ds.skipped, ds.names) == (4, 2, 1, ("spacecraft",))
+    images = sorted((tmp_path / "yolo" / "images").rglob("*.png"))
+    assert len(images) == 6 and all(p.is_symlink() for p in images)
+    label = next((tmp_path / "yolo" / "labels" / "train").glob("*.txt")).read_text().split()
+    assert label[0] == "0"
+    xy = np.array(label[1:], float).reshape(-1, 2)
+    assert xy[:, 0].min() == pytest.approx(10 / 50, abs=0.03) and xy[:, 0].max() == pytest.approx(29 / 50, abs=0.03)
+    assert xy[:, 1].min() == pytest.approx(8 / 40, abs=0.03)
+    def val_names():
+        manifest = json.loads((tmp_path / "yolo" / "manifest.json").read_text())
+        return sorted(m["file_name"] for m in manifest["images"] if m["splits"] == ["val"])
+
+    first = val_names()
+    export_yolo(labels, tmp_path / "yolo", val_fraction=0.34, seed=3)  # an earlier export is replaced
+    assert val_names() == first  # seeded: the same split again
+    assert len({tuple(val_names()) for seed in range(6) if export_yolo(labels, tmp_path / "yolo", val_fraction=0.34,
+                                                                       seed=seed)}) > 1
+    assert json.loads(ds.yaml.read_text())["names"] == {"0": "spacecraft"}
+
+
+def test_export_refuses_labels_without_a_kept_instance_and_foreign_folders(tmp_path):
+    labels = _labelled_images(tmp_path)
+    empty = labels.replace(images=tuple(im.replace(instances=(), error="filtered: score 0.1 < 0.6")
+                                        for im in labels.images))
+    with pytest.raises(AfssError, match="no image has a kept instance to train on .*filtered"):
+        export_yolo(empty, tmp_path / "y")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    with pytest.raises(AfssError, match="not an afss YOLO export"):
+        export_yolo(labels, tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").exists()
+
+
+def test_weights_that_are_missing_foreign_or_detection_only_are_one_line(tmp_path):
+    from afss.student.env import ultralytics
+    from afss.teachers import build_teacher
+
+    ultralytics().YOLO("yolo11n.yaml").save(str(tmp_path / "det.pt"))
+    (tmp_path / "junk.pt").write_bytes(b"garbage")
+    cases = {"nope.pt": "no such weights file", "det.pt": "a YOLO detect model", "junk.pt": "not a YOLO model",
+             "notes.txt": "must be a .pt or .onnx"}
+    (tmp_path / "notes.txt").write_text("x")
+    for name, message in cases.items():
+        with pytest.raises(AfssError, match=message) as err:
+            build_teacher("student", weights=str(tmp_path / name))
+        assert "\n" not in str(err.value) and name in str(err.value)
+    with pytest.raises(AfssError, match="weights=PATH is required"):
+        build_teacher("student")
+    with pytest.raises(AfssError, match="not a segmentation model config"):
+        from afss.student.train import resolve_init
+
+        resolve_init("yolo11n.yaml")
+
+
+def test_ultralytics_is_offline_and_keeps_out_of_the_home_folder():
+    import afss.student.env as env
+
+    env.ultralytics()
+    from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
+
+    assert not Path(USER_CONFIG_DIR).resolve().is_relative_to(Path.home().resolve())
+    assert Path(USER_CONFIG_DIR, "Arial.ttf").is_file()  # so the plots never download it
+    assert os.environ["YOLO_OFFLINE"] == "1" and SETTINGS["sync"] is False
+
+
+def test_cli_pseudo_labels_to_a_trained_student_its_predictions_and_onnx(tmp_path, capsys, monkeypatch):
+    """The tiny end-to-end run CI makes: files, shapes, masks at the original size, AP computed."""
+    monkeypatch.chdir(tmp_path)
+    q = ["-q"]
+    assert main([*q, "synth", "--n", "12", "--size", "96", "--domain", "clean", "--seed", "4", "--workers", "1",
+                 "--out", "data"]) == 0
+    assert main([*q, "label", "--teacher", "photometric", "--gt", "data/gt.json", "--out", "labels.json"]) == 0
+    assert main([*q, "train", "--labels", "labels.json", "--epochs", "1", "--imgsz", "64", "--batch", "4",
+                 "--out", "run"]) == 0
+    err = capsys.readouterr().err
+    assert "afss train: " in err and "s/epoch" in err
+    assert (tmp_path / "run" / "weights" / "best.pt").is_file() and (tmp_path / "run" / "results.csv").is_file()
+    record = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert record["dataset"]["train"] + record["dataset"]["val"] >= 11 and record["labels_info"]["stage"] == "label"
+    assert not (tmp_path / "runs").exists()  # Ultralytics' default folder stays unused
+    assert main([*q, "predict", "--weights", "run/weights/best.pt", "--gt", "data/gt.json", "--imgsz", "64",
+                 "--conf", "0.0", "--all", "--out", "pred.json"]) == 0
+    pred = read_coco("pred.json")
+    assert len(pred) == 12 and pred.info["teacher"] == "student"
+    for im in pred.images:
+        for inst in im.instances:
+            assert inst.mask.shape == (96, 96) and 0.0 <= inst.score <= 1.0
+    assert main([*q, "export", "--weights", "run/weights/best.pt", "--imgsz", "64", "--out", "m.onnx"]) == 0
+    assert (tmp_path / "m.onnx").stat().st_size > 1e6
+    assert main([*q, "predict", "--weights", "m.onnx", "--gt", "data/gt.json", "--conf", "0.0", "--all",
+                 "--out", "pred_onnx.json"]) == 0
+    assert len(read_coco("pred_onnx.json")) == 12
+    capsys.readouterr()
+    assert main(["eval", "--gt", "data/gt.json", "--pred", "pred.json", "--pred", "labels.json",
+                 "--iou-type", "bbox", "--protocol", "coco"]) == 0
+    metrics = json.loads((tmp_path / "pred.metrics.json").read_text())
+    ap = next(r["ap"] for r in metrics["rows"] if r["protocol"] == "coco")
+    assert ap is None or 0.0 <= ap <= 1.0
+    # the student is a teacher: refine runs it through TTA + WBF unchanged
+    assert main([*q, "refine", "--teacher", "student", "-o", "weights=\"run/weights/best.pt\"", "-o", "imgsz=64",
+                 "-o", "conf=0.0", "--images", "data/images", "--min-score", "0", "--out", "refined.json"]) == 0
+    assert len(read_coco("refined.json")) == 12
+
+
+def test_distill_rounds_resume_after_a_crash_and_never_train_on_ground_truth(tmp_path, monkeypatch):
+    import afss.distill
+    import afss.student.train
+    from afss.distill import DistillConfig, distill
+    from afss.student.train import TrainConfig
+    from afss.synth import render_dataset
+    from afss.teachers import build_teacher
+
+    gt = render_dataset(tmp_path / "pool", n=10, size=64, domain="clean", seed=11, workers=1)
+    teacher = build_teacher("photometric")
+    calls = {"label": 0, "train": []}
+    real_label, real_train = teacher.label, afss.student.train.train_student
+
+    def counting_label(images, prompt="spacecraft"):
+        calls["label"] += len(images)
+        return real_label(images, prompt)
+
+    def crashing_train(labels, out, config=None):
+        assert all(i.source != "gt" for im in labels.images for i in im.instances)  # pseudo-labels only
+        calls["train"].append(str(out))
+        if len(calls["train"]) == 1:
+            raise KeyboardInterrupt  # killed in the middle of round 1's training
+        return real_train(labels, out, config)
+
+    monkeypatch.setattr(teacher, "label", counting_label)
+    monkeypatch.setattr(afss.student.train, "train_student", crashing_train)
+    config = DistillConfig(rounds=2, min_score=0.3)
+    train = TrainConfig(epochs=1, imgsz=64, batch=4)
+    with pytest.raises(KeyboardInterrupt):
+        distill(teacher, gt, tmp_path / "d", config=config, train=train)
+    labelled = calls["label"]
+    assert labelled > 0 and (tmp_path / "d" / "round-1" / "refined.json").is_file()
+    rounds = distill(teacher, gt, tmp_path / "d", config=config, train=train, gt=gt)
+    assert calls["label"] == labelled  # the teacher's finished labels and refinement were reused
+    assert rounds[0].round == 1 and rounds[0].kept > 0 and rounds[0].metrics["refined"]["segm_ap"] is not None
+    assert (tmp_path / "d" / "student.pt").is_file()
+    record = json.loads((tmp_path / "d" / "distill.json").read_text())
+    assert [r["round"] for r in record["rounds"]] == [r.round for r in rounds]
+    other = render_dataset(tmp_path / "other", n=3, size=64, domain="clean", seed=12, workers=1)
+    with pytest.raises(AfssError, match="holds a distillation of another pool"):
+        distill(teacher, other, tmp_path / "d", config=config, train=train)
