@@ -15,12 +15,12 @@ import pytest
 if importlib.util.find_spec("ultralytics") is None:  # not importorskip: afss must import it first (offline setup)
     pytest.skip("the student extra (ultralytics) is not installed", allow_module_level=True)
 
-from afss.cli import main  # noqa: E402
-from afss.errors import AfssError  # noqa: E402
-from afss.io.coco import read_coco  # noqa: E402
-from afss.io.images import save_image  # noqa: E402
-from afss.student.dataset import export_yolo, mask_polygon  # noqa: E402
-from afss.types import ImageLabels, Instance, LabelSet  # noqa: E402
+from afss.cli import main
+from afss.errors import AfssError
+from afss.io.coco import read_coco
+from afss.io.images import save_image
+from afss.student.dataset import export_yolo, mask_polygon
+from afss.types import ImageLabels, Instance, LabelSet
 
 
 def _rasterise(poly: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -117,7 +117,7 @@ def test_weights_that_are_missing_foreign_or_detection_only_are_one_line(tmp_pat
 
 
 def test_ultralytics_is_offline_and_keeps_out_of_the_home_folder():
-    import afss.student.env as env
+    from afss.student import env
 
     env.ultralytics()
     from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
