@@ -23,18 +23,18 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from afss.engines.base import TeacherJob
 from afss.errors import AfssError
 from afss.io.coco import write_coco
 from afss.io.outputs import check_replaceable, input_identity
-from afss.resumable import check_limit, journal_path, plain, run_resumable
-from afss.teachers.base import Teacher
+from afss.resumable import check_limit, journal_path, run_resumable
+from afss.teachers.base import Teacher, teacher_provenance
 from afss.types import ImageLabels, LabelSet
 
 __all__ = ["NO_DETECTION", "images_from_folder", "journal_path", "label_counts", "label_images", "teacher_provenance"]
@@ -64,15 +64,6 @@ def images_from_folder(root: str | os.PathLike) -> LabelSet:
     return LabelSet(images=tuple(ImageLabels(file_name=f, height=0, width=0) for f in files), image_root=str(root))
 
 
-def teacher_provenance(teacher: Teacher) -> dict[str, Any]:
-    """``{"name", "options"}`` of a teacher: its ``options`` mapping or ``config`` dataclass if it has one."""
-    options: Any = getattr(teacher, "options", None)
-    if options is None:
-        config = getattr(teacher, "config", None)
-        options = asdict(config) if is_dataclass(config) else {}
-    return {"name": getattr(teacher, "name", type(teacher).__name__), "options": plain(dict(options))}
-
-
 def label_counts(labels: LabelSet) -> dict[str, int]:
     """Images, labelled (>= 1 instance), empty (no detection), failed (unreadable or teacher error)."""
     labelled = sum(1 for im in labels.images if im.instances)
@@ -92,6 +83,7 @@ def label_images(
     resume: bool = True,
     overwrite: bool = False,
     limit: int | None = None,
+    engine: Any = None,
     progress: Callable[[int], None] | None = None,
 ) -> LabelSet:
     """Label every image of ``images`` (or the first ``limit``) with ``teacher``.
@@ -109,6 +101,8 @@ def label_images(
             images (by default that is refused, see `afss.io.outputs.check_replaceable`).
         limit: label only the first ``limit`` images. The journal is shared with unlimited runs of
             the same images: a limited run reuses, and never deletes, the images finished before.
+        engine: where to run (`afss.engines.build_engine`: ``local``, the default, or ``ray``); the
+            output is the same.
         progress: called with the number of images just finished, after they are safely journalled
             (once at the start with the number a resumed run already had).
 
@@ -127,8 +121,8 @@ def label_images(
         check_replaceable(out, stage="label", inputs=inputs, overwrite=overwrite)
     t0 = time.perf_counter()
     done, journal = run_resumable(
-        images, lambda batch, loaded: _label_batch(teacher, batch, loaded, prompt, top1),
-        out=out, kind="label", header=header, resume=resume, batch_size=batch_size, limit=limit, progress=progress)
+        images, LabelJob(teacher, prompt, top1), out=out, kind="label", header=header, resume=resume,
+        batch_size=batch_size, limit=limit, engine=engine, progress=progress)
     wanted = images.images[:limit]
     resumed = sum(1 for im in wanted if journal is not None and im.file_name in journal.done)
     todo = len(wanted) - resumed
@@ -161,6 +155,18 @@ def label_images(
             raise journal.write_failed(e) from e
         journal.finish([im.file_name for im in result.images])
     return result
+
+
+class LabelJob(TeacherJob):
+    """The label stage's batch job: run the teacher, keep the top instance (or all), record why an
+    image has none. Portable to other workers (`afss.engines`)."""
+
+    def __init__(self, teacher: Teacher, prompt: str, top1: bool) -> None:
+        super().__init__(teacher)
+        self.prompt, self.top1 = prompt, top1
+
+    def process(self, batch, loaded, priors) -> list[ImageLabels]:
+        return _label_batch(self.teacher, batch, loaded, self.prompt, self.top1)
 
 
 def _label_batch(

@@ -19,16 +19,15 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from afss.engines.base import load_rgb_file
 from afss.errors import AfssError
 from afss.io.atomic import _json_default, write_text_atomic
-from afss.io.coco import labelset_from_coco, labelset_to_coco
-from afss.io.images import ImageReadError, load_image
+from afss.io.coco import entry_json, labelset_from_coco
 from afss.io.outputs import check_output_path
 from afss.types import ImageLabels, LabelSet
 
@@ -71,11 +70,7 @@ class Journal:
             raise AfssError(f"{self.path}: cannot write the progress journal ({e.strerror or e})") from e
 
     def append(self, images: Sequence[ImageLabels]) -> None:
-        lines = []
-        for image in images:
-            coco = labelset_to_coco(LabelSet(images=(image,)))
-            entry = {"image": coco["images"][0], "annotations": coco["annotations"]}
-            lines.append(json.dumps(entry, default=_json_default) + "\n")
+        lines = [entry_json(image) + "\n" for image in images]
         try:
             self._file.write("".join(lines))
             self._file.flush()
@@ -166,17 +161,8 @@ def check_images_exist(images: LabelSet) -> None:
 
 
 def load_rgb(images: LabelSet, image: ImageLabels) -> np.ndarray | str:
-    """The RGB pixels of ``image``, or why they cannot be used: ``"unreadable: ..."`` (missing, no
-    permission, corrupt) or ``"size mismatch: ..."`` (the file is not the size its record says, so
-    masks made on it would not fit the record's ground truth)."""
-    try:
-        rgb = load_image(images.image_path(image)).rgb
-    except ImageReadError as e:
-        return f"unreadable: {e}"
-    if image.height and image.width and tuple(rgb.shape[:2]) != image.size_hw:
-        return (f"size mismatch: recorded as {image.height}x{image.width} (H x W), the file is "
-                f"{rgb.shape[0]}x{rgb.shape[1]}")
-    return rgb
+    """The RGB pixels of ``image`` of ``images``, or why not; see `afss.engines.base.load_rgb_file`."""
+    return load_rgb_file(images.image_path(image), image)
 
 
 def run_resumable(
@@ -189,10 +175,11 @@ def run_resumable(
     resume: bool = True,
     batch_size: int = 8,
     limit: int | None = None,
+    engine: Any = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, ImageLabels], Journal | None]:
-    """Run ``work`` over the first ``limit`` of ``images`` in batches, loading the next batch in a
-    thread meanwhile.
+    """Run ``work`` over the first ``limit`` of ``images`` in batches on ``engine`` (default: this
+    process, loading the next batch in a thread meanwhile; see `afss.engines`).
 
     With ``out``, finished images are journalled and a rerun resumes; the caller writes ``out`` and
     then calls ``journal.finish(file names written)``. Returns the results by ``file_name`` (every
@@ -221,23 +208,17 @@ def run_resumable(
         if progress is not None:
             progress(len(wanted) - len(todo))
 
-    def load(batch: Sequence[ImageLabels]) -> list[np.ndarray | str]:
-        return [load_rgb(images, im) for im in batch]
+    from afss.engines.local import LocalEngine  # engines import nothing of this module: no cycle
 
-    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    engine = engine if engine is not None else LocalEngine()
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="afss-load") as loader:
-            pending = loader.submit(load, batches[0]) if batches else None
-            for k, batch in enumerate(batches):
-                loaded = pending.result()
-                pending = loader.submit(load, batches[k + 1]) if k + 1 < len(batches) else None
-                results = list(work(batch, loaded))
-                for im in results:
-                    done[im.file_name] = im
-                if journal is not None:
-                    journal.append(results)
-                if progress is not None:
-                    progress(len(results))
+        for results in engine.run(images, todo, work, batch_size=batch_size):
+            for im in results:
+                done[im.file_name] = im
+            if journal is not None:
+                journal.append(results)
+            if progress is not None:
+                progress(len(results))
     finally:
         if journal is not None:
             journal.close()

@@ -125,3 +125,34 @@ def read_images(args: argparse.Namespace):
     from afss.datasets import read_dataset
 
     return read_dataset(args.dataset, args.root, **given(args, "split", "domain"))
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the images are processed: the same flags for label, refine and predict."""
+    p.add_argument("--engine", default="local", choices=("local", "ray"),
+                   help="local (this process, default) or ray (Ray Data actors; pip install 'afss[ray]')")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="Ray cluster to join (auto, HOST:6379, ray://HOST:10001); default: start a local Ray")
+    p.add_argument("--num-workers", type=int, default=None, metavar="N",
+                   help="Ray actors (default: one per GPU with --gpus-per-worker, else one per core)")
+    p.add_argument("--gpus-per-worker", type=float, default=None, metavar="G",
+                   help="GPUs each Ray actor holds (default 0; 1 for a VLM teacher or a student on GPU)")
+
+
+def engine_from_args(args: argparse.Namespace):
+    from afss.engines import build_engine
+
+    if args.engine != "ray" and any(getattr(args, k) is not None for k in ("ray_address", "num_workers", "gpus_per_worker")):
+        raise AfssError("--ray-address, --num-workers and --gpus-per-worker need --engine ray")
+    if args.engine == "local":
+        return build_engine("local")
+    return build_engine("ray", address=args.ray_address, num_workers=args.num_workers,
+                        gpus_per_worker=args.gpus_per_worker)
+
+
+def engine_label(args: argparse.Namespace, engine) -> str:
+    """``""`` for the local engine, else ``", ray x N"`` for progress bar titles."""
+    if getattr(engine, "name", "local") == "local":
+        return ""
+    engine.start()
+    return f", ray x {engine.workers}"

@@ -7,10 +7,13 @@ import sys
 import time
 
 from afss.cli.common import (
+    add_engine_arguments,
     add_image_source_arguments,
     add_path_policy_argument,
     add_run_arguments,
     add_teacher_arguments,
+    engine_from_args,
+    engine_label,
     existing_files,
     given,
     progress_bar,
@@ -40,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     keep.add_argument("--all", dest="top1", action="store_false", help="keep every instance the teacher returns")
     add_teacher_arguments(p)
     add_run_arguments(p)
+    add_engine_arguments(p)
     add_path_policy_argument(p)
     p.set_defaults(func=run)
 
@@ -53,11 +57,12 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     check_output_path(args.out, inputs=existing_files(args.coco, args.root), suffixes=(".json",))
     check_limit(args.limit)
+    engine = engine_from_args(args)
     images = read_images(args)
     teacher = build_teacher(args.teacher, **teacher_options(args))
     total = len(images) if args.limit is None else min(args.limit, len(images))
-    with progress_bar(args, total=total, desc=f"label ({args.teacher})") as advance:
-        labels = label_images(teacher, images, out=args.out, progress=advance,
+    with progress_bar(args, total=total, desc=f"label ({args.teacher}{engine_label(args, engine)})") as advance:
+        labels = label_images(teacher, images, out=args.out, progress=advance, engine=engine,
                               **given(args, "prompt", "batch_size", "top1", "resume", "overwrite", "limit"))
     c, info = labels.info["counts"], labels.info
     print(f"afss label: {c['images']} images, {c['labelled']} labelled, {c['empty']} empty, {c['failed']} failed, "

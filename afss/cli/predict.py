@@ -11,9 +11,12 @@ import sys
 import time
 
 from afss.cli.common import (
+    add_engine_arguments,
     add_image_source_arguments,
     add_path_policy_argument,
     add_run_arguments,
+    engine_from_args,
+    engine_label,
     existing_files,
     given,
     progress_bar,
@@ -39,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="keep the most confident instance per image (default)")
     keep.add_argument("--all", dest="top1", action="store_false", help="keep every instance")
     add_run_arguments(p)
+    add_engine_arguments(p)
     add_path_policy_argument(p)
     p.set_defaults(func=run)
 
@@ -52,11 +56,12 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     check_output_path(args.out, inputs=existing_files(args.coco, args.root, args.weights), suffixes=(".json",))
     check_limit(args.limit)
+    engine = engine_from_args(args)
     student = build_teacher("student", weights=args.weights, **given(args, "imgsz", "conf", "device"))
     images = read_images(args)
     total = len(images) if args.limit is None else min(args.limit, len(images))
-    with progress_bar(args, total=total, desc="predict (student)") as advance:
-        labels = label_images(student, images, out=args.out, progress=advance,
+    with progress_bar(args, total=total, desc=f"predict (student{engine_label(args, engine)})") as advance:
+        labels = label_images(student, images, out=args.out, progress=advance, engine=engine,
                               **given(args, "batch_size", "top1", "resume", "overwrite", "limit"))
     c, info = labels.info["counts"], labels.info
     print(f"afss predict: {c['images']} images, {c['labelled']} with a detection, {c['empty']} empty, "

@@ -8,9 +8,12 @@ import sys
 import time
 
 from afss.cli.common import (
+    add_engine_arguments,
     add_path_policy_argument,
     add_run_arguments,
     add_teacher_arguments,
+    engine_from_args,
+    engine_label,
     existing_files,
     given,
     progress_bar,
@@ -71,6 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_teacher_arguments(p)
     p.add_argument("--batch-size", type=int, default=None, help="images per teacher call (default 4)")
     add_run_arguments(p)
+    add_engine_arguments(p)
     add_path_policy_argument(p)
     p.set_defaults(func=run)
 
@@ -91,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.out, inputs=inputs, suffixes=(".json",))
     check_output_path(summary_path(args.out), inputs=inputs, flag="--out (its .summary.json)")
     check_limit(args.limit)
+    engine = engine_from_args(args)
     labels = None
     if args.labels is not None:
         labels = read_coco(args.labels, image_root=args.image_root, allow_absolute_paths=args.allow_absolute_paths)
@@ -101,9 +106,10 @@ def run(args: argparse.Namespace) -> int:
                **teacher_options(args)}
     teacher = build_teacher(name, **options)
     total = len(images) if args.limit is None else min(args.limit, len(images))
-    with progress_bar(args, total=total, desc=f"refine ({name}, {args.tta or DEFAULT_VIEWS})") as advance:
+    desc = f"refine ({name}, {args.tta or DEFAULT_VIEWS}{engine_label(args, engine)})"
+    with progress_bar(args, total=total, desc=desc) as advance:
         refined, summary = refine_labels(teacher, images, views=views, labels=labels, config=config, out=args.out,
-                                         progress=advance, **given(args, "resume", "batch_size", "overwrite", "limit"))
+                                         progress=advance, engine=engine, **given(args, "resume", "batch_size", "overwrite", "limit"))
     print(f"afss refine: {summary.line()}; {refined.num_instances} instances, "
           f"{time.perf_counter() - start:.1f} s -> {args.out}", file=sys.stderr)
     return 0

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pycocotools import mask as mask_utils
 
 from afss.errors import AfssError
-from afss.io.atomic import write_json_atomic
+from afss.io.atomic import _json_default, write_json_atomic
 from afss.io.validate import (
     MAX_PIXELS,
     MAX_SIDE,
@@ -32,7 +32,8 @@ from afss.io.validate import (
 )
 from afss.types import ImageLabels, Instance, LabelSet, Rle, rle_box_xyxy
 
-__all__ = ["labelset_from_coco", "labelset_to_coco", "read_coco", "read_json_file", "write_coco"]
+__all__ = ["entries_to_images", "entry_json", "labelset_from_coco", "labelset_to_coco", "read_coco", "read_json_file",
+           "write_coco"]
 
 
 def read_coco(path: str | os.PathLike, *, image_root: str | os.PathLike | None = None,
@@ -304,3 +305,21 @@ def _segmentation_rle(seg: Any, h: int, w: int, where: str) -> Rle | None:
         raise AfssError(f"{where}: segmentation is a {type(seg).__name__}, expected polygons or RLE")
     counts = rle["counts"]
     return {"size": [h, w], "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+
+
+def entry_json(image: ImageLabels) -> str:
+    """One image and its instances as one line of JSON (its COCO image entry and annotations): how the
+    journal stores finished images, and how engines send them between processes."""
+    coco = labelset_to_coco(LabelSet(images=(image,)))
+    return json.dumps({"image": coco["images"][0], "annotations": coco["annotations"]}, default=_json_default)
+
+
+def entries_to_images(lines: Sequence[str], where: str = "<entries>") -> list[ImageLabels]:
+    """`entry_json` lines back to images (in order; ids renumbered, annotation ids too)."""
+    entries = [json.loads(line) for line in lines]
+    images = [{**e["image"], "id": k} for k, e in enumerate(entries, 1)]
+    anns = [{**a, "image_id": k, "id": 0} for k, e in enumerate(entries, 1) for a in e["annotations"]]
+    data = {"images": images, "annotations": [{**a, "id": j} for j, a in enumerate(anns, 1)]}
+    ids = [e["image"]["id"] for e in entries]
+    out = labelset_from_coco(data, where=where, allow_absolute_paths=True).images
+    return [im.replace(image_id=iid) for im, iid in zip(out, ids, strict=True)]

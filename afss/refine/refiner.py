@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from afss.engines.base import TeacherJob
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
 from afss.io.coco import write_coco
@@ -94,6 +95,7 @@ def refine_labels(
     overwrite: bool = False,
     batch_size: int = 4,
     limit: int | None = None,
+    engine: Any = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[LabelSet, RefineSummary]:
     """Refine the teacher's labels of ``images`` by TTA + WBF + re-segmentation, then filter.
@@ -111,6 +113,7 @@ def refine_labels(
         overwrite: replace an existing ``out`` even when it is not this stage's output of the same
             images and labels (refused by default, see `afss.io.outputs.check_replaceable`).
         limit: refine only the first ``limit`` images; images a journal holds beyond them are kept.
+        engine: where to run (`afss.engines.build_engine`); the output is the same.
         batch_size: images whose views go to the teacher in one ``label`` call (GPU throughput).
         progress: called with the number of images just finished (after each batch; the images
             a resumed journal already holds are reported at the start).
@@ -138,10 +141,9 @@ def refine_labels(
         check_replaceable(out, stage="refine", inputs=inputs, overwrite=overwrite)
     t0 = time.perf_counter()
     done, journal = run_resumable(
-        images,
-        lambda batch, loaded: refine_batch(teacher, batch, loaded, given, views, config=config, mask_fusion=mask_fusion),
-        out=out, kind="refine", header={**_journal_header(teacher, views, config, mask_fusion, labels), "inputs": inputs},
-        resume=resume, batch_size=batch_size, limit=limit, progress=progress)
+        images, RefineJob(teacher, given, views, config, mask_fusion), out=out, kind="refine",
+        header={**_journal_header(teacher, views, config, mask_fusion, labels), "inputs": inputs},
+        resume=resume, batch_size=batch_size, limit=limit, engine=engine, progress=progress)
     refined = LabelSet(images=tuple(done[im.file_name] for im in images.images[:limit]),
                        categories=images.categories, image_root=images.image_root)
     fused = sum(1 for im in refined.images if im.instances)
@@ -163,6 +165,18 @@ def refine_labels(
             raise journal.write_failed(e) from e
         journal.finish([im.file_name for im in result.images])
     return result, summary
+
+
+class RefineJob(TeacherJob):
+    """The refine stage's batch job (`afss.refine.image.refine_batch`), portable to other workers."""
+
+    def __init__(self, teacher: Teacher, given, views, config: RefineConfig, mask_fusion: str) -> None:
+        super().__init__(teacher, given)
+        self.views, self.config, self.mask_fusion = tuple(views), config, mask_fusion
+
+    def process(self, batch, loaded, priors) -> list:
+        return refine_batch(self.teacher, batch, loaded, priors, self.views, config=self.config,
+                            mask_fusion=self.mask_fusion)
 
 
 def summary_path(out: str | os.PathLike) -> Path:

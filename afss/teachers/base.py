@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, is_dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -81,3 +82,18 @@ class Teacher(abc.ABC):
         segmenter's own quality estimate in ``scores["mask_score"]``.
         """
         raise NotImplementedError(f"teacher {self.name!r} has no promptable segmenter")
+
+
+def teacher_provenance(teacher: Teacher) -> dict[str, Any]:
+    """``{"name", "options"}`` of a teacher: its ``options`` mapping or ``config`` dataclass if it has one."""
+    options: Any = getattr(teacher, "options", None)
+    if options is None:
+        config = getattr(teacher, "config", None)
+        options = asdict(config) if is_dataclass(config) else {}
+    import json
+
+    from afss.io.atomic import _json_default
+
+    # a JSON round trip, so that tuples and numpy values compare equal to what a journal stores
+    plain = json.loads(json.dumps(dict(options), default=_json_default))
+    return {"name": getattr(teacher, "name", type(teacher).__name__), "options": plain}
