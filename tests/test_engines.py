@@ -49,7 +49,7 @@ def _coco(path):
 
 
 def test_label_and_refine_on_ray_equal_the_local_engine(ray_engine, scenes, tmp_path):
-    root, images = scenes
+    _, images = scenes
     teacher = build_teacher("photometric")
     label_images(teacher, images, out=tmp_path / "local.json", batch_size=3)
     labels = label_images(teacher, images, out=tmp_path / "ray.json", batch_size=3, engine=ray_engine)
@@ -92,7 +92,7 @@ def test_predict_on_ray_equals_local(ray_engine, scenes, tmp_path):
     pytest.importorskip("ultralytics")
     from afss.student.env import ultralytics
 
-    root, images = scenes
+    _, images = scenes
     weights = tmp_path / "student.pt"
     ultralytics().YOLO("yolo11n-seg.yaml").save(str(weights))
     student = build_teacher("student", weights=str(weights), imgsz=64, conf=0.0)
