@@ -128,13 +128,13 @@ def read_mask(path: str | os.PathLike, *, threshold: int = 128) -> np.ndarray:
 
 def image_size_hw(path: str | os.PathLike) -> tuple[int, int]:
     """Size of an image without decoding the pixels where PIL can tell it from the header."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
             w, h = im.size
             return (h, w)
-    except (UnidentifiedImageError, OSError):
+    except Exception:  # noqa: BLE001 - PIL is only the fast path; Ultralytics' patched open raises others
         return load_image(path).size_hw
 
 

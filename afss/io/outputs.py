@@ -58,8 +58,6 @@ def check_output_path(out: str | os.PathLike, *, inputs: Iterable[str | os.PathL
         raise AfssError(f"{out}: cannot create its folder {parent} ({e.strerror or e})") from e
     if not os.access(parent, os.W_OK | os.X_OK):
         raise AfssError(f"{parent}: folder is not writable (for {out})")
-    if out.exists() and not os.access(out, os.W_OK) and not os.access(parent, os.W_OK):
-        raise AfssError(f"{out}: exists and is not writable")
     return out
 
 
