@@ -69,12 +69,12 @@ def main() -> None:
     ray_start = time.perf_counter() - t0
     rows = []
     for name, teacher in teachers.items():
-        local = _time(lambda: label_images(teacher, images, batch_size=8), args.repeat)
+        local = _time(lambda t=teacher: label_images(t, images, batch_size=8), args.repeat)
         rows.append({"model": name, "engine": "local", "workers": 1, "seconds": local,
                      "images_per_second": args.n / local})
         for workers in (1, 2):
             engine = build_engine("ray", num_workers=workers)
-            seconds = _time(lambda: label_images(teacher, images, batch_size=8, engine=engine), args.repeat)
+            seconds = _time(lambda t=teacher, e=engine: label_images(t, images, batch_size=8, engine=e), args.repeat)
             rows.append({"model": name, "engine": "ray", "workers": workers, "seconds": seconds,
                          "images_per_second": args.n / seconds, "overhead_vs_local": seconds / local})
     ray.shutdown()
