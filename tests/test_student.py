@@ -207,3 +207,23 @@ def test_distill_rounds_resume_after_a_crash_and_never_train_on_ground_truth(tmp
     other = render_dataset(tmp_path / "other", n=3, size=64, domain="clean", seed=12, workers=1)
     with pytest.raises(AfssError, match="holds a distillation of another pool"):
         distill(teacher, other, tmp_path / "d", config=config, train=train)
+
+
+def test_a_killed_training_continues_from_its_last_epoch(tmp_path):
+    from afss.student.train import TrainConfig, train_student
+
+    labels = _labelled_images(tmp_path, n=6)
+    seen = []
+
+    def stop_after_first(epoch, metrics):
+        seen.append(epoch)
+        if epoch == 1:
+            raise KeyboardInterrupt  # killed after epoch 1 of 2 was saved
+
+    config = TrainConfig(epochs=2, imgsz=64, batch=4)
+    with pytest.raises(KeyboardInterrupt):
+        train_student(labels, tmp_path / "run", config, progress=stop_after_first)
+    assert (tmp_path / "run" / "weights" / "last.pt").is_file() and not (tmp_path / "run" / "train.json").exists()
+    result = train_student(labels, tmp_path / "run", config, progress=lambda e, m: seen.append(e))
+    assert seen == [1, 2]  # epoch 2 ran once, epoch 1 was not trained again
+    assert result.epochs == 2 and result.weights.is_file()

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from afss.cli.common import add_path_policy_argument, given
+from afss.cli.common import add_path_policy_argument, given, progress_bar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch", "device", "val_fraction", "seed"))
     resolve_init(config.init)  # a bad --init fails before the labels are read
     labels = read_coco(args.labels, image_root=args.image_root, allow_absolute_paths=args.allow_absolute_paths)
-    result = train_student(labels, out, config)
+    with progress_bar(args, total=config.epochs, desc="train (student)", unit="epoch") as advance:
+        result = train_student(labels, out, config, progress=lambda epoch, metrics: advance(1))
     m = result.metrics
     print(f"afss train: {result.dataset.train} train / {result.dataset.val} val images, {result.epochs} epochs, "
           f"{result.seconds_per_epoch:.1f} s/epoch; val mask mAP50-95 {m.get('metrics/mAP50-95(M)', float('nan')):.3f}, "

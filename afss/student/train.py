@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,14 +120,19 @@ def _family_yaml(name: str) -> str:
     return f"{base}-seg.yaml"
 
 
-def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig | None = None) -> TrainResult:
+def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig | None = None, *,
+                  progress: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
     """Train a YOLO-seg student on ``labels`` (pseudo-labels: no ground truth belongs here).
+
+    A run that was killed (``out/weights/last.pt`` there, ``out/train.json`` not yet) continues from
+    its last finished epoch, with Ultralytics' own resume (optimiser and schedule included).
 
     Args:
         labels: the images and their (refined, filtered) labels; images without an instance are
             left out of training.
         out: the run folder (see the module docstring for what goes in it).
         config: the recipe, `TrainConfig`.
+        progress: called after every epoch with its number (1-based) and validation metrics.
 
     Returns:
         `TrainResult`: best and last weights, the final validation metrics, timings.
@@ -140,14 +146,28 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     data = export_yolo(labels, out / "data", val_fraction=config.val_fraction, seed=config.seed)
     from afss.student.env import ultralytics
 
-    model = ultralytics().YOLO(init, task="segment")
+    last_pt = out / "weights" / "last.pt"
+    resume = last_pt.is_file() and not (out / "train.json").is_file()
+    model = ultralytics().YOLO(str(last_pt) if resume else init, task="segment")
+    if progress is not None:
+        def epoch_end(trainer: Any) -> None:
+            if trainer.epoch + 1 <= trainer.epochs:  # the final validation reports itself as epoch N + 1
+                progress(int(trainer.epoch) + 1, dict(trainer.metrics or {}))
+
+        model.add_callback("on_fit_epoch_end", epoch_end)
     args = {"data": str(data.yaml), "epochs": config.epochs, "imgsz": config.imgsz, "batch": config.batch,
             "device": config.device, "project": str(out.parent), "name": out.name, "exist_ok": True,
             "workers": 0, "seed": config.seed, "deterministic": True, "patience": config.patience,
             "plots": True, "verbose": False, "amp": False, **config.extra}
+    if resume:
+        log.info("%s: continuing the interrupted training from %s", out, last_pt)
+        args = {"resume": str(last_pt), "data": str(data.yaml), "workers": 0, "device": config.device}
     t0 = time.perf_counter()
     try:
         model.train(**{k: v for k, v in args.items() if v is not None})
+    except AssertionError as e:  # Ultralytics: "training to N epochs is finished, nothing to resume"
+        if not (resume and "nothing to resume" in str(e)):
+            raise
     except (FileNotFoundError, RuntimeError, ValueError) as e:
         raise AfssError(f"train: Ultralytics stopped: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
     seconds = time.perf_counter() - t0
