@@ -1,0 +1,136 @@
+"""The student against its teacher: does distillation beat the teacher, and the synth-only student?
+
+    .venv/bin/python benchmarks/distill.py --source synth [--pool 400 --val 200] [--init synth.pt]
+    .venv/bin/python benchmarks/distill.py --source spark --spark data/spark2021 [--init synth.pt]
+
+One table (and ``<out>/<source>.json``, rewritten after every row, so a long run that is stopped
+keeps what it finished and a rerun skips those rows) on a validation set with ground truth that no
+training saw:
+
+* ``teacher``            the teacher zero-shot on the validation images;
+* ``teacher refined``    the teacher through TTA + WBF + the confidence filter on them (dropped = miss);
+* ``student scratch``    YOLO-seg from random initialisation on the pool's filtered pseudo-labels;
+* ``student synth-only`` the ``--init`` weights alone (pretrained on afss synth, no pseudo-labels);
+* ``student round K``    ``afss distill`` rounds from ``--init`` on the pool's pseudo-labels;
+* ``supervised (upper bound)`` the same recipe on the pool's *ground truth* — marked, for reference.
+
+Sources: ``synth`` (afss synth ``mixed``, pool seed 5000, validation seed 6000: disjoint from the
+pretraining seeds, 900000 on) with segm and bbox AP; ``spark``: the SPARK-2021 frames rebuilt by
+``scripts/spark2021.py`` (boxes only: bbox AP), validation = the first ``--val`` frames of its
+``report`` subset, pool = every other frame. Every number is COCO and the paper's protocol. This is
+hours of 2-core CPU at the default sizes; a GPU (``--device 0``) makes it minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _sources(args):
+    from afss.io.coco import read_coco
+    from afss.synth import render_dataset
+
+    work = Path(args.out) / args.source
+    if args.source == "synth":
+        pool = render_dataset(work / "pool", n=args.pool, size=args.size, domain="mixed", seed=5000)
+        val = render_dataset(work / "val", n=args.val, size=args.size, domain="mixed", seed=6000)
+        return pool, val, ("segm", "bbox")
+    gt = read_coco(Path(args.spark) / "gt.json")
+    report = [im for im in gt.images if im.meta.get("subset") == "report"][: args.val]
+    names = {im.file_name for im in report}
+    val = gt.replace(images=tuple(report))
+    pool = gt.replace(images=tuple(im for im in gt.images if im.file_name not in names)[: args.pool or None])
+    return pool, val, ("bbox",)
+
+
+def _score(gt, pred, iou_types) -> dict:
+    from afss.evaluate import evaluate
+
+    report = evaluate(gt, pred, iou_types=iou_types)
+    return {f"{r.protocol}/{r.iou_type}/{k}": getattr(r, k) for r in report.rows if r.category == "all"
+            for k in ("ap", "ap50", "ap75")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", choices=("synth", "spark"), default="synth")
+    ap.add_argument("--spark", default="data/spark2021", help="folder written by scripts/spark2021.py")
+    ap.add_argument("--pool", type=int, default=400)
+    ap.add_argument("--val", type=int, default=200)
+    ap.add_argument("--size", type=int, default=512, help="synth image size")
+    ap.add_argument("--init", default=None, help="synth-pretrained student (.pt); without it the synth rows are skipped")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--imgsz", type=int, default=512)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--min-score", type=float, default=0.6)
+    ap.add_argument("--tta", default="identity,vflip")
+    ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "distill"))
+    args = ap.parse_args()
+
+    from afss.distill import DistillConfig, distill
+    from afss.label import label_images
+    from afss.refine import RefineConfig, refine_labels
+    from afss.student.train import TrainConfig, train_student
+    from afss.teachers import build_teacher
+
+    out = Path(args.out)
+    record_path = out / f"{args.source}.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {"rows": {}}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                            check=False).stdout.strip()
+    record.update({"args": vars(args), "commit": commit})
+    pool, val, iou_types = _sources(args)
+    teacher = build_teacher("photometric")
+    work = out / args.source
+    train = TrainConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device)
+
+    def row(name: str, make) -> None:
+        if name in record["rows"]:
+            print(f"{name}: done before", file=sys.stderr)
+            return
+        t0 = time.perf_counter()
+        pred = make()
+        record["rows"][name] = {**_score(val, pred, iou_types), "seconds": round(time.perf_counter() - t0, 1)}
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        record_path.write_text(json.dumps(record, indent=2))
+        print(f"{name}: {record['rows'][name]}", file=sys.stderr)
+
+    def predict(weights: Path):
+        student = build_teacher("student", weights=str(weights), imgsz=args.imgsz, device=args.device)
+        return label_images(student, val)
+
+    row("teacher", lambda: label_images(teacher, val))
+    row("teacher refined", lambda: refine_labels(teacher, val, views=args.tta,
+                                                 config=RefineConfig(min_score=args.min_score))[0])
+    pool_labels = label_images(teacher, pool, out=work / "pool_labels.json")
+    pool_refined, _ = refine_labels(teacher, pool_labels, labels=pool_labels, views=args.tta,
+                                    config=RefineConfig(min_score=args.min_score), out=work / "pool_refined.json")
+    row("student scratch", lambda: predict(train_student(pool_refined, work / "scratch", train).weights))
+    if args.init:
+        row("student synth-only", lambda: predict(Path(args.init)))
+        rounds = distill(teacher, pool, work / "distill", config=DistillConfig(rounds=args.rounds, views=args.tta,
+                         min_score=args.min_score), train=TrainConfig(**{**train.__dict__, "init": args.init}))
+        for r in rounds:
+            row(f"student round {r.round}", lambda r=r: predict(r.weights))
+    row("supervised (upper bound)", lambda: predict(train_student(pool, work / "supervised", train).weights))
+
+    keys = [f"{p}/{t}/{k}" for t in iou_types for p in ("coco", "paper") for k in ("ap", "ap50", "ap75")]
+    print(f"\n{args.source}: pool {len(pool)}, validation {len(val)} (never trained on); AP in %\n")
+    print(f"{'row':<26}" + "".join(f"{k.replace('/', ' '):>18}" for k in keys))
+    for name, r in record["rows"].items():
+        print(f"{name:<26}" + "".join(f"{(100 * r[k] if r.get(k) is not None else float('nan')):18.1f}" for k in keys))
+    print(f"-> {record_path}")
+
+
+if __name__ == "__main__":
+    main()
