@@ -76,10 +76,19 @@ class PhotometricConfig:
         min_contrast: floor under the thresholds in grey levels (0..255), for very clean images.
         min_area_frac: components smaller than this fraction of the frame are stars or noise.
         close_frac: closing radius as a fraction of the longer side (joins panels to the body).
+        group_frac: components (larger than stars) closer than twice this fraction of the longer
+            side are one candidate: the lit fragments of one spacecraft, split by unlit parts
+            (components on the Earth or the frame edge are not joined).
         earth: look for a bright, smooth, frame-touching Earth region and subtract it.
         earth_min_frac: smallest Earth region, as a fraction of the frame.
         earth_bg_frac: scale (fraction of the longer side) of the Earth's smooth brightness that a
             target in front of it must stand out from.
+        faint: also look for faint parts on a star-free, strongly smoothed copy (dark, unlit
+            surfaces a few grey levels above the sky, as in real and third-party renders), which
+            extend or stand in for the lit parts found on the sharp image.
+        k_faint: grow threshold of the faint pass in sigmas of its own (smoothed) sky noise; seeds
+            need ``k_faint + 2``.
+        faint_sigma_px: smoothing of the faint pass (averages the noise of large dim surfaces).
         top1: return only the best candidate per image (one target per image, as the paper);
             ``False`` returns every candidate, best first.
         threads: images of a batch labelled in parallel (the work releases the GIL).
@@ -95,9 +104,13 @@ class PhotometricConfig:
     min_contrast: float = 8.0
     min_area_frac: float = 0.0003
     close_frac: float = 0.012
+    group_frac: float = 0.04
     earth: bool = True
     earth_min_frac: float = 0.08
     earth_bg_frac: float = 0.04
+    faint: bool = True
+    k_faint: float = 3.0
+    faint_sigma_px: float = 6.0
     top1: bool = True
     threads: int = 2
     calibration: tuple[float, ...] = (-1.943, 0.322, 1.025, -0.717, -0.481, -0.713, 0.019, 0.579)
@@ -124,6 +137,7 @@ class _Scene:
     noise_fine: float  # noise sigma of `fine` on the sky
     noise_wide: float  # noise sigma of `wide` on the sky
     glare: np.ndarray  # (h, w) bool: saturated or near-saturated
+    starless: np.ndarray  # (h, w) float32: grey opening of the raw image, stars and hot pixels gone
 
 
 class PhotometricTeacher(Teacher):
@@ -221,8 +235,9 @@ class PhotometricTeacher(Teacher):
         wide = cv2.GaussianBlur(raw, (0, 0), cfg.grow_sigma_px)
         background, noise_fine, noise_wide = ops.sky_background(fine, wide)
         glare = fine >= 250.0
+        starless = cv2.morphologyEx(raw, cv2.MORPH_OPEN, _DISK_2) if cfg.faint else raw
         return _Scene(fine=fine, wide=wide, background=background, noise_fine=noise_fine, noise_wide=noise_wide,
-                      glare=glare), scale
+                      glare=glare, starless=starless), scale
 
     def _candidates(self, scene: _Scene, inside: np.ndarray | None) -> list[dict[str, Any]]:
         """Target candidates, most salient first; each a dict of its work-scale mask and cues."""
@@ -255,8 +270,10 @@ class PhotometricTeacher(Teacher):
                 resid = np.where(core, res_e, resid)
                 if inside is not None:
                     fg &= inside
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+        if cfg.faint:
+            fg = self._with_faint(scene, fg, earth, inside, kernel)
         min_area = max(cfg.min_area_frac * h * w, _MIN_AREA_PX)
+        n, labels, stats = ops.group_components(fg, min_area, round(cfg.group_frac * max(h, w)), earth)
         strict = resid_wide > 2.0 * max(cfg.k_grow * scene.noise_wide, cfg.min_contrast / 2)
         cands = []
         for k in range(1, n):
@@ -305,6 +322,37 @@ class PhotometricTeacher(Teacher):
         fg = ops.fill_holes(fg.astype(bool))
         fg = ops.refine_boundary(fg, resid, cfg.grow_sigma_px)
         return fg if inside is None else fg & inside
+
+    def _with_faint(self, scene: _Scene, fg: np.ndarray, earth: np.ndarray, inside: np.ndarray | None,
+                    kernel: np.ndarray) -> np.ndarray:
+        """``fg`` plus the faint surfaces of the star-free image: what stays ``k_faint`` noise sigmas
+        above the sky at a coarse scale (a quarter resolution, smoothed by ``faint_sigma_px``).
+
+        The lit foreground is replaced by the sky first, and nothing within ``2 faint_sigma_px`` of
+        it is added, so the blurred glow around a bright part is not taken for a faint surface;
+        the Earth and its limb glow are left out. Faint parts join the lit ones by grouping."""
+        cfg = self.config
+        h, w = fg.shape
+        lit = cv2.dilate(fg.astype(np.uint8), _DISK_2, iterations=2).astype(bool)
+        flat = np.where(lit, scene.background, scene.starless)
+        small = cv2.resize(flat, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+        small = cv2.GaussianBlur(small, (0, 0), cfg.faint_sigma_px / 4)
+        sky, noise, _ = ops.sky_background(small, small)
+        resid = small - sky  # dim surfaces are brighter than the sky behind them
+        grow = resid > max(cfg.k_faint * noise, 1.0)
+        seed = resid > max((cfg.k_faint + 2.0) * noise, 2.0)
+        min_area = max(cfg.min_area_frac * h * w, _MIN_AREA_PX)
+        dim = ops.hysteresis(grow, seed, min_area / 16)
+        if not dim.any():
+            return fg
+        dim = cv2.resize(dim.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        r = max(1, round(2 * cfg.faint_sigma_px))
+        near = cv2.dilate((fg | earth).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        dim &= ~near.astype(bool)
+        if inside is not None:
+            dim &= inside
+        dim = ops.hysteresis(dim, dim, min_area)  # what is left of a halo is thin and small
+        return fg | dim
 
     def _confidence(self, cand: dict[str, Any], cands: Sequence[dict[str, Any]]) -> float:
         z = float(np.dot(self.config.calibration, confidence_features(cand, cands)))

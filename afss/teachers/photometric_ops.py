@@ -144,6 +144,46 @@ def hysteresis(grow: np.ndarray, seed: np.ndarray, min_area: float) -> np.ndarra
     return hit[labels]
 
 
+def group_components(fg: np.ndarray, min_area: float, radius_px: int,
+                     apart: np.ndarray | None = None) -> tuple[int, np.ndarray, np.ndarray]:
+    """Components of ``fg`` of at least ``min_area`` pixels, those closer than ``2 radius_px`` joined
+    into one group; components spanning the frame (touching two opposite sides) or touching
+    ``apart`` (bool ``(h, w)``, e.g. the Earth) stay alone: a band of limb glow or a cloud is no
+    part of a spacecraft.
+
+    Returns ``(n, labels (h, w) int32 with 0 outside, stats (n, 5))`` like
+    ``cv2.connectedComponentsWithStats`` (row 0 unused): each group's tight ``x, y, w, h, area``.
+    """
+    h, w = fg.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+    big = stats[:, cv2.CC_STAT_AREA] >= min_area
+    big[0] = False
+    x, y, bw, bh = (stats[:, i] for i in range(4))
+    joins = big & ~(((x == 0) & (x + bw == w)) | ((y == 0) & (y + bh == h)))  # a band across the frame
+    if apart is not None:
+        joins[np.unique(labels[apart & fg])] = False
+    if radius_px < 1 or joins.sum() < 2:
+        return n, np.where(big[labels], labels, 0).astype(np.int32), np.where(big[:, None], stats, 0)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius_px + 1, 2 * radius_px + 1))
+    near = cv2.dilate(joins[labels].astype(np.uint8), disk)
+    ng, groups, wide, _ = cv2.connectedComponentsWithStats(near, connectivity=8)
+    out = np.where(joins[labels], groups, 0).astype(np.int32)
+    alone = np.flatnonzero(big & ~joins)
+    out[np.isin(labels, alone)] = 0
+    remap = np.zeros(n, np.int32)
+    remap[alone] = ng + np.arange(len(alone), dtype=np.int32)
+    out = np.where(big[labels] & ~joins[labels], remap[labels], out)
+    total = ng + len(alone)
+    out_stats = np.zeros((total, 5), np.int64)
+    for k in range(1, ng):  # the dilated box, shrunk to the group's own pixels
+        gx, gy, gw, gh = (int(v) for v in wide[k, :4])
+        m = out[gy:gy + gh, gx:gx + gw] == k
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        out_stats[k] = (gx + cols[0], gy + rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1, int(m.sum()))
+    out_stats[ng:] = stats[alone]
+    return total, out, out_stats
+
+
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill background regions not connected to the frame edge."""
     inv = (~mask).astype(np.uint8)
