@@ -66,7 +66,9 @@ def test_clean_scene_found_with_high_confidence(teacher):
     assert inst.score > 0.7
     x0, y0, x1, y1 = inst.box_xyxy
     assert abs(x0 - 48) <= 3 and abs(x1 - 208) <= 3 and abs(y0 - 108) <= 3 and abs(y1 - 148) <= 4
-    assert set(inst.scores) == {"stability", "cnr", "surround", "earth", "border", "solidity", "ambiguity"}
+    assert set(inst.scores) == {"stability", "cnr", "surround", "earth", "border", "solidity", "ambiguity",
+                                "agreement", "area_frac"}
+    assert inst.scores["agreement"] > 0.9  # the half-scale view finds the same box
 
 
 def test_stars_only_gives_nothing(teacher):

@@ -164,22 +164,29 @@ def group_components(fg: np.ndarray, min_area: float, radius_px: int,
         joins[np.unique(labels[apart & fg])] = False
     if radius_px < 1 or joins.sum() < 2:
         return n, np.where(big[labels], labels, 0).astype(np.int32), np.where(big[:, None], stats, 0)
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius_px + 1, 2 * radius_px + 1))
-    near = cv2.dilate(joins[labels].astype(np.uint8), disk)
-    ng, groups, wide, _ = cv2.connectedComponentsWithStats(near, connectivity=8)
-    out = np.where(joins[labels], groups, 0).astype(np.int32)
+    # which components are near each other, decided at a quarter of the resolution (cheap)
+    f = 4
+    small = cv2.resize(joins[labels].astype(np.uint8), (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA) > 0
+    r = max(1, round(radius_px / f))
+    near = cv2.dilate(small.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    ng, groups_small = cv2.connectedComponents(near, connectivity=8)
+    yy = np.minimum(np.arange(h) // f, groups_small.shape[0] - 1)
+    xx = np.minimum(np.arange(w) // f, groups_small.shape[1] - 1)
+    group_of = groups_small[yy[:, None], xx[None, :]]
     alone = np.flatnonzero(big & ~joins)
-    out[np.isin(labels, alone)] = 0
     remap = np.zeros(n, np.int32)
     remap[alone] = ng + np.arange(len(alone), dtype=np.int32)
-    out = np.where(big[labels] & ~joins[labels], remap[labels], out)
+    out = np.where(joins[labels], group_of, np.where(big[labels], remap[labels], 0)).astype(np.int32)
     total = ng + len(alone)
     out_stats = np.zeros((total, 5), np.int64)
-    for k in range(1, ng):  # the dilated box, shrunk to the group's own pixels
-        gx, gy, gw, gh = (int(v) for v in wide[k, :4])
-        m = out[gy:gy + gh, gx:gx + gw] == k
+    for k in range(1, ng):
+        ys, xs = np.nonzero(groups_small == k)
+        y0, y1, x0, x1 = ys.min() * f, min(h, (ys.max() + 1) * f), xs.min() * f, min(w, (xs.max() + 1) * f)
+        m = out[y0:y1, x0:x1] == k
+        if not m.any():
+            continue
         rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-        out_stats[k] = (gx + cols[0], gy + rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1, int(m.sum()))
+        out_stats[k] = (x0 + cols[0], y0 + rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1, int(m.sum()))
     out_stats[ng:] = stats[alone]
     return total, out, out_stats
 
@@ -218,6 +225,15 @@ def border_fraction(m: np.ndarray, x: int, y: int, w: int, h: int) -> float:
     if y + m.shape[0] == h:
         on += int(m[-1].sum())
     return float(min(1.0, on / max(per, 1.0)))
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two ``(x0, y0, x1, y1)`` boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def box_mask(shape_hw: tuple[int, int], box: np.ndarray) -> np.ndarray:
