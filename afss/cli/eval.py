@@ -18,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "JSON metrics.",
     )
     p.add_argument("--gt", required=True, help="ground-truth COCO instances JSON")
+    p.add_argument("--image-root", metavar="DIR",
+                   help="folder the --gt file names are relative to, where its images sit (default: recorded "
+                        "in the file, else its folder)")
     p.add_argument("--pred", required=True, action="append", metavar="PRED",
                    help="predictions COCO JSON (score on every annotation); repeat to compare several "
                         "(e.g. teacher labels and refined labels) in one table")
@@ -36,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also draw a grid of images: ground truth green, each --pred in its own colour, "
                         "top-1 mask IoU in the title")
     p.add_argument("--preview-n", type=int, default=16, metavar="N", help="images in the preview (default 16)")
+    p.add_argument("--score-plot", default=None, metavar="PNG",
+                   help="also plot each image's top-1 score against its IoU with the ground truth, per --pred, "
+                        "and print Spearman's rank correlation: does the confidence track label quality?")
     p.add_argument("--out", default=None, help="metrics JSON (default: <pred stem>.metrics.json next to each --pred, "
                         "<pred stem>.labelled.metrics.json with --only-labelled)")
     p.set_defaults(func=run)
@@ -52,22 +58,32 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is not None and len(args.pred) > 1:
         raise AfssError("--out names one metrics file; with several --pred each gets <pred stem>.metrics.json")
-    if args.preview is not None and len(args.pred) > MAX_PREDICTION_SETS:
-        raise AfssError(f"--preview draws at most {MAX_PREDICTION_SETS} --pred files, got {len(args.pred)}")
+    for flag, value in (("--preview", args.preview), ("--score-plot", args.score_plot)):
+        if value is not None and len(args.pred) > MAX_PREDICTION_SETS:
+            raise AfssError(f"{flag} draws at most {MAX_PREDICTION_SETS} --pred files, got {len(args.pred)}")
     start = time.perf_counter()
-    options = given(args, "iou_types", "protocols", "categories", "per_class", "only_labelled")
+    options = given(args, "iou_types", "protocols", "categories", "per_class", "only_labelled", "image_root")
     names = _display_names(args.pred)
     reports = {name: evaluate(args.gt, pred, **options) for name, pred in zip(names, args.pred)}
     suffix = ".labelled.metrics.json" if args.only_labelled else ".metrics.json"
     outs = [rep.write_json(args.out or default_metrics_path(pred).with_name(Path(pred).stem + suffix))
             for pred, rep in zip(args.pred, reports.values())]
-    if args.preview is not None:
+    quality = []
+    if args.preview is not None or args.score_plot is not None:
         from afss.evaluate.preview import write_preview
+        from afss.evaluate.score_quality import score_quality, write_score_plot
         from afss.io.coco import read_coco
 
+        gt = read_coco(args.gt, image_root=args.image_root)
         preds = {name: read_coco(p) for name, p in zip(names, args.pred)}
-        outs.append(write_preview(args.preview, read_coco(args.gt), preds, n=args.preview_n))
+        if args.preview is not None:
+            outs.append(write_preview(args.preview, gt, preds, n=args.preview_n))
+        if args.score_plot is not None:
+            outs.append(write_score_plot(args.score_plot, gt, preds))
+            quality = [f"score vs IoU, {name}: {score_quality(gt, pred).line()}" for name, pred in preds.items()]
     print(next(iter(reports.values())).table() if len(reports) == 1 else comparison_table(reports))
+    for line in quality:
+        print(line)
     scored = ", ".join(f"{r.num_images}" if len(reports) == 1 else f"{name} {r.num_images}" for name, r in reports.items())
     print(f"afss eval: {scored} images scored, {sum(r.num_pred for r in reports.values())} predicted instances, "
           f"{time.perf_counter() - start:.1f} s -> {', '.join(map(str, outs))}", file=sys.stderr)

@@ -25,10 +25,11 @@ IOU_TYPES = ("segm", "bbox")
 PROTOCOLS = ("coco", "paper")
 
 
-def _load(labels: LabelSet | str | os.PathLike, role: str) -> tuple[LabelSet, str]:
+def _load(labels: LabelSet | str | os.PathLike, role: str, image_root: str | os.PathLike | None = None,
+          ) -> tuple[LabelSet, str]:
     if isinstance(labels, LabelSet):
         return labels, role
-    return read_coco(labels), str(labels)
+    return read_coco(labels, image_root=image_root), str(labels)
 
 
 def _load_pred(pred: LabelSet | str | os.PathLike, gt: LabelSet) -> tuple[LabelSet, str]:
@@ -95,6 +96,7 @@ def evaluate(
     categories: Sequence[int | str] | None = None,
     per_class: bool = False,
     only_labelled: bool = False,
+    image_root: str | os.PathLike | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> EvalReport:
     """Score predictions against ground truth: COCO AP and the paper's single-target protocol.
@@ -119,6 +121,8 @@ def evaluate(
             collapsed into one class, as the paper does with its single target class.
         only_labelled: score only the images where ``pred`` holds at least one instance (e.g. the
             survivors of ``afss refine``'s confidence filter); by default the others are misses.
+        image_root: folder a ``gt`` path's file names are relative to (default: recorded in the
+            file, else its folder); matters where images are paired by absolute path.
         progress: called with the number of images just paired.
 
     Returns:
@@ -134,7 +138,7 @@ def evaluate(
     start = time.perf_counter()
     iou_types = _check_choices(iou_types, IOU_TYPES, "IoU type")
     protocols = _check_choices(protocols, PROTOCOLS, "protocol")
-    gt_set, gt_name = _load(gt, "gt")
+    gt_set, gt_name = _load(gt, "gt", image_root)
     pred_set, pred_name = _load_pred(pred, gt_set)
     pairs = pair_images(gt_set, pred_set, categories=categories, per_class=per_class,
                         only_labelled=only_labelled, gt_name=gt_name, pred_name=pred_name, progress=progress)
