@@ -185,18 +185,24 @@ class PhotometricTeacher(Teacher):
         return [self._label_one(im) for im in images]
 
     def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
+        """Segment inside each box; the score is the confidence the candidate would get in the whole
+        image (rivals and the half-scale view are looked for everywhere, not only in the box, or
+        every box would look unambiguous and stable)."""
         rgb = _check_rgb(image)
         boxes = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
         scene, scale = self._scene(rgb)
+        everywhere = self._candidates(scene, None)
+        ref = self._agreement(rgb, everywhere, scale) if everywhere else None
         out = []
         for box in boxes:
             inside = ops.box_mask(scene.fine.shape, box * scale)
             cands = self._candidates(scene, inside)
             if cands:
-                self._agreement(rgb, cands[:1], scale, box)
                 cand = cands[0]
+                cand["agreement"] = 0.0 if ref is None else ops.box_iou(np.asarray(cand["box"]) / scale, ref)
+                rivals = [c for c in everywhere if ops.box_iou(c["box"], cand["box"]) < 0.3]
                 mask = ops.to_input_size(cand["mask"], rgb.shape[:2]) & ops.box_mask(rgb.shape[:2], box)
-                score = self._confidence(cand, cands)
+                score = self._confidence(cand, [cand, *rivals, *cands[1:]])
             else:
                 mask, score = np.zeros(rgb.shape[:2], bool), 0.0
             out.append(Instance.from_mask(mask, box_xyxy=tuple(box), score=score, source=self.name,
@@ -240,17 +246,17 @@ class PhotometricTeacher(Teacher):
             out.append(Instance.from_mask(mask, score=score, source=self.name, scores=cues))
         return out
 
-    def _agreement(self, rgb: np.ndarray, cands: list[dict[str, Any]], scale: float,
-                   box: np.ndarray | None = None) -> None:
+    def _agreement(self, rgb: np.ndarray, cands: list[dict[str, Any]], scale: float) -> np.ndarray | None:
         """Set each candidate's ``agreement``: the box IoU with what the same analysis picks on a
-        copy at half the work scale (within ``box``, input pixels, when given). A second view, as
-        in test-time augmentation: a well-defined target is found with the same extent at both
-        scales; a guess between rivals, or a faint or glare-merged extent, changes."""
+        copy at half the work scale (a second view, as in test-time augmentation: a well-defined
+        target is found with the same extent at both scales; a guess between rivals, or a faint or
+        glare-merged extent, changes). Returns that box (input pixels), ``None`` if none."""
         half, s2 = self._scene(rgb, 0.5)
-        other = self._candidates(half, None if box is None else ops.box_mask(half.fine.shape, box * s2))
-        ref = None if not other else np.asarray(other[0]["box"]) / s2
+        other = self._candidates(half, None)
+        ref = None if not other else np.asarray(other[0]["box"], float) / s2
         for c in cands:
             c["agreement"] = 0.0 if ref is None else ops.box_iou(np.asarray(c["box"]) / scale, ref)
+        return ref
 
     def _scene(self, rgb: np.ndarray, factor: float = 1.0) -> tuple[_Scene, float]:
         cfg = self.config
