@@ -41,14 +41,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from afss.evaluate import evaluate  # noqa: E402
-from afss.evaluate.score_quality import score_quality  # noqa: E402
-from afss.io.atomic import write_json_atomic  # noqa: E402
-from afss.io.coco import read_coco  # noqa: E402
-from afss.label import label_images  # noqa: E402
-from afss.refine import RefineConfig, filter_labels, refine_labels  # noqa: E402
-from afss.teachers import build_teacher  # noqa: E402
-from afss.types import LabelSet  # noqa: E402
+from afss.evaluate import evaluate
+from afss.evaluate.score_quality import score_quality
+from afss.io.atomic import write_json_atomic
+from afss.io.coco import read_coco
+from afss.label import label_images
+from afss.refine import RefineConfig, filter_labels, refine_labels
+from afss.teachers import build_teacher
+from afss.types import LabelSet
 
 CUTS = (("score >= 0.6", {"min_score": 0.6}), ("keep top 50%", {"keep_top": 0.5}), ("auto", {"min_score": "auto"}))
 

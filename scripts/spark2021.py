@@ -38,8 +38,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from afss.io.coco import write_coco  # noqa: E402
-from afss.types import ImageLabels, Instance, LabelSet  # noqa: E402
+from afss.io.coco import write_coco
+from afss.types import ImageLabels, Instance, LabelSet
 
 FOLDER = "Space debris-dataset"
 SPLITS = ("valid", "test", "train")  # preference order: Roboflow augments only train
@@ -79,7 +79,7 @@ class Source:
 
 def class_names(data_yaml: str) -> list[str]:
     """``names: [...]`` of a YOLO data.yaml (one line, as Roboflow writes it; no YAML library needed)."""
-    m = re.search(r"^names:\s*\[(.*)\]\s*$", data_yaml, re.M)
+    m = re.search(r"^names:\s*\[(.*)\]\s*$", data_yaml, re.MULTILINE)
     if m is None:
         raise SystemExit("data.yaml: no one-line 'names: [...]'")
     return [n.strip().strip("'\"") for n in m.group(1).split(",")]

@@ -128,9 +128,9 @@ def test_auto_cut_splits_two_groups_within_bounds():
 
 
 def test_cut_from_scores_with_nothing_labelled():
-    out, s = filter_labels(_scored(empty=3), keep_top=0.5)
+    _out, s = filter_labels(_scored(empty=3), keep_top=0.5)
     assert s.kept == 0 and s.to_dict()["min_score"] is None  # no cut: JSON-safe, not inf
-    out, s = filter_labels(_scored(empty=3), min_score="auto")
+    _out, s = filter_labels(_scored(empty=3), min_score="auto")
     assert s.kept == 0
 
 

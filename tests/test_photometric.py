@@ -307,7 +307,7 @@ def test_group_components_joins_near_fragments_only():
     fg[80:90, 80:90] = True  # far away: alone
     fg[50:52, 0:100] = True  # a band across the frame: never joined
     fg[5, 5] = True  # a star: dropped
-    n, labels, stats = ops.group_components(fg, min_area=20, radius_px=6)
+    _n, labels, stats = ops.group_components(fg, min_area=20, radius_px=6)
     groups = {int(labels[25, 25]), int(labels[25, 45]), int(labels[85, 85]), int(labels[51, 50])}
     assert labels[25, 25] == labels[25, 45] and len(groups) == 3 and labels[5, 5] == 0
     k = int(labels[25, 25])

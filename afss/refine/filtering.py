@@ -179,9 +179,8 @@ def filter_labels(
         whose ``min_score`` is the cut applied.
     """
     mode = "keep_top" if keep_top is not None else "auto" if min_score == "auto" else "min_score"
-    if mode == "min_score":
-        if isinstance(min_score, str) or not 0.0 <= min_score <= 1.0:
-            raise AfssError(f"min_score must be in [0, 1] or 'auto', got {min_score!r}")
+    if mode == "min_score" and (isinstance(min_score, str) or not 0.0 <= min_score <= 1.0):
+        raise AfssError(f"min_score must be in [0, 1] or 'auto', got {min_score!r}")
     if min_area_px < 0:
         raise AfssError(f"min_area_px must be >= 0, got {min_area_px}")
     scored_images = [[(instance_score(i, score_field, where=im.file_name), i) for i in im.instances]

@@ -270,7 +270,7 @@ class PhotometricTeacher(Teacher):
         wide = cv2.GaussianBlur(raw, (0, 0), cfg.grow_sigma_px)
         background, noise_fine, noise_wide = ops.sky_background(fine, wide)
         glare = fine >= 250.0
-        starless = cv2.morphologyEx(raw, cv2.MORPH_OPEN, _DISK_2) if cfg.faint else raw
+        starless = cv2.morphologyEx(raw, cv2.MORPH_OPEN, _DISK_2) if cfg.faint else raw  # stars are points
         return _Scene(fine=fine, wide=wide, background=background, noise_fine=noise_fine, noise_wide=noise_wide,
                       glare=glare, starless=starless), scale
 
@@ -306,7 +306,7 @@ class PhotometricTeacher(Teacher):
                 if inside is not None:
                     fg &= inside
         if cfg.faint:
-            fg = self._with_faint(scene, fg, earth, inside, kernel)
+            fg = self._with_faint(scene, fg, earth, inside)
         min_area = max(cfg.min_area_frac * h * w, _MIN_AREA_PX)
         n, labels, stats = ops.group_components(fg, min_area, round(cfg.group_frac * max(h, w)), earth)
         strict = resid_wide > 2.0 * max(cfg.k_grow * scene.noise_wide, cfg.min_contrast / 2)
@@ -358,35 +358,14 @@ class PhotometricTeacher(Teacher):
         fg = ops.refine_boundary(fg, resid, cfg.grow_sigma_px)
         return fg if inside is None else fg & inside
 
-    def _with_faint(self, scene: _Scene, fg: np.ndarray, earth: np.ndarray, inside: np.ndarray | None,
-                    kernel: np.ndarray) -> np.ndarray:
-        """``fg`` plus the faint surfaces of the star-free image: what stays ``k_faint`` noise sigmas
-        above the sky at a coarse scale (a quarter resolution, smoothed by ``faint_sigma_px``).
-
-        The lit foreground is replaced by the sky first, and nothing within ``2 faint_sigma_px`` of
-        it is added, so the blurred glow around a bright part is not taken for a faint surface;
-        the Earth and its limb glow are left out. Faint parts join the lit ones by grouping."""
+    def _with_faint(self, scene: _Scene, fg: np.ndarray, earth: np.ndarray, inside: np.ndarray | None) -> np.ndarray:
+        """``fg`` plus the faint surfaces around it (`photometric_ops.faint_surfaces`)."""
         cfg = self.config
         h, w = fg.shape
         lit = cv2.dilate(fg.astype(np.uint8), _DISK_2, iterations=2).astype(bool)
-        flat = np.where(lit, scene.background, scene.starless)
-        small = cv2.resize(flat, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
-        small = cv2.GaussianBlur(small, (0, 0), cfg.faint_sigma_px / 4)
-        sky, noise, _ = ops.sky_background(small, small)
-        resid = small - sky  # dim surfaces are brighter than the sky behind them
-        grow = resid > max(cfg.k_faint * noise, 1.0)
-        seed = resid > max((cfg.k_faint + 2.0) * noise, 2.0)
-        min_area = max(cfg.min_area_frac * h * w, _MIN_AREA_PX)
-        dim = ops.hysteresis(grow, seed, min_area / 16)
-        if not dim.any():
-            return fg
-        dim = cv2.resize(dim.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-        r = max(1, round(2 * cfg.faint_sigma_px))
-        near = cv2.dilate((fg | earth).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-        dim &= ~near.astype(bool)
-        if inside is not None:
-            dim &= inside
-        dim = ops.hysteresis(dim, dim, min_area)  # what is left of a halo is thin and small
+        dim = ops.faint_surfaces(np.where(lit, scene.background, scene.starless), fg | earth, inside,
+                                 k_sigma=cfg.k_faint, sigma_px=cfg.faint_sigma_px,
+                                 min_area=max(cfg.min_area_frac * h * w, _MIN_AREA_PX))
         return fg | dim
 
     def _confidence(self, cand: dict[str, Any], cands: Sequence[dict[str, Any]]) -> float:

@@ -144,6 +144,33 @@ def hysteresis(grow: np.ndarray, seed: np.ndarray, min_area: float) -> np.ndarra
     return hit[labels]
 
 
+def faint_surfaces(flat: np.ndarray, avoid: np.ndarray, inside: np.ndarray | None, *, k_sigma: float,
+                   sigma_px: float, min_area: float) -> np.ndarray:
+    """Faint surfaces, bool ``(h, w)``: what stays ``k_sigma`` noise sigmas above the sky (hysteresis,
+    seeds ``k_sigma + 2``) at a quarter of the resolution, smoothed by ``sigma_px`` (work pixels).
+
+    ``flat`` is the star-free image with the lit foreground already replaced by the sky; nothing
+    within ``2 sigma_px`` of ``avoid`` (the lit foreground, the Earth) is kept, so the blurred glow
+    around a bright part, or the limb glow, is not taken for a faint surface; within ``inside``
+    only, when given. Blobs under ``min_area`` work pixels are noise of the smoothed sky.
+    """
+    h, w = flat.shape
+    quarter = (max(1, w // 4), max(1, h // 4))
+    small = cv2.GaussianBlur(cv2.resize(flat, quarter, interpolation=cv2.INTER_AREA), (0, 0), sigma_px / 4)
+    sky, noise, _ = sky_background(small, small)
+    resid = small - sky  # dim surfaces are brighter than the sky behind them
+    grow = resid > max(k_sigma * noise, 1.0)
+    seed = resid > max((k_sigma + 2.0) * noise, 2.0)
+    r = max(1, round(sigma_px / 2))  # 2 sigma_px at the full work scale
+    near = cv2.resize(avoid.astype(np.uint8), quarter, interpolation=cv2.INTER_AREA) > 0
+    near = cv2.dilate(near.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    grow &= ~near.astype(bool)
+    if inside is not None:
+        grow &= cv2.resize(inside.astype(np.uint8), quarter, interpolation=cv2.INTER_NEAREST).astype(bool)
+    dim = hysteresis(grow, seed, min_area / 16)
+    return cv2.resize(dim.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
 def group_components(fg: np.ndarray, min_area: float, radius_px: int,
                      apart: np.ndarray | None = None) -> tuple[int, np.ndarray, np.ndarray]:
     """Components of ``fg`` of at least ``min_area`` pixels, those closer than ``2 radius_px`` joined
