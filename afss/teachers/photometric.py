@@ -336,7 +336,8 @@ class PhotometricTeacher(Teacher):
                         * (1.0 - 0.5 * border))
             full = np.zeros((h, w), bool)
             full[sl] = m
-            cands.append({"mask": full, "box": (x, y, x + bw, y + bh), "area": area, "area_frac": area / (h * w), "earth": against_earth, "contrast": contrast,
+            cands.append({"mask": full, "box": (x, y, x + bw, y + bh), "area": area, "area_frac": area / (h * w),
+                          "earth": against_earth, "contrast": contrast,
                           "solidity": solidity, "border": border, "stability": stability, "cnr": cnr,
                           "surround": surround, "saliency": saliency})
         cands.sort(key=lambda c: -c["saliency"])
