@@ -8,8 +8,11 @@ PNG decoding included, median of repeats). If the score is worth anything, the f
 
     .venv/bin/python benchmarks/photometric_teacher.py            # 400 images at 512², seed 0
     .venv/bin/python benchmarks/photometric_teacher.py --small    # 60 images, a quick look
-    .venv/bin/python benchmarks/photometric_teacher.py --fit-calibration --seed 1000
-        # fit the confidence weights on tuning scenes (never the benchmark seed) and print them
+    .venv/bin/python benchmarks/photometric_teacher.py --fit-calibration --seed 1000 --n 300 \
+        --fit-extra data/spark2021/gt.json
+        # fit the confidence weights on tuning scenes (never the benchmark seed) and on the
+        # ``dev`` frames of a second source (only images with afss_meta.subset == "dev"), each
+        # source weighted equally, and print them
 
 Writes JSON to ``--out`` (default ``runs/bench/photometric_teacher.json``).
 """
@@ -53,6 +56,9 @@ def main() -> int:
                     help="teacher option, value as JSON (repeatable), to compare settings on tuning seeds")
     ap.add_argument("--fit-calibration", action="store_true",
                     help="fit the confidence's logistic weights to the mask IoU on these scenes and print them")
+    ap.add_argument("--fit-extra", action="append", default=[], metavar="GT_JSON",
+                    help="with --fit-calibration: also fit on this ground truth's images marked "
+                         "afss_meta.subset == 'dev' (box IoU where it has no masks); repeatable")
     args = ap.parse_args()
     n = 60 if args.small else args.n
     data = Path(args.data or f"runs/bench/photometric_data_{args.seed}_{n}_{args.size}")
@@ -63,7 +69,8 @@ def main() -> int:
         if args.seed < 1000:
             print("refusing to fit on benchmark seeds (< 1000); use --seed 1000 or higher", file=sys.stderr)
             return 2
-        return _fit_calibration(gt, options)
+        extra = [_dev_frames(p) for p in args.fit_extra]
+        return _fit_calibration([gt, *extra], options)
 
     teacher = PhotometricTeacher.build(**options)
     pred_path = data / "photometric_labels.json"
@@ -139,37 +146,57 @@ def _print(result: dict) -> None:
           f"(load average {result['machine']['load_avg_1m']}, {result['machine']['cpus']} CPUs)")
 
 
-def _fit_calibration(gt: LabelSet, options: dict) -> int:
-    """Logistic regression of the mask IoU (soft target) on the confidence features, L2 0.01, Newton."""
-    teacher = PhotometricTeacher.build(**options)
-    from afss.io.images import load_image
+def _dev_frames(path: str) -> LabelSet:
+    """The ``dev`` images of a ground truth (see scripts/spark2021.py): never the reported ones."""
+    gt = read_coco(path)
+    dev = gt.replace(images=tuple(im for im in gt.images if im.meta.get("subset") == "dev"))
+    if not len(dev):
+        raise SystemExit(f"{path}: no image with afss_meta.subset == 'dev' to fit on")
+    return dev
 
-    feats, ious = [], []
-    for im in gt.images:
-        rgb = load_image(gt.image_path(im)).rgb
-        found = teacher.confidence_inputs(rgb)
-        if found is None:
-            continue
-        mask, features = found
-        truth = np.zeros(rgb.shape[:2], bool)
-        for inst in im.instances:
-            truth |= inst.mask
-        feats.append(features)
-        ious.append((mask & truth).sum() / max((mask | truth).sum(), 1))
-    x, y = np.array(feats), np.array(ious)
-    w = np.zeros(x.shape[1])
-    reg = np.r_[0.0, np.full(x.shape[1] - 1, 1e-2)]
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-x @ w))
-        grad = x.T @ (p - y) / len(y) + reg * w
-        hess = (x * (p * (1 - p))[:, None]).T @ x / len(y) + np.diag(reg)
+
+def _fit_calibration(sources: list[LabelSet], options: dict) -> int:
+    """Logistic regression of the IoU (soft target) on the confidence features, L2 0.01, Newton;
+    every source weighs the same whatever its size."""
+    teacher = PhotometricTeacher.build(**options)
+    from afss.evaluate.preview import top1_iou
+    from afss.io.images import load_image
+    from afss.types import Instance
+
+    data = []
+    for gt in sources:
+        feats, ious = [], []
+        for im in gt.images:
+            rgb = load_image(gt.image_path(im)).rgb
+            found = teacher.confidence_inputs(rgb)
+            if found is None:
+                continue
+            mask, features = found
+            feats.append(features)
+            ious.append(top1_iou(im, Instance.from_mask(mask)))
+        data.append((np.array(feats), np.array(ious)))
+    dim = data[0][0].shape[1]
+    w = np.zeros(dim)
+    reg = np.r_[0.0, np.full(dim - 1, 1e-2)]
+    for _ in range(60):
+        grad, hess = reg * w, np.diag(reg)
+        for x, y in data:
+            p = 1 / (1 + np.exp(-x @ w))
+            grad = grad + x.T @ (p - y) / len(y) / len(data)
+            hess = hess + (x * (p * (1 - p))[:, None]).T @ x / len(y) / len(data)
         w -= np.linalg.solve(hess, grad)
-    p = 1 / (1 + np.exp(-x @ w))
-    print(f"fitted on {len(y)} images: corr(score, IoU) = {np.corrcoef(p, y)[0, 1]:.3f}, "
-          f"mean IoU score>=0.6: {y[p >= THRESHOLD].mean():.3f} ({(p >= THRESHOLD).mean():.0%} kept), "
-          f"<0.6: {y[p < THRESHOLD].mean() if (p < THRESHOLD).any() else math.nan:.3f}")
+    for (x, y), gt in zip(data, sources):
+        p = 1 / (1 + np.exp(-x @ w))
+        print(f"{len(y)} images: Spearman(score, IoU) = {_spearman(p, y):.3f}, "
+              f"mean IoU score>=0.6: {y[p >= THRESHOLD].mean() if (p >= THRESHOLD).any() else math.nan:.3f} "
+              f"({(p >= THRESHOLD).mean():.0%} kept), <0.6: {y[p < THRESHOLD].mean() if (p < THRESHOLD).any() else math.nan:.3f}")
     print("calibration = (" + ", ".join(f"{v:.3f}" for v in w) + ")")
     return 0
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 if __name__ == "__main__":

@@ -140,3 +140,41 @@ def test_preview_errors_are_one_line(files, capsys):
     assert main(["eval", "--gt", str(files / "gt.json"), "--pred", str(files / "pred.json"),
                  "--preview", str(files / "p.png")]) == 2  # the fixture writes no image files
     assert "preview: none of the sampled images could be read" in capsys.readouterr().err
+
+
+def test_image_root_finds_images_kept_elsewhere_and_score_plot(tmp_path, capsys):
+    """Ground truth in one folder, its images in another: --image-root lets --preview read them;
+    --score-plot draws score against IoU and prints the rank correlation."""
+    from afss.io.images import load_image, save_image
+
+    (tmp_path / "pics" / "images").mkdir(parents=True)
+    for k in range(4):
+        save_image(tmp_path / "pics" / "images" / f"{k}.png", np.zeros((64, 64, 3), np.uint8))
+    gt = LabelSet(tuple(ImageLabels(f"images/{k}.png", 64, 64, (square(5),)) for k in range(4)))
+    # the higher the score, the better the label: IoU falls as the square moves away
+    pred = LabelSet(tuple(ImageLabels(f"images/{k}.png", 64, 64, (square(5 + 4 * k, 0.9 - 0.2 * k),)) for k in range(4)))
+    (tmp_path / "labels").mkdir()
+    write_coco(gt, tmp_path / "labels" / "gt.json")
+    write_coco(pred, tmp_path / "labels" / "pred.json")
+    args = ["eval", "--gt", str(tmp_path / "labels" / "gt.json"), "--pred", str(tmp_path / "labels" / "pred.json"),
+            "--preview", str(tmp_path / "p.png")]
+    assert main(args) == 2  # the images are not next to the ground truth
+    assert "preview: none of the sampled images could be read" in capsys.readouterr().err
+    assert main([*args, "--image-root", str(tmp_path / "pics"), "--score-plot", str(tmp_path / "s.png")]) == 0
+    out = capsys.readouterr().out
+    assert "score vs IoU, pred: Spearman(score, IoU) 1.00 over 4 images" in out
+    assert load_image(tmp_path / "p.png").rgb.shape[1] > 64 and load_image(tmp_path / "s.png").rgb.shape == (640, 640, 3)
+
+
+def test_spearman_and_score_iou_pairs():
+    from afss.evaluate.score_quality import score_iou_pairs, spearman
+
+    assert spearman(np.array([1, 2, 3, 4]), np.array([10, 20, 30, 40])) == pytest.approx(1.0)
+    assert spearman(np.array([1, 2, 3, 4]), np.array([4, 3, 2, 1])) == pytest.approx(-1.0)
+    assert spearman(np.array([1, 1, 2, 2]), np.array([5, 5, 9, 9])) == pytest.approx(1.0)  # ties: average ranks
+    assert np.isnan(spearman(np.array([1.0, 2.0]), np.array([1.0, 2.0])))
+    gt = LabelSet((ImageLabels("a.png", 64, 64, (square(5),)), ImageLabels("b.png", 64, 64, (square(5),))))
+    boxes_only = LabelSet((ImageLabels("a.png", 64, 64, (Instance(box_xyxy=(5, 10, 45, 50)),)),))
+    pred = LabelSet((ImageLabels("a.png", 64, 64, (square(25, 0.3), square(5, 0.8))), ImageLabels("b.png", 64, 64)))
+    assert score_iou_pairs(gt, pred).tolist() == [[0.8, 1.0]]  # top-1 by score; unlabelled images skipped
+    assert score_iou_pairs(boxes_only, pred).tolist() == [[0.8, 1.0]]  # box IoU for boxes-only ground truth

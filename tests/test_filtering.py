@@ -79,3 +79,65 @@ def test_bad_settings():
         filter_labels(_set(), min_score=1.5)
     with pytest.raises(AfssError, match="min_area_px"):
         filter_labels(_set(), min_area_px=-1)
+
+
+# -- cuts chosen from the scores (no ground truth) ---------------------------------------------------
+
+
+def _scored(*scores: float, empty: int = 0) -> LabelSet:
+    images = [_im(f"{k}.png", _inst(s)) for k, s in enumerate(scores)]
+    images += [_im(f"none{k}.png", error="no detection") for k in range(empty)]
+    return _set(*images)
+
+
+@pytest.mark.parametrize(
+    "scores, empty, keep_top, kept, cut",
+    [
+        ((0.9, 0.2, 0.5, 0.7), 0, 0.5, 2, 0.7),  # the best half
+        ((0.9, 0.2, 0.5, 0.7), 0, 0.3, 2, 0.7),  # ceil(0.3 * 4) = 2
+        ((0.9, 0.2, 0.5, 0.7), 0, 1.0, 4, 0.2),  # everything labelled
+        ((0.9, 0.2, 0.5, 0.7), 4, 0.25, 2, 0.7),  # a share of all images, empty ones included
+        ((0.9, 0.2, 0.5, 0.7), 4, 1.0, 4, 0.2),  # cannot keep more than what was labelled
+        ((0.8, 0.8, 0.8, 0.1), 0, 0.25, 3, 0.8),  # ties at the cut are kept
+    ],
+)
+def test_keep_top_keeps_the_best_fraction(scores, empty, keep_top, kept, cut):
+    out, summary = filter_labels(_scored(*scores, empty=empty), keep_top=keep_top)
+    assert summary.kept == kept and summary.min_score == pytest.approx(cut)
+    assert summary.mode == "keep_top" and summary.keep_top == keep_top
+    assert all(i.score >= cut for im in out for i in im.instances)
+    assert f"at score >= {cut:.3g} (keep top {100 * keep_top:g}%)" in summary.line()
+    assert out.info["filter"]["mode"] == "keep_top"
+
+
+def test_auto_cut_splits_two_groups_within_bounds():
+    from afss.refine.filtering import AUTO_KEEP, cut_score
+
+    high, low = [0.9, 0.85, 0.88, 0.92, 0.8], [0.2, 0.1, 0.25, 0.15, 0.3]
+    assert cut_score(high + low, auto=True) == pytest.approx(0.8)  # between the two groups
+    out, s = filter_labels(_scored(*high, *low), min_score="auto")
+    assert s.kept == 5 and s.mode == "auto" and "(auto)" in s.line()
+    assert out.images[5].error == "filtered: score 0.2 < 0.8"
+    # one tight group: no split to find, the bounds decide (never more than AUTO_KEEP[1])
+    same = [0.5 + 0.001 * k for k in range(20)]
+    kept = sum(v >= cut_score(same, auto=True) for v in same)
+    assert AUTO_KEEP[0] * 20 <= kept <= AUTO_KEEP[1] * 20
+    # a lone outlier on top: the split keeps at least AUTO_KEEP[0]
+    skew = [0.99] + [0.1 + 0.01 * k for k in range(19)]
+    assert sum(v >= cut_score(skew, auto=True) for v in skew) >= AUTO_KEEP[0] * 20
+
+
+def test_cut_from_scores_with_nothing_labelled():
+    _out, s = filter_labels(_scored(empty=3), keep_top=0.5)
+    assert s.kept == 0 and s.to_dict()["min_score"] is None  # no cut: JSON-safe, not inf
+    _out, s = filter_labels(_scored(empty=3), min_score="auto")
+    assert s.kept == 0
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"keep_top": 0.0}, "keep_top must be in"), ({"keep_top": 1.5}, "keep_top must be in"),
+    ({"min_score": "best"}, "min_score must be in \\[0, 1\\] or 'auto'"),
+])
+def test_bad_cuts(options, message):
+    with pytest.raises(AfssError, match=message):
+        filter_labels(_scored(0.5), **options)

@@ -450,3 +450,47 @@ def test_cli_reuses_the_teacher_options_recorded_in_labels(tmp_path, tiny_root, 
     assert refined.info["teacher"] == "grounded-sam2"
     assert refined.info["teacher_options"]["detector"].endswith("grounding-dino")
     assert all(im.instances for im in refined.images)
+
+
+def test_cli_refine_chooses_the_cut_from_the_scores(tmp_path, capsys):
+    from afss.cli import main
+
+    images = _images(tmp_path, n=4)
+    labels = images.replace(images=tuple(
+        im.replace(height=H, width=W, instances=(Instance.from_mask(_truth(), score=s),))
+        for im, s in zip(images.images, (0.9, 0.2, 0.7, 0.4))), info={"teacher": "photometric"})
+    write_coco(labels, tmp_path / "labels.json")
+    base = ["-q", "refine", "--labels", str(tmp_path / "labels.json"), "--teacher", "photometric", "--tta", "identity",
+            "--score-source", "box"]  # the scores given, fused: all four images look alike to the teacher
+    assert main([*base, "--keep-top", "50%", "--out", str(tmp_path / "top.json")]) == 0
+    err = capsys.readouterr().err
+    assert "kept 2/4 images (50.0%) at score >= " in err and "(keep top 50%)" in err
+    summary = json.loads((tmp_path / "top.summary.json").read_text())["filter"]
+    assert summary["mode"] == "keep_top" and summary["keep_top"] == 0.5 and summary["kept"] == 2
+    assert main([*base, "--min-score", "auto", "--out", str(tmp_path / "auto.json")]) == 0
+    assert "(auto)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--keep-top", "abc"], "afss: error: --keep-top 'abc': expected a number, e.g. 0.5"),
+    (["--keep-top", "1.5"], "afss: error: refine: keep_top must be a fraction in (0, 1], e.g. 0.5, got 1.5"),
+    (["--keep-top", "0"], "afss: error: refine: keep_top must be a fraction in (0, 1]"),
+    (["--min-score", "best"], "afss: error: --min-score 'best': expected a number, e.g. 0.6 or auto"),
+    (["--min-score", "2"], "afss: error: refine: min_score must be in [0, 1] or 'auto', got 2.0"),
+])
+def test_cli_refine_bad_cut_is_one_line_exit_2(tmp_path, capsys, args, message):
+    from afss.cli import main
+
+    _images(tmp_path)
+    code = main(["refine", "--images", str(tmp_path), "--teacher", "photometric", *args, "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(message) and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_refine_config_cut_checks():
+    with pytest.raises(AfssError, match="keep_top must be a fraction"):
+        RefineConfig(keep_top=2.0)
+    with pytest.raises(AfssError, match="min_score must be in"):
+        RefineConfig(min_score="best")
+    assert RefineConfig(min_score="auto").min_score == "auto"

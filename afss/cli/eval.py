@@ -21,6 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "JSON metrics.",
     )
     p.add_argument("--gt", required=True, help="ground-truth COCO instances JSON")
+    p.add_argument("--image-root", metavar="DIR",
+                   help="folder the --gt file names are relative to, where its images sit (default: recorded "
+                        "in the file, else its folder)")
     p.add_argument("--pred", required=True, action="append", metavar="PRED",
                    help="predictions COCO JSON (score on every annotation); repeat to compare several "
                         "(e.g. teacher labels and refined labels) in one table")
@@ -40,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "top-1 mask IoU in the title")
     p.add_argument("--preview-n", type=int, default=16, metavar="N",
                    help=f"images in the preview (default 16, at most {MAX_PREVIEW_N})")
+    p.add_argument("--score-plot", default=None, metavar="PNG",
+                   help="also plot each image's top-1 score against its IoU with the ground truth, per --pred, "
+                        "and print Spearman's rank correlation: does the confidence track label quality?")
     p.add_argument("--out", default=None, help="metrics JSON (default: <pred stem>.metrics.json next to each --pred, "
                         "<pred stem>.labelled.metrics.json with --only-labelled)")
     add_overwrite_argument(p)
@@ -58,9 +64,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is not None and len(args.pred) > 1:
         raise AfssError("--out names one metrics file; with several --pred each gets <pred stem>.metrics.json")
-    if args.preview is not None and len(args.pred) > MAX_PREDICTION_SETS:
-        raise AfssError(f"--preview draws at most {MAX_PREDICTION_SETS} --pred files, got {len(args.pred)}")
+    for flag, value in (("--preview", args.preview), ("--score-plot", args.score_plot)):
+        if value is not None and len(args.pred) > MAX_PREDICTION_SETS:
+            raise AfssError(f"{flag} draws at most {MAX_PREDICTION_SETS} --pred files, got {len(args.pred)}")
     from afss.evaluate.report import metrics_inputs
+    from afss.io.coco import read_coco
     from afss.io.outputs import check_output_path, check_replaceable
 
     if not 1 <= args.preview_n <= MAX_PREVIEW_N:
@@ -73,25 +81,34 @@ def run(args: argparse.Namespace) -> int:
     for pred, path in zip(args.pred, metrics_paths):  # every output checked before any scoring
         check_output_path(path, inputs=inputs, example="metrics.json", suffixes=(".json",))
         check_replaceable(path, stage="eval", inputs=metrics_inputs(args.gt, pred), overwrite=bool(args.overwrite))
-    if args.preview is not None:
-        from afss.io.coco import read_coco
-
-        gt_set = read_coco(args.gt, allow_absolute_paths=args.allow_absolute_paths)
-        images = [gt_set.image_path(im) for im in gt_set.images]  # the picture must not replace one of them
-        check_output_path(args.preview, inputs=[*inputs, *images], flag="--preview", example="preview.png",
-                          suffixes=PREVIEW_SUFFIXES)
-    options = given(args, "iou_types", "protocols", "categories", "per_class", "only_labelled", "allow_absolute_paths")
+    allow = args.allow_absolute_paths
+    gt_set = None
+    if args.preview is not None or args.score_plot is not None:
+        gt_set = read_coco(args.gt, image_root=args.image_root, allow_absolute_paths=allow)
+        images = [gt_set.image_path(im) for im in gt_set.images]  # a picture must not replace one of them
+        for flag, value in (("--preview", args.preview), ("--score-plot", args.score_plot)):
+            if value is not None:
+                check_output_path(value, inputs=[*inputs, *images], flag=flag, example="preview.png",
+                                  suffixes=PREVIEW_SUFFIXES)
+    options = given(args, "iou_types", "protocols", "categories", "per_class", "only_labelled", "image_root",
+                    "allow_absolute_paths")
     names = _display_names(args.pred)
     reports = {name: evaluate(args.gt, pred, **options) for name, pred in zip(names, args.pred)}
     outs = [rep.write_json(path) for path, rep in zip(metrics_paths, reports.values())]
-    if args.preview is not None:
+    quality = []
+    if gt_set is not None:
         from afss.evaluate.preview import write_preview
-        from afss.io.coco import read_coco
+        from afss.evaluate.score_quality import score_quality, write_score_plot
 
-        allow = args.allow_absolute_paths
         preds = {name: read_coco(p, allow_absolute_paths=allow) for name, p in zip(names, args.pred)}
-        outs.append(write_preview(args.preview, gt_set, preds, n=args.preview_n))
+        if args.preview is not None:
+            outs.append(write_preview(args.preview, gt_set, preds, n=args.preview_n))
+        if args.score_plot is not None:
+            outs.append(write_score_plot(args.score_plot, gt_set, preds))
+            quality = [f"score vs IoU, {name}: {score_quality(gt_set, pred).line()}" for name, pred in preds.items()]
     print(next(iter(reports.values())).table() if len(reports) == 1 else comparison_table(reports))
+    for line in quality:
+        print(line)
     scored = ", ".join(f"{r.num_images}" if len(reports) == 1 else f"{name} {r.num_images}" for name, r in reports.items())
     print(f"afss eval: {scored} images scored, {sum(r.num_pred for r in reports.values())} predicted instances, "
           f"{time.perf_counter() - start:.1f} s -> {', '.join(map(str, outs))}", file=sys.stderr)

@@ -22,7 +22,7 @@ from afss.cli.common import (
 
 # CLI flag -> RefineConfig field; passed on only when the user gave it.
 _CONFIG_FLAGS = ("iou_thr", "skip_box_thr", "conf_type", "count_empty_views", "mask_fusion", "vote_threshold",
-                 "score_source", "min_score", "top1", "min_area_px", "score_field", "prompt")
+                 "score_source", "top1", "min_area_px", "score_field", "prompt")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,7 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", default=None, metavar="VIEWS",
                    help="comma-separated views (default identity,vflip): identity, hflip, vflip, rot90, rot180, "
                         "rot270, scale<f>, brightness<f>, contrast<f>, gamma<f>, e.g. identity,vflip,scale0.75")
-    p.add_argument("--min-score", type=float, default=None, help="keep labels scoring at least this (default 0.6)")
+    cut = p.add_mutually_exclusive_group()
+    cut.add_argument("--min-score", default=None, metavar="X|auto",
+                     help="keep labels scoring at least X (default 0.6), or 'auto': a cut chosen from the "
+                          "scores (Otsu's split, keeping 30-80%% of the labelled images); the summary names it")
+    cut.add_argument("--keep-top", default=None, metavar="FRACTION",
+                     help="instead of --min-score, keep the best-scoring FRACTION of the images (e.g. 0.5): "
+                          "needs no ground truth and no calibrated score; the summary names the cut")
     keep = p.add_mutually_exclusive_group()
     keep.add_argument("--top1", dest="top1", action="store_true", default=None, help="one label per image (default)")
     keep.add_argument("--all", dest="top1", action="store_false",
@@ -90,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     views = parse_views(args.tta or DEFAULT_VIEWS)  # fail before loading anything
-    config = RefineConfig(**given(args, *_CONFIG_FLAGS), **({"per_view_top_k": None} if args.top1 is False else {}))
+    config = RefineConfig(**given(args, *_CONFIG_FLAGS), **_cut(args),
+                          **({"per_view_top_k": None} if args.top1 is False else {}))
     inputs = existing_files(args.labels)
     check_output_path(args.out, inputs=inputs, suffixes=(".json",))
     check_output_path(summary_path(args.out), inputs=inputs, flag="--out (its .summary.json)")
@@ -113,6 +120,26 @@ def run(args: argparse.Namespace) -> int:
     print(f"afss refine: {summary.line()}; {refined.num_instances} instances, "
           f"{time.perf_counter() - start:.1f} s -> {args.out}", file=sys.stderr)
     return 0
+
+
+def _cut(args: argparse.Namespace) -> dict:
+    """``--min-score X|auto`` / ``--keep-top F`` (or ``50%``) as RefineConfig fields (it checks ranges)."""
+    out: dict = {}
+    if args.min_score is not None:
+        out["min_score"] = "auto" if args.min_score.strip().lower() == "auto" else _number(args.min_score, "--min-score", "0.6 or auto")
+    if args.keep_top is not None:
+        value = args.keep_top.strip()
+        out["keep_top"] = _number(value[:-1], "--keep-top", "0.5") / 100 if value.endswith("%") else _number(value, "--keep-top", "0.5")
+    return out
+
+
+def _number(text: str, flag: str, example: str) -> float:
+    from afss.errors import AfssError
+
+    try:
+        return float(text)
+    except ValueError:
+        raise AfssError(f"{flag} {text!r}: expected a number, e.g. {example}") from None
 
 
 def _recorded_options(labels, args: argparse.Namespace) -> dict:

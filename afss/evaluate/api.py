@@ -25,10 +25,11 @@ IOU_TYPES = ("segm", "bbox")
 PROTOCOLS = ("coco", "paper")
 
 
-def _load(labels: LabelSet | str | os.PathLike, role: str, allow_absolute_paths: bool = False) -> tuple[LabelSet, str]:
+def _load(labels: LabelSet | str | os.PathLike, role: str, image_root: str | os.PathLike | None = None,
+          allow_absolute_paths: bool = False) -> tuple[LabelSet, str]:
     if isinstance(labels, LabelSet):
         return labels, role
-    return read_coco(labels, allow_absolute_paths=allow_absolute_paths), str(labels)
+    return read_coco(labels, image_root=image_root, allow_absolute_paths=allow_absolute_paths), str(labels)
 
 
 def _load_pred(pred: LabelSet | str | os.PathLike, gt: LabelSet,
@@ -38,7 +39,7 @@ def _load_pred(pred: LabelSet | str | os.PathLike, gt: LabelSet,
     pycocotools' ``loadRes`` use): a results list has no file names, so its ``image_id`` values
     must be the ground truth's."""
     try:
-        return _load(pred, "pred", allow_absolute_paths)
+        return _load(pred, "pred", allow_absolute_paths=allow_absolute_paths)
     except AfssError:
         data = _json_list(pred)
         if data is None or not all(isinstance(a, dict) for a in data):
@@ -96,6 +97,7 @@ def evaluate(
     categories: Sequence[int | str] | None = None,
     per_class: bool = False,
     only_labelled: bool = False,
+    image_root: str | os.PathLike | None = None,
     allow_absolute_paths: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> EvalReport:
@@ -121,6 +123,8 @@ def evaluate(
             collapsed into one class, as the paper does with its single target class.
         only_labelled: score only the images where ``pred`` holds at least one instance (e.g. the
             survivors of ``afss refine``'s confidence filter); by default the others are misses.
+        image_root: folder a ``gt`` path's file names are relative to (default: recorded in the
+            file, else its folder); matters where images are paired by absolute path.
         allow_absolute_paths: accept ``file_name`` entries that are absolute or leave the image root.
         progress: called with the number of images just paired.
 
@@ -137,7 +141,7 @@ def evaluate(
     start = time.perf_counter()
     iou_types = _check_choices(iou_types, IOU_TYPES, "IoU type")
     protocols = _check_choices(protocols, PROTOCOLS, "protocol")
-    gt_set, gt_name = _load(gt, "gt", allow_absolute_paths)
+    gt_set, gt_name = _load(gt, "gt", image_root, allow_absolute_paths)
     pred_set, pred_name = _load_pred(pred, gt_set, allow_absolute_paths)
     pairs = pair_images(gt_set, pred_set, categories=categories, per_class=per_class,
                         only_labelled=only_labelled, gt_name=gt_name, pred_name=pred_name, progress=progress)

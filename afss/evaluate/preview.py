@@ -72,13 +72,34 @@ def write_preview(path: str | os.PathLike, gt: LabelSet, preds: Mapping[str, Lab
 
 
 def _iou(gt: ImageLabels, pred) -> str:
+    """Top-1 IoU as text: mask IoU where both sides have masks, else box IoU (boxes-only ground truth)."""
+    value = top1_iou(gt, pred)
+    return "-" if value is None else f"{value:.2f}"
+
+
+def top1_iou(gt: ImageLabels, pred) -> float | None:
+    """IoU of ``pred`` (an `Instance`) with the union of ``gt``'s instances: mask IoU where both
+    have masks, else the IoU of ``pred``'s box with the ground truth's enclosing box; ``None``
+    without ground truth."""
+    if not gt.instances:
+        return None
     masks = [i.mask for i in gt.instances if i.rle is not None]
-    if not masks or pred.rle is None:
-        return "-"
-    target = np.logical_or.reduce(masks)
-    p = pred.mask
-    union = np.logical_or(target, p).sum()
-    return f"{np.logical_and(target, p).sum() / union:.2f}" if union else "-"
+    if masks and len(masks) == len(gt.instances) and pred.rle is not None:
+        target = np.logical_or.reduce(masks)
+        p = pred.mask
+        union = np.logical_or(target, p).sum()
+        return float(np.logical_and(target, p).sum() / union) if union else None
+    b = gt.boxes()
+    return box_iou((b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()), pred.box_xyxy)
+
+
+def box_iou(a, b) -> float:
+    """IoU of two ``xyxy`` boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def _crop(rgb: np.ndarray, labelled: list[ImageLabels], context: float) -> np.ndarray:

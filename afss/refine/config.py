@@ -38,7 +38,11 @@ class RefineConfig:
             which reflects agreement between views) or ``"mean"`` (their geometric mean). Both
             are always kept in ``scores``. Without a segmenter (vote) there is no mask score and
             ``score`` is the fused detector score.
-        min_score: filter threshold on ``score_field`` (paper: 0.6; 0 keeps everything).
+        min_score: filter threshold on ``score_field`` (paper: 0.6; 0 keeps everything), or
+            ``"auto"``: a cut chosen from the scores themselves (Otsu's split, keeping 30-80 % of
+            the labelled images; see `afss.refine.filtering.cut_score`).
+        keep_top: instead of ``min_score``, keep the best-scoring fraction (0, 1] of the images:
+            needs no ground truth and no calibrated score, only one that ranks labels by quality.
         top1: at most one label per image (only the best fused box is segmented).
         min_area_px: smallest mask area kept (0: no limit).
         score_field: what the filter reads: ``"score"`` or a sub-score such as ``"box_score"``.
@@ -55,7 +59,8 @@ class RefineConfig:
     mask_fusion: str | None = None
     vote_threshold: float = 0.5
     score_source: str = "mask"
-    min_score: float = 0.6
+    min_score: float | str = 0.6
+    keep_top: float | None = None
     top1: bool = True
     min_area_px: float = 0.0
     score_field: str = "score"
@@ -68,9 +73,13 @@ class RefineConfig:
             raise unknown_choice("mask_fusion", self.mask_fusion, MASK_FUSIONS)
         if self.score_source not in SCORE_SOURCES:
             raise unknown_choice("score_source", self.score_source, SCORE_SOURCES)
-        for name in ("iou_thr", "skip_box_thr", "vote_threshold", "min_score"):
+        for name in ("iou_thr", "skip_box_thr", "vote_threshold"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise AfssError(f"refine: {name} must be in [0, 1], got {getattr(self, name)}")
+        if self.min_score != "auto" and (isinstance(self.min_score, str) or not 0.0 <= self.min_score <= 1.0):
+            raise AfssError(f"refine: min_score must be in [0, 1] or 'auto', got {self.min_score!r}")
+        if self.keep_top is not None and not 0.0 < self.keep_top <= 1.0:
+            raise AfssError(f"refine: keep_top must be a fraction in (0, 1], e.g. 0.5, got {self.keep_top!r}")
         if self.per_view_top_k is not None and self.per_view_top_k < 1:
             raise AfssError(f"refine: per_view_top_k must be >= 1, got {self.per_view_top_k}")
         if self.min_area_px < 0:

@@ -1,4 +1,14 @@
-"""Keep only the labels worth training on: minimum score, top-1 per image, minimum area.
+"""Keep only the labels worth training on: a score cut, top-1 per image, minimum area.
+
+The cut is one of three (`cut_score` picks it from the scores themselves, no ground truth needed):
+
+* ``min_score=0.6``: a fixed threshold (the paper's), right when the score is calibrated on this data;
+* ``keep_top=0.5``: the best-scoring half of the images, whatever the scores' scale: needs only
+  that the score *ranks* labels by quality, which carries over between datasets far better than
+  a calibrated value does;
+* ``min_score="auto"``: Otsu's two-class split of the images' best scores (the cut that best
+  separates a high and a low group), bounded so that it keeps between `AUTO_KEEP` of the labelled
+  images.
 
 Nothing is silently dropped: an image whose every instance is filtered out stays in the output with
 zero instances and ``error`` saying why (``"filtered: score 0.41 < 0.6"``), and `FilterSummary`
@@ -12,22 +22,30 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from afss.errors import AfssError
 from afss.types import ImageLabels, Instance, LabelSet
 
-__all__ = ["DROP_REASONS", "FILTERED_PREFIX", "FilterSummary", "filter_labels", "instance_score"]
+__all__ = ["AUTO_KEEP", "DROP_REASONS", "FILTERED_PREFIX", "FilterSummary", "cut_score", "filter_labels",
+           "instance_score"]
 
 FILTERED_PREFIX = "filtered: "
 DROP_REASONS = ("low_score", "small_area", "no_detection", "failed")
-"""Why an image has no label after filtering: every instance below ``min_score``; every instance
+"""Why an image has no label after filtering: every instance below the score cut; every instance
 below ``min_area_px``; nothing was found in the first place; the image could not be read or the
 teacher failed on it (the earlier ``error`` is kept)."""
+
+AUTO_KEEP = (0.3, 0.8)
+"""Share of the labelled images the ``"auto"`` cut keeps, at least and at most: a student needs a
+useful pool (>= 30 %), and a cut that keeps almost everything filters nothing."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +57,10 @@ class FilterSummary:
         kept: images with at least one instance after filtering.
         dropped: ``{reason: images}`` for the reasons in `DROP_REASONS` (zero counts included).
         instances_in, instances_kept: instance counts before and after.
-        min_score, top1, min_area_px, score_field: the settings used.
+        min_score: the score cut applied (chosen from the scores for ``"auto"`` and ``keep_top``).
+        top1, min_area_px, score_field: the settings used.
+        mode: ``"min_score"`` (a fixed cut), ``"keep_top"`` or ``"auto"``.
+        keep_top: the fraction asked for in ``keep_top`` mode.
     """
 
     images_in: int
@@ -51,6 +72,8 @@ class FilterSummary:
     top1: bool
     min_area_px: float
     score_field: str = "score"
+    mode: str = "min_score"
+    keep_top: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dropped", MappingProxyType(dict(self.dropped)))
@@ -62,13 +85,18 @@ class FilterSummary:
     def to_dict(self) -> dict[str, Any]:
         return {"images_in": self.images_in, "kept": self.kept, "kept_fraction": round(self.kept_fraction, 4),
                 "dropped": dict(self.dropped), "instances_in": self.instances_in,
-                "instances_kept": self.instances_kept, "min_score": self.min_score, "top1": self.top1,
-                "min_area_px": self.min_area_px, "score_field": self.score_field}
+                "instances_kept": self.instances_kept,
+                "min_score": self.min_score if math.isfinite(self.min_score) else None, "top1": self.top1,
+                "min_area_px": self.min_area_px, "score_field": self.score_field, "mode": self.mode,
+                "keep_top": self.keep_top}
 
     def line(self) -> str:
-        """One human line: ``kept 163/200 images (81.5%); dropped: low_score 31, no_detection 6``."""
+        """One human line: ``kept 163/200 images (81.5%); dropped: low_score 31, no_detection 6``;
+        a cut chosen from the scores is named: ``... (81.5%) at score >= 0.412 (keep top 50%); ...``."""
         drops = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v) or "none"
-        return f"kept {self.kept}/{self.images_in} images ({100 * self.kept_fraction:.1f}%); dropped: {drops}"
+        how = {"min_score": "", "auto": " (auto)", "keep_top": f" (keep top {100 * (self.keep_top or 0):g}%)"}
+        cut = "" if self.mode == "min_score" else f" at {self.score_field} >= {self.min_score:.3g}{how[self.mode]}"
+        return f"kept {self.kept}/{self.images_in} images ({100 * self.kept_fraction:.1f}%){cut}; dropped: {drops}"
 
 
 def instance_score(inst: Instance, score_field: str = "score", *, where: str = "") -> float:
@@ -85,47 +113,93 @@ def instance_score(inst: Instance, score_field: str = "score", *, where: str = "
     return float(inst.scores[score_field])
 
 
+def cut_score(scores: Sequence[float], *, images: int | None = None, keep_top: float | None = None,
+              auto: bool = False) -> float:
+    """A score cut chosen from the scores alone (no ground truth).
+
+    Args:
+        scores: the best score of every labelled image.
+        images: all images, labelled or not (default ``len(scores)``); ``keep_top`` is a share of these.
+        keep_top: keep this fraction (0, 1] of the images: the cut is the score of the last one kept
+            (ties at the cut are kept too).
+        auto: Otsu's split: the cut maximising the between-group variance of the scores, moved
+            into the `AUTO_KEEP` range of kept labelled images.
+
+    Returns:
+        The cut (labels scoring >= it are kept); ``inf`` when nothing is to be kept.
+    """
+    s = np.sort(np.asarray(scores, dtype=float))[::-1]  # best first
+    if keep_top is not None:
+        if not 0.0 < keep_top <= 1.0:
+            raise AfssError(f"keep_top must be in (0, 1], got {keep_top}")
+        k = min(len(s), math.ceil(keep_top * (len(s) if images is None else images) - 1e-9))
+        return float(s[k - 1]) if k >= 1 else math.inf
+    if not auto:
+        raise ValueError("cut_score needs keep_top or auto")
+    if len(s) < 2:
+        return float(s[-1]) if len(s) else math.inf
+    # Otsu on the sorted scores: keeping the best k, between-group variance w0 w1 (m0 - m1)^2
+    k = np.arange(1, len(s))
+    csum = np.cumsum(s)
+    m_top, m_rest = csum[:-1] / k, (csum[-1] - csum[:-1]) / (len(s) - k)
+    between = k * (len(s) - k) * (m_top - m_rest) ** 2
+    between[s[k - 1] == s[k]] = -1.0  # a cut must fall between two different scores
+    lo, hi = (max(1, math.ceil(f * len(s))) for f in AUTO_KEEP)
+    best = int(np.argmax(np.where((k >= lo) & (k <= hi), between, -1.0)))
+    kept = k[best] if between[best] >= 0 else min(hi, len(s))
+    return float(s[kept - 1])
+
+
 def filter_labels(
     labels: LabelSet,
     *,
-    min_score: float = 0.6,
+    min_score: float | str = 0.6,
+    keep_top: float | None = None,
     top1: bool = True,
     min_area_px: float = 0.0,
     score_field: str = "score",
 ) -> tuple[LabelSet, FilterSummary]:
     """Filter instances and record, per image, why nothing is left.
 
-    Per image: drop instances with ``score_field < min_score``, then those with area (mask pixels,
-    or box area without a mask) below ``min_area_px``, then keep the best remaining one if ``top1``.
+    Per image: drop instances with ``score_field`` below the cut, then those with area (mask
+    pixels, or box area without a mask) below ``min_area_px``, then keep the best remaining one if
+    ``top1``.
 
     Args:
         labels: refined (or raw) labels.
-        min_score: keep instances scoring at least this (the paper: 0.6 on SAM 2's predicted IoU).
+        min_score: keep instances scoring at least this (the paper: 0.6 on SAM 2's predicted IoU),
+            or ``"auto"``: a cut chosen from the score distribution (`cut_score`).
+        keep_top: instead of ``min_score``, keep the best-scoring fraction (0, 1] of the images.
         top1: keep at most one instance per image, the highest-scoring.
         min_area_px: smallest instance area in pixels (0: no limit).
         score_field: ``"score"`` or a sub-score name such as ``"box_score"`` or ``"mask_score"``.
 
     Returns:
-        The filtered labels (same images, same order; ``info["filter"]`` added) and the summary.
+        The filtered labels (same images, same order; ``info["filter"]`` added) and the summary,
+        whose ``min_score`` is the cut applied.
     """
-    if not 0.0 <= min_score <= 1.0:
-        raise AfssError(f"min_score must be in [0, 1], got {min_score}")
+    mode = "keep_top" if keep_top is not None else "auto" if min_score == "auto" else "min_score"
+    if mode == "min_score" and (isinstance(min_score, str) or not 0.0 <= min_score <= 1.0):
+        raise AfssError(f"min_score must be in [0, 1] or 'auto', got {min_score!r}")
     if min_area_px < 0:
         raise AfssError(f"min_area_px must be >= 0, got {min_area_px}")
+    scored_images = [[(instance_score(i, score_field, where=im.file_name), i) for i in im.instances]
+                     for im in labels.images]
+    if mode != "min_score":
+        best = [max(s for s, _ in sc) for sc in scored_images if sc]
+        min_score = cut_score(best, images=len(labels.images), keep_top=keep_top, auto=mode == "auto")
     out: list[ImageLabels] = []
     reasons: Counter[str] = Counter({r: 0 for r in DROP_REASONS})
-    for im in labels.images:
+    for im, scored in zip(labels.images, scored_images, strict=True):
         if not im.instances:
             reasons[_reason_of_empty(im.error)] += 1
             out.append(im)
             continue
-        where = f"{im.file_name}"
-        scored = [(instance_score(i, score_field, where=where), i) for i in im.instances]
         passing = [(s, i) for s, i in scored if s >= min_score]
         if not passing:
-            best = max(s for s, _ in scored)
+            best_s = max(s for s, _ in scored)
             reasons["low_score"] += 1
-            out.append(im.replace(instances=(), error=f"{FILTERED_PREFIX}{score_field} {best:.3g} < {min_score:g}"))
+            out.append(im.replace(instances=(), error=f"{FILTERED_PREFIX}{score_field} {best_s:.3g} < {min_score:.3g}"))
             continue
         big = [(s, i) for s, i in passing if i.area >= min_area_px]
         if not big:
@@ -139,8 +213,8 @@ def filter_labels(
     kept = sum(1 for im in out if im.instances)
     summary = FilterSummary(
         images_in=len(labels), kept=kept, dropped=dict(reasons), instances_in=labels.num_instances,
-        instances_kept=sum(len(im.instances) for im in out), min_score=min_score, top1=top1,
-        min_area_px=min_area_px, score_field=score_field,
+        instances_kept=sum(len(im.instances) for im in out), min_score=float(min_score), top1=top1,
+        min_area_px=min_area_px, score_field=score_field, mode=mode, keep_top=keep_top,
     )
     info = dict(labels.info)
     info["filter"] = summary.to_dict()

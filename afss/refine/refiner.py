@@ -11,7 +11,8 @@ Per image, as the paper's reference code does by default:
    segmenter's own quality estimate (SAM 2's predicted IoU), ``scores["box_score"]`` the fused
    detector score. Without a segmenter (``"vote"``) the views' masks are fused by a pixel vote
    weighted by their detector scores and ``score`` is the fused detector score;
-4. `afss.refine.filtering` keeps labels with ``score >= min_score`` (0.6), top-1 per image.
+4. `afss.refine.filtering` keeps labels with ``score >= min_score`` (0.6), top-1 per image; or
+   the best ``keep_top`` fraction, or a cut chosen from the scores (``min_score="auto"``).
 
 With ``labels`` given (e.g. the label stage's output), the identity view's detections are taken
 from it instead of running the teacher again.
@@ -149,7 +150,7 @@ def refine_labels(
     fused = sum(1 for im in refined.images if im.instances)
     no_det = sum(1 for im in refined.images if im.error == NO_DETECTION)
     agree = sum(1 for im in refined.images if im.instances and im.instances[0].scores.get("views_agreeing") == len(views))
-    filtered, fsum = filter_labels(refined, min_score=config.min_score, top1=config.top1,
+    filtered, fsum = filter_labels(refined, min_score=config.min_score, keep_top=config.keep_top, top1=config.top1,
                                    min_area_px=config.min_area_px, score_field=config.score_field)
     seconds = time.perf_counter() - t0
     summary = RefineSummary(images=len(refined), fused=fused, no_detection=no_det, failed=len(refined) - fused - no_det,
@@ -187,7 +188,7 @@ def summary_path(out: str | os.PathLike) -> Path:
 
 def _journal_header(teacher, views, config, mask_fusion, labels) -> dict[str, Any]:
     """What determines the unfiltered result (filter settings may change between resumed runs)."""
-    cfg = {k: v for k, v in asdict(config).items() if k not in ("min_score", "min_area_px", "score_field")}
+    cfg = {k: v for k, v in asdict(config).items() if k not in ("min_score", "keep_top", "min_area_px", "score_field")}
     return {"teacher": teacher_provenance(teacher), "views": [v.name for v in views],
             "config": {**cfg, "mask_fusion": mask_fusion}, "given_labels": labels is not None}
 

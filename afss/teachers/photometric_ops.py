@@ -144,6 +144,80 @@ def hysteresis(grow: np.ndarray, seed: np.ndarray, min_area: float) -> np.ndarra
     return hit[labels]
 
 
+def faint_surfaces(flat: np.ndarray, avoid: np.ndarray, inside: np.ndarray | None, *, k_sigma: float,
+                   sigma_px: float, min_area: float) -> np.ndarray:
+    """Faint surfaces, bool ``(h, w)``: what stays ``k_sigma`` noise sigmas above the sky (hysteresis,
+    seeds ``k_sigma + 2``) at a quarter of the resolution, smoothed by ``sigma_px`` (work pixels).
+
+    ``flat`` is the star-free image with the lit foreground already replaced by the sky; nothing
+    within ``2 sigma_px`` of ``avoid`` (the lit foreground, the Earth) is kept, so the blurred glow
+    around a bright part, or the limb glow, is not taken for a faint surface; within ``inside``
+    only, when given. Blobs under ``min_area`` work pixels are noise of the smoothed sky.
+    """
+    h, w = flat.shape
+    quarter = (max(1, w // 4), max(1, h // 4))
+    small = cv2.GaussianBlur(cv2.resize(flat, quarter, interpolation=cv2.INTER_AREA), (0, 0), sigma_px / 4)
+    sky, noise, _ = sky_background(small, small)
+    resid = small - sky  # dim surfaces are brighter than the sky behind them
+    grow = resid > max(k_sigma * noise, 1.0)
+    seed = resid > max((k_sigma + 2.0) * noise, 2.0)
+    r = max(1, round(sigma_px / 2))  # 2 sigma_px at the full work scale
+    near = cv2.resize(avoid.astype(np.uint8), quarter, interpolation=cv2.INTER_AREA) > 0
+    near = cv2.dilate(near.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    grow &= ~near.astype(bool)
+    if inside is not None:
+        grow &= cv2.resize(inside.astype(np.uint8), quarter, interpolation=cv2.INTER_NEAREST).astype(bool)
+    dim = hysteresis(grow, seed, min_area / 16)
+    return cv2.resize(dim.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+def group_components(fg: np.ndarray, min_area: float, radius_px: int,
+                     apart: np.ndarray | None = None) -> tuple[int, np.ndarray, np.ndarray]:
+    """Components of ``fg`` of at least ``min_area`` pixels, those closer than ``2 radius_px`` joined
+    into one group; components spanning the frame (touching two opposite sides) or touching
+    ``apart`` (bool ``(h, w)``, e.g. the Earth) stay alone: a band of limb glow or a cloud is no
+    part of a spacecraft.
+
+    Returns ``(n, labels (h, w) int32 with 0 outside, stats (n, 5))`` like
+    ``cv2.connectedComponentsWithStats`` (row 0 unused): each group's tight ``x, y, w, h, area``.
+    """
+    h, w = fg.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+    big = stats[:, cv2.CC_STAT_AREA] >= min_area
+    big[0] = False
+    x, y, bw, bh = (stats[:, i] for i in range(4))
+    joins = big & ~(((x == 0) & (x + bw == w)) | ((y == 0) & (y + bh == h)))  # a band across the frame
+    if apart is not None:
+        joins[np.unique(labels[apart & fg])] = False
+    if radius_px < 1 or joins.sum() < 2:
+        return n, np.where(big[labels], labels, 0).astype(np.int32), np.where(big[:, None], stats, 0)
+    # which components are near each other, decided at a quarter of the resolution (cheap)
+    f = 4
+    small = cv2.resize(joins[labels].astype(np.uint8), (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA) > 0
+    r = max(1, round(radius_px / f))
+    near = cv2.dilate(small.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    ng, groups_small = cv2.connectedComponents(near, connectivity=8)
+    yy = np.minimum(np.arange(h) // f, groups_small.shape[0] - 1)
+    xx = np.minimum(np.arange(w) // f, groups_small.shape[1] - 1)
+    group_of = groups_small[yy[:, None], xx[None, :]]
+    alone = np.flatnonzero(big & ~joins)
+    remap = np.zeros(n, np.int32)
+    remap[alone] = ng + np.arange(len(alone), dtype=np.int32)
+    out = np.where(joins[labels], group_of, np.where(big[labels], remap[labels], 0)).astype(np.int32)
+    total = ng + len(alone)
+    out_stats = np.zeros((total, 5), np.int64)
+    for k in range(1, ng):
+        ys, xs = np.nonzero(groups_small == k)
+        y0, y1, x0, x1 = ys.min() * f, min(h, (ys.max() + 1) * f), xs.min() * f, min(w, (xs.max() + 1) * f)
+        m = out[y0:y1, x0:x1] == k
+        if not m.any():
+            continue
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        out_stats[k] = (x0 + cols[0], y0 + rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1, int(m.sum()))
+    out_stats[ng:] = stats[alone]
+    return total, out, out_stats
+
+
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill background regions not connected to the frame edge."""
     inv = (~mask).astype(np.uint8)
@@ -178,6 +252,15 @@ def border_fraction(m: np.ndarray, x: int, y: int, w: int, h: int) -> float:
     if y + m.shape[0] == h:
         on += int(m[-1].sum())
     return float(min(1.0, on / max(per, 1.0)))
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two ``(x0, y0, x1, y1)`` boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def box_mask(shape_hw: tuple[int, int], box: np.ndarray) -> np.ndarray:
