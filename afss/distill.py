@@ -126,9 +126,16 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
     config = config or DistillConfig()
     train = train or TrainConfig()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise AfssError(f"{out}: exists and is not a folder; --out names the distillation folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "distill.json").is_file():
+        raise AfssError(f"{out}: folder is not empty and is not an afss distillation; choose a new or empty --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AfssError(f"{out}: cannot create the folder ({e.strerror or e})") from e
     pool = pool.replace(images=tuple(im.replace(instances=(), error=None) for im in pool.images))
-    _check_same_pool(out, input_identity(pool))
+    _check_same_pool(out, input_identity(pool), {"config": asdict(config), "train": asdict(train)})
     say = progress or (lambda line: log.info("%s", line))
     results: list[RoundResult] = []
     previous: LabelSet | None = None
@@ -208,19 +215,29 @@ def _score(gt, refined: LabelSet, weights: Path, pool: LabelSet, folder: Path, t
     return scores
 
 
-def _check_same_pool(out: Path, inputs: dict[str, Any]) -> None:
-    """A rerun continues an earlier distillation only over the same pool."""
+def _check_same_pool(out: Path, inputs: dict[str, Any], settings: dict[str, Any]) -> None:
+    """A rerun continues an earlier distillation only over the same pool and with the same settings
+    (its finished rounds are reused, so other settings would be recorded over results they did not make)."""
     import json
 
     record = out / "distill.json"
+    settings = json.loads(json.dumps(settings, default=str))
     if record.is_file():
-        old = json.loads(record.read_text()).get("inputs")
+        data = json.loads(record.read_text())
+        old = data.get("inputs")
         if old is not None and old != json.loads(json.dumps(inputs)):
             raise AfssError(f"{out}: holds a distillation of another pool ({old.get('image_root')}, "
                             f"{old.get('images')} images; now {inputs['image_root']}, {inputs['images']}); "
                             "choose another --out")
+        before = {"config": data.get("config"), "train": data.get("train")}
+        if data.get("config") is not None and before != settings:
+            changed = [f"{part}.{k} {before[part].get(k)!r}, now {settings[part].get(k)!r}" for part in settings
+                       for k in sorted(set(settings[part]) | set(before[part] or {}))
+                       if (before[part] or {}).get(k) != settings[part].get(k)]
+            raise AfssError(f"{out}: holds a distillation made with other settings ({'; '.join(changed)}); rerun it "
+                            "as it was to continue, or choose another --out")
     else:
-        write_json_atomic(record, {"stage": "distill", "inputs": inputs, "rounds": []}, indent=2)
+        write_json_atomic(record, {"stage": "distill", "inputs": inputs, **settings, "rounds": []}, indent=2)
 
 
 def _write_record(out: Path, config: DistillConfig, train, results: Sequence[RoundResult]) -> None:

@@ -221,3 +221,14 @@ def test_real_permission_faults_as_a_normal_user():
             if not p.is_symlink():
                 os.chmod(p, 0o755)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_synth_never_deletes_files_it_did_not_write(tmp_path):
+    out = tmp_path / "s1"
+    assert run_cli(["synth", "--n", "3", "--size", "32", "--workers", "1", "--out", str(out)])[0] == 0
+    assert run_cli(["label", "--teacher", "photometric", "--gt", str(out / "gt.json"),
+                    "--out", str(out / "labels.json")])[0] == 0
+    before = (out / "labels.json").read_bytes()
+    code, err, tb = run_cli(["synth", "--n", "2", "--size", "32", "--workers", "1", "--out", str(out)])
+    assert tb is None and code == 2 and "labels.json" in err and "did not write" in err
+    assert (out / "labels.json").read_bytes() == before and len(read_coco(out / "gt.json")) == 3

@@ -303,3 +303,17 @@ def test_cli_limit_keeps_the_journal_and_a_full_rerun_completes(tmp_path, capsys
     assert main(argv) == 0 and len(read_coco(out)) == 8
     assert main([*argv, "--limit", "0"]) == 2
     assert "limit must be a whole number >= 1, got 0" in capsys.readouterr().err
+
+
+def test_a_limited_rerun_never_replaces_finished_images(tmp_path, capsys):
+    from afss.cli import main
+
+    _write_images(tmp_path / "imgs")
+    out = tmp_path / "l.json"
+    argv = ["-q", "label", "--teacher", "photometric", "--images", str(tmp_path / "imgs"), "--out", str(out)]
+    assert main([*argv, "--limit", "5"]) == 0
+    before = out.read_bytes()
+    assert main([*argv, "--limit", "3"]) == 2
+    assert "holds 2 finished image(s) beyond this --limit" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert main([*argv, "--limit", "6"]) == 0 and len(read_coco(out)) == 6  # a larger limit is fine

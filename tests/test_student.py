@@ -227,3 +227,51 @@ def test_a_killed_training_continues_from_its_last_epoch(tmp_path):
     result = train_student(labels, tmp_path / "run", config, progress=lambda e, m: seen.append(e))
     assert seen == [1, 2]  # epoch 2 ran once, epoch 1 was not trained again
     assert result.epochs == 2 and result.weights.is_file()
+
+
+def test_review_findings_each_one_line_and_nothing_replaced(tmp_path, capsys):
+    """What a new user tried: distill into a data folder or onto a file, --init an ONNX, export-yolo
+    onto a file, a garbage ONNX, export over an existing file, a distill rerun with other settings."""
+    from afss.distill import DistillConfig, distill
+    from afss.student.env import ultralytics
+    from afss.student.train import TrainConfig
+    from afss.teachers import build_teacher
+
+    labels = _labelled_images(tmp_path)
+    (tmp_path / "labels.json").write_text("{}")
+    teacher = build_teacher("photometric")
+    with pytest.raises(AfssError, match="not empty and is not an afss distillation"):
+        distill(teacher, labels, tmp_path / "imgs")
+    with pytest.raises(AfssError, match="exists and is not a folder"):
+        distill(teacher, labels, tmp_path / "labels.json")
+    (tmp_path / "garbage.onnx").write_bytes(os.urandom(1000))
+    weights = tmp_path / "s.pt"
+    ultralytics().YOLO("yolo11n-seg.yaml").save(str(weights))
+    from afss.cli import main
+
+    cases = [
+        (["train", "--labels", str(tmp_path / "labels.json"), "--init", str(tmp_path / "garbage.onnx"),
+          "--out", str(tmp_path / "r")], "an ONNX file cannot be trained"),
+        (["export-yolo", str(tmp_path / "labels.json"), "--out", str(tmp_path / "labels.json")], None),
+        (["predict", "--weights", str(tmp_path / "garbage.onnx"), "--images", str(tmp_path / "imgs"),
+          "--out", str(tmp_path / "p.json")], "not an ONNX model onnxruntime can load"),
+        (["export", "--weights", str(weights), "--out", str(tmp_path / "garbage.onnx")], "exists; pass --overwrite"),
+        (["export", "--weights", str(weights), "--calib", str(tmp_path), "--out", str(tmp_path / "m.onnx")],
+         "needs --int8"),
+    ]
+    for argv, message in cases:
+        capsys.readouterr()
+        assert main(["-q", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("afss: error: ") and err.count("\n") == 1, err
+        assert message is None or message in err, err
+    assert not (tmp_path / "r").exists()
+    capsys.readouterr()
+    assert main(["-q", "export", "--weights", str(weights), "--imgsz", "64", "--out", str(tmp_path / "m.onnx")]) == 0
+    student = build_teacher("student", weights=str(tmp_path / "m.onnx"))
+    assert student.options["imgsz"] == 64  # what the exported model runs at, not the default
+    config, train = DistillConfig(rounds=1, min_score=0.0), TrainConfig(epochs=1, imgsz=64, batch=4)
+    distill(teacher, labels.replace(images=labels.images[:6]), tmp_path / "d", config=config, train=train)
+    with pytest.raises(AfssError, match=r"other settings \(config.min_score 0.0, now 0.3\)"):
+        distill(teacher, labels.replace(images=labels.images[:6]), tmp_path / "d",
+                config=DistillConfig(rounds=1, min_score=0.3), train=train)

@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--int8", action="store_true", help="quantise to int8")
     p.add_argument("--calib", metavar="DIR", help="calibration images for --int8 (default: the run's training images)")
     p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(func=run)
 
 
@@ -29,8 +30,11 @@ def run(args: argparse.Namespace) -> int:
 
     if not 32 <= args.imgsz <= 4096:
         raise AfssError(f"--imgsz must be in [32, 4096], got {args.imgsz}")
+    if args.calib is not None and not args.int8:
+        raise AfssError("--calib gives int8 calibration images: it needs --int8")
     t0 = time.perf_counter()
-    path = export_student(args.weights, args.out, imgsz=args.imgsz, int8=args.int8, calib=args.calib)
+    path = export_student(args.weights, args.out, imgsz=args.imgsz, int8=args.int8, calib=args.calib,
+                          overwrite=args.overwrite)
     size = path.stat().st_size / 1e6
     print(f"afss export: {'int8 ' if args.int8 else ''}ONNX {size:.1f} MB, {time.perf_counter() - t0:.1f} s -> {path}",
           file=sys.stderr)

@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "pretrain", help="train the student on rendered synth scenes (exact masks, no annotation) -> a .pt",
         description="Render afss synth scenes of every domain and train the YOLO-seg student on their exact masks; "
-                    "the result is the start (--init) that makes training on a few hundred pseudo-labels work.",
+                    "the result is the start (--init) that makes training on a few hundred pseudo-labels work. "
+                    "Scenes and the training run go to <out stem>.pretrain/ beside --out (a rerun reuses the scenes).",
     )
     p.add_argument("--out", required=True, help="the .pt to write, e.g. student_synth.pt")
     p.add_argument("--n", type=int, default=None, help="scenes (default 1000)")
@@ -25,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
     p.add_argument("--device", default=None, help="cpu (default), 0 / cuda:0")
     p.add_argument("--workers", type=int, default=None, help="synth processes (default: all cores)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(func=run)
 
 
@@ -35,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     config = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch", "device"))
     resolve_init(config.init)
-    out, result = pretrain_student(args.out, config=config, **given(args, "n", "size", "domain", "workers"))
+    out, result = pretrain_student(args.out, config=config, overwrite=args.overwrite,
+                                   **given(args, "n", "size", "domain", "workers"))
     print(f"afss pretrain: {result.dataset.train} scenes, {result.epochs} epochs, {result.seconds_per_epoch:.1f} s/epoch, "
           f"val mask mAP50-95 {result.metrics.get('metrics/mAP50-95(M)', float('nan')):.3f}; "
           f"{time.perf_counter() - t0:.0f} s -> {out}", file=sys.stderr)

@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=None, help="share of labelled images held out (default 0.1)")
     p.add_argument("--seed", type=int, default=None, help="split and training seed (default 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder")
+    p.add_argument("--overwrite", action="store_true", help="train into --out even if it holds another training")
     add_path_policy_argument(p)
     p.set_defaults(func=run)
 
@@ -44,13 +45,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise AfssError(f"{out}: exists and is not a folder; --out names the run folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "train.json").exists() and not (out / "args.yaml").exists():
-        raise AfssError(f"{out}: folder is not empty and is not an afss training run; choose another --out")
     config = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch", "device", "val_fraction", "seed"))
     resolve_init(config.init)  # a bad --init fails before the labels are read
     labels = read_coco(args.labels, image_root=args.image_root, allow_absolute_paths=args.allow_absolute_paths)
     with progress_bar(args, total=config.epochs, desc="train (student)", unit="epoch") as advance:
-        result = train_student(labels, out, config, progress=lambda epoch, metrics: advance(1))
+        result = train_student(labels, out, config, progress=lambda epoch, metrics: advance(1),
+                               overwrite=args.overwrite)
     m = result.metrics
     print(f"afss train: {result.dataset.train} train / {result.dataset.val} val images, {result.epochs} epochs, "
           f"{result.seconds_per_epoch:.1f} s/epoch; val mask mAP50-95 {m.get('metrics/mAP50-95(M)', float('nan')):.3f}, "

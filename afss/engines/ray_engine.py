@@ -115,6 +115,8 @@ class RayEngine:
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
             if self.address is None:
                 kwargs["num_cpus"] = os.cpu_count() or 1
+                # a cluster of this process alone, on this machine: no token (Ray would write it to ~/.ray)
+                os.environ.setdefault("RAY_AUTH_MODE", "disabled")
             try:
                 ray.init(address=self.address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:

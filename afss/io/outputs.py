@@ -23,7 +23,8 @@ from typing import Any
 
 from afss.errors import AfssError
 
-__all__ = ["check_output_path", "check_replaceable", "digest", "input_identity", "same_file"]
+__all__ = ["check_limit_keeps_work", "check_output_path", "check_replaceable", "digest", "input_identity",
+           "same_file"]
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -119,3 +120,25 @@ def check_replaceable(out: str | os.PathLike, *, stage: str, inputs: Mapping[str
         what = "was made from other inputs (" + "; ".join(
             f"{k} {(old_inputs or {}).get(k)!r}, now {inputs.get(k)!r}" for k in changed) + ")"
     raise AfssError(f"{out}: exists and {what}; pass --overwrite to replace it, or choose another --out")
+
+
+def check_limit_keeps_work(out: str | os.PathLike, *, kept: Iterable[str], overwrite: bool = False) -> None:
+    """Refuse a ``--limit`` run whose output would replace finished images of an earlier run: the
+    existing ``out`` lists images beyond the ones this run writes (``kept``: their file names).
+
+    Raises:
+        AfssError: naming how many finished images would be lost, unless ``overwrite``.
+    """
+    out = Path(out)
+    if overwrite or not out.is_file():
+        return
+    try:
+        with out.open(encoding="utf-8") as f:
+            names = [im.get("file_name") for im in json.load(f).get("images") or []]
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return  # not ours: check_replaceable has already decided about it
+    keep = set(kept)
+    lost = [n for n in names if n not in keep]
+    if lost:
+        raise AfssError(f"{out}: holds {len(lost)} finished image(s) beyond this --limit (e.g. {lost[0]}) that the "
+                        "limited output would replace; rerun without --limit, choose another --out, or --overwrite")

@@ -123,6 +123,8 @@ def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float
         raise AfssError(f"no image has a kept instance to train on ({len(labels)} images: "
                         f"{', '.join(reasons) or 'none'}); lower --min-score or label more images")
     root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise AfssError(f"{root}: exists and is not a folder; --out names the dataset folder")
     if root.exists() and any(root.iterdir()) and not (root / "manifest.json").exists():
         raise AfssError(f"{root}: folder is not empty and is not an afss YOLO export; choose another folder")
     shutil.rmtree(root, ignore_errors=True)

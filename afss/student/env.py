@@ -55,7 +55,8 @@ def ultralytics() -> ModuleType:
     import torch
     from ultralytics.utils import SETTINGS
 
-    SETTINGS.update({"sync": False})
+    # no analytics; and no Ray Tune callback (it warns on every run where Ray is installed)
+    SETTINGS.update({"sync": False, "raytune": False})
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]) if os.environ["OMP_NUM_THREADS"].isdigit() else int(threads))
     _module = module
     return module

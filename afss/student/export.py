@@ -46,8 +46,9 @@ def _calibration_images(weights: Path, calib: str | os.PathLike | None) -> list[
 
     folder = Path(calib) if calib is not None else weights.parent.parent / "data" / "images" / "train"
     if not folder.is_dir():
-        raise AfssError(f"int8 calibration needs images: {folder} is not a folder (pass --calib DIR, images like "
-                        "those the student will see)")
+        where = "" if calib is not None else f" ({weights} is not in an afss train run, whose training images it uses)"
+        raise AfssError(f"int8 calibration needs images: {folder} is not a folder{where}; pass --calib DIR, images "
+                        "like those the student will see")
     files = find_images(folder)
     if not files:
         raise AfssError(f"{folder}: no calibration images found")
@@ -56,7 +57,7 @@ def _calibration_images(weights: Path, calib: str | os.PathLike | None) -> list[
 
 
 def export_student(weights: str | os.PathLike, out: str | os.PathLike, *, imgsz: int = 512, int8: bool = False,
-                   calib: str | os.PathLike | None = None) -> Path:
+                   calib: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
     """Export ``weights`` (a YOLO-seg ``.pt``) to ONNX at ``out``; with ``int8``, quantised.
 
     Args:
@@ -65,6 +66,8 @@ def export_student(weights: str | os.PathLike, out: str | os.PathLike, *, imgsz:
         imgsz: the model's fixed input size (square).
         int8: write an int8 model (static QDQ quantisation calibrated on ``calib`` images).
         calib: folder of calibration images (default: the run's training images).
+        overwrite: replace an existing ``out`` (an ONNX file records nothing of where it came from,
+            so an existing one is never replaced silently).
 
     Raises:
         AfssError: a bad weights file or ``out``, no calibration images, onnx/onnxruntime missing.
@@ -73,6 +76,8 @@ def export_student(weights: str | os.PathLike, out: str | os.PathLike, *, imgsz:
 
     weights = Path(weights)
     out = check_output_path(out, inputs=[weights], flag="--out", example="model.onnx", suffixes=(".onnx",))
+    if out.exists() and not overwrite:
+        raise AfssError(f"{out}: exists; pass --overwrite to replace it, or choose another --out")
     if weights.suffix.lower() != ".pt":
         raise AfssError(f"{weights}: export takes a .pt checkpoint, found {weights.suffix!r}")
     model = load_yolo(weights)

@@ -46,11 +46,13 @@ def load_yolo(weights: str | os.PathLike, *, what: str = "weights") -> Any:
         raise AfssError(f"{path}: no such {what} file (expected a YOLO-seg .pt or an .onnx from afss export)")
     if path.suffix.lower() not in WEIGHT_SUFFIXES:
         raise AfssError(f"{path}: {what} must be a .pt or .onnx file, found {path.suffix or 'no extension'!r}")
+    if path.suffix.lower() == ".onnx":
+        onnx_input_size(path)  # a garbage file fails here, once, not per image at predict time
     yolo = ultralytics().YOLO
     try:
         model = yolo(str(path), task="segment")
-    except Exception as e:
-        raise AfssError(f"{path}: not a YOLO model ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from e
+    except Exception as e:  # a corrupt or foreign file fails in many ways
+        raise AfssError(f"{path}: not a YOLO model ({_first_line(e)})") from e
     task = getattr(model, "task", None)
     inner = getattr(model, "model", None)
     if path.suffix.lower() == ".pt":
@@ -60,6 +62,30 @@ def load_yolo(weights: str | os.PathLike, *, what: str = "weights") -> Any:
             raise AfssError(f"{path}: a YOLO {task or 'unknown'} model ({head or 'no head'}), expected a segmentation "
                             "model (YOLO-seg, e.g. yolo11n-seg)")
     return model
+
+
+def _first_line(error: Exception, limit: int = 160) -> str:
+    text = (str(error).strip().splitlines() or [""])[0]
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def onnx_input_size(path: str | os.PathLike) -> int | None:
+    """The square input size an exported student was built for (``None`` if dynamic).
+
+    Raises:
+        AfssError: the file is not an ONNX model onnxruntime can load.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise AfssError("ONNX students need onnxruntime: pip install 'afss[student]'") from e
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise AfssError(f"{path}: not an ONNX model onnxruntime can load ({_first_line(e)})") from e
+    shape = session.get_inputs()[0].shape
+    return int(shape[-1]) if len(shape) == 4 and isinstance(shape[-1], int) else None
 
 
 class StudentTeacher(Teacher):
@@ -91,7 +117,10 @@ class StudentTeacher(Teacher):
             if not 0.0 <= opts[key] <= 1.0:
                 raise AfssError(f"student: {key} must be in [0, 1], got {opts[key]}")
         opts["weights"] = str(Path(opts["weights"]).resolve()) if Path(opts["weights"]).exists() else opts["weights"]
-        return cls(load_yolo(opts["weights"]), opts)
+        model = load_yolo(opts["weights"])
+        if opts["weights"].lower().endswith(".onnx"):  # an exported model runs at the size it was built for
+            opts["imgsz"] = onnx_input_size(opts["weights"]) or opts["imgsz"]
+        return cls(model, opts)
 
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:
         if not images:

@@ -30,7 +30,8 @@ PRETRAIN_SEED = 900_000
 
 def pretrain_student(out: str | os.PathLike, *, n: int = 1000, size: int = 512, domain: str = "mixed",
                      seed: int = PRETRAIN_SEED, work_dir: str | os.PathLike | None = None,
-                     config: TrainConfig | None = None, workers: int | None = None) -> tuple[Path, TrainResult]:
+                     config: TrainConfig | None = None, workers: int | None = None,
+                     overwrite: bool = False) -> tuple[Path, TrainResult]:
     """Render ``n`` synth scenes and train the student on their exact masks; copy the best weights to ``out``.
 
     Args:
@@ -38,6 +39,7 @@ def pretrain_student(out: str | os.PathLike, *, n: int = 1000, size: int = 512, 
         n, size, domain, seed: the scenes (see `afss.synth.render_dataset`).
         work_dir: where scenes and the training run go (default: ``<out stem>.pretrain/`` beside ``out``);
             a rerun with the same scenes reuses them.
+        overwrite: replace an existing ``out``.
         config: the training recipe (``init`` defaults to ``yolo11n-seg.yaml``, random initialisation).
 
     Returns:
@@ -48,6 +50,8 @@ def pretrain_student(out: str | os.PathLike, *, n: int = 1000, size: int = 512, 
     from afss.synth.dataset import made_by_synth
 
     out = check_output_path(out, flag="--out", example="student_synth.pt", suffixes=(".pt",))
+    if out.exists() and not overwrite:
+        raise AfssError(f"{out}: exists; pass --overwrite to replace it, or choose another --out")
     work = Path(work_dir) if work_dir is not None else out.with_name(f"{out.stem}.pretrain")
     config = config or TrainConfig()
     if config.init == "synth":

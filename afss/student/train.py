@@ -16,6 +16,7 @@ download), a checkpoint of yours (``PATH.pt``, e.g. COCO-pretrained ``yolo11n-se
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -107,6 +108,8 @@ def resolve_init(init: str) -> str:
         return init
     from afss.student.model import load_yolo
 
+    if Path(init).suffix.lower() == ".onnx":
+        raise AfssError(f"--init {init}: an ONNX file cannot be trained; start from the .pt it was exported from")
     load_yolo(init, what="--init")  # a missing, foreign or detection-only file fails here, in one line
     return str(Path(init).resolve())
 
@@ -121,7 +124,8 @@ def _family_yaml(name: str) -> str:
 
 
 def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig | None = None, *,
-                  progress: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+                  progress: Callable[[int, dict[str, float]], None] | None = None,
+                  overwrite: bool = False) -> TrainResult:
     """Train a YOLO-seg student on ``labels`` (pseudo-labels: no ground truth belongs here).
 
     A run that was killed (``out/weights/last.pt`` there, ``out/train.json`` not yet) continues from
@@ -133,6 +137,8 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
         out: the run folder (see the module docstring for what goes in it).
         config: the recipe, `TrainConfig`.
         progress: called after every epoch with its number (1-based) and validation metrics.
+        overwrite: train into ``out`` even when it holds a run on other labels or with another recipe
+            (refused by default: that run's weights would be replaced).
 
     Returns:
         `TrainResult`: best and last weights, the final validation metrics, timings.
@@ -140,9 +146,13 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     Raises:
         AfssError: labels with no kept instance, a bad ``init``, Ultralytics missing, a bad recipe.
     """
+    from afss.io.outputs import input_identity
+
     config = config or TrainConfig()
     out = Path(out).resolve()
     init = resolve_init(config.init)
+    identity = {"labels": input_identity(labels, labels), "config": json.loads(json.dumps(asdict(config)))}
+    _check_run_folder(out, identity, overwrite)
     data = export_yolo(labels, out / "data", val_fraction=config.val_fraction, seed=config.seed)
     from afss.student.env import ultralytics
 
@@ -178,12 +188,35 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     result = TrainResult(out=out, weights=weights if weights.is_file() else last, last=last, dataset=data,
                          metrics=metrics, seconds=seconds, seconds_per_epoch=seconds / max(epochs, 1), epochs=epochs)
     write_json_atomic(out / "train.json", {
-        "stage": "train", "init": config.init, "init_resolved": init, "config": asdict(config),
+        "stage": "train", "identity": identity, "init": config.init, "init_resolved": init, "config": asdict(config),
         "dataset": {"train": data.train, "val": data.val, "instances": data.instances, "names": list(data.names),
                     "skipped": data.skipped},
         "labels_info": dict(labels.info), "metrics": metrics, "seconds": round(seconds, 2),
         "seconds_per_epoch": round(result.seconds_per_epoch, 2), "weights": str(result.weights)}, indent=2)
     return result
+
+
+def _check_run_folder(out: Path, identity: dict[str, Any], overwrite: bool) -> None:
+    """``out`` must be new, empty, or this very training (to continue or redo it); a run on other
+    labels or with another recipe is kept unless ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise AfssError(f"{out}: exists and is not a folder; --out names the run folder")
+    if overwrite or not out.is_dir() or not any(out.iterdir()):
+        return
+    record = out / "train.json"
+    if record.is_file():
+        try:
+            old = json.loads(record.read_text()).get("identity")
+        except (OSError, ValueError):
+            old = None
+        if old == identity:
+            return
+        what = "a training on other labels or with another recipe"
+    elif (out / "args.yaml").is_file() or (out / "data" / "manifest.json").is_file():
+        return  # an interrupted run of afss train: it continues
+    else:
+        what = "not an afss training run"
+    raise AfssError(f"{out}: folder is {what}; pass --overwrite to train there anyway, or choose another --out")
 
 
 def read_results_csv(path: Path) -> dict[str, float]:

@@ -62,6 +62,30 @@ def made_by_synth(folder: Path) -> bool:
         return False
 
 
+MANIFEST = ".afss-synth-files.json"
+"""Every file a synth run wrote, relative to its folder: what a later run may replace."""
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """Files under ``folder`` that afss synth did not write (per its manifest): labels, notes, a
+    student someone saved there. A rerun must not delete them."""
+    try:
+        written = set(json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        written = None
+    found = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+    if written is None:  # an older synth output: which files are its own is unknown
+        return found
+    return [f for f in found if f not in written and f != MANIFEST]
+
+
+def _write_manifest(folder: Path) -> None:
+    from afss.io.atomic import write_json_atomic
+
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    write_json_atomic(folder / MANIFEST, [f for f in files if f != MANIFEST])
+
+
 def _prepare_output(out: Path) -> Path:
     """Where to render: ``out`` itself when it is new or empty, else (when afss synth made it) a fresh
     folder beside it that replaces it whole at the end, so no stale images of an earlier, larger run
@@ -74,6 +98,14 @@ def _prepare_output(out: Path) -> Path:
         raise AfssError(f"{out}: cannot read the folder ({e.strerror or e})") from e
     if not empty and not made_by_synth(out):
         raise AfssError(f"{out}: folder is not empty and was not made by afss synth; choose a new or empty folder")
+    if not empty:
+        others = foreign_files(out)
+        if not (out / MANIFEST).is_file():
+            raise AfssError(f"{out}: was made by an older afss synth that kept no list of its files, so a new dataset "
+                            "cannot tell them from yours; delete the folder or choose another")
+        if others:
+            raise AfssError(f"{out}: holds {len(others)} file(s) afss synth did not write (e.g. {others[0]}); a new "
+                            "dataset would replace the folder whole: move them out or choose another folder")
     target = out if empty else out.with_name(f".{out.name}.synth-partial")
     try:
         if target != out and target.exists():
@@ -199,6 +231,7 @@ def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int,
             "format": fmt, "split": split, "workers": workers, "seconds": round(seconds, 3)}
     labels = LabelSet(images=tuple(images), categories={1: "spacecraft"}, image_root=str(out), info=info)
     write_coco(labels, out / "gt.json")
+    _write_manifest(out)
     if out != final:
         _replace_folder(final, out)
         labels = labels.replace(image_root=str(final))
