@@ -340,6 +340,7 @@ def number_cases(world: World) -> list[Case]:
         Case("synth-seed-neg", [*synth, "--seed", "-1"], "error", ("seed", "[0, 4294967295]"), inputs),
         Case("synth-seed-huge", [*synth, "--seed", str(2**40)], "error", ("seed",), inputs),
         Case("synth-n-neg", [*synth, "--n", "-1"], "error", ("n must be",), inputs),
+        Case("synth-n-0", [*synth, "--n", "0"], "error", ("n must be a whole number in [1, ",), inputs),
         Case("synth-n-huge", [*synth, "--n", str(10**12)], "error", ("n must be",), inputs),
         Case("synth-size-0", [*synth, "--size", "0"], "error", ("size", "[32, 8192]"), inputs),
         Case("synth-size-huge", [*synth, "--size", "100000"], "error", ("size",), inputs),

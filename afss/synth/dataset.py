@@ -43,7 +43,7 @@ def check_synth_numbers(*, n: int | None = None, size: int | tuple[int, int] | N
             raise AfssError(f"synth: {name} must be a whole number in [{lo}, {hi}], got {value!r}")
 
     if n is not None:
-        whole(n, "n", 0, MAX_IMAGES)
+        whole(n, "n", 1, MAX_IMAGES)  # an empty dataset is a typo, not a dataset
     if size is not None:
         for side in ((size,) if isinstance(size, int) else tuple(size)):
             whole(side, "size", *SIZE_RANGE)
