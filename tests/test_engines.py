@@ -95,17 +95,18 @@ def test_predict_on_ray_equals_local(ray_engine, scenes, tmp_path):
     _, images = scenes
     weights = tmp_path / "student.pt"
     ultralytics().YOLO("yolo11n-seg.yaml").save(str(weights))
+    import torch
+
     student = build_teacher("student", weights=str(weights), imgsz=64, conf=0.0)
-    local = label_images(student, images, out=tmp_path / "plocal.json", batch_size=4)
-    ray = label_images(student, images, out=tmp_path / "pray.json", batch_size=4, engine=ray_engine)
-    assert [im.file_name for im in ray.images] == [im.file_name for im in local.images]
-    for a, b in zip(local.images, ray.images):
-        assert len(a.instances) == len(b.instances)
-        for x, y in zip(a.instances, b.instances):
-            assert abs(x.score - y.score) < 1e-4
-            inter = (x.mask & y.mask).sum()
-            union = (x.mask | y.mask).sum()
-            assert union == 0 or inter / union > 0.98
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each one-CPU actor uses: the same float sums, so the same bits
+    try:
+        label_images(student, images, out=tmp_path / "plocal.json", batch_size=4)
+    finally:
+        torch.set_num_threads(threads)
+    label_images(student, images, out=tmp_path / "pray.json", batch_size=4, engine=ray_engine)
+    assert _coco(tmp_path / "pray.json") == _coco(tmp_path / "plocal.json")
+    assert len(_coco(tmp_path / "pray.json")["annotations"]) > 0  # an untrained student at conf 0 finds plenty
 
 
 def test_cli_ray_flags_and_one_line_errors(scenes, tmp_path, capsys):
