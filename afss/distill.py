@@ -31,7 +31,7 @@ import numpy as np
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
 from afss.io.coco import read_coco
-from afss.io.outputs import input_identity
+from afss.io.outputs import input_identity, writable_folder
 from afss.label import label_images
 from afss.refine import RefineConfig, refine_labels
 from afss.refine.tta import parse_views
@@ -130,10 +130,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
         raise AfssError(f"{out}: exists and is not a folder; --out names the distillation folder")
     if out.is_dir() and any(out.iterdir()) and not (out / "distill.json").is_file():
         raise AfssError(f"{out}: folder is not empty and is not an afss distillation; choose a new or empty --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise AfssError(f"{out}: cannot create the folder ({e.strerror or e})") from e
+    writable_folder(out)
     pool = pool.replace(images=tuple(im.replace(instances=(), error=None) for im in pool.images))
     _check_same_pool(out, input_identity(pool), {"config": asdict(config), "train": asdict(train)})
     say = progress or (lambda line: log.info("%s", line))
@@ -204,9 +201,10 @@ def _score(gt, refined: LabelSet, weights: Path, pool: LabelSet, folder: Path, t
     from afss.student.model import StudentTeacher
 
     gt_set = read_coco(gt) if not isinstance(gt, LabelSet) else gt
-    student = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu")
-    predicted = _finished(folder / "student_predictions.json", "label") or \
-        label_images(student, pool, out=folder / "student_predictions.json")
+    predicted = _finished(folder / "student_predictions.json", "label")
+    if predicted is None:  # the student is loaded only when its predictions are not there yet
+        student = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu")
+        predicted = label_images(student, pool, out=folder / "student_predictions.json")
     scores = {}
     for name, pred in (("refined", refined), ("student", predicted)):
         report = evaluate(gt_set, pred, iou_types=("segm", "bbox"), protocols=("coco",))

@@ -32,7 +32,7 @@ import numpy as np
 from afss.engines.base import TeacherJob
 from afss.errors import AfssError
 from afss.io.coco import write_coco
-from afss.io.outputs import check_limit_keeps_work, check_replaceable, input_identity
+from afss.io.outputs import check_replaceable, input_identity
 from afss.resumable import check_limit, journal_path, run_resumable
 from afss.teachers.base import Teacher, teacher_provenance
 from afss.types import ImageLabels, LabelSet
@@ -118,9 +118,8 @@ def label_images(
     header = {"teacher": teacher_provenance(teacher), "prompt": prompt, "top1": top1, "inputs": inputs}
     check_limit(limit)
     if out is not None:
-        check_replaceable(out, stage="label", inputs=inputs, overwrite=overwrite)
-        if limit is not None:
-            check_limit_keeps_work(out, kept=[im.file_name for im in images.images[:limit]], overwrite=overwrite)
+        keep = None if limit is None else [im.file_name for im in images.images[:limit]]
+        check_replaceable(out, stage="label", inputs=inputs, overwrite=overwrite, keep=keep)
     t0 = time.perf_counter()
     done, journal = run_resumable(
         images, LabelJob(teacher, prompt, top1), out=out, kind="label", header=header, resume=resume,

@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from afss.engines.base import load_rgb_file
 from afss.errors import AfssError
-from afss.io.atomic import _json_default, write_text_atomic
+from afss.io.atomic import plain, write_text_atomic
 from afss.io.coco import entry_json, labelset_from_coco
 from afss.io.outputs import check_output_path
 from afss.types import ImageLabels, LabelSet
@@ -46,11 +45,6 @@ def journal_path(out: str | os.PathLike) -> Path:
     """Where the progress journal of ``out`` lives: ``labels.json`` -> ``labels.json.partial.jsonl``."""
     out = Path(out)
     return out.with_name(out.name + ".partial.jsonl")
-
-
-def plain(obj: Any) -> Any:
-    """JSON round trip, so that tuples and numpy values compare equal to what a journal stores."""
-    return json.loads(json.dumps(obj, default=_json_default))
 
 
 class Journal:
@@ -158,11 +152,6 @@ def check_images_exist(images: LabelSet) -> None:
         first = images.image_path(images.images[0])
         raise AfssError(f"none of the {len(images)} images exists, e.g. {first}; the file names are relative "
                         f"to {images.image_root or 'the current folder'} (pass --image-root to point elsewhere)")
-
-
-def load_rgb(images: LabelSet, image: ImageLabels) -> np.ndarray | str:
-    """The RGB pixels of ``image`` of ``images``, or why not; see `afss.engines.base.load_rgb_file`."""
-    return load_rgb_file(images.image_path(image), image)
 
 
 def run_resumable(

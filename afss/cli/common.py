@@ -156,3 +156,11 @@ def engine_label(args: argparse.Namespace, engine) -> str:
         return ""
     engine.start()
     return f", ray x {engine.workers}"
+
+
+def add_top1_arguments(p: argparse.ArgumentParser, *, top1_help: str = "keep the most confident instance per "
+                       "image (default)", all_help: str = "keep every instance") -> None:
+    """``--top1`` / ``--all`` (``args.top1``: ``None`` when neither is given)."""
+    keep = p.add_mutually_exclusive_group()
+    keep.add_argument("--top1", dest="top1", action="store_true", default=None, help=top1_help)
+    keep.add_argument("--all", dest="top1", action="store_false", help=all_help)

@@ -12,6 +12,7 @@ from afss.cli.common import (
     add_path_policy_argument,
     add_run_arguments,
     add_teacher_arguments,
+    add_top1_arguments,
     engine_from_args,
     engine_label,
     existing_files,
@@ -37,10 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher", default=DEFAULT_TEACHER, choices=sorted(TEACHERS),
                    help=f"which teacher (default {DEFAULT_TEACHER}; 'photometric' needs no weights)")
     p.add_argument("--batch-size", type=int, default=None, help="images per teacher call (default 8)")
-    keep = p.add_mutually_exclusive_group()
-    keep.add_argument("--top1", dest="top1", action="store_true", default=None,
-                      help="keep the most confident instance per image (default)")
-    keep.add_argument("--all", dest="top1", action="store_false", help="keep every instance the teacher returns")
+    add_top1_arguments(p, all_help="keep every instance the teacher returns")
     add_teacher_arguments(p)
     add_run_arguments(p)
     add_engine_arguments(p)
@@ -49,21 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from afss.io.outputs import check_output_path
-    from afss.label import label_images
-    from afss.resumable import check_limit
     from afss.teachers import build_teacher
 
     start = time.perf_counter()
-    check_output_path(args.out, inputs=existing_files(args.coco, args.root), suffixes=(".json",))
-    check_limit(args.limit)
-    engine = engine_from_args(args)
+    engine = check_run(args, args.coco, args.root)
     images = read_images(args)
     teacher = build_teacher(args.teacher, **teacher_options(args))
-    total = len(images) if args.limit is None else min(args.limit, len(images))
-    with progress_bar(args, total=total, desc=f"label ({args.teacher}{engine_label(args, engine)})") as advance:
-        labels = label_images(teacher, images, out=args.out, progress=advance, engine=engine,
-                              **given(args, "prompt", "batch_size", "top1", "resume", "overwrite", "limit"))
+    labels = label_with_progress(args, teacher, images, engine, desc=f"label ({args.teacher}", options=("prompt",))
     c, info = labels.info["counts"], labels.info
     print(f"afss label: {c['images']} images, {c['labelled']} labelled, {c['empty']} empty, {c['failed']} failed, "
           f"{c['instances']} instances, {time.perf_counter() - start:.1f} s, "
@@ -71,3 +61,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_run(args: argparse.Namespace, *inputs) -> object:
+    """What label and predict check before reading any image: ``--out`` (never one of ``inputs``),
+    ``--limit``, the engine flags. Returns the engine."""
+    from afss.io.outputs import check_output_path
+    from afss.resumable import check_limit
+
+    check_output_path(args.out, inputs=existing_files(*inputs), suffixes=(".json",))
+    check_limit(args.limit)
+    return engine_from_args(args)
+
+
+def label_with_progress(args: argparse.Namespace, teacher, images, engine, *, desc: str, options=()):
+    """`afss.label.label_images` under a progress bar, with the run flags label and predict share."""
+    from afss.label import label_images
+
+    total = len(images) if args.limit is None else min(args.limit, len(images))
+    with progress_bar(args, total=total, desc=f"{desc}{engine_label(args, engine)})") as advance:
+        return label_images(teacher, images, out=args.out, progress=advance, engine=engine,
+                            **given(args, *options, "batch_size", "top1", "resume", "overwrite", "limit"))

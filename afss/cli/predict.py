@@ -15,11 +15,8 @@ from afss.cli.common import (
     add_image_source_arguments,
     add_path_policy_argument,
     add_run_arguments,
-    engine_from_args,
-    engine_label,
-    existing_files,
+    add_top1_arguments,
     given,
-    progress_bar,
     read_images,
 )
 
@@ -37,10 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--conf", type=float, default=None, help="minimum confidence (default 0.05)")
     p.add_argument("--device", default=None, help="cpu (default), 0 / cuda:0, mps")
     p.add_argument("--batch-size", type=int, default=None, help="images per model call (default 8)")
-    keep = p.add_mutually_exclusive_group()
-    keep.add_argument("--top1", dest="top1", action="store_true", default=None,
-                      help="keep the most confident instance per image (default)")
-    keep.add_argument("--all", dest="top1", action="store_false", help="keep every instance")
+    add_top1_arguments(p, all_help="keep every instance")
     add_run_arguments(p)
     add_engine_arguments(p)
     add_path_policy_argument(p)
@@ -48,21 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from afss.io.outputs import check_output_path
-    from afss.label import label_images
-    from afss.resumable import check_limit
+    from afss.cli.label import check_run, label_with_progress
     from afss.teachers import build_teacher
 
     start = time.perf_counter()
-    check_output_path(args.out, inputs=existing_files(args.coco, args.root, args.weights), suffixes=(".json",))
-    check_limit(args.limit)
-    engine = engine_from_args(args)
+    engine = check_run(args, args.coco, args.root, args.weights)
     student = build_teacher("student", weights=args.weights, **given(args, "imgsz", "conf", "device"))
     images = read_images(args)
-    total = len(images) if args.limit is None else min(args.limit, len(images))
-    with progress_bar(args, total=total, desc=f"predict (student{engine_label(args, engine)})") as advance:
-        labels = label_images(student, images, out=args.out, progress=advance, engine=engine,
-                              **given(args, "batch_size", "top1", "resume", "overwrite", "limit"))
+    labels = label_with_progress(args, student, images, engine, desc="predict (student")
     c, info = labels.info["counts"], labels.info
     print(f"afss predict: {c['images']} images, {c['labelled']} with a detection, {c['empty']} empty, "
           f"{c['failed']} failed, {time.perf_counter() - start:.1f} s, {info['images_per_second'] or 0:.1f} img/s "

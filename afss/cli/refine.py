@@ -12,6 +12,7 @@ from afss.cli.common import (
     add_path_policy_argument,
     add_run_arguments,
     add_teacher_arguments,
+    add_top1_arguments,
     engine_from_args,
     engine_label,
     existing_files,
@@ -58,11 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cut.add_argument("--keep-top", default=None, metavar="FRACTION",
                      help="instead of --min-score, keep the best-scoring FRACTION of the images (e.g. 0.5): "
                           "needs no ground truth and no calibrated score; the summary names the cut")
-    keep = p.add_mutually_exclusive_group()
-    keep.add_argument("--top1", dest="top1", action="store_true", default=None, help="one label per image (default)")
-    keep.add_argument("--all", dest="top1", action="store_false",
-                      help="several objects per image: every box of every view is fused, every fused box that "
-                           "passes the filter is kept (the teacher is asked for all its boxes too)")
+    add_top1_arguments(p, top1_help="one label per image (default)",
+                       all_help="several objects per image: every box of every view is fused, every fused box that "
+                                "passes the filter is kept (the teacher is asked for all its boxes too)")
     p.add_argument("--min-area", dest="min_area_px", type=float, default=None, help="smallest mask area, px (default 0)")
     p.add_argument("--score-field", default=None,
                    help="score the filter reads: score (default; the segmenter's quality), box_score, mask_score")

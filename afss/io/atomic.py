@@ -52,6 +52,11 @@ def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int | None =
     write_text_atomic(path, json.dumps(obj, indent=indent, default=_json_default))
 
 
+def plain(obj: Any) -> Any:
+    """JSON round trip, so that tuples and numpy values compare equal to what a file stores."""
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
 def _json_default(obj: Any) -> Any:
     # numpy scalars and read-only mappings show up in provenance; make them plain JSON.
     if hasattr(obj, "item"):

@@ -23,8 +23,7 @@ from typing import Any
 
 from afss.errors import AfssError
 
-__all__ = ["check_limit_keeps_work", "check_output_path", "check_replaceable", "digest", "input_identity",
-           "same_file"]
+__all__ = ["check_output_path", "check_replaceable", "digest", "input_identity", "same_file", "writable_folder"]
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -52,14 +51,20 @@ def check_output_path(out: str | os.PathLike, *, inputs: Iterable[str | os.PathL
     for given in inputs:
         if given is not None and same_file(out, given):
             raise AfssError(f"{out}: is an input of this command ({given}); {flag} must name another file")
-    parent = out.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise AfssError(f"{out}: cannot create its folder {parent} ({e.strerror or e})") from e
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise AfssError(f"{parent}: folder is not writable (for {out})")
+    writable_folder(out.parent, what=f"its folder, for {out}")
     return out
+
+
+def writable_folder(folder: str | os.PathLike, *, what: str = "the folder") -> Path:
+    """``folder``, created if missing and checked writable, or one `AfssError` line naming it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AfssError(f"{folder}: cannot create {what} ({e.strerror or e})") from e
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise AfssError(f"{folder}: folder is not writable")
+    return folder
 
 
 def digest(items: Iterable[Any]) -> str:
@@ -92,23 +97,33 @@ def input_identity(images: Any, labels: Any = None) -> dict[str, Any]:
 
 
 def check_replaceable(out: str | os.PathLike, *, stage: str, inputs: Mapping[str, Any],
-                      overwrite: bool = False) -> None:
-    """Refuse to replace an existing ``out`` that this stage did not make from the same ``inputs``.
+                      overwrite: bool = False, keep: Iterable[str] | None = None) -> None:
+    """Refuse to replace an existing ``out`` that this stage did not make from the same ``inputs``,
+    or (``keep``: the file names a ``--limit`` run writes) whose finished images that run would drop.
 
     Raises:
         AfssError: ``out`` exists, ``overwrite`` is off, and it is not a JSON file whose ``info``
-            records this ``stage`` and these ``inputs``; the message says what it is instead.
+            records this ``stage`` and these ``inputs``, or it lists images outside ``keep``; the
+            message says what it is instead.
     """
     out = Path(out)
     if overwrite or not out.is_file():
         return
     try:
         with out.open(encoding="utf-8") as f:
-            info = json.load(f).get("info") or {}
+            data = json.load(f)
+        info = data.get("info") or {}
         old_stage, old_inputs = info.get("stage"), info.get("inputs")
     except (OSError, ValueError, AttributeError, RecursionError):
-        info, old_stage, old_inputs = None, None, None
+        data, old_stage, old_inputs = None, None, None
     if old_stage == stage and old_inputs == json.loads(json.dumps(dict(inputs), default=str)):
+        if keep is not None:  # a rerun, but a limited one must not drop what the earlier run finished
+            kept = set(keep)
+            lost = [n for n in (im.get("file_name") for im in data.get("images") or []) if n not in kept]
+            if lost:
+                raise AfssError(f"{out}: holds {len(lost)} finished image(s) beyond this --limit (e.g. {lost[0]}) "
+                                "that the limited output would replace; rerun without --limit, choose another --out, "
+                                "or --overwrite")
         return  # a rerun of the same command: replacing it is what the user asks for
     if old_stage is None:
         what = "is not an output of afss " + stage
@@ -120,25 +135,3 @@ def check_replaceable(out: str | os.PathLike, *, stage: str, inputs: Mapping[str
         what = "was made from other inputs (" + "; ".join(
             f"{k} {(old_inputs or {}).get(k)!r}, now {inputs.get(k)!r}" for k in changed) + ")"
     raise AfssError(f"{out}: exists and {what}; pass --overwrite to replace it, or choose another --out")
-
-
-def check_limit_keeps_work(out: str | os.PathLike, *, kept: Iterable[str], overwrite: bool = False) -> None:
-    """Refuse a ``--limit`` run whose output would replace finished images of an earlier run: the
-    existing ``out`` lists images beyond the ones this run writes (``kept``: their file names).
-
-    Raises:
-        AfssError: naming how many finished images would be lost, unless ``overwrite``.
-    """
-    out = Path(out)
-    if overwrite or not out.is_file():
-        return
-    try:
-        with out.open(encoding="utf-8") as f:
-            names = [im.get("file_name") for im in json.load(f).get("images") or []]
-    except (OSError, ValueError, AttributeError, RecursionError):
-        return  # not ours: check_replaceable has already decided about it
-    keep = set(kept)
-    lost = [n for n in names if n not in keep]
-    if lost:
-        raise AfssError(f"{out}: holds {len(lost)} finished image(s) beyond this --limit (e.g. {lost[0]}) that the "
-                        "limited output would replace; rerun without --limit, choose another --out, or --overwrite")

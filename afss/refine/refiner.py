@@ -33,7 +33,7 @@ from afss.engines.base import TeacherJob
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
 from afss.io.coco import write_coco
-from afss.io.outputs import check_limit_keeps_work, check_output_path, check_replaceable, input_identity
+from afss.io.outputs import check_output_path, check_replaceable, input_identity
 from afss.label import NO_DETECTION, teacher_provenance
 from afss.refine.config import RefineConfig
 from afss.refine.filtering import FilterSummary, filter_labels
@@ -139,9 +139,8 @@ def refine_labels(
     check_limit(limit)
     if out is not None:
         check_output_path(summary_path(out), flag="--out (its summary)")
-        check_replaceable(out, stage="refine", inputs=inputs, overwrite=overwrite)
-        if limit is not None:
-            check_limit_keeps_work(out, kept=[im.file_name for im in images.images[:limit]], overwrite=overwrite)
+        keep = None if limit is None else [im.file_name for im in images.images[:limit]]
+        check_replaceable(out, stage="refine", inputs=inputs, overwrite=overwrite, keep=keep)
     t0 = time.perf_counter()
     done, journal = run_resumable(
         images, RefineJob(teacher, given, views, config, mask_fusion), out=out, kind="refine",

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from afss.errors import AfssError, unknown_choice
 from afss.io.coco import write_coco
+from afss.io.outputs import writable_folder
 from afss.synth.domains import DOMAINS
 from afss.synth.export import FORMATS, SPEEDPLUS_FOV_DEG, finish, write_image
 from afss.synth.scene import render, scene_labels
@@ -107,15 +108,9 @@ def _prepare_output(out: Path) -> Path:
             raise AfssError(f"{out}: holds {len(others)} file(s) afss synth did not write (e.g. {others[0]}); a new "
                             "dataset would replace the folder whole: move them out or choose another folder")
     target = out if empty else out.with_name(f".{out.name}.synth-partial")
-    try:
-        if target != out and target.exists():
-            shutil.rmtree(target)  # left by a run that was killed
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise AfssError(f"{target}: cannot create the folder ({e.strerror or e})") from e
-    if not os.access(target, os.W_OK | os.X_OK):
-        raise AfssError(f"{target}: folder is not writable")
-    return target
+    if target != out and target.exists():
+        shutil.rmtree(target, ignore_errors=True)  # left by a run that was killed
+    return writable_folder(target)
 
 
 def _replace_folder(out: Path, rendered: Path) -> None:

@@ -90,10 +90,6 @@ def teacher_provenance(teacher: Teacher) -> dict[str, Any]:
     if options is None:
         config = getattr(teacher, "config", None)
         options = asdict(config) if is_dataclass(config) else {}
-    import json
+    from afss.io.atomic import plain
 
-    from afss.io.atomic import _json_default
-
-    # a JSON round trip, so that tuples and numpy values compare equal to what a journal stores
-    plain = json.loads(json.dumps(dict(options), default=_json_default))
-    return {"name": getattr(teacher, "name", type(teacher).__name__), "options": plain}
+    return {"name": getattr(teacher, "name", type(teacher).__name__), "options": plain(dict(options))}
