@@ -50,7 +50,9 @@ class DistillConfig:
     Attributes:
         rounds: at most this many rounds.
         views: TTA views of every refinement (paper: identity,vflip).
-        min_score: the confidence filter of every round (paper: 0.6).
+        min_score: the confidence filter of every round (paper: 0.6), or ``"auto"`` (a cut chosen from
+            the scores, `afss.refine.filtering.cut_score`).
+        keep_top: instead of ``min_score``, keep the best-scoring fraction of the pool every round.
         prompt: the text prompt for the teacher.
         finetune: rounds > 1 start from the previous student (``True``) or from the train ``init``.
         stable_iou: stop early when the kept labels agree with the previous round's this well.
@@ -58,7 +60,8 @@ class DistillConfig:
 
     rounds: int = 2
     views: str = "identity,vflip"
-    min_score: float = 0.6
+    min_score: float | str = 0.6
+    keep_top: float | None = None
     prompt: str = "spacecraft"
     finetune: bool = True
     stable_iou: float = 0.95
@@ -66,8 +69,7 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or not 1 <= self.rounds <= 20:
             raise AfssError(f"distill: rounds must be a whole number in [1, 20], got {self.rounds!r}")
-        if not 0.0 <= self.min_score <= 1.0:
-            raise AfssError(f"distill: min_score must be in [0, 1], got {self.min_score}")
+        RefineConfig(min_score=self.min_score, keep_top=self.keep_top)  # the same checks as refine's
         parse_views(self.views)
 
 
@@ -137,7 +139,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
     results: list[RoundResult] = []
     previous: LabelSet | None = None
     weights: Path | None = None
-    refine_config = RefineConfig(min_score=config.min_score, prompt=config.prompt)
+    refine_config = RefineConfig(min_score=config.min_score, keep_top=config.keep_top, prompt=config.prompt)
     for k in range(1, config.rounds + 1):
         t0 = time.perf_counter()
         folder = out / f"round-{k}"

@@ -1,0 +1,383 @@
+"""The YAML config of a whole run (`afss run cfg.yaml`): typed sections, documented defaults.
+
+Precedence: the defaults below < the file < ``--set section.key=value`` overrides. Every key is
+checked before any long work starts: an unknown key is refused with the closest known one, a wrong
+type names the key and what it expected. ``afss run --defaults`` prints this schema as YAML with a
+comment per key (`default_yaml`).
+
+Example:
+    >>> cfg = load_config("configs/demo.yaml", overrides=["student.epochs=5"])  # doctest: +SKIP
+    >>> cfg.student.epochs  # doctest: +SKIP
+    5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from afss.errors import AfssError
+
+__all__ = ["DataConfig", "DistillSection", "EvalConfig", "RefineSection", "RunConfig", "StudentSection",
+           "TeacherSection", "config_diff", "config_from_dict", "config_to_dict", "default_yaml", "load_config"]
+
+SOURCES = ("synth", "images", "coco", "folder", "spark", "speedplus", "tango")
+"""Where images come from: afss synth scenes, an image folder, a COCO file, or a dataset reader."""
+
+
+def _doc(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field with its documentation attached (printed by `default_yaml`)."""
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"doc": text})
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The unlabeled pool the student learns from (its ground truth, if any, is never trained on)."""
+
+    source: str = _doc("synth | images | coco | folder | spark | speedplus | tango", "synth")
+    root: str | None = _doc("image folder, COCO file (coco) or dataset folder; relative to the config file", None)
+    split: str | None = _doc("dataset split (spark: train/val; speedplus: test, train, validation; tango: train/test)",
+                             None)
+    domain: str | None = _doc("synth: mixed | clean | earth | harsh; speedplus: synthetic | lightbox | sunlamp", None)
+    masks: str | None = _doc("coco, folder, speedplus: a folder of binary masks named like the images", None)
+    n: int | None = _doc("synth: scenes to render; otherwise a seeded sample of n images (null: all)", 200)
+    size: int = _doc("synth: scene side in pixels", 512)
+    seed: int = _doc("synth: scene seed; otherwise the sampling seed", 0)
+
+
+@dataclass(frozen=True)
+class TeacherSection:
+    """The zero-shot labeller of round 1 (see `afss.teachers`)."""
+
+    name: str = _doc("photometric (CPU, no weights) | grounded-sam2 | sam3 | owlv2-sam", "photometric")
+    prompt: str = _doc("text prompt", "spacecraft")
+    options: dict[str, Any] = _doc("teacher build options, e.g. {device: cuda, box_threshold: 0.3, "
+                                   "detector: IDEA-Research/grounding-dino-base}", factory=dict)
+
+
+@dataclass(frozen=True)
+class RefineSection:
+    """Test-time augmentation + Weighted Boxes Fusion, then the confidence filter (paper: 0.6)."""
+
+    tta: str = _doc("TTA views, comma-separated (identity, hflip, vflip, rot90, ...)", "identity,vflip")
+    min_score: float | str = _doc("keep labels scoring at least this, or auto (a cut chosen from the scores)", 0.6)
+    keep_top: float | None = _doc("instead of min_score: keep the best-scoring fraction of images", None)
+
+
+@dataclass(frozen=True)
+class StudentSection:
+    """The YOLO-seg student (Ultralytics, AGPL-3.0: pip install 'afss[student]')."""
+
+    init: str = _doc("synth (afss's synth-pretrained student) | yolo11n-seg.yaml (random) | PATH.pt", "synth")
+    epochs: int = _doc("epochs per round", 10)
+    imgsz: int = _doc("training and inference size", 320)
+    batch: int = _doc("batch size", 16)
+    device: str | None = _doc("cpu | 0 | cuda:0 | mps", "cpu")
+    val_fraction: float = _doc("validation split carved from the pseudo-labels (no ground truth)", 0.1)
+    extra: dict[str, Any] = _doc("further Ultralytics train arguments, e.g. {close_mosaic: 2, lr0: 0.005}",
+                                 factory=dict)
+
+
+@dataclass(frozen=True)
+class DistillSection:
+    """Teacher-student rounds: round k > 1 relabels the pool with the previous student."""
+
+    rounds: int = _doc("at most this many rounds", 2)
+    finetune: bool = _doc("rounds > 1 start from the previous student (else from student.init)", True)
+    stable_iou: float = _doc("stop early when the kept labels agree with the previous round's this well", 0.95)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Held-out images with ground truth: every stage is scored on them, nothing trains on them.
+
+    With the same source, root and split as ``data``, these images are left out of the pool."""
+
+    source: str | None = _doc("as data.source, but with ground truth; null: no evaluation", "synth")
+    root: str | None = _doc("as data.root", None)
+    split: str | None = _doc("as data.split", None)
+    domain: str | None = _doc("as data.domain", None)
+    masks: str | None = _doc("as data.masks", None)
+    n: int | None = _doc("as data.n", 100)
+    size: int = _doc("as data.size", 512)
+    seed: int = _doc("as data.seed; synth needs a seed other than data.seed", 1)
+    iou_types: list[str] = _doc("segm and/or bbox (boxes-only ground truth: bbox)", factory=lambda: ["segm", "bbox"])
+    protocols: list[str] = _doc("coco and/or paper (top-1 per image, one target)", factory=lambda: ["coco", "paper"])
+    upper_bound: bool = _doc("also train the student on the pool's ground truth: the supervised upper bound", False)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole run: data -> teacher -> refine -> distill (student rounds) -> evaluation -> report."""
+
+    data: DataConfig = _doc("the unlabeled pool", factory=DataConfig)
+    teacher: TeacherSection = _doc("round 1's labeller", factory=TeacherSection)
+    refine: RefineSection = _doc("TTA + WBF + confidence filter", factory=RefineSection)
+    student: StudentSection = _doc("the student and its training", factory=StudentSection)
+    distill: DistillSection = _doc("the teacher-student rounds", factory=DistillSection)
+    eval: EvalConfig = _doc("held-out ground truth", factory=EvalConfig)
+    report: bool = _doc("write report.html at the end", True)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_section(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _check_value(value: Any, tp: Any, key: str, where: str) -> Any:
+    """``value`` checked against the annotation ``tp``; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_value(value, option, key, where)
+            except AfssError as e:
+                errors.append(e)
+        raise AfssError(f"{where}: {key}: expected {_type_name(tp)}, got {value!r}")
+    if tp is Any:
+        return value
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, str):  # "segm,bbox" is accepted for a list of names
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise AfssError(f"{where}: {key}: expected a list of {_type_name(item)}, got {value!r}")
+        return [_check_value(v, item, f"{key}[{k}]", where) for k, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise AfssError(f"{where}: {key}: expected a mapping of names to values, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise AfssError(f"{where}: {key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise AfssError(f"{where}: {key}: expected a whole number, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise AfssError(f"{where}: {key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise AfssError(f"{where}: {key}: expected text, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r}")  # a schema bug, not user input
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(t) for t in typing.get_args(tp) if t is not type(None)]
+        return " or ".join(names) + (" or null" if type(None) in typing.get_args(tp) else "")
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "text",
+            dict: "a mapping"}.get(origin or tp, str(tp))
+
+
+def _build(cls: type, data: Any, prefix: str, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise AfssError(f"{where}: {prefix.rstrip('.') or 'the config'}: expected a mapping of keys, got {data!r}")
+    hints = _hints(cls)
+    known = [f.name for f in fields(cls)]
+    values = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f" (known: {', '.join(known)})"
+            raise AfssError(f"{where}: unknown key '{name}'{hint}")
+        tp = hints[key]
+        values[key] = _build(tp, value, f"{name}.", where) if _is_section(tp) else _check_value(value, tp, name, where)
+    return cls(**values)
+
+
+def config_from_dict(data: dict[str, Any] | None, *, where: str = "config") -> RunConfig:
+    """A `RunConfig` from plain data (a parsed YAML file), checked key by key."""
+    config = _build(RunConfig, data or {}, "", where)
+    _check_semantics(config, where)
+    return config
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def _check_semantics(config: RunConfig, where: str) -> None:
+    """Checks of meaning (not type) that need no disk access: choices, ranges, honest evaluation."""
+    from afss.evaluate.api import IOU_TYPES, PROTOCOLS
+    from afss.student.pretrain import PRETRAIN_SEED
+    from afss.teachers import TEACHERS
+
+    def choice(key: str, value: Any, valid: tuple[str, ...]) -> None:
+        if value not in valid:
+            close = difflib.get_close_matches(str(value), valid, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise AfssError(f"{where}: {key}: unknown value {value!r}{hint}; expected one of {', '.join(valid)}")
+
+    choice("data.source", config.data.source, SOURCES)
+    if config.eval.source is not None:
+        choice("eval.source", config.eval.source, tuple(s for s in SOURCES if s != "images"))
+    choice("teacher.name", config.teacher.name, tuple(t for t in TEACHERS if t != "student"))
+    for k, v in enumerate(config.eval.iou_types):
+        choice(f"eval.iou_types[{k}]", v, IOU_TYPES)
+    for k, v in enumerate(config.eval.protocols):
+        choice(f"eval.protocols[{k}]", v, PROTOCOLS)
+    for name, section in (("data", config.data), ("eval", config.eval)):
+        if section.source is None:
+            continue
+        if section.source == "synth":
+            if section.n is None or section.n < 1:
+                raise AfssError(f"{where}: {name}.n: synth needs the number of scenes to render, >= 1")
+            if section.seed == PRETRAIN_SEED:
+                raise AfssError(f"{where}: {name}.seed: {PRETRAIN_SEED} renders the scenes the shipped student "
+                                "was pretrained on; choose another seed")
+        elif section.root is None:
+            raise AfssError(f"{where}: {name}.root: source {section.source} needs a root (folder or file)")
+        if section.n is not None and section.n < 1:
+            raise AfssError(f"{where}: {name}.n: must be >= 1 or null (all images), got {section.n}")
+    if (config.data.source == "synth" and config.eval.source == "synth" and config.data.seed == config.eval.seed):
+        raise AfssError(f"{where}: eval.seed: {config.eval.seed} is data.seed too; the pool's scenes would be "
+                        "scored, so choose another eval.seed")
+    same = ("source", "root", "split", "domain", "masks")
+    if (config.eval.source not in (None, "synth") and config.data.n is None
+            and all(getattr(config.data, k) == getattr(config.eval, k) for k in same)):
+        raise AfssError(f"{where}: data.n: eval scores images of the same source, drawn from those not in the "
+                        "pool, so the pool needs a size (data.n), not every image")
+    if config.refine.min_score != "auto" and (isinstance(config.refine.min_score, str)
+                                              or not 0.0 <= config.refine.min_score <= 1.0):
+        raise AfssError(f"{where}: refine.min_score: expected a number in [0, 1] or auto, got {config.refine.min_score!r}")
+    if config.refine.keep_top is not None and not 0.0 < config.refine.keep_top <= 1.0:
+        raise AfssError(f"{where}: refine.keep_top: expected a fraction in (0, 1], got {config.refine.keep_top}")
+    if not 1 <= config.distill.rounds <= 20:
+        raise AfssError(f"{where}: distill.rounds: expected 1 to 20, got {config.distill.rounds}")
+    for key in ("epochs", "imgsz", "batch"):
+        if getattr(config.student, key) < 1:
+            raise AfssError(f"{where}: student.{key}: must be >= 1, got {getattr(config.student, key)}")
+    if not 0.0 <= config.student.val_fraction < 1.0:
+        raise AfssError(f"{where}: student.val_fraction: expected a fraction in [0, 1), got {config.student.val_fraction}")
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    import yaml
+
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise AfssError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. student.epochs=5")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    return key.strip().split("."), value
+
+
+def _apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise AfssError(f"--set {'.'.join(path)}: '{part}' is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(path: str | os.PathLike | None, *, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a run config: defaults < the YAML file < ``overrides`` (``["student.epochs=5", ...]``, values
+    read as YAML). Relative ``root`` paths are taken relative to the config file's folder.
+
+    Raises:
+        AfssError: an unreadable or malformed file, an unknown key (with the closest known one), a
+            wrong type or value; one line naming the file and the key.
+    """
+    import yaml
+
+    where = str(path) if path is not None else "config"
+    data: Any = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise AfssError(f"{path}: no such config file") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise AfssError(f"{path}: cannot read the config: {e}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark is not None else ""
+            raise AfssError(f"{path}: not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise AfssError(f"{path}: expected a mapping of sections (data, teacher, ...), got {type(data).__name__}")
+    for item in overrides:
+        keys, value = _parse_override(item)
+        _apply_override(data, keys, value)
+    config = config_from_dict(data, where=where)
+    if path is not None:
+        base = Path(path).resolve().parent
+        config = dataclasses.replace(
+            config, data=_rooted(config.data, base), eval=_rooted(config.eval, base))
+    return config
+
+
+def _rooted(section: Any, base: Path) -> Any:
+    """``root`` and ``masks`` relative to the config file's folder (``~`` expanded)."""
+    changes = {}
+    for key in ("root", "masks"):
+        value = getattr(section, key)
+        if value is not None:
+            value = os.path.expanduser(value)
+            changes[key] = os.path.normpath(value if os.path.isabs(value) else base / value)
+    return dataclasses.replace(section, **changes)
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``["student.epochs 5, now 10", ...]``: the keys whose values differ between two config dicts."""
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and key not in ("options", "extra"):
+            changed += config_diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changed.append(f"{prefix}{key} {a!r}, now {b!r}")
+    return changed
+
+
+def default_yaml() -> str:
+    """Every key with its default and a comment: the reference for writing a config."""
+    import yaml
+
+    lines = ["# afss run config: every key with its default (afss run --defaults)."]
+    defaults = RunConfig()
+    for f in fields(RunConfig):
+        value = getattr(defaults, f.name)
+        if not dataclasses.is_dataclass(value):
+            lines.append(f"{f.name}: {_yaml_scalar(value, yaml)}  # {f.metadata['doc']}")
+            continue
+        lines.append(f"{f.name}:  # {(type(value).__doc__ or '').splitlines()[0]}")
+        for sub in fields(value):
+            lines.append(f"  {sub.name}: {_yaml_scalar(getattr(value, sub.name), yaml)}  # {sub.metadata['doc']}")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_scalar(value: Any, yaml: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()

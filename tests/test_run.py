@@ -1,0 +1,203 @@
+"""`afss run`: the config (defaults < file < --set, checked key by key), the runner end to end on a
+tiny synth config, resuming a killed run, and the ready configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from afss.errors import AfssError
+from afss.run import RunConfig, default_yaml, load_config, run_pipeline
+from afss.run.config import config_from_dict
+
+pytest.importorskip("ultralytics")
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+TINY = """\
+data: {source: synth, n: 12, size: 96, seed: 3}
+eval: {source: synth, n: 6, size: 96, seed: 4}
+student: {init: yolo11n-seg.yaml, epochs: 1, imgsz: 64, batch: 4}
+distill: {rounds: 2}
+report: false
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# -- the config ---------------------------------------------------------------------------------------
+
+def test_defaults_then_file_then_overrides(tmp_path):
+    cfg = load_config(write(tmp_path / "c.yaml", "student: {epochs: 7}\nrefine: {min_score: auto}\n"),
+                      overrides=["student.epochs=3", "teacher.options={k_grow: 2.5}", "eval.iou_types=bbox"])
+    assert cfg.student.epochs == 3  # --set beats the file
+    assert cfg.student.imgsz == RunConfig().student.imgsz  # untouched keys keep their defaults
+    assert cfg.refine.min_score == "auto"
+    assert cfg.teacher.options == {"k_grow": 2.5}
+    assert cfg.eval.iou_types == ["bbox"]
+
+
+def test_relative_roots_are_taken_from_the_config_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    cfg = load_config(write(tmp_path / "sub" / "c.yaml",
+                            "data: {source: images, root: ../imgs}\neval: {source: null}\n"))
+    assert cfg.data.root == str(tmp_path / "imgs")
+
+
+@pytest.mark.parametrize(("text", "overrides", "message"), [
+    ("student: {epoch: 5}\n", [], r"c\.yaml: unknown key 'student\.epoch' \(did you mean 'student\.epochs'\?\)"),
+    ("studnet: {epochs: 5}\n", [], r"unknown key 'studnet' \(did you mean 'student'\?\)"),
+    ("student: {epochs: five}\n", [], r"c\.yaml: student\.epochs: expected a whole number, got 'five'"),
+    ("student: {epochs: 2.5}\n", [], r"student\.epochs: expected a whole number, got 2\.5"),
+    ("distill: {finetune: 1}\n", [], r"distill\.finetune: expected true or false, got 1"),
+    ("teacher: {name: grounded-sam}\n", [], r"teacher\.name: unknown value 'grounded-sam' \(did you mean 'grounded-sam2'\?\)"),
+    ("refine: {min_score: 1.5}\n", [], r"refine\.min_score: expected a number in \[0, 1\] or auto"),
+    ("eval: {seed: 0}\n", [], r"eval\.seed: 0 is data\.seed too"),
+    ("data: {seed: 900000}\n", [], r"data\.seed: 900000 renders the scenes the shipped student was pretrained on"),
+    ("data: {source: spark}\n", [], r"data\.root: source spark needs a root"),
+    ("- a list\n", [], r"expected a mapping of sections"),
+    ("data: [1, 2\n", [], r"c\.yaml: not valid YAML at line"),
+    ("", ["student.epochs"], r"--set 'student\.epochs': expected SECTION\.KEY=VALUE"),
+    ("", ["student=3"], r"student: expected a mapping of keys, got 3"),
+])
+def test_bad_config_one_line_naming_the_key(tmp_path, text, overrides, message):
+    with pytest.raises(AfssError, match=message) as e:
+        load_config(write(tmp_path / "c.yaml", text), overrides=overrides)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_dataset_root_fails_before_any_work(tmp_path):
+    cfg = load_config(write(tmp_path / "c.yaml", "data: {source: spark, root: nowhere, split: train}\n"))
+    out = tmp_path / "run"
+    with pytest.raises(AfssError, match=r"data\.root: .*nowhere: no such folder"):
+        run_pipeline(cfg, out, progress=False)
+    assert not (out / "data").exists()  # nothing was read or rendered
+
+
+def test_default_yaml_documents_every_key_and_loads_back(tmp_path):
+    text = default_yaml()
+    body = [line for line in text.splitlines() if line.startswith("  ")]
+    assert all(" # " in line for line in body)  # a comment on every key
+    assert len(body) == sum(len(v.__dataclass_fields__) for v in RunConfig().__dict__.values()
+                            if hasattr(v, "__dataclass_fields__"))
+    assert load_config(write(tmp_path / "d.yaml", text)) == RunConfig()
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_ready_configs_load_and_check(path):
+    cfg = load_config(path)  # every key known and typed; paths aside (the datasets are not here)
+    assert cfg.refine.tta == "identity,vflip"
+    if path.name != "demo.yaml" and path.name != "spark2021.yaml":  # the paper's settings
+        assert (cfg.teacher.name, cfg.refine.min_score, cfg.data.n) == ("grounded-sam2", 0.6, 500)
+    assert cfg.eval.source is not None
+
+
+def test_demo_config_pool_and_scored_scenes_are_disjoint():
+    cfg = load_config(CONFIGS / "demo.yaml")
+    assert (cfg.data.source, cfg.eval.source) == ("synth", "synth") and cfg.data.seed != cfg.eval.seed
+    assert cfg.teacher.name == "photometric" and cfg.student.device == "cpu"
+
+
+# -- the runner -------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run")
+    config = write(folder / "tiny.yaml", TINY)
+    out = folder / "uninterrupted"
+    result = run_pipeline(load_config(config), out, progress=False)
+    return config, out, result
+
+
+def test_run_writes_every_stage_and_a_table(tiny_run):
+    _, out, result = tiny_run
+    record = json.loads((out / "run.json").read_text())
+    assert record["stage"] == "run" and record["config"]["student"]["epochs"] == 1
+    assert {"data", "teacher", "refined", "distill", "students", "eval"} <= set(record["stages"])
+    assert all(s["done"] and s["seconds"] >= 0 for s in record["stages"].values())
+    assert record["versions"]["afss"] and record["models"]["teacher"]["name"] == "photometric"
+    assert (out / "config.yaml").is_file() and (out / "distill" / "student.pt").is_file()
+    pool = json.loads((out / "data" / "pool.json").read_text())
+    val = json.loads((out / "data" / "val_gt.json").read_text())
+    assert len(pool["images"]) == 12 and pool["annotations"] == []  # the pool is unlabeled
+    assert len(val["images"]) == 6 and len(val["annotations"]) >= 6
+    assert pool["info"]["image_root"] != val["info"]["image_root"]  # other seeds, other folders
+    stages = record["order"]
+    assert stages[:3] == ["teacher", "refined", "student-round-1"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    for stage in stages:
+        assert (out / "metrics" / f"{stage}.json").is_file()
+        assert 0.0 <= metrics[stage]["coco_segm_ap"] <= 1.0
+    # the printed table shows every stage with its AP in percent
+    lines = {line.split()[0]: line for line in result.table.splitlines()[3:]}
+    assert list(lines) == stages
+    assert f"{100 * metrics['teacher']['coco_segm_ap']:.1f}" in lines["teacher"].split()
+    # students were scored on the val images, masks at the original size
+    pred = json.loads((out / "students" / "round-1.json").read_text())
+    assert [im["width"] for im in pred["images"]] == [96] * 6
+
+
+def test_rerun_skips_finished_stages_and_refuses_another_config(tiny_run, tmp_path):
+    config, out, result = tiny_run
+    before = (out / "distill" / "student.pt").stat().st_mtime_ns
+    again = run_pipeline(load_config(config), out, progress=False)
+    assert set(again.seconds) <= {"eval"}  # only the (cheap) scoring runs again
+    assert again.table == result.table
+    assert (out / "distill" / "student.pt").stat().st_mtime_ns == before
+    with pytest.raises(AfssError, match=r"another config \(student\.epochs 1, now 2\)"):
+        run_pipeline(load_config(config, overrides=["student.epochs=2"]), out, progress=False)
+
+
+def test_run_refuses_a_folder_that_is_not_a_run(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(AfssError, match="not empty and is not an afss run"):
+        run_pipeline(config_from_dict({"report": False}), tmp_path, progress=False)
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_killed_run_rerun_gives_the_uninterrupted_result(tiny_run, tmp_path):
+    config, reference, _ = tiny_run
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "afss.cli", "-q", "run", str(config), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    record = out / "run.json"
+    try:  # kill it once the teacher stages are done, i.e. in the middle of the distillation
+        while time.monotonic() < deadline and proc.poll() is None:
+            if record.is_file() and "refined" in json.loads(record.read_text() or "{}").get("stages", {}):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert not (out / "metrics.json").exists()
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((out / "metrics.json").read_text()) == json.loads((reference / "metrics.json").read_text())
+    assert (out / "table.txt").read_text() == (reference / "table.txt").read_text()
+
+
+def test_cli_run_prints_the_table_and_bad_config_is_one_line(tiny_run, tmp_path):
+    config, out, result = tiny_run
+    done = subprocess.run([sys.executable, "-m", "afss.cli", "-q", "run", str(config), "--out", str(out)],
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert result.table in done.stdout
+    bad = write(tmp_path / "bad.yaml", "student: {imgsize: 320}\n")
+    done = subprocess.run([sys.executable, "-m", "afss.cli", "run", str(bad), "--out", str(tmp_path / "r")],
+                          check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"afss: error: {bad}: unknown key 'student.imgsize' "
+                                   "(did you mean 'student.imgsz'?)")
+    assert not (tmp_path / "r").exists()
