@@ -22,6 +22,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,8 @@ def label_agreement(a: LabelSet, b: LabelSet) -> tuple[float, bool]:
 
 def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config: DistillConfig | None = None,
             train: Any = None, gt: LabelSet | str | os.PathLike | None = None,
-            progress: Callable[[str], None] | None = None) -> list[RoundResult]:
+            progress: Callable[[str], None] | None = None,
+            bar: Callable[[str, int], AbstractContextManager[Callable[[int], None]]] | None = None) -> list[RoundResult]:
     """Run the teacher-student rounds over ``pool`` (see the module docstring).
 
     Args:
@@ -117,7 +119,9 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
         config: `DistillConfig`.
         train: `afss.student.train.TrainConfig` for every round's training.
         gt: ground truth of the pool, only to score each round's labels and student.
-        progress: called with a line per finished step.
+        progress: called with a line per finished step and per training epoch.
+        bar: ``bar(title, total)`` -> a context manager yielding ``advance(n)``, for a progress bar
+            over the images of each labelling and refinement (e.g. tqdm's); none by default.
 
     Returns:
         One `RoundResult` per round run.
@@ -136,6 +140,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
     pool = pool.replace(images=tuple(im.replace(instances=(), error=None) for im in pool.images))
     _check_same_pool(out, input_identity(pool), {"config": asdict(config), "train": asdict(train)})
     say = progress or (lambda line: log.info("%s", line))
+    bar = bar or (lambda title, total: nullcontext(lambda n: None))
     results: list[RoundResult] = []
     previous: LabelSet | None = None
     weights: Path | None = None
@@ -148,15 +153,19 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
             labeller = teacher
             given = _finished(folder / "labels.json", "label")
             if given is None:
-                given = label_images(teacher, pool, prompt=config.prompt, out=folder / "labels.json")
+                with bar(f"round {k}: teacher labels the pool", len(pool)) as advance:
+                    given = label_images(teacher, pool, prompt=config.prompt, out=folder / "labels.json",
+                                         progress=advance)
             say(f"round {k}: teacher labels -> {folder / 'labels.json'}")
         else:
             labeller = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu")
             given = None
         refined = _finished(folder / "refined.json", "refine")
         if refined is None:
-            refined, summary = refine_labels(labeller, pool if given is None else given, views=config.views,
-                                             labels=given, config=refine_config, out=folder / "refined.json")
+            with bar(f"round {k}: refine {config.views}", len(pool)) as advance:
+                refined, summary = refine_labels(labeller, pool if given is None else given, views=config.views,
+                                                 labels=given, config=refine_config, out=folder / "refined.json",
+                                                 progress=advance)
             say(f"round {k}: refined, {summary.filter.line()}")
         kept = sum(1 for im in refined.images if im.instances)
         if kept == 0 and k > 1:  # nothing left to learn from: the previous student is the result
@@ -168,7 +177,12 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
             best = run / "weights" / "best.pt"
         else:
             init = str(weights) if (k > 1 and config.finetune and weights is not None) else train.init
-            best = train_student(refined, run, replace(train, init=init)).weights
+            def epoch_line(epoch: int, metrics: dict[str, float], k: int = k) -> None:
+                map_ = metrics.get("metrics/mAP50-95(M)")
+                say(f"round {k}: epoch {epoch}/{train.epochs}"
+                    + (f", val mask mAP50-95 {map_:.3f} (pseudo-labels)" if map_ is not None else ""))
+
+            best = train_student(refined, run, replace(train, init=init), progress=epoch_line).weights
             say(f"round {k}: student trained -> {best}")
         agreement = None
         if previous is not None:

@@ -66,16 +66,22 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=400)
     ap.add_argument("--val", type=int, default=200)
     ap.add_argument("--size", type=int, default=512, help="synth image size")
-    ap.add_argument("--init", default=None, help="synth-pretrained student (.pt); without it the synth rows are skipped")
+    ap.add_argument("--init", default=None, help="synth-pretrained student (.pt; default: the one afss ships); "
+                                                 "without one the synth rows are skipped")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--imgsz", type=int, default=512)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--min-score", type=float, default=0.6)
+    ap.add_argument("--min-score", type=lambda v: v if v == "auto" else float(v), default=0.6,
+                    help="confidence filter of every refinement: a number or auto")
     ap.add_argument("--tta", default="identity,vflip")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "distill"))
     args = ap.parse_args()
+    from afss.student.train import SHIPPED_SYNTH_WEIGHTS
+
+    if args.init is None and SHIPPED_SYNTH_WEIGHTS.is_file():
+        args.init = str(SHIPPED_SYNTH_WEIGHTS)
 
     from afss.distill import DistillConfig, distill
     from afss.label import label_images
@@ -105,6 +111,11 @@ def main() -> None:
         record_path.write_text(json.dumps(record, indent=2))
         print(f"{name}: {record['rows'][name]}", file=sys.stderr)
 
+    def trained(result):
+        """The trained weights, noting the training's seconds per epoch in the record."""
+        record.setdefault("seconds_per_epoch", {})[str(result.out.name)] = round(result.seconds_per_epoch, 1)
+        return result.weights
+
     def predict(weights: Path):
         student = build_teacher("student", weights=str(weights), imgsz=args.imgsz, device=args.device)
         return label_images(student, val)
@@ -115,14 +126,14 @@ def main() -> None:
     pool_labels = label_images(teacher, pool, out=work / "pool_labels.json")
     pool_refined, _ = refine_labels(teacher, pool_labels, labels=pool_labels, views=args.tta,
                                     config=RefineConfig(min_score=args.min_score), out=work / "pool_refined.json")
-    row("student scratch", lambda: predict(train_student(pool_refined, work / "scratch", train).weights))
+    row("student scratch", lambda: predict(trained(train_student(pool_refined, work / "scratch", train))))
     if args.init:
         row("student synth-only", lambda: predict(Path(args.init)))
         rounds = distill(teacher, pool, work / "distill", config=DistillConfig(rounds=args.rounds, views=args.tta,
                          min_score=args.min_score), train=TrainConfig(**{**train.__dict__, "init": args.init}))
         for r in rounds:
             row(f"student round {r.round}", lambda r=r: predict(r.weights))
-    row("supervised (upper bound)", lambda: predict(train_student(pool, work / "supervised", train).weights))
+    row("supervised (upper bound)", lambda: predict(trained(train_student(pool, work / "supervised", train))))
 
     keys = [f"{p}/{t}/{k}" for t in iou_types for p in ("coco", "paper") for k in ("ap", "ap50", "ap75")]
     print(f"\n{args.source}: pool {len(pool)}, validation {len(val)} (never trained on); AP in %\n")

@@ -183,12 +183,12 @@ def test_distill_rounds_resume_after_a_crash_and_never_train_on_ground_truth(tmp
         calls["label"] += len(images)
         return real_label(images, prompt)
 
-    def crashing_train(labels, out, config=None):
+    def crashing_train(labels, out, config=None, **options):
         assert all(i.source != "gt" for im in labels.images for i in im.instances)  # pseudo-labels only
         calls["train"].append(str(out))
         if len(calls["train"]) == 1:
             raise KeyboardInterrupt  # killed in the middle of round 1's training
-        return real_train(labels, out, config)
+        return real_train(labels, out, config, **options)
 
     monkeypatch.setattr(teacher, "label", counting_label)
     monkeypatch.setattr(afss.student.train, "train_student", crashing_train)

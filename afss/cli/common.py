@@ -164,3 +164,32 @@ def add_top1_arguments(p: argparse.ArgumentParser, *, top1_help: str = "keep the
     keep = p.add_mutually_exclusive_group()
     keep.add_argument("--top1", dest="top1", action="store_true", default=None, help=top1_help)
     keep.add_argument("--all", dest="top1", action="store_false", help=all_help)
+
+
+def add_cut_arguments(p: argparse.ArgumentParser) -> None:
+    """``--min-score X|auto`` or ``--keep-top FRACTION``: the confidence filter (refine, distill)."""
+    cut = p.add_mutually_exclusive_group()
+    cut.add_argument("--min-score", default=None, metavar="X|auto",
+                     help="keep labels scoring at least X (default 0.6), or 'auto': a cut chosen from the "
+                          "scores (Otsu's split, keeping 30-80%% of the labelled images); the summary names it")
+    cut.add_argument("--keep-top", default=None, metavar="FRACTION",
+                     help="instead of --min-score, keep the best-scoring FRACTION of the images (e.g. 0.5): "
+                          "needs no ground truth and no calibrated score; the summary names the cut")
+
+
+def cut_options(args: argparse.Namespace) -> dict:
+    """``--min-score X|auto`` / ``--keep-top F`` (or ``50%``) as RefineConfig fields (it checks ranges)."""
+    out: dict = {}
+    if args.min_score is not None:
+        out["min_score"] = "auto" if args.min_score.strip().lower() == "auto" else number_arg(args.min_score, "--min-score", "0.6 or auto")
+    if args.keep_top is not None:
+        value = args.keep_top.strip()
+        out["keep_top"] = number_arg(value[:-1], "--keep-top", "0.5") / 100 if value.endswith("%") else number_arg(value, "--keep-top", "0.5")
+    return out
+
+
+def number_arg(text: str, flag: str, example: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise AfssError(f"{flag} {text!r}: expected a number, e.g. {example}") from None

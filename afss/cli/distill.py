@@ -7,10 +7,13 @@ import sys
 import time
 
 from afss.cli.common import (
+    add_cut_arguments,
     add_image_source_arguments,
     add_path_policy_argument,
     add_teacher_arguments,
+    cut_options,
     given,
+    progress_bar,
     read_images,
     teacher_options,
 )
@@ -32,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="distillation folder")
     p.add_argument("--rounds", type=int, default=None, help="at most this many rounds (default 2)")
     p.add_argument("--tta", dest="views", default=None, help="TTA views of every refinement (default identity,vflip)")
-    p.add_argument("--min-score", type=float, default=None, help="confidence filter (default 0.6)")
+    add_cut_arguments(p)
     p.add_argument("--from-init", dest="finetune", action="store_false", default=None,
                    help="train every round from --init instead of fine-tuning the previous student")
     p.add_argument("--gt", dest="gt", metavar="FILE", help="ground truth of the pool, to score each round (never trains)")
@@ -52,14 +55,15 @@ def run(args: argparse.Namespace) -> int:
     from afss.teachers import build_teacher
 
     start = time.perf_counter()
-    config = DistillConfig(**given(args, "rounds", "views", "min_score", "finetune", "prompt"))
+    config = DistillConfig(**given(args, "rounds", "views", "finetune", "prompt"), **cut_options(args))
     train = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch"),
                         **({"device": args.student_device} if args.student_device else {}))
     resolve_init(train.init)  # fail before the teacher runs
     pool = read_images(args)
     teacher = build_teacher(args.teacher, **teacher_options(args))
     rounds = distill(teacher, pool, args.out, config=config, train=train, gt=args.gt,
-                     progress=lambda line: print(f"afss distill: {line}", file=sys.stderr))
+                     progress=lambda line: print(f"afss distill: {line}", file=sys.stderr),
+                     bar=lambda title, total: progress_bar(args, total, title))
     for r in rounds:
         scores = ""
         if r.metrics:

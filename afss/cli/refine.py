@@ -8,11 +8,13 @@ import sys
 import time
 
 from afss.cli.common import (
+    add_cut_arguments,
     add_engine_arguments,
     add_path_policy_argument,
     add_run_arguments,
     add_teacher_arguments,
     add_top1_arguments,
+    cut_options,
     engine_from_args,
     engine_label,
     existing_files,
@@ -52,13 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", default=None, metavar="VIEWS",
                    help="comma-separated views (default identity,vflip): identity, hflip, vflip, rot90, rot180, "
                         "rot270, scale<f>, brightness<f>, contrast<f>, gamma<f>, e.g. identity,vflip,scale0.75")
-    cut = p.add_mutually_exclusive_group()
-    cut.add_argument("--min-score", default=None, metavar="X|auto",
-                     help="keep labels scoring at least X (default 0.6), or 'auto': a cut chosen from the "
-                          "scores (Otsu's split, keeping 30-80%% of the labelled images); the summary names it")
-    cut.add_argument("--keep-top", default=None, metavar="FRACTION",
-                     help="instead of --min-score, keep the best-scoring FRACTION of the images (e.g. 0.5): "
-                          "needs no ground truth and no calibrated score; the summary names the cut")
+    add_cut_arguments(p)
     add_top1_arguments(p, top1_help="one label per image (default)",
                        all_help="several objects per image: every box of every view is fused, every fused box that "
                                 "passes the filter is kept (the teacher is asked for all its boxes too)")
@@ -95,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     views = parse_views(args.tta or DEFAULT_VIEWS)  # fail before loading anything
-    config = RefineConfig(**given(args, *_CONFIG_FLAGS), **_cut(args),
+    config = RefineConfig(**given(args, *_CONFIG_FLAGS), **cut_options(args),
                           **({"per_view_top_k": None} if args.top1 is False else {}))
     inputs = existing_files(args.labels)
     check_output_path(args.out, inputs=inputs, suffixes=(".json",))
@@ -119,26 +115,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"afss refine: {summary.line()}; {refined.num_instances} instances, "
           f"{time.perf_counter() - start:.1f} s -> {args.out}", file=sys.stderr)
     return 0
-
-
-def _cut(args: argparse.Namespace) -> dict:
-    """``--min-score X|auto`` / ``--keep-top F`` (or ``50%``) as RefineConfig fields (it checks ranges)."""
-    out: dict = {}
-    if args.min_score is not None:
-        out["min_score"] = "auto" if args.min_score.strip().lower() == "auto" else _number(args.min_score, "--min-score", "0.6 or auto")
-    if args.keep_top is not None:
-        value = args.keep_top.strip()
-        out["keep_top"] = _number(value[:-1], "--keep-top", "0.5") / 100 if value.endswith("%") else _number(value, "--keep-top", "0.5")
-    return out
-
-
-def _number(text: str, flag: str, example: str) -> float:
-    from afss.errors import AfssError
-
-    try:
-        return float(text)
-    except ValueError:
-        raise AfssError(f"{flag} {text!r}: expected a number, e.g. {example}") from None
 
 
 def _recorded_options(labels, args: argparse.Namespace) -> dict:

@@ -334,7 +334,7 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
     distill_dir = out / "distill"
     if not (record.done("distill") and (distill_dir / "student.pt").is_file()):
         with stage("distill"):
-            distill(_LazyTeacher(teacher), pool, distill_dir, config=dconfig, train=train, progress=say)
+            distill(_LazyTeacher(teacher), pool, distill_dir, config=dconfig, train=train, progress=say, bar=bar)
     rounds = json.loads((distill_dir / "distill.json").read_text())["rounds"]
     record.data["models"]["student"] = str(distill_dir / "student.pt")
     record.data["order"] = stage_order(len(rounds), False) + (["upper-bound"] if "upper-bound" in record.data["order"] else [])
