@@ -321,7 +321,7 @@ class _Page:
                          _pct(metrics.get("metrics/mAP50-95(M)")), _pct(metrics.get("metrics/mAP50(M)")),
                          r.get("seconds", "-")])
         return ("<h3>Distillation rounds (distill/distill.json)</h3>" + table(
-            ["round", "kept / pool", "filter", "agreement with previous round", "val mask mAP50-95 (own split)",
+            ["round", "kept / pool", Cell("filter", cls="text"), "agreement with previous round", "val mask mAP50-95 (own split)",
              "mask mAP50", "seconds"], rows, table_id="rounds-table"))
 
     def run_section(self) -> str:
@@ -345,7 +345,7 @@ class _Page:
         if isinstance(models, dict) and models:
             rows = [[role, Cell(value if isinstance(value, str) else dumps(value, indent=None), cls="text")]
                     for role, value in models.items()]
-            out.append("<h3>Models</h3>" + table(["role", "model"], rows, table_id="models-table"))
+            out.append("<h3>Models</h3>" + table(["role", Cell("model", cls="text")], rows, table_id="models-table"))
         config = self.run.root / "config.yaml"
         if config.is_file():
             try:

@@ -124,6 +124,7 @@ def training_figure(runs: Mapping[str, Mapping[str, Sequence[float]]], styles: M
     rows = max(1, math.ceil(len(panels) / cols))
     fig = _figure(3.6 * cols, 2.6 * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    epochs = sorted({float(e) for r in runs.values() for e in r.get("epoch", ())})
     for ax, (col, title) in zip(axes, panels):
         for label, columns in runs.items():
             if col not in columns:
@@ -132,7 +133,11 @@ def training_figure(runs: Mapping[str, Mapping[str, Sequence[float]]], styles: M
             x = np.asarray(columns.get("epoch", range(1, len(y) + 1)), float)
             ax.plot(x, y, marker="o", markersize=3, linewidth=1.4, label=label, **stage_style(styles.get(label, "")))
         ax.set(title=title, xlabel="epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if 0 < len(epochs) <= 10:  # a short run: one tick per epoch, not 0.945 ... 1.055
+            ax.set_xticks(epochs)
+            ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
     for ax in axes[len(panels):]:

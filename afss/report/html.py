@@ -34,7 +34,7 @@ table { border-collapse: collapse; background: #fff; font-size: 13px; margin: 6p
 th, td { border: 1px solid #d5d9e0; padding: 3px 8px; text-align: right; }
 th { background: #eef1f5; }
 td.text, th.text { text-align: left; }
-#models-table td.text { max-width: 1000px; word-break: break-all; font-family: "DejaVu Sans Mono", Menlo, monospace;
+#models-table td.text { max-width: 1000px; overflow-wrap: anywhere; font-family: "DejaVu Sans Mono", Menlo, monospace;
                         font-size: 12px; }
 tr.upper td { color: #555; background: #f3f3f3; font-style: italic; }
 td.best { font-weight: bold; }
