@@ -18,7 +18,7 @@ from afss.errors import AfssError
 
 # Subcommands in the order the pipeline runs them.
 COMMANDS = ("convert", "synth", "label", "refine", "export-yolo", "train", "predict", "export", "pretrain", "distill",
-            "eval", "run")
+            "eval", "run", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ from afss.io.images import ImageReadError, load_image, save_image
 from afss.types import ImageLabels, LabelSet
 from afss.viz import PALETTE, draw_instances, make_grid
 
-__all__ = ["MAX_PREDICTION_SETS", "preview_grid", "write_preview"]
+__all__ = ["MAX_PREDICTION_SETS", "crop_around", "crop_window", "preview_grid", "write_preview"]
 
 GT_COLOR = PALETTE[0]
 PRED_COLORS = PALETTE[1:]
@@ -57,7 +57,7 @@ def preview_grid(gt: LabelSet, preds: Mapping[str, LabelSet], *, n: int = 16, nc
             insts = (max(p.instances, key=lambda i: i.score),) if p is not None and p.instances else ()
             out = draw_instances(out, insts, color, label=False)
             parts.append(f"{name} {_iou(g, insts[0])} ({insts[0].score:.2f})" if insts else f"{name} -")
-        tiles.append(_crop(out, [g, *(p for p in found.values() if p is not None)], context))
+        tiles.append(crop_around(out, [g, *(p for p in found.values() if p is not None)], context))
         titles.append("  ".join(parts))
     if not tiles:
         first = gt.image_path(usable[int(picks[0])])
@@ -102,12 +102,18 @@ def box_iou(a, b) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def _crop(rgb: np.ndarray, labelled: list[ImageLabels], context: float) -> np.ndarray:
+def crop_around(rgb: np.ndarray, labelled: list[ImageLabels], context: float) -> np.ndarray:
     """A square crop around every box in ``labelled`` plus ``context`` margin (whole image if none)."""
-    boxes = np.concatenate([im.boxes() for im in labelled])
-    h, w = rgb.shape[:2]
+    top, left, side_h, side_w = crop_window(rgb.shape[:2], labelled, context)
+    return rgb[top:top + side_h, left:left + side_w]
+
+
+def crop_window(size_hw: tuple[int, int], labelled: list[ImageLabels], context: float) -> tuple[int, int, int, int]:
+    """``(top, left, height, width)`` in pixels of `crop_around`'s crop of an image of ``size_hw``."""
+    boxes = np.concatenate([im.boxes() for im in labelled]) if labelled else np.zeros((0, 4))
+    h, w = size_hw
     if len(boxes) == 0:
-        return rgb
+        return 0, 0, h, w
     x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
     x1, y1 = boxes[:, 2].max(), boxes[:, 3].max()
     side = min(max(x1 - x0, y1 - y0) * (1 + 2 * context), max(h, w))
@@ -115,4 +121,4 @@ def _crop(rgb: np.ndarray, labelled: list[ImageLabels], context: float) -> np.nd
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     left = int(np.clip(cx - side / 2, 0, max(0, w - side)))
     top = int(np.clip(cy - side / 2, 0, max(0, h - side)))
-    return rgb[top:top + int(side), left:left + int(side)]
+    return top, left, min(int(side), h - top), min(int(side), w - left)
