@@ -37,8 +37,11 @@ def run(args: argparse.Namespace) -> int:
     if args.config is None:
         raise AfssError("run: give a CONFIG file (e.g. configs/demo.yaml), or --defaults to see every key")
     config = load_config(args.config, overrides=args.overrides)
-    if args.check:
+    try:  # dataset roots, the teacher, the student's start: before any long work
         check_run_inputs(config)
+    except AfssError as e:
+        raise AfssError(f"{args.config}: {e}") from None
+    if args.check:
         sys.stdout.write(yaml.safe_dump(config_to_dict(config), sort_keys=False))
         return 0
     if args.out is None:
