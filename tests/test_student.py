@@ -127,6 +127,18 @@ def test_ultralytics_is_offline_and_keeps_out_of_the_home_folder():
     assert os.environ["YOLO_OFFLINE"] == "1" and SETTINGS["sync"] is False
 
 
+def test_importing_ultralytics_leaves_opencv_its_threads():
+    import subprocess
+    import sys
+
+    code = ("import cv2; before = cv2.getNumThreads()\n"
+            "from afss.student.env import ultralytics; ultralytics()\n"
+            "print(before, cv2.getNumThreads())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    before, after = done.stdout.split()
+    assert after == before
+
+
 def test_cli_pseudo_labels_to_a_trained_student_its_predictions_and_onnx(tmp_path, capsys, monkeypatch):
     """The tiny end-to-end run CI makes: files, shapes, masks at the original size, AP computed."""
     monkeypatch.chdir(tmp_path)

@@ -8,7 +8,8 @@ thread. `ultralytics()` imports it once per process with all of that turned off:
 * ``YOLO_CONFIG_DIR`` points at a private temporary folder (removed at exit) unless the user set it;
 * ``YOLO_OFFLINE=1`` and the ``sync`` setting off: no request leaves the machine;
 * the fonts it looks for are matplotlib's DejaVu Sans, copied into that folder;
-* PyTorch uses every core (``OMP_NUM_THREADS`` and ``torch.set_num_threads``) unless the user chose.
+* PyTorch uses every core (``OMP_NUM_THREADS`` and ``torch.set_num_threads``) unless the user chose;
+* OpenCV keeps the threads it had (Ultralytics sets none on import).
 """
 
 from __future__ import annotations
@@ -48,10 +49,16 @@ def ultralytics() -> ModuleType:
     threads = str(os.cpu_count() or 1)
     os.environ.setdefault("OMP_NUM_THREADS", threads)  # ultralytics sets 1 when it is unset
     _install_fonts(Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics")
+    import cv2
+
+    cv_threads = cv2.getNumThreads()
     try:
         import ultralytics as module
     except ImportError as e:
         raise AfssError(INSTALL_HINT) from e
+    # Ultralytics turns OpenCV's threads off on import (for DataLoader workers; afss trains with
+    # workers=0): give the rest of the process, e.g. a photometric teacher, its threads back
+    cv2.setNumThreads(cv_threads)
     import torch
     from ultralytics.utils import SETTINGS
 
