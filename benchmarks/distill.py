@@ -73,6 +73,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--replay", type=int, default=0, help="synth scenes mixed into the synth-init trainings")
+    ap.add_argument("--freeze", type=int, default=None, help="Ultralytics freeze (layers) of the synth-init trainings")
     ap.add_argument("--min-score", type=lambda v: v if v == "auto" else float(v), default=0.6,
                     help="confidence filter of every refinement: a number or auto")
     ap.add_argument("--tta", default="identity,vflip")
@@ -127,13 +129,16 @@ def main() -> None:
     pool_refined, _ = refine_labels(teacher, pool_labels, labels=pool_labels, views=args.tta,
                                     config=RefineConfig(min_score=args.min_score), out=work / "pool_refined.json")
     row("student scratch", lambda: predict(trained(train_student(pool_refined, work / "scratch", train))))
+    # the synth-init recipe of the rounds and of the upper bound
+    tuned = TrainConfig(**{**train.__dict__, "init": args.init or train.init, "replay": args.replay if args.init else 0,
+                           "extra": {"freeze": args.freeze} if args.freeze and args.init else {}})
     if args.init:
         row("student synth-only", lambda: predict(Path(args.init)))
         rounds = distill(teacher, pool, work / "distill", config=DistillConfig(rounds=args.rounds, views=args.tta,
-                         min_score=args.min_score), train=TrainConfig(**{**train.__dict__, "init": args.init}))
+                         min_score=args.min_score), train=tuned)
         for r in rounds:
             row(f"student round {r.round}", lambda r=r: predict(r.weights))
-    row("supervised (upper bound)", lambda: predict(trained(train_student(pool, work / "supervised", train))))
+    row("supervised (upper bound)", lambda: predict(trained(train_student(pool, work / "supervised", tuned))))
 
     keys = [f"{p}/{t}/{k}" for t in iou_types for p in ("coco", "paper") for k in ("ap", "ap50", "ap75")]
     print(f"\n{args.source}: pool {len(pool)}, validation {len(val)} (never trained on); AP in %\n")

@@ -82,6 +82,25 @@ def test_export_links_images_writes_normalised_polygons_and_a_seeded_split(tmp_p
     assert json.loads(ds.yaml.read_text())["names"] == {"0": "spacecraft"}
 
 
+def test_replay_scenes_go_to_the_train_split_only_with_the_target_class(tmp_path):
+    labels = _labelled_images(tmp_path)
+    replay = _labelled_images(tmp_path / "synth", n=4)
+    replay = replay.replace(images=tuple(im.replace(instances=tuple(i.replace(category_id=7) for i in im.instances))
+                                         for im in replay.images))
+    ds = export_yolo(labels, tmp_path / "yolo", val_fraction=0.34, seed=3, replay=replay)
+    plain = export_yolo(labels, tmp_path / "plain", val_fraction=0.34, seed=3)
+    assert (ds.train, ds.val, ds.replay) == (plain.train + 4, plain.val, 4)
+    manifest = json.loads((tmp_path / "yolo" / "manifest.json").read_text())["images"]
+    replayed = [m for m in manifest if m.get("replay")]
+    assert len(replayed) == 4 and all(m["splits"] == ["train"] for m in replayed)
+    # the validation split is the same pseudo-labelled images as without replay
+    val = sorted(m["file_name"] for m in manifest if m["splits"] == ["val"])
+    assert val == sorted(m["file_name"] for m in json.loads((tmp_path / "plain" / "manifest.json").read_text())["images"]
+                         if m["splits"] == ["val"])
+    for m in replayed:  # one class: replay instances are the pseudo-labels' target class, 0
+        assert (tmp_path / "yolo" / "labels" / "train" / f"{m['entry']}.txt").read_text().split()[0] == "0"
+
+
 def test_export_refuses_labels_without_a_kept_instance_and_foreign_folders(tmp_path):
     labels = _labelled_images(tmp_path)
     empty = labels.replace(images=tuple(im.replace(instances=(), error="filtered: score 0.1 < 0.6")

@@ -82,6 +82,8 @@ class StudentSection:
     batch: int = _doc("batch size", 16)
     device: str | None = _doc("cpu | 0 | cuda:0 | mps", "cpu")
     val_fraction: float = _doc("validation split carved from the pseudo-labels (no ground truth)", 0.1)
+    replay: int = _doc("afss synth scenes (exact masks) mixed into every training, so the fine-tuned "
+                       "synth start does not forget; 0: pseudo-labels only", 0)
     extra: dict[str, Any] = _doc("further Ultralytics train arguments, e.g. {close_mosaic: 2, lr0: 0.005}",
                                  factory=dict)
 
@@ -226,6 +228,7 @@ def _check_semantics(config: RunConfig, where: str) -> None:
     """Checks of meaning (not type) that need no disk access: choices, ranges, honest evaluation."""
     from afss.evaluate.api import IOU_TYPES, PROTOCOLS
     from afss.student.pretrain import PRETRAIN_SEED
+    from afss.student.train import REPLAY_SEED
     from afss.teachers import TEACHERS
 
     def choice(key: str, value: Any, valid: tuple[str, ...]) -> None:
@@ -248,9 +251,9 @@ def _check_semantics(config: RunConfig, where: str) -> None:
         if section.source == "synth":
             if section.n is None or section.n < 1:
                 raise AfssError(f"{where}: {name}.n: synth needs the number of scenes to render, >= 1")
-            if section.seed == PRETRAIN_SEED:
-                raise AfssError(f"{where}: {name}.seed: {PRETRAIN_SEED} renders the scenes the shipped student "
-                                "was pretrained on; choose another seed")
+            if section.seed in (PRETRAIN_SEED, REPLAY_SEED):
+                raise AfssError(f"{where}: {name}.seed: {section.seed} renders the scenes the student trains on "
+                                "(pretraining or replay); choose another seed")
         elif section.root is None:
             raise AfssError(f"{where}: {name}.root: source {section.source} needs a root (folder or file)")
         if section.n is not None and section.n < 1:

@@ -51,6 +51,7 @@ class YoloDataset:
         train, val: images in each split; instances: polygons written.
         names: class names in class-index order (category ids sorted).
         skipped: images left out (no instance).
+        replay: exactly labelled synth scenes in the train split (counted in ``train``).
     """
 
     root: Path
@@ -60,6 +61,7 @@ class YoloDataset:
     instances: int
     names: tuple[str, ...]
     skipped: int
+    replay: int = 0
 
 
 def mask_polygon(mask: np.ndarray, *, min_part_frac: float = 0.01, epsilon_px: float = 0.7) -> np.ndarray | None:
@@ -101,7 +103,7 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
-                min_part_frac: float = 0.01) -> YoloDataset:
+                min_part_frac: float = 0.01, replay: LabelSet | None = None) -> YoloDataset:
     """Write ``labels`` (pseudo-labels) as an Ultralytics YOLO-seg dataset under ``out``.
 
     Args:
@@ -111,6 +113,9 @@ def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float
             with a single image it serves both splits).
         seed: the split's seed.
         min_part_frac: mask parts smaller than this share of their instance are dropped.
+        replay: images with exact labels (afss synth scenes) added to the train split only, as one class
+            with the pseudo-labels (see `afss.student.train.TrainConfig.replay`); the validation split
+            stays pseudo-labels only.
 
     Raises:
         AfssError: no image has an instance, a bad ``val_fraction``, a folder that is not an export.
@@ -137,11 +142,12 @@ def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float
     n_val = min(n_val, len(usable) - 1) if len(usable) > 1 else n_val
     val_set = {int(k) for k in order[:n_val]}
     manifest, counts, n_inst = [], {"train": 0, "val": 0}, 0
-    for k, im in enumerate(usable):
+    extra = [(replay, im) for im in replay.images if im.instances] if replay is not None else []
+    for k, (source, im) in enumerate([*((labels, im) for im in usable), *extra]):
         splits = ["val"] if k in val_set else ["train"]
-        if len(usable) == 1 and n_val:
+        if len(usable) == 1 and n_val and k == 0:
             splits = ["train", "val"]
-        src = Path(labels.image_path(im))
+        src = Path(source.image_path(im))
         if not src.is_file():
             raise AfssError(f"{src}: image of {im.file_name!r} not found (check the labels' image root)")
         stem = f"{k:06d}_{Path(im.file_name).stem}"
@@ -151,7 +157,8 @@ def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float
             if poly is None:
                 continue
             xy = np.clip(poly / [im.width, im.height], 0.0, 1.0).reshape(-1)
-            lines.append(" ".join([str(index[inst.category_id]), *(f"{v:.6f}" for v in xy)]))
+            cls = index[inst.category_id] if source is labels else 0  # replay: the one target class
+            lines.append(" ".join([str(cls), *(f"{v:.6f}" for v in xy)]))
         for split in splits:
             (root / "images" / split).mkdir(parents=True, exist_ok=True)
             (root / "labels" / split).mkdir(parents=True, exist_ok=True)
@@ -159,7 +166,8 @@ def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float
             write_text_atomic(root / "labels" / split / f"{stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
             counts[split] += 1
         n_inst += len(lines)
-        manifest.append({"entry": stem, "file_name": im.file_name, "splits": splits})
+        manifest.append({"entry": stem, "file_name": im.file_name, "splits": splits,
+                         **({"replay": True} if source is not labels else {})})
     yaml = root / "dataset.yaml"
     # JSON is valid YAML, and keeps this free of a YAML writer
     write_text_atomic(yaml, json.dumps({"path": str(root.resolve()), "train": "images/train",
@@ -168,4 +176,4 @@ def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float
     write_json_atomic(root / "manifest.json", {"source_image_root": labels.image_root, "seed": seed,
                                                "val_fraction": val_fraction, "images": manifest}, indent=1)
     return YoloDataset(root=root, yaml=yaml, train=counts["train"], val=counts["val"], instances=n_inst,
-                       names=names, skipped=len(labels) - len(usable))
+                       names=names, skipped=len(labels) - len(usable), replay=len(extra))
