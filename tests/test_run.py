@@ -203,3 +203,17 @@ def test_cli_run_prints_the_table_and_bad_config_is_one_line(tiny_run, tmp_path)
     assert done.stderr.strip() == (f"afss: error: {bad}: unknown key 'student.imgsize' "
                                    "(did you mean 'student.imgsz'?)")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_pretrained_start_is_scored_before_any_pseudo_label(tiny_run, tmp_path):
+    config, reference, _ = tiny_run
+    start = reference / "distill" / "student.pt"
+    result = run_pipeline(load_config(config, overrides=[f"student.init={start}", "distill.rounds=1"]),
+                          tmp_path / "run", progress=False)
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["order"][:4] == ["teacher", "refined", "student-start", "student-round-1"]
+    assert (tmp_path / "run" / "students" / "start.json").is_file()
+    # the start is the reference run's final student: the same predictions, the same AP
+    final = json.loads((reference / "run.json").read_text())["order"][-1]
+    ref = json.loads((reference / "metrics.json").read_text())[final]
+    assert result.metrics["student-start"]["coco_segm_ap"] == pytest.approx(ref["coco_segm_ap"])

@@ -17,8 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (afss run --out)")
     p.add_argument("--out", default=None, metavar="FILE.html", help="the page to write (default: RUN_DIR/report.html)")
-    p.add_argument("--screenshot", default=None, metavar="FILE.png",
-                   help="also render the page in headless Chromium and save a full-page PNG (needs Debian's "
+    p.add_argument("--screenshot", default=None, metavar="FILE.png|.jpg",
+                   help="also render the page in headless Chromium and save a full-page PNG (JPEG for .jpg; needs Debian's "
                         "chromium and the playwright package: pip install 'afss[report]')")
     p.set_defaults(func=run)
 
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if args.screenshot is not None:  # before the page is built: a missing browser fails in one line, at once
         from afss.report.browser import find_chromium, require_playwright
 
-        check_output_path(args.screenshot, flag="--screenshot", example="report.png", suffixes=(".png",))
+        check_output_path(args.screenshot, flag="--screenshot", example="report.png", suffixes=(".png", ".jpg", ".jpeg"))
         require_playwright()
         find_chromium()
     path = build_report(args.run_dir, args.out)

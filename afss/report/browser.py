@@ -106,7 +106,7 @@ def check_page(path: str | os.PathLike, *, screenshot: str | os.PathLike | None 
 
     Args:
         path: the HTML file.
-        screenshot: write a full-page PNG screenshot there.
+        screenshot: write a full-page screenshot there (PNG, or JPEG for a ``.jpg`` name).
         executable: the Chromium binary (default `find_chromium`).
         width_px, height_px: the window size.
         timeout_s: give up loading after this long.
@@ -159,7 +159,9 @@ def check_page(path: str | os.PathLike, *, screenshot: str | os.PathLike | None 
             shot = None
             if screenshot is not None:
                 shot = Path(screenshot)
-                write_bytes_atomic(shot, page.screenshot(full_page=True))
+                jpeg = shot.suffix.lower() in (".jpg", ".jpeg")  # JPEG: a tenth of the PNG's size, for docs
+                write_bytes_atomic(shot, page.screenshot(full_page=True, type="jpeg" if jpeg else "png",
+                                                         **({"quality": 80} if jpeg else {})))
         finally:
             context.close()
     return PageCheck(url=url, console=tuple(console), requests=tuple(requests), images=int(images),

@@ -11,6 +11,7 @@ The layout (paths relative to the run folder)::
     teacher/val_labels.json               stage "teacher": zero-shot labels of the val images
     teacher/val_refined.json              stage "refined": refined + filtered labels of the val images
     distill/round-K/...                   an `afss distill` folder (labels, refined, train/results.csv)
+    students/start.json                   stage "student-start": the student's start (e.g. synth-pretrained), no pseudo-labels
     students/round-K.json                 stage "student-round-K": the round-K student on the val images
     upper_bound/train/, upper_bound/val.json   stage "upper-bound": a student trained on ground truth
     metrics/<stage>.json                  `EvalReport.to_json()` of each stage against data/val_gt.json
@@ -32,7 +33,7 @@ from afss.types import LabelSet
 __all__ = ["STAGE_FILES", "RunFolder", "Stage", "dumps", "read_results_columns", "stage_file"]
 
 STAGE_FILES = {"teacher": "teacher/val_labels.json", "refined": "teacher/val_refined.json",
-               "upper-bound": "upper_bound/val.json"}
+               "student-start": "students/start.json", "upper-bound": "upper_bound/val.json"}
 """Prediction file of each fixed stage; ``student-round-K`` reads ``students/round-K.json``."""
 
 _STUDENT = re.compile(r"student-round-(\d+)")
@@ -55,6 +56,8 @@ def _title(name: str) -> str:
         return "refined + filtered"
     if name == "upper-bound":
         return "upper bound (supervised)"
+    if name == "student-start":
+        return "student start (no pseudo-labels)"
     match = _STUDENT.fullmatch(name)
     return f"student, round {int(match.group(1))}" if match else name
 
@@ -201,7 +204,7 @@ def _order(root: Path, record: Mapping[str, Any], missing: list[tuple[str, str]]
         return list(dict.fromkeys(n for n in order if n not in unknown))
     if record:
         missing.append(("run.json", "no list of stage names under 'order'; stages taken from the files found"))
-    found = [n for n in ("teacher", "refined") if (root / STAGE_FILES[n]).is_file()]
+    found = [n for n in ("teacher", "refined", "student-start") if (root / STAGE_FILES[n]).is_file()]
     rounds = sorted(int(m.group(1)) for p in (root / "students").glob("round-*.json")
                     if (m := re.fullmatch(r"round-(\d+)\.json", p.name)))
     found += [f"student-round-{k}" for k in rounds]

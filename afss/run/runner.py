@@ -8,7 +8,8 @@ Stages and what each leaves in the run folder (``afss report`` reads the same la
     teacher     teacher/val_labels.json: the teacher's zero-shot labels of the val images
     refined     teacher/val_refined.json: the same refined (TTA + WBF) and filtered
     distill     distill/: an `afss.distill` folder (round-K/ labels, refined labels, student training)
-    students    students/round-K.json: each round's student on the val images
+    students    students/start.json (the student's pretrained start, no pseudo-labels) and round-K.json:
+                each round's student on the val images
     upper-bound upper_bound/: the student trained on the pool's ground truth (``eval.upper_bound``)
     eval        metrics/<stage>.json per scored stage, metrics.json, the AP table in table.txt
     report      report.html
@@ -42,7 +43,7 @@ from afss.errors import AfssError
 from afss.io.atomic import write_bytes_atomic, write_json_atomic
 from afss.io.coco import read_coco, write_coco
 from afss.io.outputs import writable_folder
-from afss.run.config import DataConfig, EvalConfig, RunConfig, config_diff, config_to_dict
+from afss.run.config import DataConfig, EvalConfig, RunConfig, config_diff, config_from_dict, config_to_dict
 from afss.types import LabelSet
 
 __all__ = ["RunResult", "check_run_inputs", "run_pipeline", "stage_order"]
@@ -64,10 +65,11 @@ class RunResult:
     metrics: dict[str, Any]
 
 
-def stage_order(rounds: int, upper_bound: bool) -> list[str]:
-    """The scored stages, in the order of the AP table."""
-    return ["teacher", "refined", *(f"student-round-{k}" for k in range(1, rounds + 1)),
-            *(["upper-bound"] if upper_bound else [])]
+def stage_order(rounds: int, upper_bound: bool, start: bool = False) -> list[str]:
+    """The scored stages, in the order of the AP table: ``student-start`` is the student's pretrained
+    start before any pseudo-label (so the table shows what distillation adds to it)."""
+    return ["teacher", "refined", *(["student-start"] if start else []),
+            *(f"student-round-{k}" for k in range(1, rounds + 1)), *(["upper-bound"] if upper_bound else [])]
 
 
 def _tqdm_bar(desc: str, total: int) -> AbstractContextManager[Callable[[int], None]]:
@@ -195,7 +197,12 @@ class _Record:
                 raise AfssError(f"{self.path}: unreadable run record ({e}); choose another --out") from None
             if data.get("stage") != "run":
                 raise AfssError(f"{self.path}: not an afss run record; choose another --out")
-            changed = config_diff(data.get("config") or {}, self.config)
+            before = data.get("config") or {}
+            try:  # a record from an earlier afss lacks keys added since: they had their defaults
+                before = config_to_dict(config_from_dict(before, where=str(self.path)))
+            except AfssError:
+                pass
+            changed = config_diff(before, self.config)
             if changed:
                 raise AfssError(f"{out}: holds a run made with another config ({'; '.join(changed[:4])}"
                                 f"{'; ...' if len(changed) > 4 else ''}); rerun it as it was to continue, "
@@ -246,7 +253,12 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
     _check_folder(out)
     check_run_inputs(config)
     record = _Record(out, config)
-    record.data["order"] = stage_order(config.distill.rounds, config.eval.upper_bound and config.eval.source is not None)
+    from afss.student.train import resolve_init
+
+    start_weights = resolve_init(config.student.init)
+    start_weights = start_weights if start_weights.endswith(".pt") else None  # a .yaml starts from random weights
+    record.data["order"] = stage_order(config.distill.rounds, config.eval.upper_bound and config.eval.source is not None,
+                                       start_weights is not None)
     record.save()
     write_bytes_atomic(out / "config.yaml", yaml.safe_dump(config_to_dict(config), sort_keys=False).encode())
     say = say or (lambda line: log.info("%s", line))
@@ -338,7 +350,8 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
             distill(_LazyTeacher(teacher), pool, distill_dir, config=dconfig, train=train, progress=say, bar=bar)
     rounds = json.loads((distill_dir / "distill.json").read_text())["rounds"]
     record.data["models"]["student"] = str(distill_dir / "student.pt")
-    record.data["order"] = stage_order(len(rounds), False) + (["upper-bound"] if "upper-bound" in record.data["order"] else [])
+    record.data["order"] = (stage_order(len(rounds), False, start_weights is not None)
+                            + (["upper-bound"] if "upper-bound" in record.data["order"] else []))
     record.save()
 
     from afss.student.model import StudentTeacher
@@ -349,12 +362,14 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
         with bar(desc, len(val_images)) as advance:
             label_images(student, val_images, out=path, progress=advance)
 
-    if val_images is not None and not record.done("students"):
+    wanted = {f"round {r['round']}": (r["weights"], out / "students" / f"round-{r['round']}.json") for r in rounds}
+    if start_weights is not None:
+        wanted = {"start": (start_weights, out / "students" / "start.json"), **wanted}
+    if val_images is not None and not all(_finished(path) for _, path in wanted.values()):
         with stage("students"):
-            for r in rounds:
-                path = out / "students" / f"round-{r['round']}.json"
+            for what, (weights, path) in wanted.items():
                 if not _finished(path):
-                    predict(r["weights"], path, f"student round {r['round']} (val)")
+                    predict(weights, path, f"student {what} (val)")
     upper = config.eval.upper_bound and val_images is not None
     if upper and not record.done("upper-bound"):
         with stage("upper-bound"):
@@ -369,7 +384,8 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
     table, metrics = None, {}
     if val_gt is not None:
         with stage("eval"):
-            table, metrics = _evaluate(out, config, val_gt, [r["round"] for r in rounds], upper)
+            table, metrics = _evaluate(out, config, val_gt, [r["round"] for r in rounds], upper,
+                                       start_weights is not None)
     record.data["metrics"] = metrics
     record.save()
     report = None
@@ -400,16 +416,19 @@ def _finished(path: Path) -> bool:
         return False
 
 
-def prediction_files(out: Path, rounds: list[int], upper: bool) -> dict[str, Path]:
+def prediction_files(out: Path, rounds: list[int], upper: bool, start: bool = False) -> dict[str, Path]:
     """Stage name -> its predictions on the val images, in table order."""
     files = {"teacher": out / "teacher" / "val_labels.json", "refined": out / "teacher" / "val_refined.json"}
+    if start:
+        files["student-start"] = out / "students" / "start.json"
     files.update({f"student-round-{k}": out / "students" / f"round-{k}.json" for k in rounds})
     if upper:
         files["upper-bound"] = out / "upper_bound" / "val.json"
     return files
 
 
-def _evaluate(out: Path, config: RunConfig, val_gt: LabelSet, rounds: list[int], upper: bool) -> tuple[str, dict]:
+def _evaluate(out: Path, config: RunConfig, val_gt: LabelSet, rounds: list[int], upper: bool,
+              start: bool) -> tuple[str, dict]:
     from afss.evaluate import evaluate
     from afss.evaluate.report import comparison_table
 
@@ -418,7 +437,7 @@ def _evaluate(out: Path, config: RunConfig, val_gt: LabelSet, rounds: list[int],
         iou_types.remove("segm")  # boxes-only ground truth (e.g. SPARK-2021): bbox AP only
     reports, metrics, labelled = {}, {}, {}
     (out / "metrics").mkdir(exist_ok=True)
-    for name, path in prediction_files(out, rounds, upper).items():
+    for name, path in prediction_files(out, rounds, upper, start).items():
         pred = read_coco(path, allow_absolute_paths=True)
         labelled[name] = sum(1 for im in pred.images if im.instances)
         report = evaluate(val_gt, pred, iou_types=iou_types or ["bbox"],
