@@ -78,6 +78,7 @@ def main() -> None:
     ap.add_argument("--min-score", type=lambda v: v if v == "auto" else float(v), default=0.6,
                     help="confidence filter of every refinement: a number or auto")
     ap.add_argument("--tta", default="identity,vflip")
+    ap.add_argument("--skip", default="", help="rows to leave out, comma-separated: scratch, supervised")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "distill"))
     args = ap.parse_args()
     from afss.student.train import SHIPPED_SYNTH_WEIGHTS
@@ -102,7 +103,12 @@ def main() -> None:
     work = out / args.source
     train = TrainConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device)
 
+    skip = {f"student {s}" if s == "scratch" else "supervised (upper bound)" if s == "supervised" else s
+            for s in args.skip.split(",") if s}
+
     def row(name: str, make) -> None:
+        if name in skip:
+            return
         if name in record["rows"]:
             print(f"{name}: done before", file=sys.stderr)
             return

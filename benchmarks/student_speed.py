@@ -60,7 +60,9 @@ def main() -> None:
     weights = Path(args.weights) if args.weights else work / "untrained.pt"
     if args.weights is None:
         ultralytics().YOLO("yolo11n-seg.yaml").save(str(weights))
-    calib = None if args.weights else str(work / "data" / "images")
+    # int8 calibration on other scenes than the scored ones (seed 3200): statistics, not labels, but kept apart
+    render_dataset(work / "calib", n=32, size=args.imgsz, domain="mixed", seed=3200)
+    calib = str(work / "calib" / "images")
     onnx32 = export_student(weights, work / "m.onnx", imgsz=args.imgsz)
     onnx8 = export_student(weights, work / "m8.onnx", imgsz=args.imgsz, int8=True, calib=calib)
     rgbs = [load_image(gt.image_path(im)).rgb for im in gt.images]

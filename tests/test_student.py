@@ -325,3 +325,22 @@ def test_the_shipped_synth_student_loads_and_finds_spacecraft_it_never_saw(tmp_p
     pred = label_images(student, gt.replace(images=tuple(im.replace(instances=()) for im in gt.images)))
     report = evaluate(gt, pred, protocols=("coco",))
     assert report.get("coco", "segm").ap50 > 0.5  # a broken or untrained file scores ~0
+
+
+def test_int8_export_keeps_the_shipped_students_detections(tmp_path):
+    """int8 with one scale for the whole concatenated output rounded every class probability to 0
+    (0.0 AP); the head's decoding stays float, so int8 finds what fp32 finds."""
+    from afss.evaluate import evaluate
+    from afss.label import label_images
+    from afss.student.export import export_student
+    from afss.student.train import SHIPPED_SYNTH_WEIGHTS
+    from afss.synth import render_dataset
+    from afss.teachers import build_teacher
+
+    calib = render_dataset(tmp_path / "calib", n=8, size=256, domain="clean", seed=4343, workers=1)
+    gt = render_dataset(tmp_path / "scenes", n=12, size=320, domain="clean", seed=4242, workers=1)
+    model = export_student(SHIPPED_SYNTH_WEIGHTS, tmp_path / "m8.onnx", imgsz=320, int8=True,
+                           calib=Path(calib.image_root) / "images")
+    student = build_teacher("student", weights=str(model))
+    pred = label_images(student, gt.replace(images=tuple(im.replace(instances=()) for im in gt.images)))
+    assert evaluate(gt, pred, protocols=("coco",)).get("coco", "segm").ap50 > 0.5
