@@ -78,6 +78,8 @@ def main() -> None:
     ap.add_argument("--min-score", type=lambda v: v if v == "auto" else float(v), default=0.6,
                     help="confidence filter of every refinement: a number or auto")
     ap.add_argument("--tta", default="identity,vflip")
+    ap.add_argument("--student-min-score", type=lambda v: v if v == "auto" else float(v), default=None,
+                    help="cut of rounds > 1, where the student relabels (default: --min-score)")
     ap.add_argument("--skip", default="", help="rows to leave out, comma-separated: scratch, supervised")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "distill"))
     args = ap.parse_args()
@@ -141,7 +143,7 @@ def main() -> None:
     if args.init:
         row("student synth-only", lambda: predict(Path(args.init)))
         rounds = distill(teacher, pool, work / "distill", config=DistillConfig(rounds=args.rounds, views=args.tta,
-                         min_score=args.min_score), train=tuned)
+                         min_score=args.min_score, student_min_score=args.student_min_score), train=tuned)
         for r in rounds:
             row(f"student round {r.round}", lambda r=r: predict(r.weights))
     row("supervised (upper bound)", lambda: predict(trained(train_student(pool, work / "supervised", tuned))))

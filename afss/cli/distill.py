@@ -13,6 +13,7 @@ from afss.cli.common import (
     add_teacher_arguments,
     cut_options,
     given,
+    number_arg,
     progress_bar,
     read_images,
     teacher_options,
@@ -36,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=None, help="at most this many rounds (default 2)")
     p.add_argument("--tta", dest="views", default=None, help="TTA views of every refinement (default identity,vflip)")
     add_cut_arguments(p)
+    p.add_argument("--student-min-score", default=None, metavar="X|auto",
+                   help="the cut of rounds > 1, where the student relabels (default: the same as round 1); "
+                        "'auto' chooses it from the student's own scores")
     p.add_argument("--from-init", dest="finetune", action="store_false", default=None,
                    help="train every round from --init instead of fine-tuning the previous student")
     p.add_argument("--gt", dest="gt", metavar="FILE", help="ground truth of the pool, to score each round (never trains)")
@@ -55,7 +59,12 @@ def run(args: argparse.Namespace) -> int:
     from afss.teachers import build_teacher
 
     start = time.perf_counter()
-    config = DistillConfig(**given(args, "rounds", "views", "finetune", "prompt"), **cut_options(args))
+    student_cut = {}
+    if args.student_min_score is not None:
+        value = args.student_min_score.strip().lower()
+        student_cut["student_min_score"] = "auto" if value == "auto" else number_arg(value, "--student-min-score",
+                                                                                   "0.3 or auto")
+    config = DistillConfig(**given(args, "rounds", "views", "finetune", "prompt"), **cut_options(args), **student_cut)
     train = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch"),
                         **({"device": args.student_device} if args.student_device else {}))
     resolve_init(train.init)  # fail before the teacher runs

@@ -95,6 +95,8 @@ class DistillSection:
     rounds: int = _doc("at most this many rounds", 2)
     finetune: bool = _doc("rounds > 1 start from the previous student (else from student.init)", True)
     stable_iou: float = _doc("stop early when the kept labels agree with the previous round's this well", 0.95)
+    student_min_score: float | str | None = _doc("the cut of rounds > 1, where the student relabels: a number, "
+                                                 "auto (from the student's own scores), or null (refine's cut)", None)
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,9 @@ def _check_semantics(config: RunConfig, where: str) -> None:
         raise AfssError(f"{where}: refine.min_score: expected a number in [0, 1] or auto, got {config.refine.min_score!r}")
     if config.refine.keep_top is not None and not 0.0 < config.refine.keep_top <= 1.0:
         raise AfssError(f"{where}: refine.keep_top: expected a fraction in (0, 1], got {config.refine.keep_top}")
+    cut = config.distill.student_min_score
+    if cut is not None and cut != "auto" and (isinstance(cut, str) or not 0.0 <= cut <= 1.0):
+        raise AfssError(f"{where}: distill.student_min_score: expected a number in [0, 1], auto or null, got {cut!r}")
     if not 1 <= config.distill.rounds <= 20:
         raise AfssError(f"{where}: distill.rounds: expected 1 to 20, got {config.distill.rounds}")
     for key in ("epochs", "imgsz", "batch"):
