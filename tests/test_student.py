@@ -344,3 +344,41 @@ def test_int8_export_keeps_the_shipped_students_detections(tmp_path):
     student = build_teacher("student", weights=str(model))
     pred = label_images(student, gt.replace(images=tuple(im.replace(instances=()) for im in gt.images)))
     assert evaluate(gt, pred, protocols=("coco",)).get("coco", "segm").ap50 > 0.5
+
+
+def test_rounds_after_the_first_use_the_students_own_cut(tmp_path, monkeypatch):
+    """student_min_score applies to the rounds where a student relabels; round 1 keeps the teacher's."""
+    from types import SimpleNamespace
+
+    import afss.distill
+    import afss.student.model
+    import afss.student.train
+    from afss.distill import DistillConfig, distill
+    from afss.student.train import TrainConfig
+    from afss.synth import render_dataset
+    from afss.teachers import build_teacher
+
+    pool = render_dataset(tmp_path / "pool", n=6, size=64, domain="clean", seed=13, workers=1)
+    teacher = build_teacher("photometric")
+    cuts, real_refine = [], afss.distill.refine_labels
+
+    def spy_refine(*args, config, **kwargs):
+        cuts.append(config.min_score)
+        return real_refine(*args, config=config, **kwargs)
+
+    def fake_train(labels, out, config=None, **options):  # the cut is what is tested, not the training
+        weights = Path(out) / "weights" / "best.pt"
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        weights.write_bytes(b"not a model")
+        return SimpleNamespace(weights=weights)
+
+    monkeypatch.setattr(afss.distill, "refine_labels", spy_refine)
+    monkeypatch.setattr(afss.student.train, "train_student", fake_train)
+    monkeypatch.setattr(afss.student.model.StudentTeacher, "build", classmethod(lambda cls, **o: teacher))
+    config = DistillConfig(rounds=2, min_score=0.3, student_min_score="auto", stable_iou=1.01)
+    distill(teacher, pool, tmp_path / "d", config=config, train=TrainConfig(epochs=1, imgsz=64))
+    assert cuts == [0.3, "auto"]
+    summary = json.loads((tmp_path / "d" / "round-2" / "refined.summary.json").read_text())
+    assert summary["filter"]["mode"] == "auto"
+    with pytest.raises(AfssError, match="min_score"):
+        DistillConfig(student_min_score=2.0)
