@@ -32,7 +32,7 @@ import numpy as np
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
 from afss.io.coco import read_coco
-from afss.io.outputs import input_identity, writable_folder
+from afss.io.outputs import input_identity, read_finished, writable_folder
 from afss.label import label_images
 from afss.refine import RefineConfig, refine_labels
 from afss.refine.tta import parse_views
@@ -158,7 +158,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
         folder.mkdir(exist_ok=True)
         if k == 1:
             labeller = teacher
-            given = _finished(folder / "labels.json", "label")
+            given = read_finished(folder / "labels.json", "label")
             if given is None:
                 with bar(f"round {k}: teacher labels the pool", len(pool)) as advance:
                     given = label_images(teacher, pool, prompt=config.prompt, out=folder / "labels.json",
@@ -167,7 +167,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
         else:
             labeller = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu")
             given = None
-        refined = _finished(folder / "refined.json", "refine")
+        refined = read_finished(folder / "refined.json", "refine")
         if refined is None:
             cut = refine_config
             if k > 1 and config.student_min_score is not None:
@@ -212,22 +212,13 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
     return results
 
 
-def _finished(path: Path, stage: str) -> LabelSet | None:
-    """The output of ``stage`` at ``path`` when an earlier run finished it (written at the very end,
-    after its journal), else ``None``."""
-    if not path.is_file():
-        return None
-    labels = read_coco(path, allow_absolute_paths=True)
-    return labels if labels.info.get("stage") == stage else None
-
-
 def _score(gt, refined: LabelSet, weights: Path, pool: LabelSet, folder: Path, train) -> dict[str, Any]:
     """AP of the round's kept labels and of its student's predictions on the pool, against ``gt``."""
     from afss.evaluate import evaluate
     from afss.student.model import StudentTeacher
 
     gt_set = read_coco(gt) if not isinstance(gt, LabelSet) else gt
-    predicted = _finished(folder / "student_predictions.json", "label")
+    predicted = read_finished(folder / "student_predictions.json", "label")
     if predicted is None:  # the student is loaded only when its predictions are not there yet
         student = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu")
         predicted = label_images(student, pool, out=folder / "student_predictions.json")

@@ -181,11 +181,16 @@ def cut_options(args: argparse.Namespace) -> dict:
     """``--min-score X|auto`` / ``--keep-top F`` (or ``50%``) as RefineConfig fields (it checks ranges)."""
     out: dict = {}
     if args.min_score is not None:
-        out["min_score"] = "auto" if args.min_score.strip().lower() == "auto" else number_arg(args.min_score, "--min-score", "0.6 or auto")
+        out["min_score"] = min_score_arg(args.min_score, "--min-score")
     if args.keep_top is not None:
         value = args.keep_top.strip()
         out["keep_top"] = number_arg(value[:-1], "--keep-top", "0.5") / 100 if value.endswith("%") else number_arg(value, "--keep-top", "0.5")
     return out
+
+
+def min_score_arg(text: str, flag: str) -> float | str:
+    """``"auto"`` or a number (the filter checks its range)."""
+    return "auto" if text.strip().lower() == "auto" else number_arg(text, flag, "0.6 or auto")
 
 
 def number_arg(text: str, flag: str, example: str) -> float:

@@ -13,7 +13,7 @@ from afss.cli.common import (
     add_teacher_arguments,
     cut_options,
     given,
-    number_arg,
+    min_score_arg,
     progress_bar,
     read_images,
     teacher_options,
@@ -59,11 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from afss.teachers import build_teacher
 
     start = time.perf_counter()
-    student_cut = {}
-    if args.student_min_score is not None:
-        value = args.student_min_score.strip().lower()
-        student_cut["student_min_score"] = "auto" if value == "auto" else number_arg(value, "--student-min-score",
-                                                                                   "0.3 or auto")
+    student_cut = {} if args.student_min_score is None else {
+        "student_min_score": min_score_arg(args.student_min_score, "--student-min-score")}
     config = DistillConfig(**given(args, "rounds", "views", "finetune", "prompt"), **cut_options(args), **student_cut)
     train = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch"),
                         **({"device": args.student_device} if args.student_device else {}))

@@ -37,16 +37,17 @@ def run(args: argparse.Namespace) -> int:
     if args.config is None:
         raise AfssError("run: give a CONFIG file (e.g. configs/demo.yaml), or --defaults to see every key")
     config = load_config(args.config, overrides=args.overrides)
-    try:  # dataset roots, the teacher, the student's start: before any long work
-        check_run_inputs(config)
-    except AfssError as e:
-        raise AfssError(f"{args.config}: {e}") from None
-    if args.check:
+    if args.check:  # dataset roots, the teacher, the student's start; then the config as it will run
+        try:
+            check_run_inputs(config)
+        except AfssError as e:
+            raise AfssError(f"{args.config}: {e}") from None
         sys.stdout.write(yaml.safe_dump(config_to_dict(config), sort_keys=False))
         return 0
     if args.out is None:
         raise AfssError("run: --out DIR is required (the run folder)")
-    result = run_pipeline(config, args.out, progress=not args.quiet, say=lambda line: print(line, file=sys.stderr))
+    result = run_pipeline(config, args.out, progress=not args.quiet, say=lambda line: print(line, file=sys.stderr),
+                          where=args.config)
     if result.table is not None:
         print(f"== AP (%) per stage on the held-out ground truth ({config.eval.source}); "
               "images without a label count as misses")

@@ -140,7 +140,7 @@ def _table(rows: list[tuple[tuple[str, ...], EvalRow]], lead: tuple[str, ...], n
     show = [c for c in _COLUMNS if any(getattr(r, c[1]) is not None for _, r in rows)]
     head = [*lead, "protocol", "iou", "category", *(name for name, _ in show), "images", "gt", "pred"]
     body = [
-        [*names, r.protocol, r.iou_type, r.category, *(_pct(getattr(r, key)) for _, key in show),
+        [*names, r.protocol, r.iou_type, r.category, *(percent(getattr(r, key)) for _, key in show),
          str(r.num_images), str(r.num_gt), str(r.num_pred)]
         for names, r in rows
     ]
@@ -156,7 +156,8 @@ def _table(rows: list[tuple[tuple[str, ...], EvalRow]], lead: tuple[str, ...], n
     return "\n".join(lines)
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """A fraction as a percentage with one decimal, ``-`` where undefined."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{100.0 * value:.1f}"

@@ -135,3 +135,15 @@ def check_replaceable(out: str | os.PathLike, *, stage: str, inputs: Mapping[str
         what = "was made from other inputs (" + "; ".join(
             f"{k} {(old_inputs or {}).get(k)!r}, now {inputs.get(k)!r}" for k in changed) + ")"
     raise AfssError(f"{out}: exists and {what}; pass --overwrite to replace it, or choose another --out")
+
+
+def read_finished(path: str | os.PathLike, stage: str):
+    """The `LabelSet` at ``path`` when a run of ``stage`` finished it (its ``info.stage``, written at
+    the very end, after the journal), else ``None``: what a resumed pipeline may skip."""
+    from afss.io.coco import read_coco
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    labels = read_coco(path, allow_absolute_paths=True)
+    return labels if labels.info.get("stage") == stage else None

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from afss.errors import AfssError
+from afss.evaluate.report import percent
 from afss.io.atomic import write_text_atomic
 from afss.io.outputs import check_output_path
 from afss.report import figures
@@ -65,12 +66,6 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     log.debug("report: %d stages, %.0f KB, %.1f s -> %s", len(run.stages), len(text) / 1024,
              time.perf_counter() - t0, out)
     return out
-
-
-def _pct(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{100.0 * float(value):.1f}"
 
 
 class _Page:
@@ -172,7 +167,7 @@ class _Page:
                     for key, _ in METRICS:
                         value = None if r is None else r.get(key)
                         is_best = value is not None and value == best[(t, key)] and not s.upper_bound
-                        row.append(Cell(_pct(value), cls="best" if is_best else "",
+                        row.append(Cell(percent(value), cls="best" if is_best else "",
                                         attrs={"data-stage": s.name, "data-metric": f"{protocol}-{t}-{key}"}))
                 row += [(counts or {}).get(k, "-") for k in ("num_images", "num_gt", "num_pred")]
                 rows.append(row)
@@ -318,7 +313,7 @@ class _Page:
             agreement = r.get("agreement")
             rows.append([k, f"{r.get('kept', '-')}/{r.get('images', '-')}", Cell(summary or "-", cls="text"),
                          "-" if agreement is None else f"{agreement:.3f}",
-                         _pct(metrics.get("metrics/mAP50-95(M)")), _pct(metrics.get("metrics/mAP50(M)")),
+                         percent(metrics.get("metrics/mAP50-95(M)")), percent(metrics.get("metrics/mAP50(M)")),
                          r.get("seconds", "-")])
         return ("<h3>Distillation rounds (distill/distill.json)</h3>" + table(
             ["round", "kept / pool", Cell("filter", cls="text"), "agreement with previous round", "val mask mAP50-95 (own split)",

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import platform
 import sys
@@ -40,9 +39,10 @@ from typing import Any
 import numpy as np
 
 from afss.errors import AfssError
+from afss.evaluate.report import percent
 from afss.io.atomic import write_bytes_atomic, write_json_atomic
 from afss.io.coco import read_coco, write_coco
-from afss.io.outputs import writable_folder
+from afss.io.outputs import read_finished, writable_folder
 from afss.run.config import DataConfig, EvalConfig, RunConfig, config_diff, config_from_dict, config_to_dict
 from afss.types import LabelSet
 
@@ -92,13 +92,10 @@ def _no_bar(desc: str, total: int) -> AbstractContextManager[Callable[[int], Non
 def _read_source(section: DataConfig | EvalConfig, folder: Path) -> LabelSet:
     """The images (and ground truth, if the source has it) of a data or eval section."""
     if section.source == "synth":
-        from afss.synth import render_dataset
+        from afss.synth.dataset import render_or_reuse
 
-        gt_file = folder / "gt.json"
-        if gt_file.is_file() and _synth_matches(gt_file, section):
-            return read_coco(gt_file)
-        render_dataset(folder, n=section.n, size=section.size, domain=section.domain or "mixed", seed=section.seed)
-        return read_coco(gt_file)
+        return render_or_reuse(folder, n=section.n, size=section.size, domain=section.domain or "mixed",
+                               seed=section.seed)
     if section.source == "images":
         from afss.label import images_from_folder
 
@@ -110,12 +107,6 @@ def _read_source(section: DataConfig | EvalConfig, folder: Path) -> LabelSet:
 
 def _reader_options(section: DataConfig | EvalConfig) -> dict[str, Any]:
     return {k: getattr(section, k) for k in ("split", "domain", "masks") if getattr(section, k) is not None}
-
-
-def _synth_matches(gt_file: Path, section: DataConfig | EvalConfig) -> bool:
-    info = read_coco(gt_file).info
-    return all(info.get(k) == v for k, v in
-               {"n": section.n, "size": section.size, "domain": section.domain or "mixed", "seed": section.seed}.items())
 
 
 def _same_source(a: DataConfig | EvalConfig, b: DataConfig | EvalConfig) -> bool:
@@ -140,9 +131,10 @@ def _has_gt(labels: LabelSet) -> bool:
     return any(im.instances for im in labels.images)
 
 
-def check_run_inputs(config: RunConfig) -> None:
+def check_run_inputs(config: RunConfig) -> str:
     """Everything that can be checked before any long work: dataset roots, the teacher, the
-    student's start and Ultralytics. One line naming the key or path."""
+    student's start and Ultralytics. One line naming the key or path. Returns the student's start
+    as `afss.student.train.resolve_init` resolves it."""
     from afss.student.train import resolve_init
     from afss.teachers import teacher_class
 
@@ -165,7 +157,7 @@ def check_run_inputs(config: RunConfig) -> None:
         except AfssError as e:
             raise AfssError(f"{name}: {e}") from None
     teacher_class(config.teacher.name)
-    resolve_init(config.student.init)
+    return resolve_init(config.student.init)
 
 
 # -- the run folder ---------------------------------------------------------------------------------
@@ -232,7 +224,7 @@ def _check_folder(out: Path) -> None:
 # -- the pipeline -----------------------------------------------------------------------------------
 
 def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = True,
-                 say: Callable[[str], None] | None = None) -> RunResult:
+                 say: Callable[[str], None] | None = None, where: str | None = None) -> RunResult:
     """Run every stage of ``config`` into ``out`` (see the module docstring), skipping finished ones.
 
     Args:
@@ -240,6 +232,7 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
         out: the run folder: new, empty, or an earlier run of the same config (it continues).
         progress: progress bars on stderr for the long stages.
         say: called with one line per finished stage (default: logged).
+        where: the config file, named in the errors of the input checks.
 
     Returns:
         `RunResult`: the AP table per stage, the report, timings.
@@ -251,12 +244,12 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
 
     out = Path(out)
     _check_folder(out)
-    check_run_inputs(config)
-    record = _Record(out, config)
-    from afss.student.train import resolve_init
-
-    start_weights = resolve_init(config.student.init)
+    try:
+        start_weights = check_run_inputs(config)
+    except AfssError as e:
+        raise AfssError(f"{where}: {e}" if where else str(e)) from None
     start_weights = start_weights if start_weights.endswith(".pt") else None  # a .yaml starts from random weights
+    record = _Record(out, config)
     record.data["order"] = stage_order(config.distill.rounds, config.eval.upper_bound and config.eval.source is not None,
                                        start_weights is not None)
     record.save()
@@ -366,11 +359,11 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
     wanted = {f"round {r['round']}": (r["weights"], out / "students" / f"round-{r['round']}.json") for r in rounds}
     if start_weights is not None:
         wanted = {"start": (start_weights, out / "students" / "start.json"), **wanted}
-    if val_images is not None and not all(_finished(path) for _, path in wanted.values()):
+    missing = {what: wp for what, wp in wanted.items() if read_finished(wp[1], "label") is None}
+    if val_images is not None and missing:
         with stage("students"):
-            for what, (weights, path) in wanted.items():
-                if not _finished(path):
-                    predict(weights, path, f"student {what} (val)")
+            for what, (weights, path) in missing.items():
+                predict(weights, path, f"student {what} (val)")
     upper = config.eval.upper_bound and val_images is not None
     if upper and not record.done("upper-bound"):
         with stage("upper-bound"):
@@ -406,15 +399,6 @@ class _LazyTeacher:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._build(), name)
-
-
-def _finished(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        return read_coco(path, allow_absolute_paths=True).info.get("stage") == "label"
-    except AfssError:
-        return False
 
 
 def prediction_files(out: Path, rounds: list[int], upper: bool, start: bool = False) -> dict[str, Path]:
@@ -470,12 +454,11 @@ def stage_table(reports: dict[str, Any], labelled: dict[str, int]) -> str:
         for p, t in groups:
             try:
                 r = rep.get(p, t)
-                row += f"  {_pct(r.ap):>6}{_pct(r.ap50):>6}{_pct(r.ap75):>6}"
+                row += f"  {percent(r.ap):>6}{percent(r.ap50):>6}{percent(r.ap75):>6}"
             except KeyError:
                 row += f"  {'-':>6}{'-':>6}{'-':>6}"
         lines.append(row)
     return "\n".join(lines)
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None or math.isnan(value) else f"{100.0 * value:.1f}"
+

@@ -45,9 +45,7 @@ def pretrain_student(out: str | os.PathLike, *, n: int = 1000, size: int = 512, 
     Returns:
         ``(out, training result)``.
     """
-    from afss.io.coco import read_coco
-    from afss.synth import render_dataset
-    from afss.synth.dataset import made_by_synth
+    from afss.synth.dataset import render_or_reuse
 
     out = check_output_path(out, flag="--out", example="student_synth.pt", suffixes=(".pt",))
     if out.exists() and not overwrite:
@@ -57,13 +55,7 @@ def pretrain_student(out: str | os.PathLike, *, n: int = 1000, size: int = 512, 
     if config.init == "synth":
         raise AfssError("pretrain: --init synth would start from the very weights this builds; use a model "
                         "config such as yolo11n-seg.yaml or a .pt")
-    scenes = work / "scenes"
-    info = read_coco(scenes / "gt.json").info if made_by_synth(scenes) else {}
-    wanted = {"n": n, "size": size, "domain": domain, "seed": seed}
-    if any(info.get(k) != v for k, v in wanted.items()):
-        gt = render_dataset(scenes, n=n, size=size, domain=domain, seed=seed, workers=workers)
-    else:
-        gt = read_coco(scenes / "gt.json")
+    gt = render_or_reuse(work / "scenes", n=n, size=size, domain=domain, seed=seed, workers=workers)
     result = train_student(gt, work / "train", replace(config, seed=config.seed))
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.copyfile(result.weights, tmp)

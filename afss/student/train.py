@@ -164,7 +164,12 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     init = resolve_init(config.init)
     identity = {"labels": input_identity(labels, labels), "config": json.loads(json.dumps(asdict(config)))}
     _check_run_folder(out, identity, overwrite)
-    replay = _replay_scenes(out / "replay", config.replay) if config.replay else None
+    if config.replay:
+        from afss.synth.dataset import render_or_reuse
+
+        replay = render_or_reuse(out / "replay", n=config.replay, size=512, domain="mixed", seed=REPLAY_SEED)
+    else:
+        replay = None
     data = export_yolo(labels, out / "data", val_fraction=config.val_fraction, seed=config.seed, replay=replay)
     from afss.student.env import ultralytics
 
@@ -206,19 +211,6 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
         "labels_info": dict(labels.info), "metrics": metrics, "seconds": round(seconds, 2),
         "seconds_per_epoch": round(result.seconds_per_epoch, 2), "weights": str(result.weights)}, indent=2)
     return result
-
-
-def _replay_scenes(folder: Path, n: int) -> LabelSet:
-    """``n`` afss synth scenes of every domain in ``folder`` (rendered once; a rerun reuses them)."""
-    from afss.io.coco import read_coco
-    from afss.synth import render_dataset
-    from afss.synth.dataset import made_by_synth
-
-    if made_by_synth(folder):
-        scenes = read_coco(folder / "gt.json")
-        if (scenes.info.get("n"), scenes.info.get("seed")) == (n, REPLAY_SEED):
-            return scenes
-    return render_dataset(folder, n=n, size=512, domain="mixed", seed=REPLAY_SEED)
 
 
 def _check_run_folder(out: Path, identity: dict[str, Any], overwrite: bool) -> None:

@@ -165,6 +165,20 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
+def render_or_reuse(out_dir: str | os.PathLike, *, n: int, size: int = 512, domain: str = "mixed",
+                    seed: int = 0, workers: int | None = None) -> LabelSet:
+    """`render_dataset`, unless ``out_dir`` already holds these very scenes (its ``gt.json`` records
+    the same ``n``, ``size``, ``domain`` and ``seed``): then they are read back, not rendered again."""
+    from afss.io.coco import read_coco
+
+    folder = Path(out_dir)
+    if made_by_synth(folder):
+        scenes = read_coco(folder / "gt.json")
+        if all(scenes.info.get(k) == v for k, v in {"n": n, "size": size, "domain": domain, "seed": seed}.items()):
+            return scenes
+    return render_dataset(folder, n=n, size=size, domain=domain, seed=seed, workers=workers)
+
+
 def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int, int] = 512,
                    domain: str = "mixed", seed: int = 0, fmt: str = "coco", split: str = "train",
                    workers: int | None = None, progress: Callable[[int], None] | None = None) -> LabelSet:
