@@ -74,7 +74,10 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--replay", type=int, default=0, help="synth scenes mixed into the synth-init trainings")
-    ap.add_argument("--freeze", type=int, default=None, help="Ultralytics freeze (layers) of the synth-init trainings")
+    ap.add_argument("--recipe", choices=("auto", "finetune", "ultralytics"), default="auto",
+                    help="training recipe (afss.student.train.TrainConfig.recipe); auto: finetune from --init")
+    ap.add_argument("--freeze", type=int, default=None, help="Ultralytics freeze (layers) of the synth-init trainings, "
+                                                             "over the recipe's")
     ap.add_argument("--min-score", type=lambda v: v if v == "auto" else float(v), default=0.6,
                     help="confidence filter of every refinement: a number or auto")
     ap.add_argument("--tta", default="identity,vflip")
@@ -103,7 +106,7 @@ def main() -> None:
     pool, val, iou_types = _sources(args)
     teacher = build_teacher("photometric")
     work = out / args.source
-    train = TrainConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device)
+    train = TrainConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device, recipe=args.recipe)
 
     skip = {f"student {s}" if s == "scratch" else "supervised (upper bound)" if s == "supervised" else s
             for s in args.skip.split(",") if s}

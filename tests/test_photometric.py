@@ -218,6 +218,21 @@ def test_ops_circle_fit_holes_and_hysteresis():
     assert kept.sum() == 9 and kept[1:4, 1:4].all()
 
 
+def test_fill_holes_on_the_masks_box_equals_the_whole_frame_definition():
+    """`fill_holes` works on the mask's box: on random masks (specks, notches open to the frame edge,
+    holes, empty frames) it must equal "background not 4-connected to the frame edge", computed here
+    by flooding the whole frame from every edge pixel."""
+    from afss.teachers import photometric_ops as ops
+
+    rng = np.random.default_rng(7)
+    for _ in range(400):
+        h, w = (int(v) for v in rng.integers(1, 33, 2))
+        mask = rng.random((h, w)) < rng.random()
+        flood = np.pad(~mask, 1, constant_values=True).astype(np.uint8)  # a background ring: every edge reached
+        cv2.floodFill(flood, None, (0, 0), 2, flags=4)
+        assert (ops.fill_holes(mask) == (flood[1:-1, 1:-1] != 2)).all()
+
+
 def test_sky_background_models_a_glare_veil():
     from afss.teachers import photometric_ops as ops
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 if importlib.util.find_spec("ultralytics") is None:  # not importorskip: afss must import it first (offline setup)
     pytest.skip("the student extra (ultralytics) is not installed", allow_module_level=True)
@@ -18,7 +19,7 @@ if importlib.util.find_spec("ultralytics") is None:  # not importorskip: afss mu
 from afss.cli import main
 from afss.errors import AfssError
 from afss.io.coco import read_coco
-from afss.io.images import save_image
+from afss.io.images import load_image, save_image
 from afss.student.dataset import export_yolo, mask_polygon
 from afss.types import ImageLabels, Instance, LabelSet
 
@@ -173,6 +174,14 @@ def test_cli_pseudo_labels_to_a_trained_student_its_predictions_and_onnx(tmp_pat
     record = json.loads((tmp_path / "run" / "train.json").read_text())
     assert record["dataset"]["train"] + record["dataset"]["val"] >= 11 and record["labels_info"]["stage"] == "label"
     assert not (tmp_path / "runs").exists()  # Ultralytics' default folder stays unused
+    trained = yaml.safe_load((tmp_path / "run" / "args.yaml").read_text())
+    assert trained["freeze"] is None and trained["optimizer"] == "auto"  # from random weights: Ultralytics' recipe
+    # from a checkpoint, the default recipe fine-tunes: backbone frozen, gentle SGD, what train.json records
+    assert main([*q, "train", "--labels", "labels.json", "--init", "run/weights/best.pt", "--epochs", "1",
+                 "--imgsz", "64", "--batch", "4", "--out", "tuned"]) == 0
+    tuned = yaml.safe_load((tmp_path / "tuned" / "args.yaml").read_text())
+    assert (tuned["freeze"], tuned["optimizer"], tuned["lr0"], tuned["warmup_epochs"]) == (10, "SGD", 0.002, 0)
+    assert json.loads((tmp_path / "tuned" / "train.json").read_text())["recipe_args"]["freeze"] == 10
     assert main([*q, "predict", "--weights", "run/weights/best.pt", "--gt", "data/gt.json", "--imgsz", "64",
                  "--conf", "0.0", "--all", "--out", "pred.json"]) == 0
     pred = read_coco("pred.json")
@@ -195,6 +204,18 @@ def test_cli_pseudo_labels_to_a_trained_student_its_predictions_and_onnx(tmp_pat
     assert main([*q, "refine", "--teacher", "student", "-o", "weights=\"run/weights/best.pt\"", "-o", "imgsz=64",
                  "-o", "conf=0.0", "--images", "data/images", "--min-score", "0", "--out", "refined.json"]) == 0
     assert len(read_coco("refined.json")) == 12
+
+
+def test_the_recipe_fine_tunes_checkpoints_and_leaves_random_starts_and_extra_alone():
+    from afss.student.train import FINETUNE, TrainConfig
+
+    assert TrainConfig(init="synth").recipe_args() == FINETUNE
+    assert TrainConfig(init="/w/best.pt").recipe_args()["freeze"] == 10
+    assert TrainConfig(init="yolo11n-seg.yaml").recipe_args() == {}
+    assert TrainConfig(init="synth", recipe="ultralytics").recipe_args() == {}
+    assert TrainConfig(init="yolo11n-seg.yaml", recipe="finetune").recipe_args() == FINETUNE
+    with pytest.raises(AfssError, match="recipe must be one of auto, finetune, ultralytics"):
+        TrainConfig(recipe="gentle")
 
 
 def test_distill_rounds_resume_after_a_crash_and_never_train_on_ground_truth(tmp_path, monkeypatch):
@@ -325,6 +346,32 @@ def test_the_shipped_synth_student_loads_and_finds_spacecraft_it_never_saw(tmp_p
     pred = label_images(student, gt.replace(images=tuple(im.replace(instances=()) for im in gt.images)))
     report = evaluate(gt, pred, protocols=("coco",))
     assert report.get("coco", "segm").ap50 > 0.5  # a broken or untrained file scores ~0
+
+
+def test_student_boxes_are_its_masks_tight_boxes_inside_the_heads_and_head_boxes_on_request(tmp_path):
+    """``box="mask"`` (default) gives each instance its mask's tight box, never larger than the head's
+    box (Ultralytics crops masks to it); ``box="head"`` keeps the head's; anything else is one line."""
+    from afss.student.train import SHIPPED_SYNTH_WEIGHTS
+    from afss.synth import render_dataset
+    from afss.teachers import build_teacher
+    from afss.types import mask_box_xyxy
+
+    gt = render_dataset(tmp_path / "scenes", n=4, size=320, domain="clean", seed=4343, workers=1)
+    images = [load_image(Path(gt.image_root) / im.file_name).rgb for im in gt.images]
+    by_mask = build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), imgsz=320).label(images)
+    by_head = build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), imgsz=320, box="head").label(images)
+    found = 0
+    for m_insts, h_insts in zip(by_mask, by_head, strict=True):
+        assert len(m_insts) == len(h_insts)
+        for m, h in zip(m_insts, h_insts, strict=True):
+            assert m.score == h.score and m.rle == h.rle
+            assert m.box_xyxy == mask_box_xyxy(m.mask)
+            assert all(a >= b - 1.0 for a, b in zip(m.box_xyxy[:2], h.box_xyxy[:2]))  # inside the head's box
+            assert all(a <= b + 1.0 for a, b in zip(m.box_xyxy[2:], h.box_xyxy[2:]))
+            found += 1
+    assert found >= 4
+    with pytest.raises(AfssError, match="box must be one of mask, head"):
+        build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), box="tight")
 
 
 def test_int8_export_keeps_the_shipped_students_detections(tmp_path):

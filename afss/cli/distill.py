@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None, help="epochs per round (default 20)")
     p.add_argument("--imgsz", type=int, default=None, help="student image size (default 512)")
     p.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
+    p.add_argument("--recipe", choices=("auto", "finetune", "ultralytics"), default=None,
+                   help="training recipe: finetune (backbone frozen, SGD lr 0.002, no warm-up), ultralytics (its defaults), "
+                        "or auto (default: finetune from a .pt or synth, ultralytics from a .yaml)")
     p.add_argument("--student-device", dest="student_device", default=None, help="student device: cpu (default), 0")
     add_teacher_arguments(p)
     add_path_policy_argument(p)
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     student_cut = {} if args.student_min_score is None else {
         "student_min_score": min_score_arg(args.student_min_score, "--student-min-score")}
     config = DistillConfig(**given(args, "rounds", "views", "finetune", "prompt"), **cut_options(args), **student_cut)
-    train = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch"),
+    train = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch", "recipe"),
                         **({"device": args.student_device} if args.student_device else {}))
     resolve_init(train.init)  # fail before the teacher runs
     pool = read_images(args)

@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--imgsz", type=int, default=None, help="inference size (default 512; ONNX models have their own)")
     p.add_argument("--conf", type=float, default=None, help="minimum confidence (default 0.05)")
     p.add_argument("--device", default=None, help="cpu (default), 0 / cuda:0, mps")
+    p.add_argument("--box", choices=("mask", "head"), default=None,
+                   help="each box: the tight box of its mask (default) or the box head's own")
     p.add_argument("--batch-size", type=int, default=None, help="images per model call (default 8)")
     add_top1_arguments(p, all_help="keep every instance")
     add_run_arguments(p)
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     engine = check_run(args, args.coco, args.root, args.weights)
-    student = build_teacher("student", weights=args.weights, **given(args, "imgsz", "conf", "device"))
+    student = build_teacher("student", weights=args.weights, **given(args, "imgsz", "conf", "device", "box"))
     images = read_images(args)
     labels = label_with_progress(args, student, images, engine, desc="predict (student")
     c, info = labels.info["counts"], labels.info

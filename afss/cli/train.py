@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--imgsz", type=int, default=None, help="training image size (default 512)")
     p.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
     p.add_argument("--device", default=None, help="cpu (default), 0 / cuda:0, mps")
+    p.add_argument("--recipe", choices=("auto", "finetune", "ultralytics"), default=None,
+                   help="training recipe: finetune (backbone frozen, SGD lr 0.002, no warm-up), ultralytics (its defaults), "
+                        "or auto (default: finetune from a .pt or synth, ultralytics from a .yaml)")
     p.add_argument("--val-fraction", type=float, default=None, help="share of labelled images held out (default 0.1)")
     p.add_argument("--seed", type=int, default=None, help="split and training seed (default 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder")
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise AfssError(f"{out}: exists and is not a folder; --out names the run folder")
-    config = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch", "device", "val_fraction", "seed"))
+    config = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch", "device", "val_fraction", "seed", "recipe"))
     resolve_init(config.init)  # a bad --init fails before the labels are read
     labels = read_coco(args.labels, image_root=args.image_root, allow_absolute_paths=args.allow_absolute_paths)
     with progress_bar(args, total=config.epochs, desc="train (student)", unit="epoch") as advance:

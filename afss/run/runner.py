@@ -332,7 +332,8 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
 
     train = TrainConfig(init=config.student.init, epochs=config.student.epochs, imgsz=config.student.imgsz,
                         batch=config.student.batch, device=config.student.device,
-                        val_fraction=config.student.val_fraction, seed=0, replay=config.student.replay,
+                        val_fraction=config.student.val_fraction, seed=0, recipe=config.student.recipe,
+                        replay=config.student.replay,
                         extra=dict(config.student.extra))
     dconfig = DistillConfig(rounds=config.distill.rounds, views=config.refine.tta, min_score=config.refine.min_score,
                             keep_top=config.refine.keep_top, prompt=config.teacher.prompt,

@@ -270,7 +270,9 @@ class PhotometricTeacher(Teacher):
         wide = cv2.GaussianBlur(raw, (0, 0), cfg.grow_sigma_px)
         background, noise_fine, noise_wide = ops.sky_background(fine, wide)
         glare = fine >= 250.0
-        starless = cv2.morphologyEx(raw, cv2.MORPH_OPEN, _DISK_2) if cfg.faint else raw  # stars are points
+        # stars are points; the opening is done on the 8-bit grey (min/max of whole grey levels: the
+        # same values as on the float copy, several times faster)
+        starless = cv2.morphologyEx(gray, cv2.MORPH_OPEN, _DISK_2).astype(np.float32) if cfg.faint else raw
         return _Scene(fine=fine, wide=wide, background=background, noise_fine=noise_fine, noise_wide=noise_wide,
                       glare=glare, starless=starless), scale
 
