@@ -198,3 +198,10 @@ def number_arg(text: str, flag: str, example: str) -> float:
         return float(text)
     except ValueError:
         raise AfssError(f"{flag} {text!r}: expected a number, e.g. {example}") from None
+
+
+def add_recipe_argument(p: argparse.ArgumentParser) -> None:
+    """``--recipe`` of the student's training (`afss.student.train.TrainConfig.recipe`)."""
+    p.add_argument("--recipe", choices=("auto", "finetune", "ultralytics"), default=None,
+                   help="training recipe: finetune (backbone frozen, SGD lr 0.002, no warm-up), ultralytics (its "
+                        "defaults), or auto (default: finetune from a .pt or synth, ultralytics from a .yaml)")

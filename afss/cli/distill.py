@@ -10,6 +10,7 @@ from afss.cli.common import (
     add_cut_arguments,
     add_image_source_arguments,
     add_path_policy_argument,
+    add_recipe_argument,
     add_teacher_arguments,
     cut_options,
     given,
@@ -47,9 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None, help="epochs per round (default 20)")
     p.add_argument("--imgsz", type=int, default=None, help="student image size (default 512)")
     p.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
-    p.add_argument("--recipe", choices=("auto", "finetune", "ultralytics"), default=None,
-                   help="training recipe: finetune (backbone frozen, SGD lr 0.002, no warm-up), ultralytics (its defaults), "
-                        "or auto (default: finetune from a .pt or synth, ultralytics from a .yaml)")
+    add_recipe_argument(p)
     p.add_argument("--student-device", dest="student_device", default=None, help="student device: cpu (default), 0")
     add_teacher_arguments(p)
     add_path_policy_argument(p)

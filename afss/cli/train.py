@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from afss.cli.common import add_path_policy_argument, given, progress_bar
+from afss.cli.common import add_path_policy_argument, add_recipe_argument, given, progress_bar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,9 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--imgsz", type=int, default=None, help="training image size (default 512)")
     p.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
     p.add_argument("--device", default=None, help="cpu (default), 0 / cuda:0, mps")
-    p.add_argument("--recipe", choices=("auto", "finetune", "ultralytics"), default=None,
-                   help="training recipe: finetune (backbone frozen, SGD lr 0.002, no warm-up), ultralytics (its defaults), "
-                        "or auto (default: finetune from a .pt or synth, ultralytics from a .yaml)")
+    add_recipe_argument(p)
     p.add_argument("--val-fraction", type=float, default=None, help="share of labelled images held out (default 0.1)")
     p.add_argument("--seed", type=int, default=None, help="split and training seed (default 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder")

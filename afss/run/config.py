@@ -285,7 +285,9 @@ def _check_semantics(config: RunConfig, where: str) -> None:
             raise AfssError(f"{where}: student.{key}: must be >= 1, got {getattr(config.student, key)}")
     if not 0.0 <= config.student.val_fraction < 1.0:
         raise AfssError(f"{where}: student.val_fraction: expected a fraction in [0, 1), got {config.student.val_fraction}")
-    if config.student.recipe not in ("auto", "finetune", "ultralytics"):
+    from afss.student.train import RECIPES
+
+    if config.student.recipe not in RECIPES:
         raise AfssError(f"{where}: student.recipe: expected auto, finetune or ultralytics, got {config.student.recipe!r}")
 
 
