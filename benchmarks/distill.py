@@ -74,7 +74,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--replay", type=int, default=0, help="synth scenes mixed into the synth-init trainings")
-    ap.add_argument("--recipe", choices=("auto", "finetune", "ultralytics"), default="auto",
+    from afss.student.recipe import RECIPES
+
+    ap.add_argument("--recipe", choices=RECIPES, default="auto",
                     help="training recipe (afss.student.train.TrainConfig.recipe); auto: finetune from --init")
     ap.add_argument("--freeze", type=int, default=None, help="Ultralytics freeze (layers) of the synth-init trainings, "
                                                              "over the recipe's")

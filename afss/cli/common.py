@@ -202,6 +202,6 @@ def number_arg(text: str, flag: str, example: str) -> float:
 
 def add_recipe_argument(p: argparse.ArgumentParser) -> None:
     """``--recipe`` of the student's training (`afss.student.train.TrainConfig.recipe`)."""
-    p.add_argument("--recipe", choices=("auto", "finetune", "ultralytics"), default=None,
-                   help="training recipe: finetune (backbone frozen, SGD lr 0.002, no warm-up), ultralytics (its "
-                        "defaults), or auto (default: finetune from a .pt or synth, ultralytics from a .yaml)")
+    from afss.student.recipe import RECIPE_HELP, RECIPES
+
+    p.add_argument("--recipe", choices=RECIPES, default=None, help=f"training recipe (default auto): {RECIPE_HELP}")

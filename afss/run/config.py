@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from afss.errors import AfssError
+from afss.student.recipe import RECIPE_HELP, RECIPES
 
 __all__ = ["DataConfig", "DistillSection", "EvalConfig", "RefineSection", "RunConfig", "StudentSection",
            "TeacherSection", "config_diff", "config_from_dict", "config_to_dict", "default_yaml", "load_config"]
@@ -82,8 +83,7 @@ class StudentSection:
     batch: int = _doc("batch size", 16)
     device: str | None = _doc("cpu | 0 | cuda:0 | mps", "cpu")
     val_fraction: float = _doc("validation split carved from the pseudo-labels (no ground truth)", 0.1)
-    recipe: str = _doc("finetune (backbone frozen, SGD lr 0.002, no warm-up) | ultralytics (its defaults) | "
-                       "auto (finetune from a .pt or synth, ultralytics from a .yaml)", "auto")
+    recipe: str = _doc(RECIPE_HELP, "auto")
     replay: int = _doc("afss synth scenes (exact masks) mixed into every training, so the fine-tuned "
                        "synth start does not forget; 0: pseudo-labels only", 0)
     extra: dict[str, Any] = _doc("further Ultralytics train arguments, e.g. {close_mosaic: 2, lr0: 0.005}",
@@ -285,10 +285,8 @@ def _check_semantics(config: RunConfig, where: str) -> None:
             raise AfssError(f"{where}: student.{key}: must be >= 1, got {getattr(config.student, key)}")
     if not 0.0 <= config.student.val_fraction < 1.0:
         raise AfssError(f"{where}: student.val_fraction: expected a fraction in [0, 1), got {config.student.val_fraction}")
-    from afss.student.train import RECIPES
-
     if config.student.recipe not in RECIPES:
-        raise AfssError(f"{where}: student.recipe: expected auto, finetune or ultralytics, got {config.student.recipe!r}")
+        raise AfssError(f"{where}: student.recipe: expected {', '.join(RECIPES[:-1])} or {RECIPES[-1]}, got {config.student.recipe!r}")
 
 
 def _parse_override(item: str) -> tuple[list[str], Any]:

@@ -28,6 +28,7 @@ from typing import Any
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
 from afss.student.dataset import YoloDataset, export_yolo
+from afss.student.recipe import FINETUNE, RECIPES, recipe_args
 from afss.types import LabelSet
 
 __all__ = ["FINETUNE", "RECIPES", "REPLAY_SEED", "SHIPPED_SYNTH_WEIGHTS", "TrainConfig", "TrainResult", "resolve_init",
@@ -41,16 +42,6 @@ SHIPPED_SYNTH_WEIGHTS = Path(__file__).parent / "weights" / "student_synth.pt"
 REPLAY_SEED = 950_000
 """Synth seed of the replay scenes (`TrainConfig.replay`): new scenes, far from every scored seed."""
 
-FINETUNE: dict[str, Any] = {"freeze": 10, "optimizer": "SGD", "lr0": 0.002, "warmup_epochs": 0}
-"""Ultralytics arguments of the fine-tuning recipe (`TrainConfig.recipe`): the backbone up to its SPPF
-(layers 0-9 of YOLO11 and YOLOv8) frozen, plain SGD at a small learning rate, no warm-up. Ultralytics' defaults restart
-AdamW with a warm-up to ~1e-3, far above where the pretraining ended, and in a few epochs on a few
-hundred images that undoes much of the pretraining: on `make demo`'s pseudo-labels (5 epochs, 320 px)
-the synth start went from 43.7 to 35.6 mask AP with the defaults, 38.9 with the backbone frozen, 39.1
-with this recipe (box AP 49.5 against the teacher's 48.1); see the README, "Choosing the fine-tuning
-recipe"."""
-
-RECIPES = ("auto", "finetune", "ultralytics")
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -90,8 +81,7 @@ class TrainConfig:
 
     def recipe_args(self) -> dict[str, Any]:
         """The Ultralytics arguments the recipe sets (before ``extra``)."""
-        finetune = self.recipe == "finetune" or (self.recipe == "auto" and not self.init.endswith((".yaml", ".yml")))
-        return dict(FINETUNE) if finetune else {}
+        return recipe_args(self.recipe, self.init)
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
@@ -205,10 +195,11 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
                 progress(int(trainer.epoch) + 1, dict(trainer.metrics or {}))
 
         model.add_callback("on_fit_epoch_end", epoch_end)
+    ultralytics_args = {**config.recipe_args(), **config.extra}
     args = {"data": str(data.yaml), "epochs": config.epochs, "imgsz": config.imgsz, "batch": config.batch,
             "device": config.device, "project": str(out.parent), "name": out.name, "exist_ok": True,
             "workers": 0, "seed": config.seed, "deterministic": True, "patience": config.patience,
-            "plots": True, "verbose": False, "amp": False, **config.recipe_args(), **config.extra}
+            "plots": True, "verbose": False, "amp": False, **ultralytics_args}
     if resume:
         log.info("%s: continuing the interrupted training from %s", out, last_pt)
         args = {"resume": str(last_pt), "data": str(data.yaml), "workers": 0, "device": config.device}
@@ -229,7 +220,7 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
                          metrics=metrics, seconds=seconds, seconds_per_epoch=seconds / max(epochs, 1), epochs=epochs)
     write_json_atomic(out / "train.json", {
         "stage": "train", "identity": identity, "init": config.init, "init_resolved": init, "config": asdict(config),
-        "recipe_args": {**config.recipe_args(), **config.extra},
+        "recipe_args": ultralytics_args,
         "dataset": {"train": data.train, "val": data.val, "instances": data.instances, "names": list(data.names),
                     "skipped": data.skipped, "replay": data.replay},
         "labels_info": dict(labels.info), "metrics": metrics, "seconds": round(seconds, 2),

@@ -76,9 +76,10 @@ def clutter(fg: np.ndarray, min_frac: float) -> np.ndarray | None:
     """Background clutter to look through, ``(h, w)`` bool or ``None``: the Earth's disc when its limb
     is visible, else a frame-filling bright region (the Earth or a glare veil behind the target)."""
     h, w = fg.shape
-    if cv2.countNonZero(fg.astype(np.uint8)) < min(min_frac, FRAME_FILLING) * h * w:
+    fg8 = fg.astype(np.uint8)
+    if cv2.countNonZero(fg8) < min(min_frac, FRAME_FILLING) * h * w:
         return None  # no component is large enough to be either (the usual case: no Earth in view)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg8, connectivity=8)
     disc = earth_disc(labels, stats, min_frac)
     if disc is not None:
         return disc
