@@ -34,6 +34,9 @@ RECIPES: dict[str, tuple[str, dict, int]] = {
     "finetune lr0 0.0005": ("finetune", {"lr0": 0.0005}, 320),
     "finetune lr0 0.005": ("finetune", {"lr0": 0.005}, 320),
     "freeze10 at 512": ("ultralytics", {"freeze": 10}, 512),
+    "finetune mask-frozen": ("finetune", {"freeze": [*range(10), "23.proto", "23.cv4"]}, 320),
+    "heads lr0 0.002": ("heads", {"lr0": 0.002}, 320),
+    "heads": ("heads", {}, 320),
 }
 
 
@@ -91,7 +94,7 @@ def main() -> None:
             init="synth", epochs=args.epochs, imgsz=imgsz, batch=16, recipe=recipe, extra=extra), overwrite=True)
         student = build_teacher("student", weights=str(result.weights), imgsz=imgsz)
         row = {**score(label_images(student, images)), "seconds_per_epoch": round(result.seconds_per_epoch, 1),
-               "args": {**TrainConfig(init="synth", recipe=recipe).recipe_args(), **extra}, "imgsz": imgsz,
+               "args": json.loads((result.out / "train.json").read_text())["recipe_args"], "imgsz": imgsz,
                "seconds": round(time.perf_counter() - t0, 1)}
         record["rows"][name] = row
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,7 @@ def test_relative_roots_are_taken_from_the_config_folder(tmp_path):
     ("teacher: {name: grounded-sam}\n", [], r"teacher\.name: unknown value 'grounded-sam' \(did you mean 'grounded-sam2'\?\)"),
     ("refine: {min_score: 1.5}\n", [], r"refine\.min_score: expected a number in \[0, 1\] or auto"),
     ("distill: {student_min_score: best}\n", [], r"distill\.student_min_score: expected a number in \[0, 1\], auto"),
-    ("student: {recipe: gentle}\n", [], r"c\.yaml: student\.recipe: expected auto, finetune or ultralytics, got 'gentle'"),
+    ("student: {recipe: gentle}\n", [], r"c\.yaml: student\.recipe: expected auto, finetune, heads or ultralytics, got 'gentle'"),
     ("eval: {seed: 0}\n", [], r"eval\.seed: 0 is data\.seed too"),
     ("data: {seed: 900000}\n", [], r"data\.seed: 900000 renders the scenes the student trains on"),
     ("data: {source: spark}\n", [], r"data\.root: source spark needs a root"),

@@ -182,6 +182,16 @@ def test_cli_pseudo_labels_to_a_trained_student_its_predictions_and_onnx(tmp_pat
     tuned = yaml.safe_load((tmp_path / "tuned" / "args.yaml").read_text())
     assert (tuned["freeze"], tuned["optimizer"], tuned["lr0"], tuned["warmup_epochs"]) == (10, "SGD", 0.002, 0)
     assert json.loads((tmp_path / "tuned" / "train.json").read_text())["recipe_args"]["freeze"] == 10
+    # the heads recipe: only the head's box and class branches move; the backbone, neck, BatchNorm
+    # statistics and the mask branch (prototypes, coefficients) keep the start's weights
+    assert main([*q, "train", "--labels", "labels.json", "--init", "run/weights/best.pt", "--recipe", "heads",
+                 "--epochs", "2", "--imgsz", "64", "--batch", "4", "--out", "heads"]) == 0
+    start, heads = (_state("run/weights/best.pt"), _state("heads/weights/last.pt"))
+    moved = {k.split(".")[2] if k.startswith("model.23.") else "body" for k in start
+             if not np.allclose(start[k], heads[k], rtol=1e-3, atol=1e-4)}
+    assert moved == {"cv2", "cv3"}, moved
+    assert json.loads((tmp_path / "heads" / "train.json").read_text())["recipe_args"]["freeze"][-3:] == [
+        "23.proto", "23.cv4", "23.one2one_cv4"]
     assert main([*q, "predict", "--weights", "run/weights/best.pt", "--gt", "data/gt.json", "--imgsz", "64",
                  "--conf", "0.0", "--all", "--out", "pred.json"]) == 0
     pred = read_coco("pred.json")
@@ -206,7 +216,15 @@ def test_cli_pseudo_labels_to_a_trained_student_its_predictions_and_onnx(tmp_pat
     assert len(read_coco("refined.json")) == 12
 
 
+def _state(weights: str) -> dict[str, np.ndarray]:
+    """A checkpoint's float tensors (weights and BatchNorm statistics), as float32 arrays."""
+    from afss.student.model import load_yolo
+
+    return {k: v.float().numpy() for k, v in load_yolo(weights).model.state_dict().items() if v.is_floating_point()}
+
+
 def test_the_recipe_fine_tunes_checkpoints_and_leaves_random_starts_and_extra_alone():
+    from afss.student.recipe import heads_freeze
     from afss.student.train import FINETUNE, TrainConfig
 
     assert TrainConfig(init="synth").recipe_args() == FINETUNE
@@ -214,7 +232,9 @@ def test_the_recipe_fine_tunes_checkpoints_and_leaves_random_starts_and_extra_al
     assert TrainConfig(init="yolo11n-seg.yaml").recipe_args() == {}
     assert TrainConfig(init="synth", recipe="ultralytics").recipe_args() == {}
     assert TrainConfig(init="yolo11n-seg.yaml", recipe="finetune").recipe_args() == FINETUNE
-    with pytest.raises(AfssError, match="recipe must be one of auto, finetune, ultralytics"):
+    assert TrainConfig(init="synth", recipe="heads").recipe_args()["freeze"] == "heads"  # resolved on the model
+    assert heads_freeze(24) == [*range(23), "23.proto", "23.cv4", "23.one2one_cv4"]
+    with pytest.raises(AfssError, match="recipe must be one of auto, finetune, heads, ultralytics"):
         TrainConfig(recipe="gentle")
 
 

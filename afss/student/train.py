@@ -28,7 +28,7 @@ from typing import Any
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
 from afss.student.dataset import YoloDataset, export_yolo
-from afss.student.recipe import FINETUNE, RECIPES, recipe_args
+from afss.student.recipe import FINETUNE, RECIPES, heads_freeze, recipe_args
 from afss.types import LabelSet
 
 __all__ = ["FINETUNE", "RECIPES", "REPLAY_SEED", "SHIPPED_SYNTH_WEIGHTS", "TrainConfig", "TrainResult", "resolve_init",
@@ -54,7 +54,8 @@ class TrainConfig:
         val_fraction, seed: the validation split carved from the pseudo-labels, and the seed of the
             split and of training.
         patience: epochs without improvement before stopping early.
-        recipe: ``"finetune"`` (`FINETUNE`: frozen backbone, gentle SGD), ``"ultralytics"``
+        recipe: ``"finetune"`` (`FINETUNE`: frozen backbone, gentle SGD), ``"heads"`` (`HEADS`:
+            only the head's box and class branches learn, the mask branch keeps its pretraining), ``"ultralytics"``
             (Ultralytics' own defaults), or ``"auto"``: ``finetune`` when ``init`` is a checkpoint
             (``synth`` or a ``.pt``), ``ultralytics`` from a model ``.yaml`` (random weights have
             nothing to keep). ``extra`` overrides either.
@@ -196,6 +197,8 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
 
         model.add_callback("on_fit_epoch_end", epoch_end)
     ultralytics_args = {**config.recipe_args(), **config.extra}
+    if ultralytics_args.get("freeze") == "heads":
+        ultralytics_args["freeze"] = _heads_freeze(model)
     args = {"data": str(data.yaml), "epochs": config.epochs, "imgsz": config.imgsz, "batch": config.batch,
             "device": config.device, "project": str(out.parent), "name": out.name, "exist_ok": True,
             "workers": 0, "seed": config.seed, "deterministic": True, "patience": config.patience,
@@ -226,6 +229,16 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
         "labels_info": dict(labels.info), "metrics": metrics, "seconds": round(seconds, 2),
         "seconds_per_epoch": round(result.seconds_per_epoch, 2), "weights": str(result.weights)}, indent=2)
     return result
+
+
+def _heads_freeze(model: Any) -> list[int | str]:
+    """`heads_freeze` for this model, whose last layer must be a segmentation head with a mask branch."""
+    layers = model.model.model
+    head = layers[-1]
+    if not (hasattr(head, "proto") and hasattr(head, "cv4")):
+        raise AfssError(f"train: recipe heads needs a YOLO-seg model (its last layer with proto and cv4), "
+                        f"got {type(head).__name__}")
+    return heads_freeze(len(layers))
 
 
 def _check_run_folder(out: Path, identity: dict[str, Any], overwrite: bool) -> None:
