@@ -66,6 +66,8 @@ def test_relative_roots_are_taken_from_the_config_folder(tmp_path):
     ("refine: {min_score: 1.5}\n", [], r"refine\.min_score: expected a number in \[0, 1\] or auto"),
     ("distill: {student_min_score: best}\n", [], r"distill\.student_min_score: expected a number in \[0, 1\], auto"),
     ("student: {recipe: gentle}\n", [], r"c\.yaml: student\.recipe: expected auto, finetune, heads or ultralytics, got 'gentle'"),
+    ("student: {recipe: heads, init: yolo11n-seg.yaml}\n", [], (r"c\.yaml: student\.recipe: recipe heads keeps the start's "
+     r"features .* needs a pretrained --init \(synth or a \.pt\), not yolo11n-seg\.yaml")),
     ("eval: {seed: 0}\n", [], r"eval\.seed: 0 is data\.seed too"),
     ("data: {seed: 900000}\n", [], r"data\.seed: 900000 renders the scenes the student trains on"),
     ("data: {source: spark}\n", [], r"data\.root: source spark needs a root"),

@@ -234,6 +234,8 @@ def test_the_recipe_fine_tunes_checkpoints_and_leaves_random_starts_and_extra_al
     assert TrainConfig(init="yolo11n-seg.yaml", recipe="finetune").recipe_args() == FINETUNE
     assert TrainConfig(init="synth", recipe="heads").recipe_args()["freeze"] == "heads"  # resolved on the model
     assert heads_freeze(24) == [*range(23), "23.proto", "23.cv4", "23.one2one_cv4"]
+    with pytest.raises(AfssError, match=r"recipe heads .* needs a pretrained --init \(synth or a \.pt\), not yolo11n-seg"):
+        TrainConfig(init="yolo11n-seg.yaml", recipe="heads")  # random features: refused before any work
     with pytest.raises(AfssError, match="recipe must be one of auto, finetune, heads, ultralytics"):
         TrainConfig(recipe="gentle")
 

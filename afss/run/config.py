@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from afss.errors import AfssError
-from afss.student.recipe import RECIPE_HELP, RECIPES
+from afss.student.recipe import RECIPE_HELP, RECIPES, recipe_args
 
 __all__ = ["DataConfig", "DistillSection", "EvalConfig", "RefineSection", "RunConfig", "StudentSection",
            "TeacherSection", "config_diff", "config_from_dict", "config_to_dict", "default_yaml", "load_config"]
@@ -287,6 +287,10 @@ def _check_semantics(config: RunConfig, where: str) -> None:
         raise AfssError(f"{where}: student.val_fraction: expected a fraction in [0, 1), got {config.student.val_fraction}")
     if config.student.recipe not in RECIPES:
         raise AfssError(f"{where}: student.recipe: expected {', '.join(RECIPES[:-1])} or {RECIPES[-1]}, got {config.student.recipe!r}")
+    try:
+        recipe_args(config.student.recipe, config.student.init)
+    except AfssError as e:
+        raise AfssError(f"{where}: student.recipe: {e}") from None
 
 
 def _parse_override(item: str) -> tuple[list[str], Any]:

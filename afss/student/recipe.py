@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from afss.errors import AfssError
+
 __all__ = ["FINETUNE", "HEADS", "RECIPES", "RECIPE_HELP", "heads_freeze", "recipe_args"]
 
 FINETUNE: dict[str, Any] = {"freeze": 10, "optimizer": "SGD", "lr0": 0.002, "warmup_epochs": 0}
@@ -28,15 +30,23 @@ prefer ``finetune`` there."""
 RECIPES = ("auto", "finetune", "heads", "ultralytics")
 
 RECIPE_HELP = (f"finetune (freeze {FINETUNE['freeze']}, {FINETUNE['optimizer']} lr0 {FINETUNE['lr0']}, no warm-up) | "
-               f"heads (only the head's box and class branches learn, {HEADS['optimizer']} lr0 {HEADS['lr0']}) | "
+               f"heads (only the head's box and class branches learn, {HEADS['optimizer']} lr0 {HEADS['lr0']}, no warm-up; "
+               "needs a pretrained start) | "
                "ultralytics (its defaults) | auto (finetune from a .pt or synth, ultralytics from a .yaml)")
 
 
 def recipe_args(recipe: str, init: str) -> dict[str, Any]:
     """The Ultralytics arguments ``recipe`` sets for a training that starts from ``init``: `FINETUNE`
     for ``finetune``, and for ``auto`` from a checkpoint (random weights have nothing to keep);
-    `HEADS` for ``heads`` (its ``freeze`` still to be resolved by `heads_freeze`)."""
+    `HEADS` for ``heads`` (its ``freeze`` still to be resolved by `heads_freeze`).
+
+    Raises:
+        AfssError: ``heads`` from a model ``.yaml``: random features and masks, with nothing to keep.
+    """
     if recipe == "heads":
+        if init.endswith((".yaml", ".yml")):
+            raise AfssError(f"recipe heads keeps the start's features and masks and trains only the box and class "
+                            f"branches: it needs a pretrained --init (synth or a .pt), not {init}")
         return dict(HEADS)
     finetune = recipe == "finetune" or (recipe == "auto" and not init.endswith((".yaml", ".yml")))
     return dict(FINETUNE) if finetune else {}

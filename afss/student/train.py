@@ -28,10 +28,10 @@ from typing import Any
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
 from afss.student.dataset import YoloDataset, export_yolo
-from afss.student.recipe import FINETUNE, RECIPES, heads_freeze, recipe_args
+from afss.student.recipe import FINETUNE, HEADS, RECIPES, heads_freeze, recipe_args
 from afss.types import LabelSet
 
-__all__ = ["FINETUNE", "RECIPES", "REPLAY_SEED", "SHIPPED_SYNTH_WEIGHTS", "TrainConfig", "TrainResult", "resolve_init",
+__all__ = ["FINETUNE", "HEADS", "RECIPES", "REPLAY_SEED", "SHIPPED_SYNTH_WEIGHTS", "TrainConfig", "TrainResult", "resolve_init",
            "train_student"]
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class TrainConfig:
             only the head's box and class branches learn, the mask branch keeps its pretraining), ``"ultralytics"``
             (Ultralytics' own defaults), or ``"auto"``: ``finetune`` when ``init`` is a checkpoint
             (``synth`` or a ``.pt``), ``ultralytics`` from a model ``.yaml`` (random weights have
-            nothing to keep). ``extra`` overrides either.
+            nothing to keep). ``extra`` overrides any of them.
         replay: afss synth scenes (exact masks from the renderer, every domain; seed `REPLAY_SEED`)
             mixed into the train split. Fine-tuning the synth-pretrained student on a few hundred
             pseudo-labels alone makes it forget what pretraining taught it and copy its teacher's
@@ -87,6 +87,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             raise AfssError(f"train: recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        recipe_args(self.recipe, self.init)  # a recipe that cannot start from init fails here, before any work
         for name, lo, hi in (("epochs", 1, 10_000), ("imgsz", 32, 4096), ("batch", 1, 4096), ("patience", 1, 10_000),
                              ("replay", 0, 100_000)):
             value = getattr(self, name)
