@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -11,10 +10,10 @@ from pathlib import Path
 
 from afss.errors import AfssError, unknown_choice
 from afss.evaluate.coco_protocol import coco_rows
-from afss.evaluate.pairing import Pairs, pair_images
+from afss.evaluate.inputs import load_labels, load_predictions, segm_skip_reason
+from afss.evaluate.pairing import pair_images
 from afss.evaluate.paper_protocol import paper_rows
 from afss.evaluate.report import EvalReport, EvalRow
-from afss.io.coco import labelset_from_coco, labelset_to_coco, read_coco
 from afss.types import LabelSet
 
 __all__ = ["IOU_TYPES", "PROTOCOLS", "evaluate"]
@@ -23,44 +22,6 @@ log = logging.getLogger(__name__)
 
 IOU_TYPES = ("segm", "bbox")
 PROTOCOLS = ("coco", "paper")
-
-
-def _load(labels: LabelSet | str | os.PathLike, role: str, image_root: str | os.PathLike | None = None,
-          allow_absolute_paths: bool = False) -> tuple[LabelSet, str]:
-    if isinstance(labels, LabelSet):
-        return labels, role
-    return read_coco(labels, image_root=image_root, allow_absolute_paths=allow_absolute_paths), str(labels)
-
-
-def _load_pred(pred: LabelSet | str | os.PathLike, gt: LabelSet,
-               allow_absolute_paths: bool = False) -> tuple[LabelSet, str]:
-    """Predictions as afss/COCO instances JSON, or a plain COCO *results* list
-    (``[{"image_id", "category_id", "bbox"/"segmentation", "score"}, ...]``, what detectors and
-    pycocotools' ``loadRes`` use): a results list has no file names, so its ``image_id`` values
-    must be the ground truth's."""
-    try:
-        return _load(pred, "pred", allow_absolute_paths=allow_absolute_paths)
-    except AfssError:
-        data = _json_list(pred)
-        if data is None or not all(isinstance(a, dict) for a in data):
-            raise
-    known = {im.image_id for im in gt.images}
-    unknown = [a.get("image_id") for a in data if a.get("image_id") not in known]
-    if unknown:
-        raise AfssError(f"{pred}: a COCO results list is matched by image_id, and {len(unknown)} result(s) "
-                        f"have ids not in the ground truth, e.g. {unknown[0]!r}") from None
-    coco = labelset_to_coco(gt.replace(images=tuple(im.replace(instances=(), error=None) for im in gt.images)))
-    coco["annotations"] = [{**a, "id": k} for k, a in enumerate(data, start=1)]
-    return labelset_from_coco(coco, image_root=gt.image_root, where=str(pred)), str(pred)
-
-
-def _json_list(path: str | os.PathLike) -> list | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, list) else None
 
 
 def _check_choices(values: Sequence[str], valid: Sequence[str], kind: str) -> tuple[str, ...]:
@@ -73,19 +34,6 @@ def _check_choices(values: Sequence[str], valid: Sequence[str], kind: str) -> tu
     if not out:
         raise AfssError(f"no {kind} given, expected one or more of {', '.join(valid)}")
     return out
-
-
-def _masks_usable(pairs: Pairs, gt_name: str, pred_name: str) -> str | None:
-    """``None`` if segm can be scored, else why not (a note); raises on half-masked inputs."""
-    for images, name in ((pairs.gt, gt_name), (pairs.pred, pred_name)):
-        flags = [inst.rle is not None for im in images for inst in im.instances]
-        if flags and not any(flags):
-            return f"{name} has boxes but no masks: segm skipped"
-        if not all(flags):
-            im = next(im for im in images if any(i.rle is None for i in im.instances))
-            raise AfssError(f"{name}: image {im.file_name!r} has an instance without a mask while others have "
-                            "masks; segm needs masks everywhere (evaluate with iou_types=('bbox',))")
-    return None
 
 
 def evaluate(
@@ -141,8 +89,8 @@ def evaluate(
     start = time.perf_counter()
     iou_types = _check_choices(iou_types, IOU_TYPES, "IoU type")
     protocols = _check_choices(protocols, PROTOCOLS, "protocol")
-    gt_set, gt_name = _load(gt, "gt", image_root, allow_absolute_paths)
-    pred_set, pred_name = _load_pred(pred, gt_set, allow_absolute_paths)
+    gt_set, gt_name = load_labels(gt, "gt", image_root, allow_absolute_paths)
+    pred_set, pred_name = load_predictions(pred, gt_set, allow_absolute_paths)
     pairs = pair_images(gt_set, pred_set, categories=categories, per_class=per_class,
                         only_labelled=only_labelled, gt_name=gt_name, pred_name=pred_name, progress=progress)
     notes = list(pairs.notes)
@@ -153,7 +101,7 @@ def evaluate(
     rows: list[EvalRow] = []
     for iou_type in iou_types:
         if iou_type == "segm":
-            why = _masks_usable(pairs, gt_name, pred_name)
+            why = segm_skip_reason(pairs, gt_name, pred_name)
             if why is not None:
                 notes.append(why)
                 continue

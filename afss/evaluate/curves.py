@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from afss.errors import AfssError
-from afss.evaluate.api import IOU_TYPES, _load, _load_pred, _masks_usable
+from afss.evaluate.api import IOU_TYPES
 from afss.evaluate.coco_protocol import run_cocoeval
+from afss.evaluate.inputs import load_labels, load_predictions, segm_skip_reason
 from afss.evaluate.pairing import pair_images
 from afss.types import LabelSet
 
@@ -71,12 +72,12 @@ def pr_curves(gt: LabelSet | str | os.PathLike, pred: LabelSet | str | os.PathLi
     """
     if iou_type not in IOU_TYPES:
         raise AfssError(f"unknown IoU type {iou_type!r}, expected one of {', '.join(IOU_TYPES)}")
-    gt_set, gt_name = _load(gt, "gt", allow_absolute_paths=allow_absolute_paths)
-    pred_set, pred_name = _load_pred(pred, gt_set, allow_absolute_paths)
+    gt_set, gt_name = load_labels(gt, "gt", allow_absolute_paths=allow_absolute_paths)
+    pred_set, pred_name = load_predictions(pred, gt_set, allow_absolute_paths)
     pairs = pair_images(gt_set, pred_set, only_labelled=only_labelled, gt_name=gt_name, pred_name=pred_name)
     if not pairs.gt:
         raise AfssError(f"{gt_name}: no ground-truth image left to evaluate")
-    if iou_type == "segm" and (why := _masks_usable(pairs, gt_name, pred_name)) is not None:
+    if iou_type == "segm" and (why := segm_skip_reason(pairs, gt_name, pred_name)) is not None:
         raise AfssError(f"no mask precision-recall curve: {why}")
     ev = run_cocoeval(pairs, iou_type)
     p = ev.params

@@ -1,0 +1,66 @@
+"""What `afss.evaluate.evaluate` and `afss.evaluate.curves.pr_curves` read: ground truth and predictions
+as `LabelSet` objects (from files or in memory), and whether their masks can be scored."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from afss.errors import AfssError
+from afss.evaluate.pairing import Pairs
+from afss.io.coco import labelset_from_coco, labelset_to_coco, read_coco
+from afss.types import LabelSet
+
+__all__ = ["load_labels", "load_predictions", "segm_skip_reason"]
+
+
+def load_labels(labels: LabelSet | str | os.PathLike, role: str, image_root: str | os.PathLike | None = None,
+                allow_absolute_paths: bool = False) -> tuple[LabelSet, str]:
+    """``labels`` as a `LabelSet` and the name errors call it by: the file's path, or ``role``."""
+    if isinstance(labels, LabelSet):
+        return labels, role
+    return read_coco(labels, image_root=image_root, allow_absolute_paths=allow_absolute_paths), str(labels)
+
+
+def load_predictions(pred: LabelSet | str | os.PathLike, gt: LabelSet,
+                     allow_absolute_paths: bool = False) -> tuple[LabelSet, str]:
+    """Predictions as afss/COCO instances JSON, or a plain COCO *results* list
+    (``[{"image_id", "category_id", "bbox"/"segmentation", "score"}, ...]``, what detectors and
+    pycocotools' ``loadRes`` use): a results list has no file names, so its ``image_id`` values
+    must be the ground truth's."""
+    try:
+        return load_labels(pred, "pred", allow_absolute_paths=allow_absolute_paths)
+    except AfssError:
+        data = _json_list(pred)
+        if data is None or not all(isinstance(a, dict) for a in data):
+            raise
+    known = {im.image_id for im in gt.images}
+    unknown = [a.get("image_id") for a in data if a.get("image_id") not in known]
+    if unknown:
+        raise AfssError(f"{pred}: a COCO results list is matched by image_id, and {len(unknown)} result(s) "
+                        f"have ids not in the ground truth, e.g. {unknown[0]!r}") from None
+    coco = labelset_to_coco(gt.replace(images=tuple(im.replace(instances=(), error=None) for im in gt.images)))
+    coco["annotations"] = [{**a, "id": k} for k, a in enumerate(data, start=1)]
+    return labelset_from_coco(coco, image_root=gt.image_root, where=str(pred)), str(pred)
+
+
+def _json_list(path: str | os.PathLike) -> list | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, list) else None
+
+
+def segm_skip_reason(pairs: Pairs, gt_name: str, pred_name: str) -> str | None:
+    """``None`` if segm can be scored, else why not (a note); raises on half-masked inputs."""
+    for images, name in ((pairs.gt, gt_name), (pairs.pred, pred_name)):
+        flags = [inst.rle is not None for im in images for inst in im.instances]
+        if flags and not any(flags):
+            return f"{name} has boxes but no masks: segm skipped"
+        if not all(flags):
+            im = next(im for im in images if any(i.rle is None for i in im.instances))
+            raise AfssError(f"{name}: image {im.file_name!r} has an instance without a mask while others have "
+                            "masks; segm needs masks everywhere (evaluate with iou_types=('bbox',))")
+    return None
