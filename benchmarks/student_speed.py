@@ -66,6 +66,10 @@ def main() -> None:
     onnx32 = export_student(weights, work / "m.onnx", imgsz=args.imgsz)
     onnx8 = export_student(weights, work / "m8.onnx", imgsz=args.imgsz, int8=True, calib=calib)
     rgbs = [load_image(gt.image_path(im)).rgb for im in gt.images]
+    from ultralytics.utils.torch_utils import get_flops
+
+    # the work per image, to set a throughput against what the CPU can do at all (Ultralytics' count)
+    gflops = round(get_flops(ultralytics().YOLO(str(weights)).model, args.imgsz), 2)
 
     rows = []
     for name, path in (("pytorch", weights), ("onnx", onnx32), ("onnx int8", onnx8)):
@@ -96,8 +100,8 @@ def main() -> None:
             row.update({f"{r.iou_type}_ap": r.ap for r in report.rows})
         rows.append(row)
 
-    print(f"\nstudent at {args.imgsz}², {len(rgbs)} images, {args.threads} threads, median of {args.repeat}"
-          f"{'' if args.weights else ' (untrained weights: speed only)'}\n")
+    print(f"\nstudent at {args.imgsz}² ({gflops} GFLOPs per image), {len(rgbs)} images, {args.threads} threads, "
+          f"median of {args.repeat}{'' if args.weights else ' (untrained weights: speed only)'}\n")
     print("model      file MB  afss img/s  session.run img/s  segm AP  bbox AP")
     print("---------  -------  ----------  -----------------  -------  -------")
     for r in rows:
@@ -109,8 +113,10 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                             check=False).stdout.strip()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"imgsz": args.imgsz, "n": len(rgbs), "threads": args.threads,
+    Path(args.out).write_text(json.dumps({"imgsz": args.imgsz, "gflops": gflops, "n": len(rgbs), "threads": args.threads,
                                           "weights": args.weights, "rows": rows, "commit": commit}, indent=2))
+    best = max(r.get("session_run_images_per_second", r["images_per_second"]) for r in rows)
+    print(f"fastest: {best:.1f} img/s = {best * gflops:.0f} GFLOP/s (int8 counted as the same operations)")
     print(f"-> {args.out}")
 
 

@@ -43,12 +43,13 @@ def recipe_args(recipe: str, init: str) -> dict[str, Any]:
     Raises:
         AfssError: ``heads`` from a model ``.yaml``: random features and masks, with nothing to keep.
     """
+    random_start = init.endswith((".yaml", ".yml"))
     if recipe == "heads":
-        if init.endswith((".yaml", ".yml")):
+        if random_start:
             raise AfssError(f"recipe heads keeps the start's features and masks and trains only the box and class "
                             f"branches: it needs a pretrained --init (synth or a .pt), not {init}")
         return dict(HEADS)
-    finetune = recipe == "finetune" or (recipe == "auto" and not init.endswith((".yaml", ".yml")))
+    finetune = recipe == "finetune" or (recipe == "auto" and not random_start)
     return dict(FINETUNE) if finetune else {}
 
 
