@@ -232,3 +232,20 @@ def test_synth_never_deletes_files_it_did_not_write(tmp_path):
     code, err, tb = run_cli(["synth", "--n", "2", "--size", "32", "--workers", "1", "--out", str(out)])
     assert tb is None and code == 2 and "labels.json" in err and "did not write" in err
     assert (out / "labels.json").read_bytes() == before and len(read_coco(out / "gt.json")) == 3
+
+
+def test_a_prefix_of_an_option_is_refused_not_guessed(tmp_path, capsys):
+    """`--min 0.6` must not quietly become `--min-score 0.6` (nor, once another --min-... option is
+    added, that one): argparse's prefix matching is off in every subcommand."""
+    from afss.cli import main
+
+    labels = tmp_path / "labels.json"
+    labels.write_text("{}")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["refine", "--labels", str(labels), "--min", "0.6", "--out", str(tmp_path / "r.json")])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --min 0.6" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+    with pytest.raises(SystemExit):
+        main(["--qui", "synth", "--out", str(tmp_path / "s")])
+    assert not (tmp_path / "s").exists()

@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="afss",
         description="Annotation-free spacecraft detection and segmentation (arXiv 2602.04699).",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"afss {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -34,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"afss.cli.{name.replace('-', '_')}").register(sub)
+    for command in sub.choices.values():
+        # no prefixes of long options: `--min` would silently mean whichever option starts so today
+        # (--min-score, --min-area, ...) and something else once an option is added
+        command.allow_abbrev = False
     return parser
 
 
