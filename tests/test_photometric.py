@@ -327,3 +327,25 @@ def test_group_components_joins_near_fragments_only():
     assert labels[25, 25] == labels[25, 45] and len(groups) == 3 and labels[5, 5] == 0
     k = int(labels[25, 25])
     assert tuple(stats[k]) == (20, 20, 30, 10, 200)  # the group's tight box and pixel count
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_component_stats_match_opencv(seed):
+    """The teacher's faster labelling gives OpenCV's labels, boxes and areas: blobs of every size,
+    components touching the frame, and components inside another's hole."""
+    from afss.teachers.photometric_ops import component_stats
+
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(40, 300, size=2)
+    noise = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), float(rng.uniform(0.5, 4)))
+    mask = noise > np.quantile(noise, rng.uniform(0.5, 0.95))
+    cy, cx = h // 2, w // 2  # a ring with a dot in its hole, and a one-pixel speck
+    mask[cy - 15:cy + 16, cx - 15:cx + 16] = True
+    mask[cy - 10:cy + 11, cx - 10:cx + 11] = False
+    mask[cy - 2:cy + 3, cx - 2:cx + 3] = True
+    mask[0, 0], mask[1, 1] = True, False
+    n, labels, stats = component_stats(mask)
+    n_cv, labels_cv, stats_cv, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    assert n == n_cv > 3
+    np.testing.assert_array_equal(labels, labels_cv)
+    np.testing.assert_array_equal(stats[1:], stats_cv[1:])
