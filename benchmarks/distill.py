@@ -108,7 +108,9 @@ def main() -> None:
     pool, val, iou_types = _sources(args)
     teacher = build_teacher("photometric")
     work = out / args.source
-    train = TrainConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device, recipe=args.recipe)
+    # from scratch (a model .yaml) there is nothing for `heads` to keep: that row trains with `auto`
+    train = TrainConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device,
+                        recipe="auto" if args.recipe == "heads" else args.recipe)
 
     skip = {f"student {s}" if s == "scratch" else "supervised (upper bound)" if s == "supervised" else s
             for s in args.skip.split(",") if s}
@@ -144,6 +146,7 @@ def main() -> None:
     row("student scratch", lambda: predict(trained(train_student(pool_refined, work / "scratch", train))))
     # the synth-init recipe of the rounds and of the upper bound
     tuned = TrainConfig(**{**train.__dict__, "init": args.init or train.init, "replay": args.replay if args.init else 0,
+                           "recipe": args.recipe if args.init else train.recipe,
                            "extra": {"freeze": args.freeze} if args.freeze and args.init else {}})
     if args.init:
         row("student synth-only", lambda: predict(Path(args.init)))
