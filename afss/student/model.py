@@ -99,7 +99,7 @@ class StudentTeacher(Teacher):
     * ``"mask"`` (default): an instance's box is the tight box of its mask at the image's size, as
       the teachers' and the datasets' boxes are. Ultralytics crops each mask to the box its head
       regressed, so this only ever tightens that box. Measured on `make demo`'s scored scenes: box
-      AP 41.1 -> 43.7 for the synth-pretrained start and 41.0 -> 48.4 after distillation (a few
+      AP 41.1 -> 43.7 for the stage-1 synth-pretrained start and 41.0 -> 48.4 after distillation (a few
       hundred pseudo-labels teach the mask branch more than the box regression).
     * ``"head"``: the box head's own box (the only one of a student without masks).
 

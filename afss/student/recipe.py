@@ -14,7 +14,7 @@ FINETUNE: dict[str, Any] = {"freeze": 10, "optimizer": "SGD", "lr0": 0.002, "war
 and YOLOv8) frozen, plain SGD at a small learning rate, no warm-up. Ultralytics' defaults restart
 AdamW with a warm-up to ~1e-3, far above where the pretraining ended, and in a few epochs on a few
 hundred images that undoes much of the pretraining: on `make demo`'s pseudo-labels (5 epochs, 320 px)
-the synth start went from 43.7 to 35.6 mask AP with the defaults, 38.9 with the backbone frozen, 39.1
+the stage-1 synth start went from 43.7 to 35.6 mask AP with the defaults, 38.9 with the backbone frozen, 39.1
 with this recipe (box AP 49.5 against the teacher's 48.1); `benchmarks/finetune_recipe.py`."""
 
 HEADS: dict[str, Any] = {"freeze": "heads", "optimizer": "SGD", "lr0": 0.01, "warmup_epochs": 0}
@@ -22,7 +22,7 @@ HEADS: dict[str, Any] = {"freeze": "heads", "optimizer": "SGD", "lr0": 0.01, "wa
 the neck and the mask branch (prototypes and mask coefficients) keep their pretrained weights
 (``freeze: "heads"`` is resolved against the model by `heads_freeze`). For a start pretrained on
 exact masks, fine-tuning the mask branch on pseudo-labels teaches it the teacher's outline errors:
-on `make demo`'s pseudo-labels the synth start went from 43.7 to 39.1 mask AP with ``finetune`` and
+on `make demo`'s pseudo-labels the stage-1 synth start went from 43.7 to 39.1 mask AP with ``finetune`` and
 to 45.4 with this recipe (box AP 48.9; the teacher's 40.3 / 48.1), in two thirds of the time
 (`benchmarks/finetune_recipe.py`). It cannot adapt the features to imagery unlike the start's:
 prefer ``finetune`` there."""

@@ -62,7 +62,7 @@ class TrainConfig:
         replay: afss synth scenes (exact masks from the renderer, every domain; seed `REPLAY_SEED`)
             mixed into the train split. Fine-tuning the synth-pretrained student on a few hundred
             pseudo-labels alone makes it forget what pretraining taught it and copy its teacher's
-            mistakes (on afss synth: 43.7 segm AP from the synth start, 35.6 after 5 epochs on the
+            mistakes (on afss synth: 43.7 segm AP from the stage-1 synth start, 35.6 after 5 epochs on the
             demo's kept pseudo-labels); replaying pretraining-like scenes beside them is the usual
             remedy in self-training. No ground truth of the user's data is involved. 0: none.
         extra: further Ultralytics ``train`` arguments (augmentation, optimiser, ...), passed as is.
