@@ -4,8 +4,8 @@ The recipe is the one `afss pretrain` runs, in two stages; both render afss synt
 domain (seed 900000 on, far from every seed benchmarks and tests score on) and train YOLO11n-seg on
 their exact masks. No download, no annotation.
 
-1. ``stage1``: from random initialisation, 1,600 scenes, 10 epochs (Ultralytics' defaults).
-2. ``stage2``: a warm restart from stage 1 on 2,400 scenes (the first 1,600 are stage 1's: image k
+1. Stage 1: from random initialisation, 1,600 scenes, 10 epochs (Ultralytics' defaults).
+2. Stage 2: a warm restart from stage 1 on 2,400 scenes (the first 1,600 are stage 1's: image k
    depends only on the seed and k), 8 epochs, one warm-up epoch. Stage 1's validation mask mAP was
    still rising steeply at its last epoch (0.31, 0.39, 0.38, 0.41 over epochs 7-10), so the start
    was short of training, not of capacity.

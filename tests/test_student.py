@@ -192,6 +192,12 @@ def test_cli_pseudo_labels_to_a_trained_student_its_predictions_and_onnx(tmp_pat
     assert moved == {"cv2", "cv3"}, moved
     assert json.loads((tmp_path / "heads" / "train.json").read_text())["recipe_args"]["freeze"][-3:] == [
         "23.proto", "23.cv4", "23.one2one_cv4"]
+    # pretraining continued from a checkpoint trains every layer, with Ultralytics' recipe
+    assert main([*q, "pretrain", "--init", "run/weights/best.pt", "--n", "6", "--size", "96", "--workers", "1",
+                 "--epochs", "1", "--imgsz", "64", "--batch", "4", "--out", "pre.pt"]) == 0
+    assert (tmp_path / "pre.pt").is_file()
+    pre = yaml.safe_load((tmp_path / "pre.pretrain" / "train" / "args.yaml").read_text())
+    assert (pre["freeze"], pre["optimizer"]) == (None, "auto")
     assert main([*q, "predict", "--weights", "run/weights/best.pt", "--gt", "data/gt.json", "--imgsz", "64",
                  "--conf", "0.0", "--all", "--out", "pred.json"]) == 0
     pred = read_coco("pred.json")

@@ -41,6 +41,9 @@ def pretrain_student(out: str | os.PathLike, *, n: int = 1000, size: int = 512, 
             a rerun with the same scenes reuses them.
         overwrite: replace an existing ``out``.
         config: the training recipe (``init`` defaults to ``yolo11n-seg.yaml``, random initialisation).
+            Its ``recipe`` ``"auto"`` means ``"ultralytics"`` here, from a ``.pt`` too: every layer
+            learns from the exact masks (``auto`` would fine-tune a checkpoint with its backbone
+            frozen, which suits a few hundred pseudo-labels, not continuing a pretraining).
 
     Returns:
         ``(out, training result)``.
@@ -52,6 +55,8 @@ def pretrain_student(out: str | os.PathLike, *, n: int = 1000, size: int = 512, 
         raise AfssError(f"{out}: exists; pass --overwrite to replace it, or choose another --out")
     work = Path(work_dir) if work_dir is not None else out.with_name(f"{out.stem}.pretrain")
     config = config or TrainConfig()
+    if config.recipe == "auto":
+        config = replace(config, recipe="ultralytics")
     if config.init == "synth":
         raise AfssError("pretrain: --init synth would start from the very weights this builds; use a model "
                         "config such as yolo11n-seg.yaml or a .pt")
