@@ -15,8 +15,8 @@ their exact masks. No download, no annotation.
 A killed run continues where it stopped when started again (a finished stage is not trained again;
 Ultralytics resumes the one under way from its last.pt). With ``--ship`` the last stage's result
 (Ultralytics' stripped fp16 checkpoint, ~6 MB) is copied to ``afss/student/weights/student_synth.pt``
-with a card beside it (``student_synth.json``: recipe, validation metrics on held-out pretraining
-scenes, timings, command).
+with a card beside it (``student_synth.json``: each stage's recipe, validation metrics on held-out
+pretraining scenes and timings; the command).
 """
 
 from __future__ import annotations
@@ -47,21 +47,24 @@ def stage_out(out: Path, k: int) -> Path:
 
 
 def build_stage(out: Path, k: int) -> dict:
-    """Train stage ``k`` (from stage k-1's weights when k > 1) unless it is done; its card entries."""
+    """Train stage ``k`` (from stage k-1's weights when k > 1) unless it is done; its card entry."""
     recipe = STAGES[k - 1]
-    init = "yolo11n-seg.yaml" if k == 1 else str(stage_out(out, k - 1))
+    card = {"stage": k, "recipe": {**recipe, "init": "yolo11n-seg.yaml (random init)" if k == 1 else f"stage {k - 1}",
+                                   "seed": PRETRAIN_SEED}}
     target = stage_out(out, k)
     record = target.with_name(f"{target.stem}.pretrain") / "train" / "train.json"
     if target.is_file() and record.is_file():  # built before: do not train again
         done = json.loads(record.read_text())
-        return {"seconds": done["seconds"], "seconds_per_epoch": done["seconds_per_epoch"], "metrics": done["metrics"]}
+        return {**card, "seconds": done["seconds"], "seconds_per_epoch": done["seconds_per_epoch"],
+                "metrics": done["metrics"]}
     t0 = time.time()
     extra = {key: recipe[key] for key in ("close_mosaic", "warmup_epochs") if key in recipe}
-    config = TrainConfig(init=init, epochs=recipe["epochs"], imgsz=recipe["imgsz"], batch=recipe["batch"],
-                         recipe="ultralytics", extra=extra)
+    # recipe auto: pretrain_student trains every layer, from a checkpoint too
+    config = TrainConfig(init="yolo11n-seg.yaml" if k == 1 else str(stage_out(out, k - 1)), epochs=recipe["epochs"],
+                         imgsz=recipe["imgsz"], batch=recipe["batch"], extra=extra)
     _, result = pretrain_student(target, n=recipe["n"], size=recipe["size"], domain=recipe["domain"],
                                  config=config, overwrite=True)
-    return {"seconds": round(time.time() - t0, 1), "seconds_per_epoch": round(result.seconds_per_epoch, 1),
+    return {**card, "seconds": round(time.time() - t0, 1), "seconds_per_epoch": round(result.seconds_per_epoch, 1),
             "metrics": result.metrics}
 
 
@@ -75,13 +78,10 @@ def main() -> None:
     out = Path(args.out)
     stages = []
     for k in range(1, args.stages + 1):
-        init = "yolo11n-seg.yaml (random init)" if k == 1 else f"stage {k - 1}"
-        stages.append({"stage": k, "recipe": {**STAGES[k - 1], "init": init, "seed": PRETRAIN_SEED},
-                       **build_stage(out, k)})
+        stages.append(build_stage(out, k))
         print(json.dumps(stages[-1]), flush=True)
     card = {"stages": stages, "model": "yolo11n-seg", "command": "python scripts/build_student_synth.py --ship",
-            "seconds": round(sum(s["seconds"] for s in stages), 1), "metrics": stages[-1]["metrics"],
-            "machine": f"{os.cpu_count()} CPU cores, device cpu"}
+            "seconds": round(sum(s["seconds"] for s in stages), 1), "machine": f"{os.cpu_count()} CPU cores, device cpu"}
     final = stage_out(out, args.stages)
     print(json.dumps({"out": str(final), **card}, indent=2))
     if args.ship:
