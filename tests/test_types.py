@@ -15,6 +15,16 @@ def test_empty_mask_box_is_zero():
     assert mask_box_xyxy(np.zeros((4, 4), bool)) == (0.0, 0.0, 0.0, 0.0)
 
 
+def test_mask_box_matches_pycocotools_on_scattered_and_corner_masks():
+    rng = np.random.default_rng(3)
+    masks = [rng.random((37, 53)) > t for t in (0.5, 0.99, 0.999)]
+    corner = np.zeros((9, 7), bool)
+    corner[8, 6] = True  # the last pixel: box (6, 8, 7, 9)
+    for mask in [*masks, corner]:
+        assert mask_box_xyxy(mask) == rle_box_xyxy(encode_mask(mask))
+    assert mask_box_xyxy(corner) == (6.0, 8.0, 7.0, 9.0)
+
+
 def test_rle_round_trip_bit_exact_with_str_counts():
     rng = np.random.default_rng(0)
     mask = rng.random((33, 47)) > 0.6

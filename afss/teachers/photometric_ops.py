@@ -143,9 +143,15 @@ def hysteresis(grow: np.ndarray, seed: np.ndarray, min_area: float) -> np.ndarra
     n, labels = cv2.connectedComponents(grow.astype(np.uint8), connectivity=8)
     hit = np.zeros(n, bool)
     hit[labels[seed & grow]] = True
-    hit &= np.bincount(labels.ravel(), minlength=n) >= min_area
+    hit &= _areas(labels, grow, n) >= min_area
     hit[0] = False
-    return hit[labels]
+    return np.take(hit, labels)  # a lookup per pixel; np.take is twice as fast as hit[labels]
+
+
+def _areas(labels: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+    """Pixels per label ``1..n-1`` of a labelling of ``mask`` (bool), counted on the mask's pixels
+    only: a frame is mostly sky, and counting every pixel costs 4x more. Entry 0 is left 0."""
+    return np.bincount(labels[mask], minlength=n)
 
 
 def faint_surfaces(flat: np.ndarray, avoid: np.ndarray, inside: np.ndarray | None, *, k_sigma: float,
@@ -186,7 +192,8 @@ def component_stats(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     mask8 = mask.astype(np.uint8)
     n, labels = cv2.connectedComponents(mask8, connectivity=8)
     stats = np.zeros((n, 5), np.int32)
-    stats[:, 4] = np.bincount(labels.ravel(), minlength=n)
+    stats[:, 4] = _areas(labels, mask8 > 0, n)
+    stats[0, 4] = mask8.size - int(stats[1:, 4].sum())
     # two levels: outer boundaries (a component inside another's hole among them), then holes
     contours, hierarchy = cv2.findContours(mask8, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     for c, (_, _, _, parent) in zip(contours, hierarchy[0] if contours else (), strict=True):
