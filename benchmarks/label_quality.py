@@ -2,10 +2,11 @@
 
 For each source it labels every image with the weights-free photometric teacher (raw labels),
 refines them (identity + vflip, Weighted Boxes Fusion, re-segmentation; unfiltered), then filters
-the refined labels three ways, none of which looks at the ground truth:
+the refined labels four ways, none of which looks at the ground truth:
 
 * ``score >= 0.6`` (the paper's fixed cut);
-* ``keep top 50%`` (the best-scoring half of the images);
+* ``keep top 50%`` (the best-scoring half of the images) and ``keep top 30%`` (the smallest pool
+  the automatic cut allows, `AUTO_KEEP`);
 * ``auto`` (Otsu's split of the scores, see `afss.refine.filtering.cut_score`).
 
 Filtered rows are scored twice: on the kept images only, and on all images with the dropped ones
@@ -50,7 +51,8 @@ from afss.refine import RefineConfig, filter_labels, refine_labels
 from afss.teachers import build_teacher
 from afss.types import LabelSet
 
-CUTS = (("score >= 0.6", {"min_score": 0.6}), ("keep top 50%", {"keep_top": 0.5}), ("auto", {"min_score": "auto"}))
+CUTS = (("score >= 0.6", {"min_score": 0.6}), ("keep top 50%", {"keep_top": 0.5}), ("keep top 30%", {"keep_top": 0.3}),
+        ("auto", {"min_score": "auto"}))
 
 
 @dataclass

@@ -128,6 +128,9 @@ def test_options_typed_and_checked():
         PhotometricTeacher.build(k_grwo=2.0)
     with pytest.raises(AfssError, match="k_grow <= k_seed"):
         PhotometricConfig(k_grow=9.0, k_seed=4.0)
+    # a calibration fitted before the cues changed (6 weights) names the 8 it needs
+    with pytest.raises(AfssError, match=r"needs 8 weights \(bias, stability, .*border\), got 6"):
+        PhotometricTeacher.build(calibration=[-1.071, 1.341, -1.424, 0.811, 0.050, -0.497])
 
 
 def test_prompt_recorded_not_read_warns_once(teacher, caplog):
@@ -174,7 +177,7 @@ def _segm_ap(gt, pred, names=None):
 
 def test_confidence_ranks_labels_by_their_iou(synth_labels):
     """Spearman's rank correlation of score and mask IoU: would fall towards 0 if the score
-    stopped tracking quality (0.79 when written)."""
+    stopped tracking quality (0.79 when written; 0.85 once the boundary contrast and frame-edge cues joined)."""
     from afss.evaluate.score_quality import score_quality
 
     q = score_quality(*synth_labels)
@@ -182,7 +185,7 @@ def test_confidence_ranks_labels_by_their_iou(synth_labels):
     assert q.mean_iou_top_half > q.mean_iou_bottom_half + 0.3
 
 
-@pytest.mark.parametrize("cut", [{"min_score": 0.6}, {"keep_top": 0.5}, {"min_score": "auto"}])
+@pytest.mark.parametrize("cut", [{"min_score": 0.6}, {"keep_top": 0.5}, {"keep_top": 0.3}, {"min_score": "auto"}])
 def test_each_cut_keeps_the_better_labels(synth_labels, cut):
     """The fixed, top-fraction and automatic cuts keep >= 30 % of the images, and what they keep is
     far more precise than everything (no ground truth used to choose the cut)."""

@@ -23,16 +23,18 @@ image of at most ``work_size`` pixels a side (image operations in `afss.teachers
    apart).
 5. *Target*: the candidate with the highest saliency: sqrt(area) x log contrast x compactness x
    stability x edge sharpness (crisp edges, unlike clouds and veils), less if it touches the frame.
-6. *Confidence*: a logistic function of cues that do not depend on one renderer's grey levels or
-   noise: stability of the mask under a doubled threshold (as SAM's stability score), ambiguity
-   (the best rival's saliency), *agreement* (box IoU with what the same analysis picks on a
-   half-scale copy: a second view, as in test-time augmentation), the candidate's size (log of
-   its share of the frame: fragments and noise are small) and contact with Earth or glare. The
-   weights were fitted to the IoU on synthetic tuning scenes (seeds >= 1000, never the
+6. *Confidence*: a logistic function of cues that rank labels on more than one renderer: stability
+   of the mask under a doubled threshold (as SAM's stability score), ambiguity (the best rival's
+   saliency), *agreement* (box IoU with what the same analysis picks on a half-scale copy: a
+   second view, as in test-time augmentation), the candidate's size (log of its share of the
+   frame: fragments and noise are small), contact with Earth or glare, the boundary's
+   contrast-to-noise on a log scale (crisp edges) and contact with the frame edge (a cut-off
+   target). The weights were fitted to the IoU on synthetic tuning scenes (seeds >= 1000, never the
    benchmark's) and on the ``dev`` frames of SPARK-2021 (never the reported ones), each source
-   weighted equally, so the score estimates the IoU on both renderers. Cues in noise sigmas
-   (boundary contrast-to-noise, surround) are still reported in ``scores`` but not used: they
-   ranked labels well on afss synth and not at all, or the wrong way round, on SPARK-2021.
+   weighted equally, so the score estimates the IoU on both renderers. The contrast-to-noise alone
+   hardly ranks SPARK-2021 labels (its noise sigmas differ between renderers) but, next to the
+   other cues and on a log scale, it adds on both sources; what surrounds the target in noise
+   sigmas is reported in ``scores`` and not used (it ranked afss synth labels only).
 
 A photometric teacher cannot read text: ``prompt`` is accepted and recorded, and a warning is logged
 once if it does not look like it asks for a spacecraft.
@@ -68,6 +70,9 @@ _DISK_2 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 _DISK_8 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))
 _MIN_AREA_PX = 48  # at work scale: anything smaller is a star, a hot pixel or noise
 _SHARP_EDGE = 0.2  # boundary gradient / inside contrast of a crisp edge; clouds and veils are far softer
+CONFIDENCE_CUES = ("bias", "stability", "ambiguity", "agreement", "log(area_frac)", "earth", "log(1+cnr)",
+                   "border")
+"""What `confidence_features` returns, in order (see `PhotometricConfig.calibration`)."""
 _SPACECRAFT_WORDS = ("spacecraft", "satellite", "space", "probe", "station", "cubesat", "rocket",
                      "debris", "target", "craft", "module", "vehicle", "telescope", "object")
 
@@ -102,9 +107,9 @@ class PhotometricConfig:
         top1: return only the best candidate per image (one target per image, as the paper);
             ``False`` returns every candidate, best first.
         threads: images of a batch labelled in parallel (the work releases the GIL).
-        calibration: logistic weights of the confidence over `confidence_features` ``(bias,
-            stability, ambiguity, agreement, log(area_frac), earth)``, fitted to the IoU on synthetic
-            tuning scenes (seeds >= 1000) and SPARK-2021 dev frames, so the score estimates the IoU
+        calibration: logistic weights of the confidence over `confidence_features` (in the order
+            of `CONFIDENCE_CUES`), fitted to the IoU on synthetic tuning scenes (seeds >= 1000) and
+            SPARK-2021 dev frames, so the score estimates the IoU
             (``benchmarks/photometric_teacher.py --fit-calibration``).
     """
 
@@ -124,7 +129,7 @@ class PhotometricConfig:
     faint_sigma_px: float = 6.0
     top1: bool = True
     threads: int = 2
-    calibration: tuple[float, ...] = (-1.071, 1.341, -1.424, 0.811, 0.050, -0.497)
+    calibration: tuple[float, ...] = (-0.857, 0.177, -1.082, 0.466, 0.200, -0.583, 0.733, -0.817)
 
     def __post_init__(self) -> None:
         if self.work_size < 32:
@@ -133,8 +138,9 @@ class PhotometricConfig:
             raise AfssError(f"photometric teacher: need 0 < k_grow <= k_seed, got {self.k_grow}, {self.k_seed}")
         if self.threads < 1:
             raise AfssError(f"photometric teacher: threads must be >= 1, got {self.threads}")
-        if len(self.calibration) != 6:
-            raise AfssError(f"photometric teacher: calibration needs 6 weights, got {len(self.calibration)}")
+        if len(self.calibration) != len(CONFIDENCE_CUES):
+            raise AfssError(f"photometric teacher: calibration needs {len(CONFIDENCE_CUES)} weights "
+                            f"({', '.join(CONFIDENCE_CUES)}), got {len(self.calibration)}")
         object.__setattr__(self, "calibration", tuple(float(c) for c in self.calibration))
 
 
@@ -377,12 +383,11 @@ class PhotometricTeacher(Teacher):
 
 
 def confidence_features(cand: dict[str, Any], cands: Sequence[dict[str, Any]]) -> np.ndarray:
-    """The cues the confidence combines, in the order of `PhotometricConfig.calibration`:
-    ``(1, stability, ambiguity, agreement, log(area_frac), earth)``. Each is free of the renderer's
-    grey levels and noise (cues in noise sigmas, such as the boundary contrast, ranked labels well
-    on afss synth and not at all on third-party frames)."""
+    """The cues the confidence combines, in the order of `CONFIDENCE_CUES` (and of
+    `PhotometricConfig.calibration`)."""
     return np.array([1.0, cand["stability"], _ambiguity(cand, cands), cand.get("agreement", 0.0),
-                     math.log(max(cand["area_frac"], 1e-6)), cand["earth"]])
+                     math.log(max(cand["area_frac"], 1e-6)), cand["earth"], math.log1p(cand["cnr"]),
+                     cand["border"]])
 
 
 # -- helpers (pure functions on work-scale arrays) ---------------------------------------------------
