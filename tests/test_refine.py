@@ -471,6 +471,24 @@ def test_cli_refine_chooses_the_cut_from_the_scores(tmp_path, capsys):
     assert "(auto)" in capsys.readouterr().err
 
 
+def test_a_fixed_cut_that_keeps_under_30_percent_says_to_cut_by_rank(caplog):
+    """Seen on SPARK-2021: a score fitted elsewhere sits lower, and 0.6 keeps a pool too small to
+    train on. The ranking cuts never warn: they keep what they are asked to."""
+    from afss.refine import filter_labels
+
+    m = _truth()
+    labels = LabelSet(images=tuple(ImageLabels(f"{k}.png", H, W, instances=(Instance.from_mask(m, score=s),))
+                                   for k, s in enumerate((0.9, 0.2, 0.7, 0.4))))
+    with caplog.at_level("WARNING", logger="afss.refine.filtering"):
+        filter_labels(labels, min_score=0.5)  # 2 of 4: fine
+        filter_labels(labels, keep_top=0.25)  # asked for a quarter
+        assert not caplog.records
+        filter_labels(labels, min_score=0.85)
+    [record] = caplog.records
+    assert "score >= 0.85 kept 1 of 4 labelled images (25%)" in record.getMessage()
+    assert "--min-score auto or --keep-top" in record.getMessage()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--keep-top", "abc"], "afss: error: --keep-top 'abc': expected a number, e.g. 0.5"),
     (["--keep-top", "1.5"], "afss: error: refine: keep_top must be a fraction in (0, 1], e.g. 0.5, got 1.5"),

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,8 @@ import numpy as np
 
 from afss.errors import AfssError
 from afss.types import ImageLabels, Instance, LabelSet
+
+log = logging.getLogger(__name__)
 
 __all__ = ["AUTO_KEEP", "DROP_REASONS", "FILTERED_PREFIX", "FilterSummary", "cut_score", "filter_labels",
            "instance_score"]
@@ -216,6 +219,13 @@ def filter_labels(
         instances_kept=sum(len(im.instances) for im in out), min_score=float(min_score), top1=top1,
         min_area_px=min_area_px, score_field=score_field, mode=mode, keep_top=keep_top,
     )
+    labelled = sum(1 for sc in scored_images if sc)
+    if mode == "min_score" and labelled and kept < AUTO_KEEP[0] * labelled:
+        # seen on third-party frames: a score calibrated elsewhere sits lower, and 0.6 left a pool
+        # too small to train a student on
+        log.warning("%s >= %g kept %d of %d labelled images (%.0f%%): a fixed cut trusts the score's "
+                    "value on this data; --min-score auto or --keep-top cut by its ranking instead",
+                    score_field, min_score, kept, labelled, 100 * kept / labelled)
     info = dict(labels.info)
     info["filter"] = summary.to_dict()
     return labels.replace(images=tuple(out), info=info), summary
