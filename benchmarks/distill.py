@@ -85,6 +85,9 @@ def main() -> None:
     ap.add_argument("--tta", default="identity,vflip")
     ap.add_argument("--student-min-score", type=lambda v: v if v == "auto" else float(v), default=None,
                     help="cut of rounds > 1, where the student relabels (default: --min-score)")
+    ap.add_argument("--seed", type=int, default=0, help="training seed of every student row")
+    ap.add_argument("-o", "--teacher-option", dest="teacher_options", action="append", default=None,
+                    metavar="KEY=VALUE", help="photometric teacher option, value as JSON (as afss label -o)")
     ap.add_argument("--skip", default="", help="rows to leave out, comma-separated: scratch, supervised")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "distill"))
     args = ap.parse_args()
@@ -106,10 +109,13 @@ def main() -> None:
                             check=False).stdout.strip()
     record.update({"args": vars(args), "commit": commit})
     pool, val, iou_types = _sources(args)
-    teacher = build_teacher("photometric")
+    from afss.cli.common import teacher_options
+
+    # only the -o options: this script's --device is the student's
+    teacher = build_teacher("photometric", **teacher_options(argparse.Namespace(teacher_options=args.teacher_options)))
     work = out / args.source
     # from scratch (a model .yaml) there is nothing for `heads` to keep: that row trains with `auto`
-    train = TrainConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device,
+    train = TrainConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device, seed=args.seed,
                         recipe="auto" if args.recipe == "heads" else args.recipe)
 
     skip = {f"student {s}" if s == "scratch" else "supervised (upper bound)" if s == "supervised" else s

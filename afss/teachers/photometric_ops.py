@@ -192,7 +192,7 @@ def component_stats(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     mask8 = mask.astype(np.uint8)
     n, labels = cv2.connectedComponents(mask8, connectivity=8)
     stats = np.zeros((n, 5), np.int32)
-    stats[:, 4] = _areas(labels, mask8 > 0, n)
+    stats[:, 4] = _areas(labels, mask, n)
     stats[0, 4] = mask8.size - int(stats[1:, 4].sum())
     # two levels: outer boundaries (a component inside another's hole among them), then holes
     contours, hierarchy = cv2.findContours(mask8, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
