@@ -44,11 +44,29 @@ def _sources(args):
         val = render_dataset(work / "val", n=args.val, size=args.size, domain="mixed", seed=6000)
         return pool, val, ("segm", "bbox")
     gt = read_coco(Path(args.spark) / "gt.json")
-    report = [im for im in gt.images if im.meta.get("subset") == "report"][: args.val]
-    names = {im.file_name for im in report}
-    val = gt.replace(images=tuple(report))
-    pool = gt.replace(images=tuple(im for im in gt.images if im.file_name not in names)[: args.pool or None])
-    return pool, val, ("bbox",)
+    report = [im for im in gt.images if im.meta.get("subset") == "report"]
+    take = _first if args.split == "first" else _spread
+    val = take(report, args.val)
+    names = {im.file_name for im in val}
+    pool = take([im for im in gt.images if im.file_name not in names], args.pool)
+    return gt.replace(images=tuple(pool)), gt.replace(images=tuple(val)), ("bbox",)
+
+
+def _first(images: list, n: int | None) -> list:
+    return images[:n or None]
+
+
+def _spread(images: list, n: int | None) -> list:
+    """``n`` images evenly spaced through ``images`` (all of them for 0 or None).
+
+    SPARK-2021's frames are numbered class by class, so the first 200 report frames hold only 3 of
+    its 11 spacecraft (proba_2, cheops, debris) and the first 400 others mostly 4 others: a split
+    by position scores the student on spacecraft its pool never showed it. Evenly spaced frames
+    cover every class in proportion, with no random state.
+    """
+    if not n or n >= len(images):
+        return list(images)
+    return [images[(2 * i + 1) * len(images) // (2 * n)] for i in range(n)]
 
 
 def _score(gt, pred, iou_types) -> dict:
@@ -66,6 +84,10 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=400)
     ap.add_argument("--val", type=int, default=200)
     ap.add_argument("--size", type=int, default=512, help="synth image size")
+    ap.add_argument("--split", choices=("spread", "first"), default="spread",
+                    help="SPARK frames of the validation set and the pool: evenly spaced through the frame "
+                         "numbers (every class), or the first ones (the split of the tables before 2026-12-04, "
+                         "which holds 3 of the 11 spacecraft)")
     ap.add_argument("--init", default=None, help="synth-pretrained student (.pt; default: the one afss ships); "
                                                  "without one the synth rows are skipped")
     ap.add_argument("--epochs", type=int, default=20)
@@ -88,7 +110,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="training seed of every student row")
     ap.add_argument("-o", "--teacher-option", dest="teacher_options", action="append", default=None,
                     metavar="KEY=VALUE", help="photometric teacher option, value as JSON (as afss label -o)")
-    ap.add_argument("--skip", default="", help="rows to leave out, comma-separated: scratch, supervised")
+    ap.add_argument("--skip", default="", help="rows to leave out, comma-separated: scratch, supervised, rounds "
+                                               "(the distillation rounds)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "distill"))
     args = ap.parse_args()
     from afss.student.train import SHIPPED_SYNTH_WEIGHTS
@@ -156,8 +179,9 @@ def main() -> None:
                            "extra": {"freeze": args.freeze} if args.freeze and args.init else {}})
     if args.init:
         row("student synth-only", lambda: predict(Path(args.init)))
-        rounds = distill(teacher, pool, work / "distill", config=DistillConfig(rounds=args.rounds, views=args.tta,
-                         min_score=args.min_score, student_min_score=args.student_min_score), train=tuned)
+        rounds = [] if "rounds" in skip else distill(
+            teacher, pool, work / "distill", train=tuned, config=DistillConfig(
+                rounds=args.rounds, views=args.tta, min_score=args.min_score, student_min_score=args.student_min_score))
         for r in rounds:
             row(f"student round {r.round}", lambda r=r: predict(r.weights))
     row("supervised (upper bound)", lambda: predict(trained(train_student(pool, work / "supervised", tuned))))

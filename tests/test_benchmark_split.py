@@ -1,0 +1,77 @@
+"""benchmarks/distill.py's SPARK-2021 split: validation frames from the ``report`` subset, a pool that
+never holds them, and every spacecraft in both (the frames are numbered class by class)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from afss.io.coco import write_coco
+from afss.types import ImageLabels, Instance, LabelSet
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "distill.py"
+CLASSES = ("cheops", "debris", "proba_2", "smart_1", "soho")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("distill_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture()
+def spark(tmp_path):
+    """A SPARK-2021-like gt.json: 5 classes in blocks of 60 frames, one frame in five ``dev``."""
+    images = []
+    for k in range(300):
+        cls = CLASSES[k // 60]
+        images.append(ImageLabels(
+            file_name=f"images/img{k:06d}.jpg", height=64, width=64,
+            instances=(Instance(box_xyxy=(8.0, 8.0, 40.0, 40.0), category_id=k // 60 + 1, source="gt"),),
+            meta={"subset": "dev" if k % 5 == 0 else "report", "class": cls}))
+    write_coco(LabelSet(images=tuple(images), categories={i + 1: c for i, c in enumerate(CLASSES)},
+                        image_root=str(tmp_path)), tmp_path / "gt.json")
+    return tmp_path
+
+
+def _split(bench, spark, how, val=40, pool=100):
+    args = argparse.Namespace(source="spark", spark=str(spark), val=val, pool=pool, split=how, out=str(spark / "o"))
+    pool_set, val_set, iou_types = bench._sources(args)
+    return pool_set, val_set, iou_types
+
+
+def test_spread_split_covers_every_class_and_never_overlaps(bench, spark):
+    pool, val, iou_types = _split(bench, spark, "spread")
+    assert iou_types == ("bbox",)
+    assert len(val) == 40 and len(pool) == 100
+    assert all(im.meta["subset"] == "report" for im in val.images)
+    assert not {im.file_name for im in val.images} & {im.file_name for im in pool.images}
+    for labels, n in ((val, 40), (pool, 100)):
+        counts = Counter(im.meta["class"] for im in labels.images)
+        assert set(counts) == set(CLASSES)
+        assert max(counts.values()) - min(counts.values()) <= 2, counts  # in proportion: 60 frames a class
+    pool_again, val_again, _ = _split(bench, spark, "spread")
+    assert [im.file_name for im in val_again.images] == [im.file_name for im in val.images]  # no random state
+    assert [im.file_name for im in pool_again.images] == [im.file_name for im in pool.images]
+
+
+def test_first_split_is_the_old_one(bench, spark):
+    """The tables before the spread split: the first report frames, then the first others."""
+    pool, val, _ = _split(bench, spark, "first")
+    report = [f"images/img{k:06d}.jpg" for k in range(300) if k % 5]
+    assert [im.file_name for im in val.images] == report[:40]
+    assert {im.meta["class"] for im in val.images} == {"cheops"}  # why it was replaced
+    assert not {im.file_name for im in val.images} & {im.file_name for im in pool.images}
+
+
+def test_spread_takes_everything_when_asked_for_more(bench):
+    assert bench._spread(list(range(7)), 0) == list(range(7))
+    assert bench._spread(list(range(7)), 10) == list(range(7))
+    picked = bench._spread(list(range(100)), 10)
+    assert picked == [5, 15, 25, 35, 45, 55, 65, 75, 85, 95]
