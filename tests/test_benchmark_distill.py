@@ -1,5 +1,5 @@
-"""benchmarks/distill.py's SPARK-2021 split: validation frames from the ``report`` subset, a pool that
-never holds them, and every spacecraft in both (the frames are numbered class by class)."""
+"""benchmarks/distill.py: its SPARK-2021 split (validation frames from the ``report`` subset, a pool that
+never holds them, every spacecraft in both: the frames are numbered class by class) and its row scores."""
 
 from __future__ import annotations
 
@@ -75,3 +75,22 @@ def test_spread_takes_everything_when_asked_for_more(bench):
     assert bench._spread(list(range(7)), 10) == list(range(7))
     picked = bench._spread(list(range(100)), 10)
     assert picked == [5, 15, 25, 35, 45, 55, 65, 75, 85, 95]
+
+
+def test_rows_record_top1_hits_and_ranking(bench):
+    """hit50 counts images whose top-1 box reaches IoU 0.5 (a missing prediction is a miss), and the
+    Spearman of score and IoU says whether the score ranks those boxes: here perfectly, then inverted."""
+    def labels(boxes):
+        return LabelSet(images=tuple(
+            ImageLabels(file_name=f"im{k}.jpg", height=100, width=100,
+                        instances=() if box is None else (Instance(box_xyxy=box, score=score, source="t"),))
+            for k, (box, score) in enumerate(boxes)), categories={1: "spacecraft"})
+
+    gt = labels([((0.0, 0.0, 50.0, 50.0), 1.0)] * 4)
+    exact, iou_06, iou_03 = (0.0, 0.0, 50.0, 50.0), (0.0, 0.0, 50.0, 30.0), (0.0, 0.0, 50.0, 15.0)
+    good = bench._score(gt, labels([(exact, 0.9), (iou_06, 0.8), (iou_03, 0.7), (None, 0.0)]), ("bbox",))
+    assert good["top1/hit50"] == pytest.approx(0.5)
+    assert good["top1/spearman"] == pytest.approx(1.0)
+    inverted = bench._score(gt, labels([(exact, 0.1), (iou_06, 0.5), (iou_03, 0.9), (None, 0.0)]), ("bbox",))
+    assert inverted["top1/spearman"] == pytest.approx(-1.0)
+    assert inverted["coco/bbox/ap"] < good["coco/bbox/ap"]  # the same boxes, ranked worse
