@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -62,12 +63,13 @@ def _first(images: list, n: int | None) -> list:
 
 
 def _spread(images: list, n: int | None) -> list:
-    """``n`` images evenly spaced through ``images`` (all of them for 0 or None).
+    """``n`` images evenly spaced through ``images`` (all of them for 0 or None), in their order:
+    ``gt.json``'s, by file name, which is by frame number for SPARK-2021.
 
     SPARK-2021's frames are numbered class by class, so the first 200 report frames hold only 3 of
-    its 11 spacecraft (proba_2, cheops, debris) and the first 400 others mostly 4 others: a split
-    by position scores the student on spacecraft its pool never showed it. Evenly spaced frames
-    cover every class in proportion, with no random state.
+    its 11 spacecraft (proba_2 101, cheops 86, debris 13), and the first 400 others 6, with 50
+    frames of the two that make up 187 of the 200 scored ones. Evenly spaced frames cover every
+    class in proportion, with no random state.
     """
     if not n or n >= len(images):
         return list(images)
@@ -84,11 +86,43 @@ def _score(gt, pred, iou_types) -> dict:
     report = evaluate(gt, pred, iou_types=iou_types)
     scores = {f"{r.protocol}/{r.iou_type}/{k}": getattr(r, k) for r in report.rows if r.category == "all"
               for k in ("ap", "ap50", "ap75")}
-    pairs = score_iou_pairs(gt, pred)
+    pairs = score_iou_pairs(gt, pred)  # images with a target and a prediction
     targets = sum(1 for im in gt.images if im.instances and im.error is None)
+    rank = spearman(pairs[:, 0], pairs[:, 1]) if len(pairs) else float("nan")
     scores["top1/hit50"] = float((pairs[:, 1] >= 0.5).sum() / targets) if targets else None
-    scores["top1/spearman"] = spearman(pairs[:, 0], pairs[:, 1]) if len(pairs) else None
+    scores["top1/spearman"] = None if math.isnan(rank) else rank  # NaN is not JSON
+    scores["top1/pairs"] = len(pairs)
     return scores
+
+
+def _note_round_training(record: dict, k: int, train_json: Path) -> None:
+    """A round's seconds per epoch, and its final validation on the held-out tenth of its
+    pseudo-labels (how closely the student reproduces them), into ``record``."""
+    if not train_json.is_file():
+        return
+    run = json.loads(train_json.read_text())
+    record.setdefault("seconds_per_epoch", {})[f"round-{k}"] = round(run["seconds_per_epoch"], 1)
+    record.setdefault("pseudo_label_val", {})[f"round-{k}"] = {
+        key: run["metrics"].get(f"metrics/{key}") for key in ("mAP50-95(B)", "mAP50-95(M)")}
+    record["pseudo_label_val"][f"round-{k}"]["images"] = run["dataset"]["val"]
+
+
+def _finished_training(folder: Path, labels, config) -> tuple[Path, float] | None:
+    """The weights and seconds per epoch of the finished training in ``folder``, if it trained ``config``
+    on ``labels`` (the identity `afss.student.train.train_student` records), else ``None``."""
+    from dataclasses import asdict
+
+    from afss.io.outputs import input_identity
+
+    record = folder / "train.json"
+    if not record.is_file():
+        return None
+    run = json.loads(record.read_text())
+    identity = {"labels": input_identity(labels, labels), "config": asdict(config)}
+    weights = Path(run.get("weights", ""))
+    if run.get("identity") != json.loads(json.dumps(identity)) or not weights.is_file():
+        return None
+    return weights, float(run["seconds_per_epoch"])
 
 
 def _cell(key: str, value: float | None) -> str:
@@ -151,9 +185,11 @@ def main() -> None:
     out = Path(args.out)
     record_path = out / f"{args.source}.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {"rows": {}}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+    # -dirty: the code that ran had changes not committed yet
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
                             check=False).stdout.strip()
-    record.update({"args": vars(args), "commit": commit})
+    settings = {k: v for k, v in vars(args).items() if args.source == "spark" or k not in ("spark", "split")}
+    record.update({"args": settings, "commit": commit})
     pool, val, iou_types = _sources(args)
     from afss.cli.common import teacher_options
 
@@ -182,18 +218,13 @@ def main() -> None:
 
     def trained(labels, folder: Path, config) -> Path:
         """The weights of a training of ``config`` on ``labels`` in ``folder`` (the finished one there, or a new
-        one), noting its seconds per epoch in the record."""
-        from dataclasses import asdict
-
-        done = folder / "train.json"
-        if done.is_file() and json.loads(done.read_text())["config"] == json.loads(json.dumps(asdict(config))):
-            run = json.loads(done.read_text())
-            weights, per_epoch = Path(run["weights"]), run["seconds_per_epoch"]
-        else:
+        one; `train_student` refuses a folder of another training), noting its seconds per epoch."""
+        done = _finished_training(folder, labels, config)
+        if done is None:
             result = train_student(labels, folder, config)
-            weights, per_epoch = result.weights, result.seconds_per_epoch
-        record.setdefault("seconds_per_epoch", {})[folder.name] = round(per_epoch, 1)
-        return weights
+            done = result.weights, result.seconds_per_epoch
+        record.setdefault("seconds_per_epoch", {})[folder.name] = round(done[1], 1)
+        return done[0]
 
     def predict(weights: Path):
         student = build_teacher("student", weights=str(weights), imgsz=args.imgsz, device=args.device)
@@ -217,6 +248,8 @@ def main() -> None:
                 rounds=args.rounds, views=args.tta, min_score=args.min_score, student_min_score=args.student_min_score))
         for r in rounds:
             row(f"student round {r.round}", lambda r=r: predict(r.weights))
+            _note_round_training(record, r.round, r.weights.parent.parent / "train.json")
+            record_path.write_text(json.dumps(record, indent=2))
     row("supervised (upper bound)", lambda: predict(trained(pool, work / "supervised", tuned)))
 
     keys = [f"{p}/{t}/{k}" for t in iou_types for p in ("coco", "paper") for k in ("ap", "ap50", "ap75")]

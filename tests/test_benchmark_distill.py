@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -67,7 +68,8 @@ def test_first_split_is_the_old_one(bench, spark):
     report = [f"images/img{k:06d}.jpg" for k in range(300) if k % 5]
     assert [im.file_name for im in val.images] == report[:40]
     assert {im.meta["class"] for im in val.images} == {"cheops"}  # why it was replaced
-    assert not {im.file_name for im in val.images} & {im.file_name for im in pool.images}
+    others = [f"images/img{k:06d}.jpg" for k in range(300) if f"images/img{k:06d}.jpg" not in report[:40]]
+    assert [im.file_name for im in pool.images] == others[:100]
 
 
 def test_spread_takes_everything_when_asked_for_more(bench):
@@ -87,10 +89,40 @@ def test_rows_record_top1_hits_and_ranking(bench):
             for k, (box, score) in enumerate(boxes)), categories={1: "spacecraft"})
 
     gt = labels([((0.0, 0.0, 50.0, 50.0), 1.0)] * 4)
-    exact, iou_06, iou_03 = (0.0, 0.0, 50.0, 50.0), (0.0, 0.0, 50.0, 30.0), (0.0, 0.0, 50.0, 15.0)
-    good = bench._score(gt, labels([(exact, 0.9), (iou_06, 0.8), (iou_03, 0.7), (None, 0.0)]), ("bbox",))
-    assert good["top1/hit50"] == pytest.approx(0.5)
+    exact, iou_05, iou_03 = (0.0, 0.0, 50.0, 50.0), (0.0, 0.0, 50.0, 25.0), (0.0, 0.0, 50.0, 15.0)
+    good = bench._score(gt, labels([(exact, 0.9), (iou_05, 0.8), (iou_03, 0.7), (None, 0.0)]), ("bbox",))
+    assert good["top1/hit50"] == pytest.approx(0.5)  # IoU 1.0 and exactly 0.5 hit; 0.3 and nothing miss
     assert good["top1/spearman"] == pytest.approx(1.0)
-    inverted = bench._score(gt, labels([(exact, 0.1), (iou_06, 0.5), (iou_03, 0.9), (None, 0.0)]), ("bbox",))
+    assert good["top1/pairs"] == 3
+    inverted = bench._score(gt, labels([(exact, 0.1), (iou_05, 0.5), (iou_03, 0.9), (None, 0.0)]), ("bbox",))
     assert inverted["top1/spearman"] == pytest.approx(-1.0)
     assert inverted["coco/bbox/ap"] < good["coco/bbox/ap"]  # the same boxes, ranked worse
+    too_few = bench._score(gt, labels([(exact, 0.9), (None, 0.0), (None, 0.0), (None, 0.0)]), ("bbox",))
+    assert too_few["top1/spearman"] is None and too_few["top1/hit50"] == pytest.approx(0.25)  # JSON has no NaN
+
+
+def test_a_finished_training_is_reused_only_for_its_own_labels_and_recipe(bench, tmp_path):
+    """--rescore and reruns reuse a finished scratch or supervised training, never one of another
+    pool or recipe (that one is trained again, or refused by train_student)."""
+    from dataclasses import asdict
+
+    from afss.io.outputs import input_identity
+    from afss.student.train import TrainConfig
+
+    def pool(n):
+        return LabelSet(images=tuple(ImageLabels(file_name=f"im{k}.jpg", height=8, width=8) for k in range(n)),
+                        image_root=str(tmp_path))
+
+    config = TrainConfig(epochs=5, imgsz=320)
+    folder = tmp_path / "scratch"
+    (folder / "weights").mkdir(parents=True)
+    weights = folder / "weights" / "best.pt"
+    assert bench._finished_training(folder, pool(3), config) is None  # nothing trained yet
+    record = {"identity": {"labels": input_identity(pool(3), pool(3)), "config": asdict(config)},
+              "weights": str(weights), "seconds_per_epoch": 12.5}
+    (folder / "train.json").write_text(json.dumps(record))
+    assert bench._finished_training(folder, pool(3), config) is None  # its weights are gone
+    weights.write_bytes(b"weights")
+    assert bench._finished_training(folder, pool(3), config) == (weights, 12.5)
+    assert bench._finished_training(folder, pool(4), config) is None  # another pool
+    assert bench._finished_training(folder, pool(3), TrainConfig(epochs=20, imgsz=320)) is None  # another recipe
