@@ -55,7 +55,22 @@ def _sources(args):
     val = take(report, args.val)
     names = {im.file_name for im in val}
     pool = take([im for im in gt.images if im.file_name not in names], args.pool)
+    for what, images in (("validation", val), ("pool", pool)):
+        print(f"spark, split {args.split}: {what} {_composition(images)}", file=sys.stderr)
     return gt.replace(images=tuple(pool)), gt.replace(images=tuple(val)), ("bbox",)
+
+
+def _composition(images: list) -> str:
+    """Frames per spacecraft (``meta['class']``, from scripts/spark2021.py) and the median box side."""
+    from collections import Counter
+    from statistics import median
+
+    classes = Counter(im.meta.get("class", "?") for im in images)
+    sides = [((x1 - x0) * (y1 - y0)) ** 0.5 for im in images for x0, y0, x1, y1 in
+             (inst.box_xyxy for inst in im.instances)]
+    return (f"{len(images)} frames, {len(classes)} spacecraft ("
+            + ", ".join(f"{c} {k}" for c, k in classes.most_common())
+            + f"), median box side {median(sides) if sides else float('nan'):.0f} px")
 
 
 def _first(images: list, n: int | None) -> list:
@@ -110,17 +125,14 @@ def _note_round_training(record: dict, k: int, train_json: Path) -> None:
 def _finished_training(folder: Path, labels, config) -> tuple[Path, float] | None:
     """The weights and seconds per epoch of the finished training in ``folder``, if it trained ``config``
     on ``labels`` (the identity `afss.student.train.train_student` records), else ``None``."""
-    from dataclasses import asdict
-
-    from afss.io.outputs import input_identity
+    from afss.student.train import training_identity
 
     record = folder / "train.json"
     if not record.is_file():
         return None
     run = json.loads(record.read_text())
-    identity = {"labels": input_identity(labels, labels), "config": asdict(config)}
     weights = Path(run.get("weights", ""))
-    if run.get("identity") != json.loads(json.dumps(identity)) or not weights.is_file():
+    if run.get("identity") != training_identity(labels, config) or not weights.is_file():
         return None
     return weights, float(run["seconds_per_epoch"])
 

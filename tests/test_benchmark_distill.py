@@ -4,26 +4,21 @@ never holds them, every spacecraft in both: the frames are numbered class by cla
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from afss.io.coco import write_coco
 from afss.types import ImageLabels, Instance, LabelSet
+from tests.project_scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "distill.py"
 CLASSES = ("cheops", "debris", "proba_2", "smart_1", "soho")
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("distill_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/distill.py", "distill_benchmark")
 
 
 @pytest.fixture()
@@ -47,8 +42,11 @@ def _split(bench, spark, how, val=40, pool=100):
     return pool_set, val_set, iou_types
 
 
-def test_spread_split_covers_every_class_and_never_overlaps(bench, spark):
+def test_spread_split_covers_every_class_and_never_overlaps(bench, spark, capsys):
     pool, val, iou_types = _split(bench, spark, "spread")
+    said = capsys.readouterr().err  # what each set holds, as the benchmark prints it
+    assert "validation 40 frames, 5 spacecraft" in said and "pool 100 frames, 5 spacecraft" in said
+    assert "median box side 32 px" in said
     assert iou_types == ("bbox",)
     assert len(val) == 40 and len(pool) == 100
     assert all(im.meta["subset"] == "report" for im in val.images)
@@ -104,10 +102,7 @@ def test_rows_record_top1_hits_and_ranking(bench):
 def test_a_finished_training_is_reused_only_for_its_own_labels_and_recipe(bench, tmp_path):
     """--rescore and reruns reuse a finished scratch or supervised training, never one of another
     pool or recipe (that one is trained again, or refused by train_student)."""
-    from dataclasses import asdict
-
-    from afss.io.outputs import input_identity
-    from afss.student.train import TrainConfig
+    from afss.student.train import TrainConfig, training_identity
 
     def pool(n):
         return LabelSet(images=tuple(ImageLabels(file_name=f"im{k}.jpg", height=8, width=8) for k in range(n)),
@@ -118,7 +113,7 @@ def test_a_finished_training_is_reused_only_for_its_own_labels_and_recipe(bench,
     (folder / "weights").mkdir(parents=True)
     weights = folder / "weights" / "best.pt"
     assert bench._finished_training(folder, pool(3), config) is None  # nothing trained yet
-    record = {"identity": {"labels": input_identity(pool(3), pool(3)), "config": asdict(config)},
+    record = {"identity": training_identity(pool(3), config),
               "weights": str(weights), "seconds_per_epoch": 12.5}
     (folder / "train.json").write_text(json.dumps(record))
     assert bench._finished_training(folder, pool(3), config) is None  # its weights are gone

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -10,16 +9,12 @@ import pytest
 
 from afss.io.coco import read_coco
 from afss.io.images import save_image
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "spark2021.py"
+from tests.project_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def spark2021():
-    spec = importlib.util.spec_from_file_location("spark2021", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/spark2021.py", "spark2021")
 
 
 def _export(root: Path) -> None:

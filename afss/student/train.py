@@ -32,7 +32,7 @@ from afss.student.recipe import FINETUNE, HEADS, RECIPES, heads_freeze, recipe_a
 from afss.types import LabelSet
 
 __all__ = ["FINETUNE", "HEADS", "RECIPES", "REPLAY_SEED", "SHIPPED_SYNTH_WEIGHTS", "TrainConfig", "TrainResult", "resolve_init",
-           "train_student"]
+           "train_student", "training_identity"]
 
 log = logging.getLogger(__name__)
 
@@ -172,12 +172,10 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     Raises:
         AfssError: labels with no kept instance, a bad ``init``, Ultralytics missing, a bad recipe.
     """
-    from afss.io.outputs import input_identity
-
     config = config or TrainConfig()
     out = Path(out).resolve()
     init = resolve_init(config.init)
-    identity = {"labels": input_identity(labels, labels), "config": json.loads(json.dumps(asdict(config)))}
+    identity = training_identity(labels, config)
     _check_run_folder(out, identity, overwrite)
     if config.replay:
         from afss.synth.dataset import render_or_reuse
@@ -230,6 +228,14 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
         "labels_info": dict(labels.info), "metrics": metrics, "seconds": round(seconds, 2),
         "seconds_per_epoch": round(result.seconds_per_epoch, 2), "weights": str(result.weights)}, indent=2)
     return result
+
+
+def training_identity(labels: LabelSet, config: TrainConfig) -> dict[str, Any]:
+    """What makes two trainings the same (the labels' files and contents, the recipe), as JSON values:
+    `train_student` records it in ``train.json`` and continues only a run of the same identity."""
+    from afss.io.outputs import input_identity
+
+    return {"labels": input_identity(labels, labels), "config": json.loads(json.dumps(asdict(config)))}
 
 
 def _heads_freeze(model: Any) -> list[int | str]:
