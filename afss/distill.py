@@ -31,7 +31,7 @@ import numpy as np
 
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
-from afss.io.coco import read_coco
+from afss.io.coco import read_coco, read_json_file
 from afss.io.outputs import input_identity, read_finished, writable_folder
 from afss.label import label_images
 from afss.refine import RefineConfig, refine_labels
@@ -238,7 +238,9 @@ def _check_same_pool(out: Path, inputs: dict[str, Any], settings: dict[str, Any]
     record = out / "distill.json"
     settings = json.loads(json.dumps(settings, default=str))
     if record.is_file():
-        data = json.loads(record.read_text())
+        data = read_json_file(record)
+        if not isinstance(data, dict):
+            raise AfssError(f"{record}: not an afss distillation record; choose another --out")
         old = data.get("inputs")
         if old is not None and old != json.loads(json.dumps(inputs)):
             raise AfssError(f"{out}: holds a distillation of another pool ({old.get('image_root')}, "

@@ -101,7 +101,7 @@ class Journal:
         lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
         try:
             old = json.loads(lines[0]) if lines else None
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             old = None
         if not isinstance(old, dict) or old.get("afss_journal") != self.kind or old.get("format") != _FORMAT:
             raise AfssError(f"{self.path}: not an afss {self.kind} journal (delete it, or use a new --out or --no-resume)")
@@ -117,7 +117,7 @@ class Journal:
                     raise ValueError("torn line")
                 entry = json.loads(line)
                 entries[entry["image"]["file_name"]] = (entry["image"], list(entry["annotations"]))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 log.warning("%s: line %d is incomplete (interrupted write); that image is processed again", self.path, n)
                 continue
             good.append(line)

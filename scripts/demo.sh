@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: the whole pipeline on generated data with one command, `afss run configs/demo.yaml`:
+# `make demo`: the whole pipeline on generated data with one command, `afss run demo` (afss/configs/demo.yaml):
 #   synth (300 unlabeled scenes + 100 scored ones) -> label (photometric teacher, no weights needed)
 #   -> refine (TTA identity+vflip, Weighted Boxes Fusion, keep score >= 0.6)
 #   -> distill (the shipped synth-pretrained YOLO11n-seg fine-tuned on the kept pseudo-labels, 2 rounds)
@@ -12,4 +12,4 @@ rm -rf "$OUT"   # a demo always starts from scratch; real runs resume instead
 # DEMO_SET="student.epochs=2 data.n=100" make demo   overrides config keys
 SETS=()
 for kv in ${DEMO_SET:-}; do SETS+=(--set "$kv"); done
-$AFSS run configs/demo.yaml --out "$OUT" "${SETS[@]}"
+$AFSS run demo --out "$OUT" "${SETS[@]}"

@@ -482,8 +482,82 @@ def deny_listing(folder: Path) -> Callable[[], contextlib.AbstractContextManager
     return lambda: _patched(os, "scandir", scandir)
 
 
+def decoder_and_path_cases(world: World) -> list[Case]:
+    """Files the JSON/YAML decoders refuse by their own limits, and paths the operating system refuses
+    (a name longer than the file system allows, a symbolic-link loop, a file used as a folder)."""
+    folder = world.root / "limits"
+    folder.mkdir(exist_ok=True)
+    gt, labels = str(world.gt), str(world.labels)
+    deep = folder / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)  # Python's decoder recurses once per level
+    deep_obj = folder / "deep_object.json"
+    deep_obj.write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    digits = folder / "digits.json"  # integers over Python's 4,300-digit conversion limit
+    doc = copy.deepcopy(world.base)
+    doc["images"][0]["height"] = "HUGE"
+    digits.write_text(json.dumps(doc).replace('"HUGE"', "9" * 5000))
+    deep_yaml = folder / "deep.yaml"
+    deep_yaml.write_text("a: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    loop = folder / "loop.json"
+    if not loop.is_symlink():
+        loop.symlink_to(loop)
+    long_name = "n" * 300  # over the 255 bytes of a file name on common file systems
+    long_doc = copy.deepcopy(world.base)  # one image whose file name the OS refuses; the others are fine
+    long_doc["images"][0]["file_name"] = f"images/{long_name}.png"
+    long_file = folder / "long_file_name.json"
+    long_file.write_text(json.dumps(long_doc))
+    a_file = world.root / "a_file.txt"
+    a_file.write_text("not a folder")
+    inputs = (world.gt, world.labels, world.data, deep, deep_obj, digits, deep_yaml, long_file)
+
+    def long_name_recorded(out: Path) -> None:
+        data = json.loads((out / "l.json").read_text())
+        errors = {im["file_name"]: im.get("afss_error") or "" for im in data["images"]}
+        assert len(errors) == 3, errors
+        assert "File name too long" in errors[f"images/{long_name}.png"], errors
+        assert sum(1 for e in errors.values() if not e or e == "no detection") == 2, errors
+
+    cases = []
+    for name, f, needle in (("deep-array", deep, "nested too deeply"), ("deep-object", deep_obj, "nested too deeply"),
+                            ("int-digits", digits, "not valid JSON"), ("symlink-loop", loop, str(loop)),
+                            ("long-name", folder / f"{long_name}.json", "too long"),
+                            ("parent-is-file", a_file / "x.json", str(a_file))):
+        cases += [
+            Case(f"decode:{name}:eval-pred", ["eval", "--gt", gt, "--pred", str(f), "--out", "{out}/m.json"], "error",
+                 (needle,), inputs),
+            Case(f"decode:{name}:eval-gt", ["eval", "--gt", str(f), "--pred", labels, "--out", "{out}/m.json"], "error",
+                 (needle,), inputs),
+            Case(f"decode:{name}:label", ["label", "--teacher", "photometric", "--coco", str(f), "--out", "{out}/l.json"],
+                 "error", (needle,), inputs),
+            Case(f"decode:{name}:refine", ["refine", "--teacher", "photometric", "--labels", str(f),
+                                           "--out", "{out}/r.json"], "error", (needle,), inputs),
+            Case(f"decode:{name}:convert", ["convert", "--from", "coco", "--root", str(f), "--out", "{out}/c.json"],
+                 "error", (needle,), inputs),
+        ]
+    cases += [
+        Case("decode:deep-yaml:run", ["run", str(deep_yaml), "--out", "{out}/r"], "error", ("nested too deeply",), inputs),
+        Case("path:long-file-name-in-coco:label", ["label", "--teacher", "photometric", "--coco", str(long_file),
+                                                   "--out", "{out}/l.json"], "ok", inputs=inputs, check=long_name_recorded),
+        Case("path:long-out:label", ["label", "--teacher", "photometric", "--coco", gt, "--out", f"{{out}}/{long_name}.json"],
+             "error", ("too long",), inputs),
+        Case("path:long-out:synth", ["synth", "--n", "1", "--size", "32", "--out", f"{{out}}/{long_name}"], "error",
+             ("too long",), inputs),
+        Case("path:long-images:label", ["label", "--teacher", "photometric", "--images", str(folder / long_name),
+                                        "--out", "{out}/l.json"], "error", ("too long",), inputs),
+        Case("path:long-preview:eval", ["eval", "--gt", gt, "--pred", labels, "--out", "{out}/m.json",
+                                        "--preview", f"{{out}}/{long_name}.png"], "error", ("too long",), inputs),
+        Case("path:long-run-config", ["run", str(folder / f"{long_name}.yaml"), "--out", "{out}/r"], "error",
+             ("too long",), inputs),
+        Case("path:long-train-out", ["train", "--labels", labels, "--out", f"{{out}}/{long_name}"], "error",
+             ("too long",), inputs),
+        Case("path:long-report", ["report", str(folder / long_name)], "error", ("too long",), inputs),
+    ]
+    return cases
+
+
 def all_cases(world: World) -> list[Case]:
-    return [*coco_cases(world), *output_cases(world), *number_cases(world), *image_cases(world)]
+    return [*coco_cases(world), *output_cases(world), *number_cases(world), *image_cases(world),
+            *decoder_and_path_cases(world)]
 
 
 def _run_isolated(case: Case, root: Path, limit_bytes: int, timeout_s: float = 30.0) -> Outcome:

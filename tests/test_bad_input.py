@@ -17,6 +17,7 @@ import pytest
 from bad_inputs import (
     all_cases,
     coco_cases,
+    decoder_and_path_cases,
     image_cases,
     make_world,
     number_cases,
@@ -58,6 +59,12 @@ def test_numbers_out_of_range_name_the_range(world):
 
 def test_unreadable_images_are_records_and_the_run_goes_on(world):
     _run_all(image_cases(world), world)
+
+
+def test_decoder_limits_and_refused_paths_are_one_line(world):
+    """A JSON array nested 100,000 deep, a file name longer than the file system allows, a link loop,
+    a file used as a folder: one line and exit 2, or a per-image record where one image's name is bad."""
+    _run_all(decoder_and_path_cases(world), world)
 
 
 def test_corpus_size(world):

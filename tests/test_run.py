@@ -21,7 +21,7 @@ from afss.run.config import config_from_dict
 if importlib.util.find_spec("ultralytics") is None:  # not importorskip: afss imports it offline, see student/env.py
     pytest.skip("the student extra is not installed: pip install 'afss[student]'", allow_module_level=True)
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "afss" / "configs"
 
 TINY = """\
 data: {source: synth, n: 12, size: 96, seed: 3}
@@ -221,3 +221,32 @@ def test_a_pretrained_start_is_scored_before_any_pseudo_label(tiny_run, tmp_path
     final = json.loads((reference / "run.json").read_text())["order"][-1]
     ref = json.loads((reference / "metrics.json").read_text())[final]
     assert result.metrics["student-start"]["coco_segm_ap"] == pytest.approx(ref["coco_segm_ap"])
+
+
+# -- ready configs by name ------------------------------------------------------------------------------
+
+def test_a_ready_config_loads_by_name_with_roots_from_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("spark2024", overrides=["student.epochs=3"])
+    assert cfg.student.epochs == 3 and cfg.teacher.name == "grounded-sam2"
+    assert cfg.data.root == str(tmp_path / "data" / "spark2024")  # not inside the installed package
+    (tmp_path / "spark2024").write_text("data: {source: synth, n: 7}\n")  # a file of that name wins
+    assert load_config("spark2024").data.n == 7
+
+
+def test_an_unknown_config_name_lists_the_ready_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AfssError, match=r"sprak2024: no such config file, and not a ready config \(demo, .*"
+                                        r"did you mean 'spark2024'"):
+        load_config("sprak2024")
+
+
+def test_config_show_prints_the_ready_config_and_list_names_each(capsys):
+    from afss.cli import main
+
+    assert main(["config", "show", "demo"]) == 0
+    assert capsys.readouterr().out == (CONFIGS / "demo.yaml").read_text()
+    assert main(["config", "list"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+    assert main(["config", "show"]) == 2 and "give a NAME" in capsys.readouterr().err

@@ -9,6 +9,7 @@ default to ``None`` so that the library owns the defaults.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -16,9 +17,13 @@ from collections.abc import Sequence
 
 from afss.errors import AfssError
 
+# OS errors that say something about a path or the disk, never about afss's own logic.
+PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
+                         errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.ENOENT, errno.EEXIST, errno.EXDEV, errno.EMFILE})
+
 # Subcommands in the order the pipeline runs them.
 COMMANDS = ("convert", "synth", "label", "refine", "export-yolo", "train", "predict", "export", "pretrain", "distill",
-            "eval", "run", "report")
+            "eval", "run", "config", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"afss: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # A path the user gave that the system refuses (a name too long, a link loop, a file used as a
+        # folder, no permission, a full or read-only disk): the user's to fix, so one line, no traceback.
+        if args.debug or e.errno not in PATH_ERRNOS:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"afss: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("afss: interrupted", file=sys.stderr)

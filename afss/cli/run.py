@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "truth, and report.html shows it. Rerun the same command to continue after a crash; finished "
                     "stages are skipped. `afss run --defaults` prints every key with its default.",
     )
-    p.add_argument("config", nargs="?", metavar="CONFIG", help="YAML config, e.g. configs/demo.yaml")
+    p.add_argument("config", nargs="?", metavar="CONFIG", help="a YAML config file, or a ready config's name: demo, spark2021, spark2024, speedplus_lightbox, speedplus_sunlamp, tango (afss config list)")
     p.add_argument("--out", metavar="DIR", help="run folder (new, empty, or an earlier run of the same config)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key, value read as YAML (repeatable), e.g. --set student.epochs=5")
@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(default_yaml())
         return 0
     if args.config is None:
-        raise AfssError("run: give a CONFIG file (e.g. configs/demo.yaml), or --defaults to see every key")
+        raise AfssError("run: give a CONFIG file or a ready config's name (e.g. demo; afss config list), "
+                        "or --defaults to see every key")
     config = load_config(args.config, overrides=args.overrides)
     if args.check:  # dataset roots, the teacher, the student's start; then the config as it will run
         try:

@@ -12,7 +12,6 @@ A problem with one image (unreadable file, mask of another size) becomes an `Ima
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -123,14 +122,10 @@ def require_dir(path: str | os.PathLike, what: str) -> Path:
 
 
 def read_json(path: Path) -> Any:
-    """Parse a JSON file; an `AfssError` naming the file when it is not JSON."""
-    try:
-        with path.open(encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AfssError(f"{path}: not valid JSON ({e})") from e
-    except OSError as e:
-        raise AfssError(f"{path}: cannot read ({e.strerror or e})") from e
+    """Parse a JSON file; an `AfssError` naming the file when it is not JSON (any decoder limit too)."""
+    from afss.io.coco import read_json_file
+
+    return read_json_file(path)
 
 
 def find_images(folder: Path, *, recursive: bool = True) -> list[Path]:

@@ -48,7 +48,7 @@ def _json_list(path: str | os.PathLike) -> list | None:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError, MemoryError):  # the COCO reader above said why, in one line
         return None
     return data if isinstance(data, list) else None
 

@@ -73,10 +73,12 @@ def read_json_file(path: str | os.PathLike) -> Any:
     try:
         with path.open(encoding="utf-8") as f:
             return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AfssError(f"{path}: not valid JSON ({e})") from e
-    except RecursionError as e:
-        raise AfssError(f"{path}: JSON nested too deeply") from e
+    except (ValueError, UnicodeDecodeError) as e:  # ValueError: JSONDecodeError, and integers over Python's digit limit
+        raise AfssError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise AfssError(f"{path}: JSON nested too deeply for the decoder") from None
+    except MemoryError:
+        raise AfssError(f"{path}: JSON too large to load into memory") from None
     except OSError as e:
         raise AfssError(f"{path}: cannot read ({e.strerror or e})") from e
 

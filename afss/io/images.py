@@ -16,6 +16,7 @@ Rules, the same for every reader and stage:
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,9 +60,13 @@ def is_image_file(path: str | os.PathLike) -> bool:
 def read_raw(path: str | os.PathLike) -> np.ndarray:
     """The pixels as stored (any depth, 1/3/4 channels, BGR order), EXIF orientation ignored."""
     path = Path(path)
-    if not path.exists():
-        raise ImageReadError(f"{path}: {'broken symbolic link' if path.is_symlink() else 'no such file'}")
-    if not path.is_file():
+    try:  # os.stat, not Path.exists(): a name too long, a link loop or a file used as a folder are OSErrors
+        is_file = stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: {'broken symbolic link' if path.is_symlink() else 'no such file'}") from None
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot open ({e.strerror or e})") from None
+    if not is_file:
         raise ImageReadError(f"{path}: not a file")
     try:
         data = np.fromfile(path, dtype=np.uint8)

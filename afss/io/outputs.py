@@ -31,7 +31,10 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:  # one does not exist: compare the paths they would have
-        return Path(a).resolve() == Path(b).resolve()
+        try:
+            return Path(a).resolve() == Path(b).resolve()
+        except RuntimeError:  # a symbolic-link loop (Python < 3.13 raises this, not OSError): not one file
+            return False
 
 
 def check_output_path(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = (),

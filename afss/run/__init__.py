@@ -2,7 +2,7 @@
 
 Example:
     >>> from afss.run import load_config, run_pipeline
-    >>> result = run_pipeline(load_config("configs/demo.yaml"), "runs/demo")  # doctest: +SKIP
+    >>> result = run_pipeline(load_config("demo"), "runs/demo")  # doctest: +SKIP
     >>> print(result.table)  # doctest: +SKIP
 """
 

@@ -6,7 +6,7 @@ type names the key and what it expected. ``afss run --defaults`` prints this sch
 comment per key (`default_yaml`).
 
 Example:
-    >>> cfg = load_config("configs/demo.yaml", overrides=["student.epochs=5"])  # doctest: +SKIP
+    >>> cfg = load_config("demo", overrides=["student.epochs=5"])  # doctest: +SKIP
     >>> cfg.student.epochs  # doctest: +SKIP
     5
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from afss.errors import AfssError
+from afss.run.ready import find_config
 from afss.student.recipe import RECIPE_HELP, RECIPES, recipe_args
 
 __all__ = ["DataConfig", "DistillSection", "EvalConfig", "RefineSection", "RunConfig", "StudentSection",
@@ -318,7 +319,9 @@ def _apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
 
 def load_config(path: str | os.PathLike | None, *, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read a run config: defaults < the YAML file < ``overrides`` (``["student.epochs=5", ...]``, values
-    read as YAML). Relative ``root`` paths are taken relative to the config file's folder.
+    read as YAML). ``path`` is a YAML file or the name of a ready config (``"demo"``, ``"spark2024"``:
+    see `afss.run.ready`). Relative ``root`` paths are taken relative to the config file's folder, or to
+    the current folder for a ready config.
 
     Raises:
         AfssError: an unreadable or malformed file, an unknown key (with the closest known one), a
@@ -328,7 +331,10 @@ def load_config(path: str | os.PathLike | None, *, overrides: list[str] | tuple[
 
     where = str(path) if path is not None else "config"
     data: Any = {}
+    ready = None
     if path is not None:
+        ready = find_config(path)
+        path = ready.path
         try:
             text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -341,6 +347,8 @@ def load_config(path: str | os.PathLike | None, *, overrides: list[str] | tuple[
             mark = getattr(e, "problem_mark", None)
             at = f" at line {mark.line + 1}" if mark is not None else ""
             raise AfssError(f"{path}: not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
+        except RecursionError:
+            raise AfssError(f"{path}: YAML nested too deeply for the parser") from None
         data = {} if data is None else data
         if not isinstance(data, dict):
             raise AfssError(f"{path}: expected a mapping of sections (data, teacher, ...), got {type(data).__name__}")
@@ -349,7 +357,7 @@ def load_config(path: str | os.PathLike | None, *, overrides: list[str] | tuple[
         _apply_override(data, keys, value)
     config = config_from_dict(data, where=where)
     if path is not None:
-        base = Path(path).resolve().parent
+        base = Path.cwd() if ready is not None and ready.packaged else Path(path).resolve().parent
         config = dataclasses.replace(
             config, data=_rooted(config.data, base), eval=_rooted(config.eval, base))
     return config

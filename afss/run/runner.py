@@ -185,8 +185,8 @@ class _Record:
         if self.path.is_file():
             try:
                 data = json.loads(self.path.read_text())
-            except (OSError, ValueError) as e:
-                raise AfssError(f"{self.path}: unreadable run record ({e}); choose another --out") from None
+            except (OSError, ValueError, RecursionError) as e:
+                raise AfssError(f"{self.path}: unreadable run record ({type(e).__name__}); choose another --out") from None
             if data.get("stage") != "run":
                 raise AfssError(f"{self.path}: not an afss run record; choose another --out")
             before = data.get("config") or {}

@@ -259,7 +259,7 @@ def _check_run_folder(out: Path, identity: dict[str, Any], overwrite: bool) -> N
     if record.is_file():
         try:
             old = json.loads(record.read_text()).get("identity")
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError, AttributeError):
             old = None
         if old == identity:
             return
