@@ -39,6 +39,28 @@ def build_run(run: Path) -> Path:
     return run
 
 
+NO_GT_YAML = f"""\
+# a run as a user with no ground truth makes it: eval.source null; keep_top with no fixed cut
+data: {{source: synth, n: {POOL_IMAGES}, size: {SIZE}, domain: mixed, seed: 3}}
+eval: {{source: null}}
+teacher: {{name: photometric}}
+refine: {{tta: "identity,vflip", min_score: null, keep_top: 0.5}}
+student: {{init: synth, epochs: 1, imgsz: 64, batch: 4}}
+distill: {{rounds: 1}}
+"""
+
+
+def build_run_without_ground_truth(run: Path) -> Path:
+    """A real run with ``eval.source: null`` (report included), as `afss run` writes it."""
+    from afss.run import load_config, run_pipeline
+
+    run.mkdir(parents=True, exist_ok=True)
+    config = run.parent / f"{run.name}.yaml"
+    config.write_text(NO_GT_YAML)
+    run_pipeline(load_config(config), run, progress=False)
+    return run
+
+
 def without_ground_truth(run: Path, out: Path) -> Path:
     """A copy of ``run`` as a run without ground truth writes it: no val ground truth, no metrics, no
     upper bound (it trains on the pool's ground truth)."""

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from report_fixture import build_run, without_ground_truth
+from report_fixture import POOL_IMAGES, build_run, build_run_without_ground_truth, without_ground_truth
 
 from afss.cli import main
 from afss.errors import AfssError
@@ -30,6 +30,14 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def run_no_gt(run_dir, tmp_path_factory) -> Path:
     return without_ground_truth(run_dir, tmp_path_factory.mktemp("report_no_gt") / "run")
+
+
+@pytest.fixture(scope="session")
+def run_real_no_gt(tmp_path_factory) -> Path:
+    """A run made with ``eval.source: null`` (no val images at all), as a user without masks makes it."""
+    if importlib.util.find_spec("ultralytics") is None:
+        pytest.skip("the student extra (ultralytics) is not installed: the fixture run trains a student")
+    return build_run_without_ground_truth(tmp_path_factory.mktemp("report_real_no_gt") / "run")
 
 
 def _browser_or_skip() -> None:
@@ -51,6 +59,7 @@ class _Page(HTMLParser):
         self.row_classes: dict[str, set[str]] = {}
         self.cards: dict[str, list[dict[str, str]]] = {}
         self.images: list[str] = []
+        self.alts: list[str] = []
         self.ids: set[str] = set()
         self._cell: tuple[str, str] | None = None
         self._grid: str | None = None
@@ -75,6 +84,7 @@ class _Page(HTMLParser):
                 self.row_classes.setdefault(a["data-stage"], set()).add(self._row_class)
         if tag == "img":
             self.images.append(a.get("src", ""))
+            self.alts.append(a.get("alt", ""))
         if tag == "div" and a.get("class") == "cards":
             self._grid, self._depth = a["id"], 0
             self.cards[self._grid] = []
@@ -172,6 +182,32 @@ def test_a_run_without_ground_truth_shows_labels_disagreements_and_training(run_
     assert len(cards) == 6 and all("teacher IoU" not in c for c in cards)
     assert parsed.cards["dropped-cards"]
     assert "training curves" in text and not re.search(r"https?://", text)
+
+
+def test_without_ground_truth_the_student_is_set_beside_its_teacher_on_pool_images(run_real_no_gt):
+    from afss.io.coco import read_coco
+
+    sample = read_coco(run_real_no_gt / "students" / "pool_sample.json")  # the final student's own labels
+    assert len(sample.images) == POOL_IMAGES  # a pool smaller than the sample: all of it
+    refined = read_coco(run_real_no_gt / "distill" / "round-1" / "refined.json")
+    kept = {im.file_name for im in refined.images if im.instances}
+    text = (run_real_no_gt / "report.html").read_text()  # written by the run itself
+    parsed = _Page(text)
+    cards = parsed.cards["disagreement-cards"]
+    assert len(cards) == POOL_IMAGES and all("teacher IoU" not in c for c in cards)
+    decisions = [c["filter"] for c in cards]
+    assert sum(d == "kept for training" for d in decisions) == len(kept) == POOL_IMAGES // 2  # keep_top 0.5
+    assert all(d == "kept for training" or d.startswith("dropped: ") for d in decisions)
+    labelled = sum(1 for im in sample.images if im.instances)
+    assert sum(c["student score"] != "-" for c in cards) == labelled
+    assert "Not available" not in text and "No stage has predictions" not in text
+    assert "score histograms" in parsed.alts  # the teacher's and the student's scores on the sample
+
+
+def test_the_page_of_a_run_without_ground_truth_opens_in_chromium(run_real_no_gt):
+    _browser_or_skip()
+    check = check_page(run_real_no_gt / "report.html")
+    assert check.ok and check.images > POOL_IMAGES and not check.has_ap_table
 
 
 def test_missing_files_are_listed_and_absent_metrics_are_scored_by_the_report(run_dir, tmp_path):

@@ -250,3 +250,10 @@ def test_config_show_prints_the_ready_config_and_list_names_each(capsys):
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert listed == sorted(p.stem for p in CONFIGS.glob("*.yaml"))
     assert main(["config", "show"]) == 2 and "give a NAME" in capsys.readouterr().err
+
+
+def test_min_score_null_means_no_fixed_cut(tmp_path):
+    cfg = load_config(write(tmp_path / "c.yaml", "refine: {min_score: null, keep_top: 0.5}\n"))
+    assert (cfg.refine.min_score, cfg.refine.score_cut, cfg.refine.keep_top) == (None, 0.0, 0.5)
+    with pytest.raises(AfssError, match=r"refine.min_score: expected a number in \[0, 1\], auto or null, got 'high'"):
+        load_config(write(tmp_path / "d.yaml", "refine: {min_score: high}\n"))

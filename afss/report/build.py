@@ -20,7 +20,15 @@ from afss.io.outputs import check_output_path
 from afss.report import figures
 from afss.report.gallery import disagreement_cards, dropped_cards
 from afss.report.html import Cell, card_grid, esc, img, page, section, table
-from afss.report.run_folder import RunFolder, Stage, dumps, read_results_columns
+from afss.report.run_folder import (
+    FILTERED_POOL_FILE,
+    POOL_SAMPLE_FILE,
+    TEACHER_POOL_FILE,
+    RunFolder,
+    Stage,
+    dumps,
+    read_results_columns,
+)
 from afss.types import LabelSet
 
 __all__ = ["MAX_CARDS", "build_report"]
@@ -212,6 +220,8 @@ class _Page:
             if student is not None:
                 student_stage = s
                 break
+        if teacher is None and student is None and not self.run.has_gt:
+            return self._pool_disagreement()
         if teacher is None or student is None:
             what = "the teacher's val labels" if teacher is None else "a student's val predictions"
             return f"<p>Not available: {esc(what)} are not in the run folder.</p>"
@@ -220,6 +230,29 @@ class _Page:
                 "top-1 prediction disagree (1 − their mask IoU; 1 where only one labels the image), most first; "
                 f"{len(cards)} of {total} shown.")
         return (f'<p class="lead">{esc(lead)}</p>' + _legend(self.gt is not None)
+                + card_grid(cards, grid_id="disagreement-cards"))
+
+    def _pool_pair(self) -> tuple[LabelSet, LabelSet] | None:
+        """``(teacher, student)`` labels of the pool sample a run without ground truth writes."""
+        student = self.run.labels(POOL_SAMPLE_FILE)
+        teacher = self.run.labels(TEACHER_POOL_FILE)
+        if student is None or teacher is None:
+            return None
+        return teacher, student
+
+    def _pool_disagreement(self) -> str:
+        pair = self._pool_pair()
+        if pair is None:
+            return (f"<p>Not available: no ground truth, and {esc(POOL_SAMPLE_FILE)} (the final student's labels "
+                    f"on a sample of the pool) or {esc(TEACHER_POOL_FILE)} is not in the run folder.</p>")
+        teacher, student = pair
+        cards, total = disagreement_cards(teacher, student, filtered=self.run.labels(FILTERED_POOL_FILE),
+                                          limit=self.max_cards)
+        lead = (f"No ground truth, so judge by eye: {total} pool images, spread through the pool, labelled by the "
+                "teacher (red; what round 1 trained on if the filter kept it) and by the final student (blue), sorted "
+                "by how much their top-1 labels disagree (1 − mask IoU), most first; each card says what the "
+                f"confidence filter decided. {len(cards)} of {total} shown.")
+        return (f'<p class="lead">{esc(lead)}</p>' + _legend(False)
                 + card_grid(cards, grid_id="disagreement-cards"))
 
     def dropped_section(self) -> str:
@@ -239,6 +272,13 @@ class _Page:
         from afss.evaluate.score_quality import score_iou_pairs, score_plot, score_quality
 
         preds = {s.name: p for s in self.run.stages if (p := self.predictions(s)) is not None}
+        if not preds and self.gt is None and (pair := self._pool_pair()) is not None:
+            teacher, student = pair  # the pool sample: the teacher's labels of those images, the student's
+            names = {im.file_name for im in student.images}
+            preds = {"teacher": teacher.replace(images=tuple(im for im in teacher.images if im.file_name in names)),
+                     "student (pool sample)": student}
+            self.titles.setdefault("teacher", "teacher, pool sample")
+            self.titles.setdefault("student (pool sample)", "final student, pool sample")
         if not preds:
             return "<p>No stage has predictions.</p>"
         pairs = {}

@@ -91,14 +91,26 @@ def _score(inst: Instance | None) -> str:
     return "-" if inst is None else f"{inst.score:.2f}"
 
 
+def _decision(image: ImageLabels | None) -> str:
+    """The filter's decision on one image: kept for training, or dropped and why."""
+    if image is None:
+        return "not in the filter's output"
+    if image.instances:
+        return "kept for training"
+    return f"dropped: {image.error or 'no label'}"
+
+
 def disagreement_cards(teacher: LabelSet, student: LabelSet, gt: LabelSet | None = None, *,
-                       limit: int = 24) -> tuple[list[Card], int]:
-    """Cards of the val images, most teacher–student disagreement first.
+                       filtered: LabelSet | None = None, limit: int = 24) -> tuple[list[Card], int]:
+    """Cards of the images both labelled, most teacher–student disagreement first.
 
     Args:
-        teacher: the teacher's labels of the val images (its image root gives the images).
-        student: a student's predictions on the same images (matched by file name).
+        teacher: the teacher's labels of the images (its image root gives the images).
+        student: a student's predictions on the same images (matched by file name); only the
+            teacher's images that ``student`` holds are compared.
         gt: ground truth of the images, if any: drawn, and each side's IoU with it shown.
+        filtered: the confidence filter's output on the teacher's labels, if any: each card says
+            whether the filter kept the image for training, or why it dropped it.
         limit: at most this many cards.
 
     Returns:
@@ -106,15 +118,20 @@ def disagreement_cards(teacher: LabelSet, student: LabelSet, gt: LabelSet | None
     """
     by_name = {normalise_name(im.file_name): im for im in student.images}
     truth = {normalise_name(im.file_name): im for im in gt.images} if gt is not None else {}
+    decided = {normalise_name(im.file_name): im for im in filtered.images} if filtered is not None else {}
     rows = []
     for im in teacher.images:
         key = normalise_name(im.file_name)
+        if key not in by_name:
+            continue
         t, s = _top1(im), _top1(by_name.get(key))
         rows.append((disagreement(im, t, s), im.file_name, im, t, s, truth.get(key)))
     rows.sort(key=lambda r: (-r[0], r[1]))
     cards = []
     for d, name, im, t, s, g in rows[:limit]:
         numbers = [("disagreement", f"{d:.2f}"), ("teacher score", _score(t)), ("student score", _score(s))]
+        if filtered is not None:
+            numbers.append(("filter", _decision(decided.get(normalise_name(name)))))
         has_truth = g is not None and g.error is None and bool(g.instances)
         if has_truth:
             for who, inst in (("teacher", t), ("student", s)):

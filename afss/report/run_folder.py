@@ -30,11 +30,16 @@ from afss.errors import AfssError
 from afss.io.coco import read_coco, read_json_file
 from afss.types import LabelSet
 
-__all__ = ["STAGE_FILES", "RunFolder", "Stage", "dumps", "read_results_columns", "stage_file"]
+__all__ = ["FILTERED_POOL_FILE", "POOL_SAMPLE_FILE", "STAGE_FILES", "TEACHER_POOL_FILE", "RunFolder", "Stage", "dumps", "read_results_columns", "stage_file"]
 
 STAGE_FILES = {"teacher": "teacher/val_labels.json", "refined": "teacher/val_refined.json",
                "student-start": "students/start.json", "upper-bound": "upper_bound/val.json"}
 """Prediction file of each fixed stage; ``student-round-K`` reads ``students/round-K.json``."""
+
+POOL_SAMPLE_FILE = "students/pool_sample.json"
+"""A run without ground truth: the final student's labels on a sample of the pool (beside the teacher's)."""
+TEACHER_POOL_FILE, FILTERED_POOL_FILE = "distill/round-1/labels.json", "distill/round-1/refined.json"
+"""The teacher's labels of the pool, and round 1's filter decisions on them."""
 
 _STUDENT = re.compile(r"student-round-(\d+)")
 _LAYOUT = ("run.json", "config.yaml", "data/pool.json", "data/val_gt.json", "teacher/val_labels.json",

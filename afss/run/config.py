@@ -70,8 +70,14 @@ class RefineSection:
     """Test-time augmentation + Weighted Boxes Fusion, then the confidence filter (paper: 0.6)."""
 
     tta: str = _doc("TTA views, comma-separated (identity, hflip, vflip, rot90, ...)", "identity,vflip")
-    min_score: float | str = _doc("keep labels scoring at least this, or auto (a cut chosen from the scores)", 0.6)
+    min_score: float | str | None = _doc("keep labels scoring at least this, or auto (a cut chosen from the scores), "
+                                         "or null (no fixed cut: keep_top alone, or every label)", 0.6)
     keep_top: float | None = _doc("instead of min_score: keep the best-scoring fraction of images", None)
+
+    @property
+    def score_cut(self) -> float | str:
+        """``min_score`` as the refine stage takes it: null means no fixed cut, i.e. 0."""
+        return 0.0 if self.min_score is None else self.min_score
 
 
 @dataclass(frozen=True)
@@ -271,9 +277,9 @@ def _check_semantics(config: RunConfig, where: str) -> None:
             and all(getattr(config.data, k) == getattr(config.eval, k) for k in same)):
         raise AfssError(f"{where}: data.n: eval scores images of the same source, drawn from those not in the "
                         "pool, so the pool needs a size (data.n), not every image")
-    if config.refine.min_score != "auto" and (isinstance(config.refine.min_score, str)
-                                              or not 0.0 <= config.refine.min_score <= 1.0):
-        raise AfssError(f"{where}: refine.min_score: expected a number in [0, 1] or auto, got {config.refine.min_score!r}")
+    cut = config.refine.min_score
+    if cut is not None and cut != "auto" and (isinstance(cut, str) or not 0.0 <= cut <= 1.0):
+        raise AfssError(f"{where}: refine.min_score: expected a number in [0, 1], auto or null, got {cut!r}")
     if config.refine.keep_top is not None and not 0.0 < config.refine.keep_top <= 1.0:
         raise AfssError(f"{where}: refine.keep_top: expected a fraction in (0, 1], got {config.refine.keep_top}")
     cut = config.distill.student_min_score

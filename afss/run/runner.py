@@ -320,7 +320,7 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
             labels_file.parent.mkdir(parents=True, exist_ok=True)
             with bar(f"teacher {config.teacher.name} (val)", len(val_images)) as advance:
                 label_images(teacher(), val_images, prompt=config.teacher.prompt, out=labels_file, progress=advance)
-    refine = RefineConfig(min_score=config.refine.min_score, keep_top=config.refine.keep_top,
+    refine = RefineConfig(min_score=config.refine.score_cut, keep_top=config.refine.keep_top,
                           prompt=config.teacher.prompt)
     if val_images is not None and not (record.done("refined") and refined_file.is_file()):
         with stage("refined"), bar(f"refine {config.refine.tta} (val)", len(val_images)) as advance:
@@ -335,7 +335,7 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
                         val_fraction=config.student.val_fraction, seed=0, recipe=config.student.recipe,
                         replay=config.student.replay,
                         extra=dict(config.student.extra))
-    dconfig = DistillConfig(rounds=config.distill.rounds, views=config.refine.tta, min_score=config.refine.min_score,
+    dconfig = DistillConfig(rounds=config.distill.rounds, views=config.refine.tta, min_score=config.refine.score_cut,
                             keep_top=config.refine.keep_top, prompt=config.teacher.prompt,
                             finetune=config.distill.finetune, stable_iou=config.distill.stable_iou,
                             student_min_score=config.distill.student_min_score)
@@ -365,6 +365,19 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
         with stage("students"):
             for what, (weights, path) in missing.items():
                 predict(weights, path, f"student {what} (val)")
+    from afss.report.run_folder import POOL_SAMPLE_FILE  # the report reads it; importing afss.report loads matplotlib
+
+    sample_file = out / POOL_SAMPLE_FILE
+    if val_images is None and rounds and read_finished(sample_file, "label") is None:
+        # No ground truth: the final student labels a sample of the pool, so that the report can set it
+        # beside its teacher's labels and the filter's decisions on the same images.
+        with stage("pool-sample"):
+            sample = pool_sample(pool, POOL_SAMPLE)
+            student = StudentTeacher.build(weights=str(distill_dir / "student.pt"), imgsz=train.imgsz,
+                                           device=train.device or "cpu")
+            sample_file.parent.mkdir(parents=True, exist_ok=True)
+            with bar("student (pool sample)", len(sample.images)) as advance:
+                label_images(student, sample, out=sample_file, progress=advance)
     upper = config.eval.upper_bound and val_images is not None
     if upper and not record.done("upper-bound"):
         with stage("upper-bound"):
@@ -390,6 +403,19 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
 
             report = build_report(out)
     return RunResult(out=out, table=table, report=report, seconds=seconds, metrics=metrics)
+
+
+POOL_SAMPLE = 48
+"""Pool images the final student labels in a run without ground truth (the report's comparison)."""
+
+
+def pool_sample(pool: LabelSet, n: int) -> LabelSet:
+    """``n`` images spread evenly through the pool's order (all of them in a smaller pool): no random
+    state, and every part of a pool that is ordered by sequence or by object is represented."""
+    images = pool.images
+    if len(images) > n:
+        images = tuple(images[round(k * (len(images) - 1) / (n - 1))] for k in range(n)) if n > 1 else images[:1]
+    return pool.replace(images=images)
 
 
 class _LazyTeacher:
