@@ -365,7 +365,8 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
         with stage("students"):
             for what, (weights, path) in missing.items():
                 predict(weights, path, f"student {what} (val)")
-    from afss.report.run_folder import POOL_SAMPLE_FILE  # the report reads it; importing afss.report loads matplotlib
+    # the report reads this file; imported here since importing afss.report loads matplotlib
+    from afss.report.run_folder import POOL_SAMPLE_FILE
 
     sample_file = out / POOL_SAMPLE_FILE
     if val_images is None and rounds and read_finished(sample_file, "label") is None:
