@@ -1,3 +1,6 @@
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -44,3 +47,23 @@ def test_cli_writes_the_preview(sets, tmp_path, capsys):
                  "--preview", str(tmp_path / "p.png"), "--preview-n", "2"])
     assert code == 0
     assert load_image(tmp_path / "p.png").rgb.shape[1] > 2 * 64
+
+
+def test_cli_reads_ground_truth_and_each_prediction_once(sets, tmp_path, monkeypatch, capsys):
+    from afss.evaluate import inputs
+
+    gt, pred = sets
+    write_coco(gt, tmp_path / "gt.json")
+    write_coco(pred, tmp_path / "a.json")
+    write_coco(pred, tmp_path / "b.json")
+    reads = []
+    real = inputs.read_coco
+    monkeypatch.setattr(inputs, "read_coco", lambda path, **kw: reads.append(os.path.basename(path)) or real(path, **kw))
+    monkeypatch.setattr("afss.io.coco.read_coco", lambda *a, **kw: pytest.fail("read outside afss.evaluate.inputs"))
+    code = main(["eval", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "a.json"),
+                 "--pred", str(tmp_path / "b.json"), "--preview", str(tmp_path / "p.png"),
+                 "--score-plot", str(tmp_path / "s.png")])
+    assert code == 0
+    assert sorted(reads) == ["a.json", "b.json", "gt.json"]
+    metrics = json.loads((tmp_path / "a.metrics.json").read_text())
+    assert metrics["gt"] == str(tmp_path / "gt.json") and metrics["pred"] == str(tmp_path / "a.json")

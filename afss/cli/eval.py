@@ -30,7 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--iou-type", dest="iou_types", type=csv_list, default=None, metavar="LIST",
                    help="comma list of segm, bbox (default: both)")
     p.add_argument("--protocol", dest="protocols", type=csv_list, default=None, metavar="LIST",
-                   help="comma list of coco, paper (default: both)")
+                   help="comma list of coco, paper, reference (default: coco,paper); reference is the paper's "
+                        "protocol computed as its reference script does (mask files read as grey > 0, empty "
+                        "masks kept as targets, first prediction per image), to reproduce published numbers")
+    p.add_argument("--gt-masks", dest="gt_masks", default=None, metavar="DIR",
+                   help="ground-truth mask images named like the images, read by --protocol reference (TANGO "
+                        "and SPEED+ ground truth from afss convert find theirs without it)")
     p.add_argument("--categories", type=csv_list, default=None, metavar="LIST",
                    help="only these ground-truth category names or ids (default: all)")
     p.add_argument("--per-class", dest="per_class", action="store_true", default=None,
@@ -67,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--preview", args.preview), ("--score-plot", args.score_plot)):
         if value is not None and len(args.pred) > MAX_PREDICTION_SETS:
             raise AfssError(f"{flag} draws at most {MAX_PREDICTION_SETS} --pred files, got {len(args.pred)}")
+    from afss.evaluate.inputs import load_labels, load_predictions
     from afss.evaluate.report import metrics_inputs
-    from afss.io.coco import read_coco
     from afss.io.outputs import check_output_path, check_replaceable
 
     if not 1 <= args.preview_n <= MAX_PREVIEW_N:
@@ -81,26 +86,24 @@ def run(args: argparse.Namespace) -> int:
     for pred, path in zip(args.pred, metrics_paths):  # every output checked before any scoring
         check_output_path(path, inputs=inputs, example="metrics.json", suffixes=(".json",))
         check_replaceable(path, stage="eval", inputs=metrics_inputs(args.gt, pred), overwrite=bool(args.overwrite))
-    allow = args.allow_absolute_paths
-    gt_set = None
+    allow = bool(args.allow_absolute_paths)
+    gt_set, _ = load_labels(args.gt, "gt", args.image_root, allow)  # read once, for every use below
     if args.preview is not None or args.score_plot is not None:
-        gt_set = read_coco(args.gt, image_root=args.image_root, allow_absolute_paths=allow)
         images = [gt_set.image_path(im) for im in gt_set.images]  # a picture must not replace one of them
         for flag, value in (("--preview", args.preview), ("--score-plot", args.score_plot)):
             if value is not None:
                 check_output_path(value, inputs=[*inputs, *images], flag=flag, example="preview.png",
                                   suffixes=PREVIEW_SUFFIXES)
-    options = given(args, "iou_types", "protocols", "categories", "per_class", "only_labelled", "image_root",
-                    "allow_absolute_paths")
+    options = given(args, "iou_types", "protocols", "categories", "per_class", "only_labelled", "gt_masks")
     names = _display_names(args.pred)
-    reports = {name: evaluate(args.gt, pred, **options) for name, pred in zip(names, args.pred)}
+    preds = {name: load_predictions(p, gt_set, allow)[0] for name, p in zip(names, args.pred)}
+    reports = {name: evaluate(gt_set, preds[name], names=(args.gt, p), **options) for name, p in zip(names, args.pred)}
     outs = [rep.write_json(path) for path, rep in zip(metrics_paths, reports.values())]
     quality = []
-    if gt_set is not None:
+    if args.preview is not None or args.score_plot is not None:
         from afss.evaluate.preview import write_preview
         from afss.evaluate.score_quality import score_quality, write_score_plot
 
-        preds = {name: read_coco(p, allow_absolute_paths=allow) for name, p in zip(names, args.pred)}
         if args.preview is not None:
             outs.append(write_preview(args.preview, gt_set, preds, n=args.preview_n))
         if args.score_plot is not None:

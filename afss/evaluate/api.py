@@ -13,15 +13,20 @@ from afss.evaluate.coco_protocol import coco_rows
 from afss.evaluate.inputs import load_labels, load_predictions, segm_skip_reason
 from afss.evaluate.pairing import pair_images
 from afss.evaluate.paper_protocol import paper_rows
+from afss.evaluate.reference_masks import ReferenceMasks
+from afss.evaluate.reference_protocol import reference_rows
 from afss.evaluate.report import EvalReport, EvalRow
 from afss.types import LabelSet
 
-__all__ = ["IOU_TYPES", "PROTOCOLS", "evaluate"]
+__all__ = ["ALL_PROTOCOLS", "IOU_TYPES", "PROTOCOLS", "evaluate"]
 
 log = logging.getLogger(__name__)
 
 IOU_TYPES = ("segm", "bbox")
 PROTOCOLS = ("coco", "paper")
+"""The default protocols: exact, from the COCO ground truth alone."""
+ALL_PROTOCOLS = (*PROTOCOLS, "reference")
+"""Every protocol `evaluate` knows; ``reference`` also reads the ground-truth mask files."""
 
 
 def _check_choices(values: Sequence[str], valid: Sequence[str], kind: str) -> tuple[str, ...]:
@@ -47,6 +52,8 @@ def evaluate(
     only_labelled: bool = False,
     image_root: str | os.PathLike | None = None,
     allow_absolute_paths: bool = False,
+    gt_masks: str | os.PathLike | None = None,
+    names: tuple[str, str] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> EvalReport:
     """Score predictions against ground truth: COCO AP and the paper's single-target protocol.
@@ -64,7 +71,9 @@ def evaluate(
             either side has no masks at all.
         protocols: any of ``"coco"`` (pycocotools-equal COCOeval, maxDets 100, crowd respected) and
             ``"paper"`` (top-1 prediction and one merged target per image; see
-            `afss.evaluate.paper_protocol`).
+            `afss.evaluate.paper_protocol`); also ``"reference"``: the paper's protocol computed
+            the way its reference script does, from the mask files (``gt_masks``), to reproduce
+            numbers published with it (see `afss.evaluate.reference_protocol`); masks, one class.
         categories: ground-truth category ids or names to evaluate; ``None`` for all.
         per_class: score categories apart (predictions mapped to ground-truth categories by name)
             and report a row per category after the ``"all"`` row. Default: every category is
@@ -74,6 +83,11 @@ def evaluate(
         image_root: folder a ``gt`` path's file names are relative to (default: recorded in the
             file, else its folder); matters where images are paired by absolute path.
         allow_absolute_paths: accept ``file_name`` entries that are absolute or leave the image root.
+        gt_masks: folder of ground-truth mask images named like the images, read by the
+            ``reference`` protocol only (see `afss.evaluate.reference_masks`; TANGO and SPEED+
+            ground truth from ``afss convert`` find theirs without it).
+        names: ``(gt, pred)``: what errors and the report call the inputs, e.g. the paths of files a
+            caller has already read into `LabelSet` objects; default: the paths given, else none.
         progress: called with the number of images just paired.
 
     Returns:
@@ -88,9 +102,19 @@ def evaluate(
     """
     start = time.perf_counter()
     iou_types = _check_choices(iou_types, IOU_TYPES, "IoU type")
-    protocols = _check_choices(protocols, PROTOCOLS, "protocol")
+    protocols = _check_choices(protocols, ALL_PROTOCOLS, "protocol")
+    reference = "reference" in protocols
+    if gt_masks is not None and not reference:
+        raise AfssError("a ground-truth masks folder is read only by the reference protocol; "
+                        "add it to the protocols (--protocol reference) or leave the folder out")
+    if reference and (per_class or categories is not None):
+        raise AfssError("the reference protocol scores one class, the masks' foreground; "
+                        "leave out per-class and categories (or the reference protocol)")
     gt_set, gt_name = load_labels(gt, "gt", image_root, allow_absolute_paths)
     pred_set, pred_name = load_predictions(pred, gt_set, allow_absolute_paths)
+    if names is not None:
+        gt_name, pred_name = map(str, names)
+    masks = ReferenceMasks(gt_set, gt_masks, gt_name=gt_name) if reference else None
     pairs = pair_images(gt_set, pred_set, categories=categories, per_class=per_class,
                         only_labelled=only_labelled, gt_name=gt_name, pred_name=pred_name, progress=progress)
     notes = list(pairs.notes)
@@ -106,7 +130,16 @@ def evaluate(
                 notes.append(why)
                 continue
         for protocol in protocols:
-            rows.extend(coco_rows(pairs, iou_type) if protocol == "coco" else paper_rows(pairs, iou_type))
+            if protocol == "coco":
+                rows.extend(coco_rows(pairs, iou_type))
+            elif protocol == "paper":
+                rows.extend(paper_rows(pairs, iou_type))
+            elif iou_type == "segm" and masks is not None:
+                ref_rows, ref_notes = reference_rows(pairs, masks)
+                rows.extend(ref_rows)
+                notes.extend(ref_notes)
+            else:
+                notes.append("reference protocol: masks only (the reference script has no box protocol)")
     if not rows:
         raise AfssError(f"{gt_name}: nothing to evaluate: {'; '.join(notes)}")
 
@@ -120,11 +153,12 @@ def evaluate(
         num_gt=sum(1 for im in pairs.gt for i in im.instances if not i.iscrowd),
         num_pred=sum(len(im.instances) for im in pairs.pred),
         notes=tuple(notes),
-        gt=gt_name if not isinstance(gt, LabelSet) else None,
-        pred=pred_name if not isinstance(pred, LabelSet) else None,
+        gt=gt_name if names is not None or not isinstance(gt, LabelSet) else None,
+        pred=pred_name if names is not None or not isinstance(pred, LabelSet) else None,
         meta={"categories": {str(k): v for k, v in pairs.categories.items()}, "per_class": per_class,
               "only_labelled": only_labelled,
-              "iou_types": list(iou_types), "protocols": list(protocols), "seconds": round(seconds, 3)},
+              "iou_types": list(iou_types), "protocols": list(protocols),
+              **({"gt_masks": os.fspath(gt_masks)} if gt_masks is not None else {}), "seconds": round(seconds, 3)},
     )
 
 

@@ -16,11 +16,11 @@ For each category (one when classes are collapsed):
   prediction is a miss that stays in the recall denominator; AP is the mean over the thresholds.
   AP75 is read at t = 0.75 (the reference code's float-key lookup always gave NaN there).
 
-Compared with the reference code's ``evaluate_predictions.py``: its thresholds come from
-``np.arange(0.50, 0.96, 0.05)``, whose floats differ from COCO's ``linspace`` in the last bits (this only
-matters for an IoU exactly at a threshold); it takes an image's first stored annotation, where this
-takes the highest-scoring one; its ground truth is the whole binary foreground mask, i.e. the union
-used here.
+This is exact, and it is not what the reference code's ``evaluate_predictions.py`` computes: that
+reads the mask files as grey > 0 (JPEG ringing included), keeps images with an empty mask as
+unreachable targets, takes each image's first stored prediction, counts in float32 and uses
+``np.arange`` thresholds. `afss.evaluate.reference_protocol` reproduces it; docs/evaluation.md
+measures each difference.
 
 The summary row of several categories is the mean over categories with targets, as COCO does.
 IoUs come from ``pycocotools.mask.iou`` on RLE, so masks are never decoded.
