@@ -177,6 +177,50 @@ def test_owlv2_boxes_are_fractions_of_the_padded_square(tiny_root):
     np.testing.assert_allclose(tall[0].box_xyxy, [48.0, 18.0, 72.0, 42.0], atol=1e-4)
 
 
+def _record_prompts(teacher):
+    """Wrap the teacher's segmenter so that the boxes it is prompted with are recorded."""
+    prompts, segment = [], teacher.segmenter.segment
+
+    def spy(images, boxes_xyxy):
+        prompts.append([np.array(b) for b in boxes_xyxy])
+        return segment(images, boxes_xyxy)
+
+    teacher.segmenter.segment = spy
+    return prompts
+
+
+def test_the_raw_detector_box_prompts_the_segmenter_and_the_stored_box_is_clipped(tiny_root):
+    from transformers.models.grounding_dino.modeling_grounding_dino import GroundingDinoObjectDetectionOutput
+    from transformers.models.owlv2.modeling_owlv2 import Owlv2ObjectDetectionOutput
+
+    def gdino(inputs):  # one box running off the right edge (x1 = 126 > W = 120) and above the top
+        n_img, n_tok = inputs["input_ids"].shape
+        logits = torch.full((n_img, 1, 32), -1e4)
+        logits[:, 0, 1:n_tok - 1] = _logit(0.9)
+        return GroundingDinoObjectDetectionOutput(
+            logits=logits, pred_boxes=torch.tensor([[[0.95, 0.05, 0.2, 0.2]]]).expand(n_img, 1, 4).clone())
+
+    def owl(inputs):  # padded square 120: y1 = 84 runs below H = 80
+        n_img = inputs["pixel_values"].shape[0]
+        return Owlv2ObjectDetectionOutput(logits=torch.full((n_img, 1, 1), _logit(0.8)),
+                                          pred_boxes=torch.tensor([[[0.5, 0.6, 0.2, 0.2]]]).expand(n_img, 1, 4).clone())
+
+    im = np.zeros((80, 120, 3), np.uint8)
+    for name, output, raw, stored in [
+        ("grounded-sam2", gdino, [102.0, -4.0, 126.0, 12.0], [102.0, 0.0, 120.0, 12.0]),
+        ("owlv2-sam", owl, [48.0, 60.0, 72.0, 84.0], [48.0, 60.0, 72.0, 80.0]),
+    ]:
+        teacher = build_tiny_teacher(name, tiny_root, box_threshold=0.1)
+        teacher.detector_model = StubDetector(output)
+        prompts = _record_prompts(teacher)
+        (inst,) = teacher.label([im], "spacecraft")[0]
+        np.testing.assert_allclose(prompts[0][0], [raw], atol=1e-4)  # what the reference code prompts SAM with
+        np.testing.assert_allclose(inst.box_xyxy, stored, atol=1e-4)
+        # the mask is the one the raw box gives
+        (direct,) = teacher.segment_boxes(im, np.array([raw]))
+        assert inst.rle == direct.rle and inst.scores["mask_score"] == pytest.approx(direct.scores["mask_score"])
+
+
 @pytest.mark.parametrize("kind", ["sam2", "sam"])
 def test_segmenter_box_frame_matches_the_processor(tiny_root, kind):
     seg = BoxSegmenter.from_pretrained(str(tiny_model_dir(kind, tiny_root)), device="cpu")

@@ -86,7 +86,8 @@ class DetectSegmentTeacher(Teacher):
 
     @abc.abstractmethod
     def detect(self, images: Sequence[np.ndarray], prompt: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per image: float ``(N, 4)`` xyxy boxes in original pixels (clipped), ``(N,)`` scores > threshold."""
+        """Per image: float ``(N, 4)`` xyxy boxes in original pixels, as the detector gave them (not
+        clipped: a box may run past the frame), and ``(N,)`` scores > threshold."""
 
     @property
     def options(self) -> dict[str, Any]:
@@ -112,9 +113,12 @@ class DetectSegmentTeacher(Teacher):
                 if self.top1:
                     order = order[:1]
                 kept.append((boxes[order], scores[order]))
+            # The detector's own box prompts the segmenter, as in the reference code; the stored box
+            # is clipped to the frame.
             segs = self.segmenter.segment(batch, [b for b, _ in kept])
             for i, (boxes, box_scores), seg in zip(idx, kept, segs):
-                results[i] = self._instances(boxes, box_scores, seg.masks, seg.scores)
+                stored = clip_boxes(boxes, images[i].shape[:2])
+                results[i] = self._instances(stored, box_scores, seg.masks, seg.scores)
             if progress is not None:
                 progress(len(idx))
         return results

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from afss.errors import AfssError
-from afss.teachers.detect_segment import DetectSegmentTeacher, clip_boxes
+from afss.teachers.detect_segment import DetectSegmentTeacher
 from afss.teachers.hf import build_from_options, load_pretrained, normalize_gdino_prompt, to_device
 from afss.teachers.segmenters import DEFAULT_SEGMENTER, BoxSegmenter
 
@@ -92,8 +92,8 @@ class GroundedSam2Teacher(DetectSegmentTeacher):
             out, enc["input_ids"].to(out.logits.device), threshold=self.box_threshold,
             text_threshold=self.text_threshold, target_sizes=sizes)
         dets = []
-        for r, size_hw in zip(results, sizes):
-            boxes = clip_boxes(r["boxes"].cpu().numpy(), size_hw)
+        for r in results:
+            boxes = r["boxes"].cpu().numpy().astype(np.float64)  # unclipped: the segmenter's prompt
             scores = r["scores"].cpu().numpy().astype(np.float64)
             log.debug("%s: %d boxes, phrases %s", self.name, len(scores), r["text_labels"])
             dets.append((boxes, scores))

@@ -1,7 +1,8 @@
 """``owlv2-sam``: OWLv2 open-vocabulary boxes prompt SAM 2 on the original image.
 
 OWLv2 pads every image to a square (bottom and right) before resizing, so its normalised boxes are
-fractions of the padded square: they are scaled by ``max(H, W)`` and clipped to the image.
+fractions of the padded square: they are scaled by ``max(H, W)``; the box as scaled prompts the
+segmenter, the stored box is clipped to the image.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from afss.teachers.detect_segment import DetectSegmentTeacher, clip_boxes
+from afss.teachers.detect_segment import DetectSegmentTeacher
 from afss.teachers.grounded_sam2 import load_detector
 from afss.teachers.hf import build_from_options, split_phrases, to_device
 from afss.teachers.segmenters import DEFAULT_SEGMENTER, BoxSegmenter
@@ -67,5 +68,5 @@ class Owlv2SamTeacher(DetectSegmentTeacher):
         squares = torch.tensor([[max(s), max(s)] for s in sizes], dtype=torch.float32)
         results = self.detector_processor.post_process_grounded_object_detection(
             out, threshold=self.box_threshold, target_sizes=squares)
-        return [(clip_boxes(r["boxes"].cpu().numpy(), size_hw), r["scores"].cpu().numpy().astype(np.float64))
-                for r, size_hw in zip(results, sizes)]
+        return [(r["boxes"].cpu().numpy().astype(np.float64), r["scores"].cpu().numpy().astype(np.float64))
+                for r in results]
