@@ -264,6 +264,49 @@ def test_bad_dtype_and_device(tiny_root):
         build_tiny_teacher("grounded-sam2", tiny_root, dtype="fp16", device="cpu")
 
 
+@pytest.mark.parametrize("name", ["grounded-sam2", "owlv2-sam"])
+def test_the_detector_keeps_fp32_when_the_segmenter_runs_in_bf16(tiny_root, images, name):
+    teacher = build_tiny_teacher(name, tiny_root, dtype="bfloat16")
+    assert {p.dtype for p in teacher.segmenter.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in teacher.detector_model.parameters()} == {torch.float32}
+    seen = []
+    forward = teacher.detector_model.forward
+    teacher.detector_model.forward = lambda **inputs: seen.append(inputs["pixel_values"].dtype) or forward(**inputs)
+    (inst,) = teacher.label(images[:1], "spacecraft")[0]
+    assert seen == [torch.float32] and inst.mask.shape == images[0].shape[:2]
+    assert (teacher.options["dtype"], teacher.options["detector_dtype"]) == ("bfloat16", "float32")
+    cast = build_tiny_teacher(name, tiny_root, dtype="fp32", detector_dtype="bf16")
+    assert {p.dtype for p in cast.detector_model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in cast.segmenter.model.parameters()} == {torch.float32}
+    assert len(cast.label(images[:1], "spacecraft")[0]) == 1
+
+
+def test_detector_dtype_errors(tiny_root):
+    with pytest.raises(AfssError, match="detector_dtype 'fp16' needs device cuda"):
+        build_tiny_teacher("grounded-sam2", tiny_root, detector_dtype="fp16")
+    with pytest.raises(AfssError, match="unknown detector_dtype 'fp8'"):
+        build_tiny_teacher("owlv2-sam", tiny_root, detector_dtype="fp8")
+    with pytest.raises(AfssError, match="'sam3' has no separate detector.*dtype"):
+        build_tiny_teacher("sam3", tiny_root, detector_dtype="fp32")
+
+
+def test_cli_detector_dtype_apart_from_dtype(tiny_root, images, tmp_path):
+    from afss.cli import main
+    from afss.io.coco import read_coco
+    from afss.io.images import save_image
+
+    save_image(tmp_path / "imgs" / "a.png", images[0])
+    out = tmp_path / "labels.json"
+    argv = ["-q", "label", "--images", str(tmp_path / "imgs"), "--out", str(out), "--teacher", "grounded-sam2",
+            "--detector", str(tiny_model_dir("grounding-dino", tiny_root)), "--segmenter",
+            str(tiny_model_dir("sam2", tiny_root)), "--device", "cpu", "--box-threshold", "0", "--dtype", "bfloat16"]
+    assert main(argv) == 0
+    options = read_coco(out).info["teacher_options"]
+    assert (options["dtype"], options["detector_dtype"]) == ("bfloat16", "float32")
+    assert main(argv + ["--overwrite", "--detector-dtype", "bfloat16"]) == 0
+    assert read_coco(out).info["teacher_options"]["detector_dtype"] == "bfloat16"
+
+
 def test_offline_hub_id_fails_fast_with_instructions(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.monotonic()

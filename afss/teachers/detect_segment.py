@@ -17,6 +17,7 @@ import numpy as np
 
 from afss.errors import AfssError, unknown_choice
 from afss.teachers.base import Teacher
+from afss.teachers.hf import resolve_dtype
 from afss.teachers.segmenters import BoxSegmenter
 from afss.types import Instance, encode_mask
 
@@ -66,12 +67,14 @@ class DetectSegmentTeacher(Teacher):
         score: what `Instance.score` is: ``"mask"`` the segmenter's predicted IoU (the reference
             code stores and filters on it), ``"box"`` the detector score, ``"product"`` both multiplied.
         batch_size: images per forward pass (batches hold images of one size).
+        detector_dtype: the detector's precision, ``"fp32"`` (the reference keeps Grounding DINO in
+            fp32 whatever SAM runs in), ``"bf16"`` or ``"fp16"``; the segmenter's is its own ``dtype``.
     """
 
     name: ClassVar[str]
 
     def __init__(self, segmenter: BoxSegmenter, *, box_threshold: float, top1: bool = True, score: str = "mask",
-                 batch_size: int = 4) -> None:
+                 batch_size: int = 4, detector_dtype: str = "fp32") -> None:
         if score not in SCORE_MODES:
             raise unknown_choice("score", score, SCORE_MODES)
         if not 0.0 <= box_threshold <= 1.0:
@@ -83,6 +86,7 @@ class DetectSegmentTeacher(Teacher):
         self.top1 = bool(top1)
         self.score = score
         self.batch_size = int(batch_size)
+        self.detector_dtype = resolve_dtype(detector_dtype, segmenter.device, "detector_dtype")
 
     @abc.abstractmethod
     def detect(self, images: Sequence[np.ndarray], prompt: str) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -98,7 +102,8 @@ class DetectSegmentTeacher(Teacher):
         """Provenance for ``run.json`` / COCO ``info``."""
         return {"teacher": self.name, "segmenter": self.segmenter.model_id, "box_threshold": self.box_threshold,
                 "top1": self.top1, "score": self.score, "batch_size": self.batch_size,
-                "device": str(self.segmenter.device), "dtype": str(self.segmenter.dtype).replace("torch.", "")}
+                "device": str(self.segmenter.device), "dtype": str(self.segmenter.dtype).replace("torch.", ""),
+                "detector_dtype": str(self.detector_dtype).replace("torch.", "")}
 
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft",
               progress: Callable[[int], None] | None = None) -> list[list[Instance]]:

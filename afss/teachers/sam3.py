@@ -77,6 +77,9 @@ class Sam3Teacher(Teacher):
 
     @classmethod
     def build(cls, **options: Any) -> Sam3Teacher:
+        if "detector_dtype" in options:  # the other VLM teachers' option: say why it does not apply here
+            raise AfssError("teacher 'sam3' has no separate detector (SAM 3 finds and segments in one model): "
+                            "set its precision with dtype (--dtype)")
         return build_from_options(cls, options)
 
     @property
