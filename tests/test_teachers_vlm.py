@@ -75,6 +75,21 @@ def test_all_instances_mode_is_sorted_and_contains_top1(tiny_root, images, name)
 
 
 @pytest.mark.parametrize("name", VLM_TEACHERS)
+def test_label_images_top1_over_an_all_instances_teacher_picks_the_detectors_best(tiny_root, images, tmp_path, name):
+    from afss.io.images import save_image
+    from afss.label import images_from_folder, label_images
+
+    for k, im in enumerate(images[:3]):
+        save_image(tmp_path / f"img{k}.png", im)
+    picked = label_images(build_tiny_teacher(name, tiny_root, top1=False), images_from_folder(tmp_path), top1=True)
+    own = build_tiny_teacher(name, tiny_root, top1=True).label(images[:3], "spacecraft")
+    for im, (inst,) in zip(picked.images, own):
+        (best,) = im.instances
+        np.testing.assert_allclose(best.box_xyxy, inst.box_xyxy, atol=1e-4)
+        assert best.detector_score == pytest.approx(inst.scores["box_score"])
+
+
+@pytest.mark.parametrize("name", VLM_TEACHERS)
 def test_batch_of_4_equals_batches_of_1(tiny_root, images, name):
     a = build_tiny_teacher(name, tiny_root, top1=False, batch_size=4).label(images, "spacecraft")
     b = build_tiny_teacher(name, tiny_root, top1=False, batch_size=1).label(images, "spacecraft")
