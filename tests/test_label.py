@@ -326,7 +326,6 @@ class TwoScoresTeacher(Teacher):
     options: ClassVar[dict] = {}
 
     def label(self, images, prompt="spacecraft"):
-        h, w = images[0].shape[:2]
         box_best = Instance((0, 0, 4, 4), score=0.7, scores={"box_score": 0.9, "mask_score": 0.7})
         mask_best = Instance((5, 5, 9, 9), score=0.95, scores={"box_score": 0.5, "mask_score": 0.95})
         return [[mask_best, box_best] for _ in images]

@@ -96,7 +96,12 @@ def save_grounding_dino(folder: Path, mm: bool = False) -> Path:
 
 def _sam2_parts() -> dict[str, Any]:
     """The tiny SAM 2 sub-configs (vision, prompt encoder, mask decoder) both SAM 2 layouts share."""
-    from transformers import Sam2HieraDetConfig, Sam2MaskDecoderConfig, Sam2PromptEncoderConfig, Sam2VisionConfig
+    from transformers import (
+        Sam2HieraDetConfig,
+        Sam2MaskDecoderConfig,
+        Sam2PromptEncoderConfig,
+        Sam2VisionConfig,
+    )
 
     # 2 blocks in stages 2 and 3 so the global-attention block is not the first of a q-pool stage.
     hiera = Sam2HieraDetConfig(hidden_size=8, image_size=[64, 64], blocks_per_stage=[1, 2, 2, 1],

@@ -51,7 +51,7 @@ class GroundedSam2Teacher(DetectSegmentTeacher):
         device: ``"auto"`` (cuda, then mps, then cpu), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
         dtype: the segmenter's precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (GPU only).
         detector_dtype: the detector's precision, fp32 by default whatever ``dtype`` is (the reference
-            runs Grounding DINO in fp32 beside a bf16 SAM 2); ``"bf16"`` / ``"fp16"`` to cast it too.
+            runs Grounding DINO in fp32); ``"bf16"`` / ``"fp16"`` to cast it too.
         batch_size: images per forward pass.
 
     Example:
