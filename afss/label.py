@@ -94,7 +94,8 @@ def label_images(
             file names and ``meta`` are kept so the output matches the ground truth they came from.
         prompt: the text prompt passed to the teacher.
         batch_size: images per ``teacher.label`` call (and per journal flush).
-        top1: keep only the most confident instance per image (the paper's one-target setting).
+        top1: keep only the most confident instance per image (the paper's one-target setting), by
+            the detector's score (`Instance.detector_score`), whatever ``score`` the teacher reports.
         out: the COCO JSON to write; also enables the journal. ``None``: nothing is written.
         resume: continue from ``out``'s journal if there is one; ``False`` starts afresh.
         overwrite: replace an existing ``out`` even when it is not this stage's output of the same
@@ -199,7 +200,9 @@ def _label_batch(
         if isinstance(found, str):
             results.append(im.replace(height=h, width=w, instances=(), error=found))
             continue
-        found = sorted(found, key=lambda x: -x.score)[: 1 if top1 else None]
+        found = sorted(found, key=lambda x: -x.score)
+        if top1 and found:  # by the detector's score, as the teacher's own top-1 and the reference code
+            found = [max(found, key=lambda x: x.detector_score)]
         results.append(im.replace(height=h, width=w, instances=tuple(found), error=None if found else NO_DETECTION))
     return results
 

@@ -128,6 +128,12 @@ class Instance:
         return cls(box_xyxy=box, rle=encode_mask(mask), parts=enc_parts, **kwargs)
 
     @property
+    def detector_score(self) -> float:
+        """The detector's confidence, what picks the top-1 instance of an image (as the reference code
+        does): ``scores["box_score"]`` where the teacher recorded one, else ``score``."""
+        return float(self.scores.get("box_score", self.score))
+
+    @property
     def mask(self) -> np.ndarray | None:
         """The boolean ``(H, W)`` mask, decoded from RLE, or ``None`` for a boxes-only instance."""
         return None if self.rle is None else decode_mask(self.rle)

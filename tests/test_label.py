@@ -317,3 +317,29 @@ def test_a_limited_rerun_never_replaces_finished_images(tmp_path, capsys):
     assert "holds 2 finished image(s) beyond this --limit" in capsys.readouterr().err
     assert out.read_bytes() == before
     assert main([*argv, "--limit", "6"]) == 0 and len(read_coco(out)) == 6  # a larger limit is fine
+
+
+class TwoScoresTeacher(Teacher):
+    """Two instances per image whose detector and mask scores disagree on which is best."""
+
+    name: ClassVar[str] = "two-scores"
+    options: ClassVar[dict] = {}
+
+    def label(self, images, prompt="spacecraft"):
+        box_best = Instance((0, 0, 4, 4), score=0.7, scores={"box_score": 0.9, "mask_score": 0.7})
+        mask_best = Instance((5, 5, 9, 9), score=0.95, scores={"box_score": 0.5, "mask_score": 0.95})
+        return [[mask_best, box_best] for _ in images]
+
+
+def test_top1_is_the_detectors_most_confident_instance(tmp_path):
+    images = _write_images(tmp_path / "imgs", n=2)
+
+    def first(labels):  # the instances of sub/img01.png (broken.png sorts first)
+        return {im.file_name: im.instances for im in labels.images}["sub/img01.png"]
+
+    (best,) = first(label_images(TwoScoresTeacher(), images, top1=True))
+    assert best.box_xyxy == (0, 0, 4, 4) and best.detector_score == 0.9 and best.score == 0.7
+    every = first(label_images(TwoScoresTeacher(), images, top1=False))
+    assert [i.score for i in every] == [0.95, 0.7]  # all instances: best score first, as before
+    # no detector score recorded (the photometric teacher): top-1 by score, as before
+    assert [i.score for i in first(label_images(SquareTeacher(), images, top1=True))] == [0.9]

@@ -75,6 +75,21 @@ def test_all_instances_mode_is_sorted_and_contains_top1(tiny_root, images, name)
 
 
 @pytest.mark.parametrize("name", VLM_TEACHERS)
+def test_label_images_top1_over_an_all_instances_teacher_picks_the_detectors_best(tiny_root, images, tmp_path, name):
+    from afss.io.images import save_image
+    from afss.label import images_from_folder, label_images
+
+    for k, im in enumerate(images[:3]):
+        save_image(tmp_path / f"img{k}.png", im)
+    picked = label_images(build_tiny_teacher(name, tiny_root, top1=False), images_from_folder(tmp_path), top1=True)
+    own = build_tiny_teacher(name, tiny_root, top1=True).label(images[:3], "spacecraft")
+    for im, (inst,) in zip(picked.images, own):
+        (best,) = im.instances
+        np.testing.assert_allclose(best.box_xyxy, inst.box_xyxy, atol=1e-4)
+        assert best.detector_score == pytest.approx(inst.scores["box_score"])
+
+
+@pytest.mark.parametrize("name", VLM_TEACHERS)
 def test_batch_of_4_equals_batches_of_1(tiny_root, images, name):
     a = build_tiny_teacher(name, tiny_root, top1=False, batch_size=4).label(images, "spacecraft")
     b = build_tiny_teacher(name, tiny_root, top1=False, batch_size=1).label(images, "spacecraft")
@@ -177,6 +192,50 @@ def test_owlv2_boxes_are_fractions_of_the_padded_square(tiny_root):
     np.testing.assert_allclose(tall[0].box_xyxy, [48.0, 18.0, 72.0, 42.0], atol=1e-4)
 
 
+def _record_prompts(teacher):
+    """Wrap the teacher's segmenter so that the boxes it is prompted with are recorded."""
+    prompts, segment = [], teacher.segmenter.segment
+
+    def spy(images, boxes_xyxy):
+        prompts.append([np.array(b) for b in boxes_xyxy])
+        return segment(images, boxes_xyxy)
+
+    teacher.segmenter.segment = spy
+    return prompts
+
+
+def test_the_raw_detector_box_prompts_the_segmenter_and_the_stored_box_is_clipped(tiny_root):
+    from transformers.models.grounding_dino.modeling_grounding_dino import GroundingDinoObjectDetectionOutput
+    from transformers.models.owlv2.modeling_owlv2 import Owlv2ObjectDetectionOutput
+
+    def gdino(inputs):  # one box running off the right edge (x1 = 126 > W = 120) and above the top
+        n_img, n_tok = inputs["input_ids"].shape
+        logits = torch.full((n_img, 1, 32), -1e4)
+        logits[:, 0, 1:n_tok - 1] = _logit(0.9)
+        return GroundingDinoObjectDetectionOutput(
+            logits=logits, pred_boxes=torch.tensor([[[0.95, 0.05, 0.2, 0.2]]]).expand(n_img, 1, 4).clone())
+
+    def owl(inputs):  # padded square 120: y1 = 84 runs below H = 80
+        n_img = inputs["pixel_values"].shape[0]
+        return Owlv2ObjectDetectionOutput(logits=torch.full((n_img, 1, 1), _logit(0.8)),
+                                          pred_boxes=torch.tensor([[[0.5, 0.6, 0.2, 0.2]]]).expand(n_img, 1, 4).clone())
+
+    im = np.zeros((80, 120, 3), np.uint8)
+    for name, output, raw, stored in [
+        ("grounded-sam2", gdino, [102.0, -4.0, 126.0, 12.0], [102.0, 0.0, 120.0, 12.0]),
+        ("owlv2-sam", owl, [48.0, 60.0, 72.0, 84.0], [48.0, 60.0, 72.0, 80.0]),
+    ]:
+        teacher = build_tiny_teacher(name, tiny_root, box_threshold=0.1)
+        teacher.detector_model = StubDetector(output)
+        prompts = _record_prompts(teacher)
+        (inst,) = teacher.label([im], "spacecraft")[0]
+        np.testing.assert_allclose(prompts[0][0], [raw], atol=1e-4)  # what the reference code prompts SAM with
+        np.testing.assert_allclose(inst.box_xyxy, stored, atol=1e-4)
+        # the mask is the one the raw box gives
+        (direct,) = teacher.segment_boxes(im, np.array([raw]))
+        assert inst.rle == direct.rle and inst.scores["mask_score"] == pytest.approx(direct.scores["mask_score"])
+
+
 @pytest.mark.parametrize("kind", ["sam2", "sam"])
 def test_segmenter_box_frame_matches_the_processor(tiny_root, kind):
     seg = BoxSegmenter.from_pretrained(str(tiny_model_dir(kind, tiny_root)), device="cpu")
@@ -218,6 +277,49 @@ def test_bad_dtype_and_device(tiny_root):
         build_tiny_teacher("grounded-sam2", tiny_root, dtype="fp8")
     with pytest.raises(AfssError, match="fp16"):
         build_tiny_teacher("grounded-sam2", tiny_root, dtype="fp16", device="cpu")
+
+
+@pytest.mark.parametrize("name", ["grounded-sam2", "owlv2-sam"])
+def test_the_detector_keeps_fp32_when_the_segmenter_runs_in_bf16(tiny_root, images, name):
+    teacher = build_tiny_teacher(name, tiny_root, dtype="bfloat16")
+    assert {p.dtype for p in teacher.segmenter.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in teacher.detector_model.parameters()} == {torch.float32}
+    seen = []
+    forward = teacher.detector_model.forward
+    teacher.detector_model.forward = lambda **inputs: seen.append(inputs["pixel_values"].dtype) or forward(**inputs)
+    (inst,) = teacher.label(images[:1], "spacecraft")[0]
+    assert seen == [torch.float32] and inst.mask.shape == images[0].shape[:2]
+    assert (teacher.options["dtype"], teacher.options["detector_dtype"]) == ("bfloat16", "float32")
+    cast = build_tiny_teacher(name, tiny_root, dtype="fp32", detector_dtype="bf16")
+    assert {p.dtype for p in cast.detector_model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in cast.segmenter.model.parameters()} == {torch.float32}
+    assert len(cast.label(images[:1], "spacecraft")[0]) == 1
+
+
+def test_detector_dtype_errors(tiny_root):
+    with pytest.raises(AfssError, match="detector_dtype 'fp16' needs device cuda"):
+        build_tiny_teacher("grounded-sam2", tiny_root, detector_dtype="fp16")
+    with pytest.raises(AfssError, match="unknown detector_dtype 'fp8'"):
+        build_tiny_teacher("owlv2-sam", tiny_root, detector_dtype="fp8")
+    with pytest.raises(AfssError, match="'sam3' has no separate detector.*dtype"):
+        build_tiny_teacher("sam3", tiny_root, detector_dtype="fp32")
+
+
+def test_cli_detector_dtype_apart_from_dtype(tiny_root, images, tmp_path):
+    from afss.cli import main
+    from afss.io.coco import read_coco
+    from afss.io.images import save_image
+
+    save_image(tmp_path / "imgs" / "a.png", images[0])
+    out = tmp_path / "labels.json"
+    argv = ["-q", "label", "--images", str(tmp_path / "imgs"), "--out", str(out), "--teacher", "grounded-sam2",
+            "--detector", str(tiny_model_dir("grounding-dino", tiny_root)), "--segmenter",
+            str(tiny_model_dir("sam2", tiny_root)), "--device", "cpu", "--box-threshold", "0", "--dtype", "bfloat16"]
+    assert main(argv) == 0
+    options = read_coco(out).info["teacher_options"]
+    assert (options["dtype"], options["detector_dtype"]) == ("bfloat16", "float32")
+    assert main(argv + ["--overwrite", "--detector-dtype", "bfloat16"]) == 0
+    assert read_coco(out).info["teacher_options"]["detector_dtype"] == "bfloat16"
 
 
 def test_offline_hub_id_fails_fast_with_instructions(monkeypatch, tmp_path):

@@ -94,15 +94,11 @@ def save_grounding_dino(folder: Path, mm: bool = False) -> Path:
     return folder
 
 
-def save_sam2(folder: Path) -> Path:
-    import torch
+def _sam2_parts() -> dict[str, Any]:
+    """The tiny SAM 2 sub-configs (vision, prompt encoder, mask decoder) both SAM 2 layouts share."""
     from transformers import (
-        Sam2Config,
         Sam2HieraDetConfig,
-        Sam2ImageProcessor,
         Sam2MaskDecoderConfig,
-        Sam2Model,
-        Sam2Processor,
         Sam2PromptEncoderConfig,
         Sam2VisionConfig,
     )
@@ -114,13 +110,46 @@ def save_sam2(folder: Path) -> Path:
                                window_positional_embedding_background_size=[2, 2])
     vision = Sam2VisionConfig(backbone_config=hiera, backbone_channel_list=[64, 32, 16, 8],
                               backbone_feature_sizes=[[16, 16], [8, 8], [4, 4]], fpn_hidden_size=32)
-    config = Sam2Config(vision_config=vision,
-                        prompt_encoder_config=Sam2PromptEncoderConfig(hidden_size=32, image_size=64, patch_size=16),
-                        mask_decoder_config=Sam2MaskDecoderConfig(hidden_size=32, mlp_dim=32, num_attention_heads=2,
-                                                                  iou_head_hidden_dim=32))
-    torch.manual_seed(SEED)
-    Sam2Model(config).save_pretrained(folder)
+    return {"vision_config": vision,
+            "prompt_encoder_config": Sam2PromptEncoderConfig(hidden_size=32, image_size=64, patch_size=16).to_dict(),
+            "mask_decoder_config": Sam2MaskDecoderConfig(hidden_size=32, mlp_dim=32, num_attention_heads=2,
+                                                         iou_head_hidden_dim=32).to_dict()}
+
+
+def _save_sam2_processor(folder: Path) -> None:
+    from transformers import Sam2ImageProcessor, Sam2Processor
+
     Sam2Processor(image_processor=Sam2ImageProcessor(size={"height": 64, "width": 64})).save_pretrained(folder)
+
+
+def save_sam2(folder: Path) -> Path:
+    """SAM 2 as the image model (``Sam2Model``, model type ``sam2``)."""
+    import torch
+    from transformers import Sam2Config, Sam2Model
+
+    torch.manual_seed(SEED)
+    Sam2Model(Sam2Config(**_sam2_parts())).save_pretrained(folder)
+    _save_sam2_processor(folder)
+    return folder
+
+
+def save_sam2_video(folder: Path) -> Path:
+    """SAM 2.1 laid out like the hub's ``facebook/sam2.1-hiera-*``: the video model (``Sam2VideoModel``,
+    model type ``sam2_video``, memory-attention and memory-encoder weights beside the image model's),
+    which ``Sam2Model.from_pretrained`` loads without the memory parts. The hub layout is known from a
+    public copy of the hiera-large config.json (``model_type: sam2_video``, ``architectures:
+    ["Sam2VideoModel"]``); the rest of its keys are what ``Sam2VideoConfig.to_dict()`` writes."""
+    import torch
+    from transformers import Sam2VideoConfig, Sam2VideoModel
+
+    config = Sam2VideoConfig(**_sam2_parts(), image_size=64, memory_attention_hidden_size=32,
+                             memory_attention_num_layers=1, memory_attention_feed_forward_hidden_size=32,
+                             memory_attention_rope_feat_sizes=[4, 4], memory_encoder_hidden_size=32,
+                             memory_encoder_output_channels=16, mask_downsampler_embed_dim=32,
+                             memory_fuser_num_layers=1, memory_fuser_embed_dim=32, memory_fuser_intermediate_dim=32)
+    torch.manual_seed(SEED)
+    Sam2VideoModel(config).save_pretrained(folder)
+    _save_sam2_processor(folder)
     return folder
 
 
@@ -179,18 +208,14 @@ def save_owlv2(folder: Path) -> Path:
     return folder
 
 
-def save_sam3(folder: Path) -> Path:
-    import torch
+def _sam3_config_and_tokenizer():
     from transformers import (
         CLIPTextConfig,
         Sam3Config,
         Sam3DETRDecoderConfig,
         Sam3DETREncoderConfig,
         Sam3GeometryEncoderConfig,
-        Sam3ImageProcessor,
         Sam3MaskDecoderConfig,
-        Sam3Model,
-        Sam3Processor,
         Sam3VisionConfig,
         Sam3ViTConfig,
     )
@@ -210,10 +235,86 @@ def save_sam3(folder: Path) -> Path:
         detr_encoder_config=Sam3DETREncoderConfig(num_layers=1, intermediate_size=32, **small),
         detr_decoder_config=Sam3DETRDecoderConfig(num_layers=1, num_queries=10, intermediate_size=32, **small),
         mask_decoder_config=Sam3MaskDecoderConfig(num_upsampling_stages=3, **small))
-    torch.manual_seed(SEED)
-    Sam3Model(config).save_pretrained(folder)
+    return config, tok
+
+
+def _save_sam3_processor(folder: Path, tok) -> None:
+    from transformers import Sam3ImageProcessor, Sam3Processor
+
     Sam3Processor(image_processor=Sam3ImageProcessor(size={"height": 56, "width": 56}),
                   tokenizer=tok).save_pretrained(folder)
+
+
+def save_sam3(folder: Path) -> Path:
+    """SAM 3 as the image model (``Sam3Model``, model type ``sam3``)."""
+    import torch
+    from transformers import Sam3Model
+
+    config, tok = _sam3_config_and_tokenizer()
+    torch.manual_seed(SEED)
+    Sam3Model(config).save_pretrained(folder)
+    _save_sam3_processor(folder, tok)
+    return folder
+
+
+def save_sam3_video(folder: Path) -> Path:
+    """SAM 3 laid out like the hub's ``facebook/sam3``: the video model (``Sam3VideoModel``, model type
+    ``sam3_video``, a ``Sam3VideoConfig`` whose ``detector_config`` is the image model's Sam3Config and
+    whose ``tracker_config`` is a ``sam3_tracker_video`` config), weights under ``detector_model.*``
+    beside ``tracker_model.*`` / ``tracker_neck.*``. ``Sam3Model.from_pretrained`` loads the detector
+    (transformers' Sam3Model takes ``config.detector_config`` and ignores the tracker weights). The
+    detector's weights equal `save_sam3`'s."""
+    import torch
+    from transformers import Sam3Model, Sam3TrackerVideoConfig, Sam3VideoConfig, Sam3VideoModel
+    from transformers.models.sam3_tracker_video.configuration_sam3_tracker_video import (
+        Sam3TrackerVideoMaskDecoderConfig,
+        Sam3TrackerVideoPromptEncoderConfig,
+    )
+
+    detector, tok = _sam3_config_and_tokenizer()
+    tracker = Sam3TrackerVideoConfig(
+        image_size=56, vision_config=detector.vision_config.to_dict(),  # a copy: image_size propagates into it
+        prompt_encoder_config=Sam3TrackerVideoPromptEncoderConfig(hidden_size=32, image_size=56, patch_size=14),
+        mask_decoder_config=Sam3TrackerVideoMaskDecoderConfig(hidden_size=32, mlp_dim=32, num_attention_heads=2,
+                                                              iou_head_hidden_dim=32),
+        memory_attention_hidden_size=32, memory_attention_num_layers=1, memory_attention_feed_forward_hidden_size=32,
+        memory_encoder_hidden_size=32, memory_encoder_output_channels=16, mask_downsampler_embed_dim=32,
+        memory_fuser_num_layers=1, memory_fuser_embed_dim=32, memory_fuser_intermediate_dim=32)
+    torch.manual_seed(SEED + 1)
+    model = Sam3VideoModel(Sam3VideoConfig(detector_config=detector, tracker_config=tracker))
+    torch.manual_seed(SEED)
+    model.detector_model.load_state_dict(Sam3Model(detector).state_dict())  # the same detector as save_sam3
+    model.save_pretrained(folder)
+    _save_sam3_processor(folder, tok)
+    return folder
+
+
+def save_sam_hq(folder: Path) -> Path:
+    """SAM-HQ (``SamHQModel``, model type ``sam_hq``, as ``syscv-community/sam-hq-vit-base``) with a 64 px input."""
+    import torch
+    from transformers import (
+        SamHQConfig,
+        SamHQMaskDecoderConfig,
+        SamHQModel,
+        SamHQProcessor,
+        SamHQPromptEncoderConfig,
+        SamHQVisionConfig,
+        SamImageProcessor,
+    )
+
+    vision = SamHQVisionConfig(hidden_size=16, output_channels=16, num_hidden_layers=2, num_attention_heads=2,
+                               mlp_dim=32, image_size=64, patch_size=16, window_size=2, global_attn_indexes=[1],
+                               num_pos_feats=8)
+    config = SamHQConfig(vision_config=vision,
+                         prompt_encoder_config=SamHQPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=16,
+                                                                        mask_input_channels=4),
+                         mask_decoder_config=SamHQMaskDecoderConfig(hidden_size=16, mlp_dim=32, num_attention_heads=2,
+                                                                    iou_head_hidden_dim=16, vit_dim=16))
+    torch.manual_seed(SEED)
+    SamHQModel(config).save_pretrained(folder)
+    image_processor = SamImageProcessor(size={"longest_edge": 64}, pad_size={"height": 64, "width": 64},
+                                        mask_size={"longest_edge": 16}, mask_pad_size={"height": 16, "width": 16})
+    SamHQProcessor(image_processor=image_processor).save_pretrained(folder)
     return folder
 
 
@@ -221,9 +322,12 @@ BUILDERS = {
     "grounding-dino": save_grounding_dino,
     "mm-grounding-dino": lambda folder: save_grounding_dino(folder, mm=True),
     "sam2": save_sam2,
+    "sam2-video": save_sam2_video,
     "sam": save_sam,
+    "sam-hq": save_sam_hq,
     "owlv2": save_owlv2,
     "sam3": save_sam3,
+    "sam3-video": save_sam3_video,
 }
 
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from afss.errors import AfssError
 
 # Flags that are teacher build options, passed on only when the user gave them.
-TEACHER_FLAGS = ("box_threshold", "text_threshold", "device", "dtype", "detector", "segmenter")
+TEACHER_FLAGS = ("box_threshold", "text_threshold", "device", "dtype", "detector_dtype", "detector", "segmenter")
 
 
 @contextmanager
@@ -45,8 +45,13 @@ def add_teacher_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--box-threshold", type=float, default=None, help="detector box threshold (VLM teachers)")
     p.add_argument("--text-threshold", type=float, default=None, help="detector text threshold (VLM teachers)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (VLM teachers)")
-    p.add_argument("--dtype", default=None, help="float32, float16, bfloat16 (VLM teachers)")
-    p.add_argument("--detector", default=None, help="detector model id or local folder (VLM teachers)")
+    p.add_argument("--dtype", default=None,
+                   help="float32, float16, bfloat16: the segmenter's precision (VLM teachers; sam3: the model's)")
+    p.add_argument("--detector-dtype", default=None,
+                   help="float32 (default), float16, bfloat16: the detector's precision, apart from --dtype "
+                        "(grounded-sam2, owlv2-sam)")
+    p.add_argument("--detector", default=None,
+                   help="detector model id or local folder (VLM teachers; sam3: the SAM 3 model)")
     p.add_argument("--segmenter", default=None, help="segmenter model id or local folder (VLM teachers)")
     p.add_argument("-o", "--teacher-option", dest="teacher_options", action="append", default=None,
                    metavar="KEY=VALUE", help="any other teacher option, value as JSON (repeatable), "

@@ -62,7 +62,8 @@ class TeacherSection:
     name: str = _doc("photometric (CPU, no weights) | grounded-sam2 | sam3 | owlv2-sam", "photometric")
     prompt: str = _doc("text prompt", "spacecraft")
     options: dict[str, Any] = _doc("teacher build options, e.g. {device: cuda, box_threshold: 0.3, "
-                                   "detector: IDEA-Research/grounding-dino-base}", factory=dict)
+                                   "detector: IDEA-Research/grounding-dino-base, dtype: bf16 (the segmenter's), "
+                                   "detector_dtype: fp32 (the detector's, default)}", factory=dict)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import numpy as np
 
 from afss.errors import AfssError, unknown_choice
 from afss.teachers.base import Teacher
+from afss.teachers.hf import resolve_dtype
 from afss.teachers.segmenters import BoxSegmenter
 from afss.types import Instance, encode_mask
 
@@ -66,12 +67,14 @@ class DetectSegmentTeacher(Teacher):
         score: what `Instance.score` is: ``"mask"`` the segmenter's predicted IoU (the reference
             code stores and filters on it), ``"box"`` the detector score, ``"product"`` both multiplied.
         batch_size: images per forward pass (batches hold images of one size).
+        detector_dtype: the detector's precision, ``"fp32"`` (the reference keeps Grounding DINO in
+            fp32 whatever SAM runs in), ``"bf16"`` or ``"fp16"``; the segmenter's is its own ``dtype``.
     """
 
     name: ClassVar[str]
 
     def __init__(self, segmenter: BoxSegmenter, *, box_threshold: float, top1: bool = True, score: str = "mask",
-                 batch_size: int = 4) -> None:
+                 batch_size: int = 4, detector_dtype: str = "fp32") -> None:
         if score not in SCORE_MODES:
             raise unknown_choice("score", score, SCORE_MODES)
         if not 0.0 <= box_threshold <= 1.0:
@@ -83,10 +86,12 @@ class DetectSegmentTeacher(Teacher):
         self.top1 = bool(top1)
         self.score = score
         self.batch_size = int(batch_size)
+        self.detector_dtype = resolve_dtype(detector_dtype, segmenter.device, "detector_dtype")
 
     @abc.abstractmethod
     def detect(self, images: Sequence[np.ndarray], prompt: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per image: float ``(N, 4)`` xyxy boxes in original pixels (clipped), ``(N,)`` scores > threshold."""
+        """Per image: float ``(N, 4)`` xyxy boxes in original pixels, as the detector gave them (not
+        clipped: a box may run past the frame), and ``(N,)`` scores > threshold."""
 
     @property
     def options(self) -> dict[str, Any]:
@@ -97,7 +102,8 @@ class DetectSegmentTeacher(Teacher):
         """Provenance for ``run.json`` / COCO ``info``."""
         return {"teacher": self.name, "segmenter": self.segmenter.model_id, "box_threshold": self.box_threshold,
                 "top1": self.top1, "score": self.score, "batch_size": self.batch_size,
-                "device": str(self.segmenter.device), "dtype": str(self.segmenter.dtype).replace("torch.", "")}
+                "device": str(self.segmenter.device), "dtype": str(self.segmenter.dtype).replace("torch.", ""),
+                "detector_dtype": str(self.detector_dtype).replace("torch.", "")}
 
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft",
               progress: Callable[[int], None] | None = None) -> list[list[Instance]]:
@@ -112,9 +118,12 @@ class DetectSegmentTeacher(Teacher):
                 if self.top1:
                     order = order[:1]
                 kept.append((boxes[order], scores[order]))
+            # The detector's own box prompts the segmenter, as in the reference code; the stored box
+            # is clipped to the frame.
             segs = self.segmenter.segment(batch, [b for b, _ in kept])
             for i, (boxes, box_scores), seg in zip(idx, kept, segs):
-                results[i] = self._instances(boxes, box_scores, seg.masks, seg.scores)
+                stored = clip_boxes(boxes, images[i].shape[:2])
+                results[i] = self._instances(stored, box_scores, seg.masks, seg.scores)
             if progress is not None:
                 progress(len(idx))
         return results

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from afss.errors import AfssError
-from afss.teachers.detect_segment import DetectSegmentTeacher, clip_boxes
+from afss.teachers.detect_segment import DetectSegmentTeacher
 from afss.teachers.hf import build_from_options, load_pretrained, normalize_gdino_prompt, to_device
 from afss.teachers.segmenters import DEFAULT_SEGMENTER, BoxSegmenter
 
@@ -49,7 +49,9 @@ class GroundedSam2Teacher(DetectSegmentTeacher):
         top1: keep only the most confident box per image; ``False``: every box above the threshold.
         score: ``Instance.score``: ``"mask"`` (SAM's predicted IoU, the reference), ``"box"``, ``"product"``.
         device: ``"auto"`` (cuda, then mps, then cpu), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
-        dtype: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (GPU only).
+        dtype: the segmenter's precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (GPU only).
+        detector_dtype: the detector's precision, fp32 by default whatever ``dtype`` is (the reference
+            runs Grounding DINO in fp32); ``"bf16"`` / ``"fp16"`` to cast it too.
         batch_size: images per forward pass.
 
     Example:
@@ -62,14 +64,17 @@ class GroundedSam2Teacher(DetectSegmentTeacher):
 
     def __init__(self, *, detector: str = DEFAULT_DETECTOR, segmenter: str = DEFAULT_SEGMENTER,
                  box_threshold: float = 0.35, text_threshold: float = 0.25, top1: bool = True, score: str = "mask",
-                 device: str = "auto", dtype: str = "fp32", batch_size: int = 4) -> None:
+                 device: str = "auto", dtype: str = "fp32", batch_size: int = 4,
+                 detector_dtype: str = "fp32") -> None:
         if not 0.0 <= text_threshold <= 1.0:
             raise AfssError(f"text_threshold must be in [0, 1], got {text_threshold}")
         seg = BoxSegmenter.from_pretrained(segmenter, device=device, dtype=dtype)
-        super().__init__(seg, box_threshold=box_threshold, top1=top1, score=score, batch_size=batch_size)
+        super().__init__(seg, box_threshold=box_threshold, top1=top1, score=score, batch_size=batch_size,
+                         detector_dtype=detector_dtype)
         self.text_threshold = float(text_threshold)
         self.detector_id = str(detector)
-        self.detector_model, self.detector_processor = load_detector(detector, seg.device, seg.dtype, DETECTOR_TYPES)
+        self.detector_model, self.detector_processor = load_detector(detector, seg.device, self.detector_dtype,
+                                                                     DETECTOR_TYPES)
 
     @classmethod
     def build(cls, **options: Any) -> GroundedSam2Teacher:
@@ -85,15 +90,15 @@ class GroundedSam2Teacher(DetectSegmentTeacher):
         sizes = [tuple(int(v) for v in im.shape[:2]) for im in images]
         enc = self.detector_processor(images=list(images), text=[text] * len(images), return_tensors="pt")
         with torch.inference_mode():
-            out = self.detector_model(**to_device(enc, self.segmenter.device, self.segmenter.dtype))
+            out = self.detector_model(**to_device(enc, self.segmenter.device, self.detector_dtype))
         out.logits = out.logits.float()
         out.pred_boxes = out.pred_boxes.float()
         results = self.detector_processor.post_process_grounded_object_detection(
             out, enc["input_ids"].to(out.logits.device), threshold=self.box_threshold,
             text_threshold=self.text_threshold, target_sizes=sizes)
         dets = []
-        for r, size_hw in zip(results, sizes):
-            boxes = clip_boxes(r["boxes"].cpu().numpy(), size_hw)
+        for r in results:
+            boxes = r["boxes"].cpu().numpy().astype(np.float64)  # unclipped: the segmenter's prompt
             scores = r["scores"].cpu().numpy().astype(np.float64)
             log.debug("%s: %d boxes, phrases %s", self.name, len(scores), r["text_labels"])
             dets.append((boxes, scores))

@@ -52,16 +52,18 @@ def resolve_device(device: str = "auto"):
     return torch.device(device)
 
 
-def resolve_dtype(dtype: str, device) -> Any:
-    """``"fp32" | "bf16" | "fp16"`` (or ``"float32"``...) -> ``torch.dtype``; fp16 needs a GPU."""
+def resolve_dtype(dtype: str, device, what: str = "dtype") -> Any:
+    """``"fp32" | "bf16" | "fp16"`` (or ``"float32"``...) -> ``torch.dtype``; fp16 needs a GPU.
+
+    ``what`` names the option in errors (``"dtype"``, ``"detector_dtype"``)."""
     import torch
 
     table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     dtype = DTYPE_ALIASES.get(dtype, dtype)
     if dtype not in table:
-        raise unknown_choice("dtype", dtype, table)
+        raise unknown_choice(what, dtype, table)
     if dtype == "fp16" and device.type == "cpu":
-        raise AfssError("dtype 'fp16' needs device cuda or mps; on cpu use 'fp32' or 'bf16'")
+        raise AfssError(f"{what} 'fp16' needs device cuda or mps; on cpu use 'fp32' or 'bf16'")
     return table[dtype]
 
 

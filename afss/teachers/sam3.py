@@ -24,13 +24,17 @@ from afss.types import Instance, encode_mask
 log = logging.getLogger(__name__)
 
 DEFAULT_SAM3 = "facebook/sam3"
+# The hub's facebook/sam3 is saved as the video model ("sam3_video", a Sam3VideoConfig whose
+# detector_config is the image model's Sam3Config); Sam3Model.from_pretrained loads its detector.
+MODEL_TYPES = ("sam3", "sam3_video")
 
 
 class Sam3Teacher(Teacher):
     """SAM 3 (``Sam3Model``) prompted with text.
 
     Args:
-        model: hub id or folder of a SAM 3 checkpoint.
+        model: hub id or folder of a SAM 3 checkpoint: model type ``sam3`` (the image model) or
+            ``sam3_video`` (how the hub's ``facebook/sam3`` is saved; its detector is loaded).
         box_threshold: keep instances whose score is > this (0.5, the transformers example's value).
         mask_threshold: probability above which a pixel is in the mask.
         top1: keep only the highest-scoring instance per image.
@@ -58,8 +62,9 @@ class Sam3Teacher(Teacher):
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         config = load_pretrained(transformers.AutoConfig, model)
-        if config.model_type != "sam3":
-            raise AfssError(f"{model}: model type {config.model_type!r} is not a SAM 3 checkpoint ('sam3')")
+        if config.model_type not in MODEL_TYPES:
+            raise AfssError(f"{model}: model type {config.model_type!r} is not a SAM 3 checkpoint "
+                            f"(expected {' or '.join(map(repr, MODEL_TYPES))})")
         self.model_id = str(model)
         self.model = load_pretrained(transformers.Sam3Model, model).to(self.device, self.dtype).eval()
         self.processor = load_pretrained(transformers.Sam3Processor, model)
@@ -72,6 +77,9 @@ class Sam3Teacher(Teacher):
 
     @classmethod
     def build(cls, **options: Any) -> Sam3Teacher:
+        if "detector_dtype" in options:  # the other VLM teachers' option: say why it does not apply here
+            raise AfssError("teacher 'sam3' has no separate detector (SAM 3 finds and segments in one model): "
+                            "set its precision with dtype (--dtype)")
         return build_from_options(cls, options)
 
     @property
