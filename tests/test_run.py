@@ -63,7 +63,7 @@ def test_relative_roots_are_taken_from_the_config_folder(tmp_path):
     ("student: {epochs: 2.5}\n", [], r"student\.epochs: expected a whole number, got 2\.5"),
     ("distill: {finetune: 1}\n", [], r"distill\.finetune: expected true or false, got 1"),
     ("teacher: {name: grounded-sam}\n", [], r"teacher\.name: unknown value 'grounded-sam' \(did you mean 'grounded-sam2'\?\)"),
-    ("refine: {min_score: 1.5}\n", [], r"refine\.min_score: expected a number in \[0, 1\] or auto"),
+    ("refine: {min_score: 1.5}\n", [], r"refine\.min_score: expected a number in \[0, 1\], auto or null"),
     ("distill: {student_min_score: best}\n", [], r"distill\.student_min_score: expected a number in \[0, 1\], auto"),
     ("student: {recipe: gentle}\n", [], r"c\.yaml: student\.recipe: expected auto, finetune, heads or ultralytics, got 'gentle'"),
     ("student: {recipe: heads, init: yolo11n-seg.yaml}\n", [], (r"c\.yaml: student\.recipe: recipe heads keeps the start's "
