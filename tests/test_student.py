@@ -166,8 +166,8 @@ def test_cli_pseudo_labels_to_a_trained_student_its_predictions_and_onnx(tmp_pat
     assert main([*q, "synth", "--n", "12", "--size", "96", "--domain", "clean", "--seed", "4", "--workers", "1",
                  "--out", "data"]) == 0
     assert main([*q, "label", "--teacher", "photometric", "--gt", "data/gt.json", "--out", "labels.json"]) == 0
-    assert main([*q, "train", "--labels", "labels.json", "--epochs", "1", "--imgsz", "64", "--batch", "4",
-                 "--out", "run"]) == 0
+    assert main([*q, "train", "--labels", "labels.json", "--init", "yolo11n-seg.yaml", "--epochs", "1", "--imgsz", "64",
+                 "--batch", "4", "--out", "run"]) == 0
     err = capsys.readouterr().err
     assert "afss train: " in err and "s/epoch" in err
     assert (tmp_path / "run" / "weights" / "best.pt").is_file() and (tmp_path / "run" / "results.csv").is_file()
@@ -458,3 +458,101 @@ def test_rounds_after_the_first_use_the_students_own_cut(tmp_path, monkeypatch):
     assert summary["filter"]["mode"] == "auto"
     with pytest.raises(AfssError, match="min_score"):
         DistillConfig(student_min_score=2.0)
+
+
+def test_train_distill_and_the_run_config_share_one_set_of_defaults(tmp_path, monkeypatch, capsys):
+    """No option: the shipped synth start, the recipe, epochs and size of the run configs; the help says so."""
+    import afss.distill
+    import afss.student.train
+    from afss.run.config import RunConfig
+    from afss.student.train import TrainConfig
+
+    default = TrainConfig()
+    assert (default.init, default.recipe, default.epochs, default.imgsz, default.batch) == ("synth", "auto", 10, 320, 16)
+    student = RunConfig().student
+    assert {k: getattr(student, k) for k in vars(student)} == {k: getattr(default, k) for k in vars(student)}
+    seen = {}
+
+    def fake_train(labels, out, config=None, **options):
+        seen["train"] = config
+        raise KeyboardInterrupt
+
+    def fake_distill(teacher, pool, out, *, train=None, **options):
+        seen["distill"] = train
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(afss.student.train, "train_student", fake_train)
+    monkeypatch.setattr(afss.distill, "distill", fake_distill)
+    labels = _labelled_images(tmp_path)
+    from afss.io.coco import write_coco
+
+    write_coco(labels, tmp_path / "l.json")
+    assert main(["-q", "train", "--labels", str(tmp_path / "l.json"), "--out", str(tmp_path / "r")]) == 130
+    assert main(["-q", "distill", "--teacher", "photometric", "--images", str(tmp_path / "imgs"),
+                 "--out", str(tmp_path / "d")]) == 130
+    assert seen == {"train": default, "distill": default}
+    for command in ("train", "distill"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default synth)" in text and "(default 10)" in text and "(default 320)" in text, text
+        assert "(default auto)" in text and "yolo11n-seg.yaml: random weights" in text
+
+
+def test_init_by_published_name_downloads_offline_fails_in_one_line_and_a_local_file_is_used(
+        tmp_path, monkeypatch, capsys):
+    """--init yolo11n-seg.pt: offline one line within seconds (file, address, where to put it); a
+    file of that name is used as is and trains; detection-only names and files are refused."""
+    import time
+
+    from afss.io.coco import write_coco
+    from afss.student import published
+    from afss.student.env import ultralytics
+    from afss.student.train import TrainConfig, resolve_init, train_student
+
+    monkeypatch.chdir(tmp_path)
+    labels = _labelled_images(tmp_path)
+    write_coco(labels, tmp_path / "l.json")
+    url = "https://github.com/ultralytics/assets/releases/download/"
+    # offline, as this machine is (and as a machine with internet is made to look)
+    monkeypatch.setattr(published, "_reachable", lambda url, timeout_s: False)
+    t0 = time.perf_counter()
+    assert main(["-q", "train", "--labels", "l.json", "--init", "yolo11n-seg.pt", "--out", "r"]) == 2
+    err = capsys.readouterr().err
+    assert time.perf_counter() - t0 < 10
+    assert err.startswith("afss: error: --init yolo11n-seg.pt: not here") and err.count("\n") == 1, err
+    assert f"{url}v" in err and f"put it at {tmp_path / 'yolo11n-seg.pt'}" in err and not Path("r").exists()
+    # the host answers but the download fails: one line too, Ultralytics' emoji dropped
+    monkeypatch.setattr(published, "_reachable", lambda url, timeout_s: True)
+
+    def offline(file):
+        raise ConnectionError("\u274c  Download failure for https://x/yolov8s-seg.pt. Environment may be offline.")
+
+    monkeypatch.setattr(published, "_download", offline)
+    with pytest.raises(AfssError, match=r"--init w/yolov8s-seg.pt: the download failed \(Download failure") as e:
+        resolve_init("w/yolov8s-seg.pt")
+    assert "\n" not in str(e.value) and "\u274c" not in str(e.value)
+    # a download lands where --init points and is used
+    model = ultralytics().YOLO("yolo11n-seg.yaml")
+
+    def download(file):
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
+        model.save(file)
+        return file
+
+    monkeypatch.setattr(published, "_download", download)
+    assert resolve_init("w/yolo11s-seg.pt") == str(tmp_path / "w" / "yolo11s-seg.pt")
+    # a local file of that name is used as is: no download, and it trains
+    monkeypatch.setattr(published, "_download", offline)
+    model.save("yolo11n-seg.pt")
+    result = train_student(labels, tmp_path / "run", TrainConfig(init="yolo11n-seg.pt", epochs=1, imgsz=64, batch=4))
+    assert result.weights.is_file()
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["init_resolved"] == str(tmp_path / "yolo11n-seg.pt")
+    # detection-only: a published name (never downloaded), or a file of that name
+    for name, instead in (("yolo11n.pt", "yolo11n-seg.pt"), ("yolov8s-pose.pt", "yolov8s-seg.pt")):
+        with pytest.raises(AfssError, match=rf"--init {name}: Ultralytics' .* is not a segmentation model; .* use {instead}"):
+            resolve_init(name)
+    ultralytics().YOLO("yolo11n.yaml").save("yolo11n.pt")
+    with pytest.raises(AfssError, match="yolo11n.pt: a YOLO detect model"):
+        resolve_init("yolo11n.pt")
+

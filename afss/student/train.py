@@ -9,9 +9,11 @@ all under ``out``:
     results.csv, *.png     Ultralytics' per-epoch metrics and training curves
     train.json             what was trained: init, recipe, dataset counts, final metrics, timings
 
-``init`` is a model config Ultralytics ships (``yolo11n-seg.yaml``: random initialisation, no
-download), a checkpoint of yours (``PATH.pt``, e.g. COCO-pretrained ``yolo11n-seg.pt``), or
-``"synth"``: the student pretrained on afss synth scenes that afss ships (see `afss.student.pretrain`).
+``init`` is ``"synth"`` (the default): the student pretrained on afss synth scenes that afss ships
+(see `afss.student.pretrain`); the name of a COCO-pretrained checkpoint Ultralytics publishes
+(``yolo11n-seg.pt``: the paper's start, downloaded where it is not; `afss.student.published`); a
+checkpoint of yours (``PATH.pt``); or a model config Ultralytics ships (``yolo11n-seg.yaml``: random
+initialisation, which learns nothing from a few hundred pseudo-labels in a CPU budget).
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ class TrainConfig:
     """The training recipe.
 
     Attributes:
-        init: ``"synth"``, a model ``.yaml`` Ultralytics ships (e.g. ``yolo11n-seg.yaml``) or a ``.pt``.
+        init: ``"synth"``, a published name (``yolo11n-seg.pt``), a ``.pt`` of yours, or a model ``.yaml``
+            Ultralytics ships (``yolo11n-seg.yaml``: random weights).
         epochs, imgsz, batch: as in Ultralytics.
         device: ``"cpu"``, ``"0"`` / ``"cuda:0"``, ``"mps"``; ``None`` lets Ultralytics choose.
         val_fraction, seed: the validation split carved from the pseudo-labels, and the seed of the
@@ -68,9 +71,16 @@ class TrainConfig:
         extra: further Ultralytics ``train`` arguments (augmentation, optimiser, ...), passed as is.
     """
 
-    init: str = "yolo11n-seg.yaml"
-    epochs: int = 20
-    imgsz: int = 512
+    # The defaults are the run configs' (`afss run --defaults` reads them from here, as do the CLI's
+    # help texts): the shipped synth start, fine-tuned (``auto`` = ``finetune``) for 10 epochs at
+    # 320 px, what the project's CPU benchmarks support. From random weights (``yolo11n-seg.yaml``)
+    # a few hundred pseudo-labels give 0.0 AP at this budget; the synth start gives 17-20 bbox AP on
+    # SPARK-2021 after 5 epochs of ``finetune``, where ``heads`` gives 11.6 (it cannot adapt the
+    # features to imagery the start never saw, and a user's imagery is such imagery: ``heads`` is
+    # for afss synth itself, as in the demo config). 320 px: the start was pretrained at 320.
+    init: str = "synth"
+    epochs: int = 10
+    imgsz: int = 320
     batch: int = 16
     device: str | None = "cpu"
     val_fraction: float = 0.1
@@ -133,9 +143,17 @@ def resolve_init(init: str) -> str:
                             "(e.g. yolo11n-seg.yaml, yolo11s-seg.yaml, yolov8n-seg.yaml), nor a file")
         return init
     from afss.student.model import load_yolo
+    from afss.student.published import PUBLISHED_SEG, detection_name, fetch_published
 
     if Path(init).suffix.lower() == ".onnx":
         raise AfssError(f"--init {init}: an ONNX file cannot be trained; start from the .pt it was exported from")
+    name = Path(init).name
+    if not Path(init).is_file():
+        if name in PUBLISHED_SEG:  # COCO-pretrained, by name: Ultralytics downloads it where --init points
+            fetch_published(init)
+        elif (instead := detection_name(name)) is not None:
+            raise AfssError(f"--init {init}: Ultralytics' {Path(name).stem} is not a segmentation model; the student "
+                            f"needs one: use {instead}")
     load_yolo(init, what="--init")  # a missing, foreign or detection-only file fails here, in one line
     return str(Path(init).resolve())
 
