@@ -556,3 +556,29 @@ def test_init_by_published_name_downloads_offline_fails_in_one_line_and_a_local_
     with pytest.raises(AfssError, match="yolo11n.pt: a YOLO detect model"):
         resolve_init("yolo11n.pt")
 
+
+def test_a_finished_training_is_returned_not_retrained_and_overwrite_trains_again(tmp_path, capsys):
+    from afss.io.coco import write_coco
+    from afss.student.train import TrainConfig, train_student
+
+    labels = _labelled_images(tmp_path)
+    config = TrainConfig(init="yolo11n-seg.yaml", epochs=1, imgsz=64, batch=4)
+    first = train_student(labels, tmp_path / "run", config)
+    stamp = first.weights.stat().st_mtime_ns
+    again = train_student(labels, tmp_path / "run", config, progress=lambda e, m: pytest.fail("trained again"))
+    assert again.reused and not first.reused and again.weights == first.weights
+    assert (again.metrics, again.epochs, again.dataset.train, again.dataset.names) == (
+        first.metrics, first.epochs, first.dataset.train, first.dataset.names)
+    assert first.weights.stat().st_mtime_ns == stamp
+    write_coco(labels, tmp_path / "l.json")
+    argv = ["-q", "train", "--labels", str(tmp_path / "l.json"), "--init", "yolo11n-seg.yaml", "--epochs", "1",
+            "--imgsz", "64", "--batch", "4", "--out", str(tmp_path / "cli")]
+    assert main(argv) == 0 and main(argv) == 0
+    assert "trained before with the same labels and recipe (--overwrite trains again)" in capsys.readouterr().err
+    epochs = []
+    redone = train_student(labels, tmp_path / "run", config, overwrite=True, progress=lambda e, m: epochs.append(e))
+    assert not redone.reused and epochs == [1] and redone.weights.stat().st_mtime_ns != stamp
+    # overwrite does not continue an interrupted run: it starts from init
+    (tmp_path / "run" / "train.json").unlink()
+    redone = train_student(labels, tmp_path / "run", config, overwrite=True, progress=lambda e, m: epochs.append(e))
+    assert epochs == [1, 1] and json.loads((tmp_path / "run" / "train.json").read_text())["identity"]

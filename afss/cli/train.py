@@ -35,7 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"share of labelled images held out (default {TrainConfig.val_fraction})")
     p.add_argument("--seed", type=int, default=None, help=f"split and training seed (default {TrainConfig.seed})")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder")
-    p.add_argument("--overwrite", action="store_true", help="train into --out even if it holds another training")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train from --init into --out whatever it holds: another training, an interrupted one (not "
+                        "continued), or this very one finished (rerunning the same command returns that one "
+                        "without training; this trains it again). DIR/train.json and DIR/weights/ are replaced")
     add_path_policy_argument(p)
     p.set_defaults(func=run)
 
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         result = train_student(labels, out, config, progress=lambda epoch, metrics: advance(1),
                                overwrite=args.overwrite)
     m = result.metrics
-    print(f"afss train: {result.dataset.train} train / {result.dataset.val} val images, {result.epochs} epochs, "
+    again = "trained before with the same labels and recipe (--overwrite trains again): " if result.reused else ""
+    print(f"afss train: {again}{result.dataset.train} train / {result.dataset.val} val images, {result.epochs} epochs, "
           f"{result.seconds_per_epoch:.1f} s/epoch; val mask mAP50-95 {m.get('metrics/mAP50-95(M)', float('nan')):.3f}, "
           f"mAP50 {m.get('metrics/mAP50(M)', float('nan')):.3f}; {time.perf_counter() - start:.1f} s -> {result.weights}",
           file=sys.stderr)

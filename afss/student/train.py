@@ -117,11 +117,15 @@ class TrainResult:
     seconds: float
     seconds_per_epoch: float
     epochs: int
+    reused: bool = False
+    """The run was finished before with the same identity (`training_identity`); nothing was trained."""
 
 
 def resolve_init(init: str) -> str:
     """``init`` as Ultralytics takes it, checked: ``synth`` -> the shipped file; a ``.pt`` that exists
-    and is a YOLO-seg checkpoint; or a ``*-seg.yaml`` model config.
+    and is a YOLO-seg checkpoint; the name of a COCO-pretrained one Ultralytics publishes
+    (`afss.student.published.PUBLISHED_SEG`, e.g. ``yolo11n-seg.pt``), downloaded there if missing;
+    or a ``*-seg.yaml`` model config.
 
     Raises:
         AfssError: one line naming the file or the name, and what was expected.
@@ -173,7 +177,9 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     """Train a YOLO-seg student on ``labels`` (pseudo-labels: no ground truth belongs here).
 
     A run that was killed (``out/weights/last.pt`` there, ``out/train.json`` not yet) continues from
-    its last finished epoch, with Ultralytics' own resume (optimiser and schedule included).
+    its last finished epoch, with Ultralytics' own resume (optimiser and schedule included). A run
+    that finished with the same labels and recipe (`training_identity`) is not trained again: its
+    recorded result comes back (``reused``); ``overwrite`` trains it again from ``init``.
 
     Args:
         labels: the images and their (refined, filtered) labels; images without an instance are
@@ -181,8 +187,10 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
         out: the run folder (see the module docstring for what goes in it).
         config: the recipe, `TrainConfig`.
         progress: called after every epoch with its number (1-based) and validation metrics.
-        overwrite: train into ``out`` even when it holds a run on other labels or with another recipe
-            (refused by default: that run's weights would be replaced).
+        overwrite: train from ``init`` into ``out`` whatever it holds: a run on other labels or with
+            another recipe (refused by default: its weights would be replaced), an interrupted run
+            (not continued) or this very training finished (trained again). Its ``train.json`` and
+            ``weights/`` are removed first.
 
     Returns:
         `TrainResult`: best and last weights, the final validation metrics, timings.
@@ -195,6 +203,12 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     init = resolve_init(config.init)
     identity = training_identity(labels, config)
     _check_run_folder(out, identity, overwrite)
+    if overwrite:
+        _clear_run(out)
+    elif (done := _finished(out, identity)) is not None:
+        log.info("%s: trained before on the same labels with the same recipe; returning that result "
+                 "(overwrite=True trains again)", out)
+        return done
     if config.replay:
         from afss.synth.dataset import render_or_reuse
 
@@ -248,6 +262,37 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     return result
 
 
+def _finished(out: Path, identity: dict[str, Any]) -> TrainResult | None:
+    """The result recorded in ``out/train.json`` of a finished training of this ``identity`` whose
+    weights are still there, else ``None``."""
+    try:
+        record = json.loads((out / "train.json").read_text())
+        if record.get("identity") != identity:
+            return None
+        weights, data = Path(record["weights"]), record["dataset"]
+        dataset = YoloDataset(root=out / "data", yaml=out / "data" / "dataset.yaml", train=data["train"],
+                              val=data["val"], instances=data["instances"], names=tuple(data["names"]),
+                              skipped=data["skipped"], replay=data.get("replay", 0))
+        metrics = {k: float(v) for k, v in record.get("metrics", {}).items()}
+        result = TrainResult(out=out, weights=weights, last=out / "weights" / "last.pt", dataset=dataset,
+                             metrics=metrics, seconds=float(record["seconds"]),
+                             seconds_per_epoch=float(record["seconds_per_epoch"]),
+                             epochs=int(metrics.get("epoch", record["config"]["epochs"])), reused=True)
+    except (OSError, ValueError, RecursionError, AttributeError, KeyError, TypeError):
+        return None  # no record, or one this version cannot read: train
+    return result if weights.is_file() else None
+
+
+def _clear_run(out: Path) -> None:
+    """Remove what makes ``out`` a finished or interrupted training (its record and weights), so
+    that the next training starts from ``init``; the exported dataset is rewritten anyway."""
+    import shutil
+
+    (out / "train.json").unlink(missing_ok=True)
+    if (out / "weights").is_dir():
+        shutil.rmtree(out / "weights")
+
+
 def training_identity(labels: LabelSet, config: TrainConfig) -> dict[str, Any]:
     """What makes two trainings the same (the labels' files and contents, the recipe), as JSON values:
     `train_student` records it in ``train.json`` and continues only a run of the same identity."""
@@ -267,8 +312,8 @@ def _heads_freeze(model: Any) -> list[int | str]:
 
 
 def _check_run_folder(out: Path, identity: dict[str, Any], overwrite: bool) -> None:
-    """``out`` must be new, empty, or this very training (to continue or redo it); a run on other
-    labels or with another recipe is kept unless ``overwrite``."""
+    """``out`` must be new, empty, or this very training (to continue it, or return it finished); a
+    run on other labels or with another recipe is kept unless ``overwrite``."""
     if out.exists() and not out.is_dir():
         raise AfssError(f"{out}: exists and is not a folder; --out names the run folder")
     if overwrite or not out.is_dir() or not any(out.iterdir()):
