@@ -582,3 +582,19 @@ def test_a_finished_training_is_returned_not_retrained_and_overwrite_trains_agai
     (tmp_path / "run" / "train.json").unlink()
     redone = train_student(labels, tmp_path / "run", config, overwrite=True, progress=lambda e, m: epochs.append(e))
     assert epochs == [1, 1] and json.loads((tmp_path / "run" / "train.json").read_text())["identity"]
+
+
+def test_a_student_predicts_at_the_size_it_was_trained_at_unless_told(tmp_path):
+    """The shipped start learnt at 320 px: predict and export default to that, not to 512 (at 512 its
+    box AP on make demo's scored scenes falls from 54.3 to 38.0)."""
+    from afss.student.env import ultralytics
+    from afss.student.train import SHIPPED_SYNTH_WEIGHTS
+    from afss.teachers import build_teacher
+
+    assert build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS)).options["imgsz"] == 320
+    assert build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), imgsz=256.0).options["imgsz"] == 256
+    ultralytics().YOLO("yolo11n-seg.yaml").save(str(tmp_path / "untrained.pt"))  # Ultralytics records its 640
+    assert build_teacher("student", weights=str(tmp_path / "untrained.pt")).options["imgsz"] == 640
+    for bad in ("320", 16.5, 16):
+        with pytest.raises(AfssError, match="student: imgsz must be a whole number in"):
+            build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), imgsz=bad)
