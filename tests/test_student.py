@@ -231,9 +231,10 @@ def _state(weights: str) -> dict[str, np.ndarray]:
 
 def test_the_recipe_fine_tunes_checkpoints_and_leaves_random_starts_and_extra_alone():
     from afss.student.recipe import heads_freeze
-    from afss.student.train import FINETUNE, TrainConfig
+    from afss.student.train import FINETUNE, HEADS, TrainConfig
 
-    assert TrainConfig(init="synth").recipe_args() == FINETUNE
+    assert TrainConfig(init="synth").recipe_args() == HEADS  # the shipped start keeps its masks
+    assert TrainConfig().recipe_args() == HEADS
     assert TrainConfig(init="/w/best.pt").recipe_args()["freeze"] == 10
     assert TrainConfig(init="yolo11n-seg.yaml").recipe_args() == {}
     assert TrainConfig(init="synth", recipe="ultralytics").recipe_args() == {}
@@ -442,7 +443,10 @@ def test_rounds_after_the_first_use_the_students_own_cut(tmp_path, monkeypatch):
         cuts.append(config.min_score)
         return real_refine(*args, config=config, **kwargs)
 
+    starts = []
+
     def fake_train(labels, out, config=None, **options):  # the cut is what is tested, not the training
+        starts.append((Path(config.init).name, config.recipe))
         weights = Path(out) / "weights" / "best.pt"
         weights.parent.mkdir(parents=True, exist_ok=True)
         weights.write_bytes(b"not a model")
@@ -454,6 +458,8 @@ def test_rounds_after_the_first_use_the_students_own_cut(tmp_path, monkeypatch):
     config = DistillConfig(rounds=2, min_score=0.3, student_min_score="auto", stable_iou=1.01)
     distill(teacher, pool, tmp_path / "d", config=config, train=TrainConfig(epochs=1, imgsz=64))
     assert cuts == [0.3, "auto"]
+    # recipe auto is decided by the run's start (heads from synth), for round 2 too, which starts from round 1's
+    assert starts == [("synth", "heads"), ("best.pt", "heads")]
     summary = json.loads((tmp_path / "d" / "round-2" / "refined.summary.json").read_text())
     assert summary["filter"]["mode"] == "auto"
     with pytest.raises(AfssError, match="min_score"):

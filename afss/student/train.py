@@ -59,9 +59,10 @@ class TrainConfig:
         patience: epochs without improvement before stopping early.
         recipe: ``"finetune"`` (`FINETUNE`: frozen backbone, gentle SGD), ``"heads"`` (`HEADS`:
             only the head's box and class branches learn, the mask branch keeps its pretraining), ``"ultralytics"``
-            (Ultralytics' own defaults), or ``"auto"``: ``finetune`` when ``init`` is a checkpoint
-            (``synth`` or a ``.pt``), ``ultralytics`` from a model ``.yaml`` (random weights have
-            nothing to keep). ``extra`` overrides any of them.
+            (Ultralytics' own defaults), or ``"auto"`` (`afss.student.recipe.resolve_recipe`):
+            ``heads`` from ``synth`` (keep its masks, learnt from exact ones), ``finetune`` from
+            another ``.pt``, ``ultralytics`` from a model ``.yaml`` (random weights have nothing to
+            keep). ``extra`` overrides any of them.
         replay: afss synth scenes (exact masks from the renderer, every domain; seed `REPLAY_SEED`)
             mixed into the train split. Fine-tuning the synth-pretrained student on a few hundred
             pseudo-labels alone makes it forget what pretraining taught it and copy its teacher's
@@ -72,12 +73,12 @@ class TrainConfig:
     """
 
     # The defaults are the run configs' (`afss run --defaults` reads them from here, as do the CLI's
-    # help texts): the shipped synth start, fine-tuned (``auto`` = ``finetune``) for 10 epochs at
-    # 320 px, what the project's CPU benchmarks support. From random weights (``yolo11n-seg.yaml``)
-    # a few hundred pseudo-labels give 0.0 AP at this budget; the synth start gives 17-20 bbox AP on
-    # SPARK-2021 after 5 epochs of ``finetune``, where ``heads`` gives 11.6 (it cannot adapt the
-    # features to imagery the start never saw, and a user's imagery is such imagery: ``heads`` is
-    # for afss synth itself, as in the demo config). 320 px: the start was pretrained at 320.
+    # help texts): the shipped synth start, ``auto`` (= ``heads`` from it), 10 epochs at 320 px (the
+    # start's own training size), what the project's CPU benchmarks support. From random weights
+    # (``yolo11n-seg.yaml``) a few hundred pseudo-labels give 0.0 AP at this budget. ``heads`` keeps
+    # the start's masks where ``finetune`` loses 11 mask AP on afss synth (`resolve_recipe` has the
+    # numbers); on imagery unlike the start's, where boxes count, ``finetune`` adapts the features
+    # better (the spark2021 config names it).
     init: str = "synth"
     epochs: int = 10
     imgsz: int = 320
