@@ -134,6 +134,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
         One `RoundResult` per round run.
     """
     from afss.student.model import StudentTeacher
+    from afss.student.recipe import resolve_recipe
     from afss.student.train import TrainConfig, train_student
 
     config = config or DistillConfig()
@@ -187,12 +188,14 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
             best = run / "weights" / "best.pt"
         else:
             init = str(weights) if (k > 1 and config.finetune and weights is not None) else train.init
+            # `auto` is decided by the run's start (heads from synth), not by the previous round's weights
+            recipe = resolve_recipe(train.recipe, train.init)
             def epoch_line(epoch: int, metrics: dict[str, float], k: int = k) -> None:
                 map_ = metrics.get("metrics/mAP50-95(M)")
                 say(f"round {k}: epoch {epoch}/{train.epochs}"
                     + (f", val mask mAP50-95 {map_:.3f} (pseudo-labels)" if map_ is not None else ""))
 
-            best = train_student(refined, run, replace(train, init=init), progress=epoch_line).weights
+            best = train_student(refined, run, replace(train, init=init, recipe=recipe), progress=epoch_line).weights
             say(f"round {k}: student trained -> {best}")
         agreement = None
         if previous is not None:

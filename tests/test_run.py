@@ -105,6 +105,9 @@ def test_ready_configs_load_and_check(path):
     assert cfg.refine.tta == "identity,vflip"
     if path.name != "demo.yaml" and path.name != "spark2021.yaml":  # the paper's settings
         assert (cfg.teacher.name, cfg.refine.min_score, cfg.data.n) == ("grounded-sam2", 0.6, 500)
+        assert cfg.student.init == "yolo11n-seg.pt"  # COCO-pretrained, as the paper's student (GPU, internet)
+    else:
+        assert cfg.student.init == "synth"  # CPU configs: the shipped start, no download
     assert cfg.eval.source is not None
 
 

@@ -166,8 +166,8 @@ def test_cli_pseudo_labels_to_a_trained_student_its_predictions_and_onnx(tmp_pat
     assert main([*q, "synth", "--n", "12", "--size", "96", "--domain", "clean", "--seed", "4", "--workers", "1",
                  "--out", "data"]) == 0
     assert main([*q, "label", "--teacher", "photometric", "--gt", "data/gt.json", "--out", "labels.json"]) == 0
-    assert main([*q, "train", "--labels", "labels.json", "--epochs", "1", "--imgsz", "64", "--batch", "4",
-                 "--out", "run"]) == 0
+    assert main([*q, "train", "--labels", "labels.json", "--init", "yolo11n-seg.yaml", "--epochs", "1", "--imgsz", "64",
+                 "--batch", "4", "--out", "run"]) == 0
     err = capsys.readouterr().err
     assert "afss train: " in err and "s/epoch" in err
     assert (tmp_path / "run" / "weights" / "best.pt").is_file() and (tmp_path / "run" / "results.csv").is_file()
@@ -231,9 +231,10 @@ def _state(weights: str) -> dict[str, np.ndarray]:
 
 def test_the_recipe_fine_tunes_checkpoints_and_leaves_random_starts_and_extra_alone():
     from afss.student.recipe import heads_freeze
-    from afss.student.train import FINETUNE, TrainConfig
+    from afss.student.train import FINETUNE, HEADS, TrainConfig
 
-    assert TrainConfig(init="synth").recipe_args() == FINETUNE
+    assert TrainConfig(init="synth").recipe_args() == HEADS  # the shipped start keeps its masks
+    assert TrainConfig().recipe_args() == HEADS
     assert TrainConfig(init="/w/best.pt").recipe_args()["freeze"] == 10
     assert TrainConfig(init="yolo11n-seg.yaml").recipe_args() == {}
     assert TrainConfig(init="synth", recipe="ultralytics").recipe_args() == {}
@@ -442,7 +443,10 @@ def test_rounds_after_the_first_use_the_students_own_cut(tmp_path, monkeypatch):
         cuts.append(config.min_score)
         return real_refine(*args, config=config, **kwargs)
 
+    starts = []
+
     def fake_train(labels, out, config=None, **options):  # the cut is what is tested, not the training
+        starts.append((Path(config.init).name, config.recipe))
         weights = Path(out) / "weights" / "best.pt"
         weights.parent.mkdir(parents=True, exist_ok=True)
         weights.write_bytes(b"not a model")
@@ -454,7 +458,149 @@ def test_rounds_after_the_first_use_the_students_own_cut(tmp_path, monkeypatch):
     config = DistillConfig(rounds=2, min_score=0.3, student_min_score="auto", stable_iou=1.01)
     distill(teacher, pool, tmp_path / "d", config=config, train=TrainConfig(epochs=1, imgsz=64))
     assert cuts == [0.3, "auto"]
+    # recipe auto is decided by the run's start (heads from synth), for round 2 too, which starts from round 1's
+    assert starts == [("synth", "heads"), ("best.pt", "heads")]
     summary = json.loads((tmp_path / "d" / "round-2" / "refined.summary.json").read_text())
     assert summary["filter"]["mode"] == "auto"
     with pytest.raises(AfssError, match="min_score"):
         DistillConfig(student_min_score=2.0)
+
+
+def test_train_distill_and_the_run_config_share_one_set_of_defaults(tmp_path, monkeypatch, capsys):
+    """No option: the shipped synth start, the recipe, epochs and size of the run configs; the help says so."""
+    import afss.distill
+    import afss.student.train
+    from afss.run.config import RunConfig
+    from afss.student.train import TrainConfig
+
+    default = TrainConfig()
+    assert (default.init, default.recipe, default.epochs, default.imgsz, default.batch) == ("synth", "auto", 10, 320, 16)
+    student = RunConfig().student
+    assert {k: getattr(student, k) for k in vars(student)} == {k: getattr(default, k) for k in vars(student)}
+    seen = {}
+
+    def fake_train(labels, out, config=None, **options):
+        seen["train"] = config
+        raise KeyboardInterrupt
+
+    def fake_distill(teacher, pool, out, *, train=None, **options):
+        seen["distill"] = train
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(afss.student.train, "train_student", fake_train)
+    monkeypatch.setattr(afss.distill, "distill", fake_distill)
+    labels = _labelled_images(tmp_path)
+    from afss.io.coco import write_coco
+
+    write_coco(labels, tmp_path / "l.json")
+    assert main(["-q", "train", "--labels", str(tmp_path / "l.json"), "--out", str(tmp_path / "r")]) == 130
+    assert main(["-q", "distill", "--teacher", "photometric", "--images", str(tmp_path / "imgs"),
+                 "--out", str(tmp_path / "d")]) == 130
+    assert seen == {"train": default, "distill": default}
+    for command in ("train", "distill"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default synth)" in text and "(default 10)" in text and "(default 320)" in text, text
+        assert "(default auto)" in text and "yolo11n-seg.yaml: random weights" in text
+
+
+def test_init_by_published_name_downloads_offline_fails_in_one_line_and_a_local_file_is_used(
+        tmp_path, monkeypatch, capsys):
+    """--init yolo11n-seg.pt: offline one line within seconds (file, address, where to put it); a
+    file of that name is used as is and trains; detection-only names and files are refused."""
+    import time
+
+    from afss.io.coco import write_coco
+    from afss.student import published
+    from afss.student.env import ultralytics
+    from afss.student.train import TrainConfig, resolve_init, train_student
+
+    monkeypatch.chdir(tmp_path)
+    labels = _labelled_images(tmp_path)
+    write_coco(labels, tmp_path / "l.json")
+    url = "https://github.com/ultralytics/assets/releases/download/"
+    # offline, as this machine is (and as a machine with internet is made to look)
+    monkeypatch.setattr(published, "_reachable", lambda url, timeout_s: False)
+    t0 = time.perf_counter()
+    assert main(["-q", "train", "--labels", "l.json", "--init", "yolo11n-seg.pt", "--out", "r"]) == 2
+    err = capsys.readouterr().err
+    assert time.perf_counter() - t0 < 10
+    assert err.startswith("afss: error: --init yolo11n-seg.pt: not here") and err.count("\n") == 1, err
+    assert f"{url}v" in err and f"put it at {tmp_path / 'yolo11n-seg.pt'}" in err and not Path("r").exists()
+    # the host answers but the download fails: one line too, Ultralytics' emoji dropped
+    monkeypatch.setattr(published, "_reachable", lambda url, timeout_s: True)
+
+    def offline(file):
+        raise ConnectionError("\u274c  Download failure for https://x/yolov8s-seg.pt. Environment may be offline.")
+
+    monkeypatch.setattr(published, "_download", offline)
+    with pytest.raises(AfssError, match=r"--init w/yolov8s-seg.pt: the download failed \(Download failure") as e:
+        resolve_init("w/yolov8s-seg.pt")
+    assert "\n" not in str(e.value) and "\u274c" not in str(e.value)
+    # a download lands where --init points and is used
+    model = ultralytics().YOLO("yolo11n-seg.yaml")
+
+    def download(file):
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
+        model.save(file)
+        return file
+
+    monkeypatch.setattr(published, "_download", download)
+    assert resolve_init("w/yolo11s-seg.pt") == str(tmp_path / "w" / "yolo11s-seg.pt")
+    # a local file of that name is used as is: no download, and it trains
+    monkeypatch.setattr(published, "_download", offline)
+    model.save("yolo11n-seg.pt")
+    result = train_student(labels, tmp_path / "run", TrainConfig(init="yolo11n-seg.pt", epochs=1, imgsz=64, batch=4))
+    assert result.weights.is_file()
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["init_resolved"] == str(tmp_path / "yolo11n-seg.pt")
+    # detection-only: a published name (never downloaded), or a file of that name
+    for name, instead in (("yolo11n.pt", "yolo11n-seg.pt"), ("yolov8s-pose.pt", "yolov8s-seg.pt")):
+        with pytest.raises(AfssError, match=rf"--init {name}: Ultralytics' .* is not a segmentation model; .* use {instead}"):
+            resolve_init(name)
+    ultralytics().YOLO("yolo11n.yaml").save("yolo11n.pt")
+    with pytest.raises(AfssError, match="yolo11n.pt: a YOLO detect model"):
+        resolve_init("yolo11n.pt")
+
+
+def test_a_finished_training_is_returned_not_retrained_and_overwrite_trains_again(tmp_path, capsys):
+    from afss.io.coco import write_coco
+    from afss.student.train import TrainConfig, train_student
+
+    labels = _labelled_images(tmp_path)
+    config = TrainConfig(init="yolo11n-seg.yaml", epochs=1, imgsz=64, batch=4)
+    first = train_student(labels, tmp_path / "run", config)
+    stamp = first.weights.stat().st_mtime_ns
+    again = train_student(labels, tmp_path / "run", config, progress=lambda e, m: pytest.fail("trained again"))
+    assert again.reused and not first.reused and again.weights == first.weights
+    assert (again.metrics, again.epochs, again.dataset.train, again.dataset.names) == (
+        first.metrics, first.epochs, first.dataset.train, first.dataset.names)
+    assert first.weights.stat().st_mtime_ns == stamp
+    write_coco(labels, tmp_path / "l.json")
+    argv = ["-q", "train", "--labels", str(tmp_path / "l.json"), "--init", "yolo11n-seg.yaml", "--epochs", "1",
+            "--imgsz", "64", "--batch", "4", "--out", str(tmp_path / "cli")]
+    assert main(argv) == 0 and main(argv) == 0
+    assert "trained before with the same labels and recipe (--overwrite trains again)" in capsys.readouterr().err
+    epochs = []
+    redone = train_student(labels, tmp_path / "run", config, overwrite=True, progress=lambda e, m: epochs.append(e))
+    assert not redone.reused and epochs == [1] and redone.weights.stat().st_mtime_ns != stamp
+    # overwrite does not continue an interrupted run: it starts from init
+    (tmp_path / "run" / "train.json").unlink()
+    redone = train_student(labels, tmp_path / "run", config, overwrite=True, progress=lambda e, m: epochs.append(e))
+    assert epochs == [1, 1] and json.loads((tmp_path / "run" / "train.json").read_text())["identity"]
+
+
+def test_a_student_predicts_at_the_size_it_was_trained_at_unless_told(tmp_path):
+    """The shipped start learnt at 320 px: predict and export default to that, not to 512 (at 512 its
+    box AP on make demo's scored scenes falls from 54.3 to 38.0)."""
+    from afss.student.env import ultralytics
+    from afss.student.train import SHIPPED_SYNTH_WEIGHTS
+    from afss.teachers import build_teacher
+
+    assert build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS)).options["imgsz"] == 320
+    assert build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), imgsz=256.0).options["imgsz"] == 256
+    ultralytics().YOLO("yolo11n-seg.yaml").save(str(tmp_path / "untrained.pt"))  # Ultralytics records its 640
+    assert build_teacher("student", weights=str(tmp_path / "untrained.pt")).options["imgsz"] == 640
+    for bad in ("320", 16.5, 16):
+        with pytest.raises(AfssError, match="student: imgsz must be a whole number in"):
+            build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), imgsz=bad)

@@ -205,8 +205,25 @@ def number_arg(text: str, flag: str, example: str) -> float:
         raise AfssError(f"{flag} {text!r}: expected a number, e.g. {example}") from None
 
 
+def add_student_arguments(p: argparse.ArgumentParser, *, epochs: str = "epochs") -> None:
+    """``--init``, ``--epochs``, ``--imgsz``, ``--batch`` of the student's training, with the defaults
+    of `afss.student.train.TrainConfig` (the run config's too) in their help."""
+    from afss.student.train import TrainConfig
+
+    p.add_argument("--init", default=None, metavar="START",
+                   help=f"the student's start (default {TrainConfig.init}): synth (the synth-pretrained YOLO11n-seg afss "
+                        "ships); an Ultralytics name such as yolo11n-seg.pt or yolov8s-seg.pt (COCO-pretrained: a file of "
+                        "that name here is used, else Ultralytics downloads it); a YOLO-seg .pt of yours; or a model "
+                        "config such as yolo11n-seg.yaml: random weights, which learn nothing from a few hundred "
+                        "pseudo-labels at a CPU budget (0.0 AP) and need far more epochs and images")
+    p.add_argument("--epochs", type=int, default=None, help=f"{epochs} (default {TrainConfig.epochs})")
+    p.add_argument("--imgsz", type=int, default=None, help=f"training image size (default {TrainConfig.imgsz})")
+    p.add_argument("--batch", type=int, default=None, help=f"batch size (default {TrainConfig.batch})")
+
+
 def add_recipe_argument(p: argparse.ArgumentParser) -> None:
     """``--recipe`` of the student's training (`afss.student.train.TrainConfig.recipe`)."""
     from afss.student.recipe import RECIPE_HELP, RECIPES
+    from afss.student.train import TrainConfig
 
-    p.add_argument("--recipe", choices=RECIPES, default=None, help=f"training recipe (default auto): {RECIPE_HELP}")
+    p.add_argument("--recipe", choices=RECIPES, default=None, help=f"training recipe (default {TrainConfig.recipe}): {RECIPE_HELP}")

@@ -11,6 +11,7 @@ from afss.cli.common import (
     add_image_source_arguments,
     add_path_policy_argument,
     add_recipe_argument,
+    add_student_arguments,
     add_teacher_arguments,
     cut_options,
     given,
@@ -44,10 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--from-init", dest="finetune", action="store_false", default=None,
                    help="train every round from --init instead of fine-tuning the previous student")
     p.add_argument("--gt", dest="gt", metavar="FILE", help="ground truth of the pool, to score each round (never trains)")
-    p.add_argument("--init", default=None, help="the student's start: synth, yolo11n-seg.yaml (default) or a .pt")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per round (default 20)")
-    p.add_argument("--imgsz", type=int, default=None, help="student image size (default 512)")
-    p.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
+    add_student_arguments(p, epochs="epochs per round")
     add_recipe_argument(p)
     p.add_argument("--student-device", dest="student_device", default=None, help="student device: cpu (default), 0")
     add_teacher_arguments(p)

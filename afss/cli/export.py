@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--weights", required=True, help="the student, a .pt from afss train")
     p.add_argument("--format", default="onnx", choices=("onnx",), help="export format (onnx)")
-    p.add_argument("--imgsz", type=int, default=512, help="input size of the exported model (default 512)")
+    p.add_argument("--imgsz", type=int, default=None,
+                   help="input size of the exported model (default: the size the weights were trained at, else 512)")
     p.add_argument("--int8", action="store_true", help="quantise to int8")
     p.add_argument("--calib", metavar="DIR", help="calibration images for --int8 (default: the run's training images)")
     p.add_argument("--out", required=True, help="the .onnx file to write")
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from afss.errors import AfssError
     from afss.student.export import export_student
 
-    if not 32 <= args.imgsz <= 4096:
+    if args.imgsz is not None and not 32 <= args.imgsz <= 4096:
         raise AfssError(f"--imgsz must be in [32, 4096], got {args.imgsz}")
     if args.calib is not None and not args.int8:
         raise AfssError("--calib gives int8 calibration images: it needs --int8")

@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", required=True, help="the student: a .pt from afss train or an .onnx from afss export")
     add_image_source_arguments(p)
     p.add_argument("--out", required=True, help="output COCO JSON")
-    p.add_argument("--imgsz", type=int, default=None, help="inference size (default 512; ONNX models have their own)")
+    p.add_argument("--imgsz", type=int, default=None, help="inference size (default: the size a .pt was trained at, else 512; ONNX models have "
+                        "their own)")
     p.add_argument("--conf", type=float, default=None, help="minimum confidence (default 0.05)")
     p.add_argument("--device", default=None, help="cpu (default), 0 / cuda:0, mps")
     p.add_argument("--box", choices=("mask", "head"), default=None,

@@ -10,6 +10,8 @@ from afss.cli.common import given
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from afss.student.pretrain import PRETRAIN_CONFIG
+
     p = subparsers.add_parser(
         "pretrain", help="train the student on rendered synth scenes (exact masks, no annotation) -> a .pt",
         description="Render afss synth scenes of every domain and train the YOLO-seg student on their exact masks; "
@@ -20,10 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=None, help="scenes (default 1000)")
     p.add_argument("--size", type=int, default=None, help="scene size (default 512)")
     p.add_argument("--domain", default=None, help="synth domain (default mixed: every domain)")
-    p.add_argument("--init", default=None, help="model config or .pt to start from (default yolo11n-seg.yaml)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default 20)")
-    p.add_argument("--imgsz", type=int, default=None, help="training size (default 512)")
-    p.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
+    p.add_argument("--init", default=None, help=f"model config or .pt to start from (default {PRETRAIN_CONFIG.init})")
+    p.add_argument("--epochs", type=int, default=None, help=f"epochs (default {PRETRAIN_CONFIG.epochs})")
+    p.add_argument("--imgsz", type=int, default=None, help=f"training size (default {PRETRAIN_CONFIG.imgsz})")
+    p.add_argument("--batch", type=int, default=None, help=f"batch size (default {PRETRAIN_CONFIG.batch})")
     p.add_argument("--device", default=None, help="cpu (default), 0 / cuda:0")
     p.add_argument("--workers", type=int, default=None, help="synth processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -31,11 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from afss.student.pretrain import pretrain_student
-    from afss.student.train import TrainConfig, resolve_init
+    from dataclasses import replace
+
+    from afss.student.pretrain import PRETRAIN_CONFIG, pretrain_student
+    from afss.student.train import resolve_init
 
     t0 = time.perf_counter()
-    config = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch", "device"))
+    config = replace(PRETRAIN_CONFIG, **given(args, "init", "epochs", "imgsz", "batch", "device"))
     resolve_init(config.init)
     out, result = pretrain_student(args.out, config=config, overwrite=args.overwrite,
                                    **given(args, "n", "size", "domain", "workers"))

@@ -6,10 +6,18 @@ import argparse
 import sys
 import time
 
-from afss.cli.common import add_path_policy_argument, add_recipe_argument, given, progress_bar
+from afss.cli.common import (
+    add_path_policy_argument,
+    add_recipe_argument,
+    add_student_arguments,
+    given,
+    progress_bar,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from afss.student.train import TrainConfig
+
     p = subparsers.add_parser(
         "train", help="train the student (YOLO-seg, Ultralytics) on pseudo-labels -> DIR/weights/best.pt",
         description="Export the labels as a YOLO-seg dataset (images linked; a validation split carved from the "
@@ -20,17 +28,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--labels", required=True, metavar="FILE", help="pseudo-labels, COCO JSON (e.g. from afss refine)")
     p.add_argument("--image-root", metavar="DIR", help="folder the label file names are relative to")
-    p.add_argument("--init", default=None, help="synth (the shipped synth-pretrained student), a model config such as "
-                                               "yolo11n-seg.yaml (random init, default), or a YOLO-seg .pt")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default 20)")
-    p.add_argument("--imgsz", type=int, default=None, help="training image size (default 512)")
-    p.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
-    p.add_argument("--device", default=None, help="cpu (default), 0 / cuda:0, mps")
+    add_student_arguments(p)
+    p.add_argument("--device", default=None, help=f"cpu, 0 / cuda:0, mps (default {TrainConfig.device})")
     add_recipe_argument(p)
-    p.add_argument("--val-fraction", type=float, default=None, help="share of labelled images held out (default 0.1)")
-    p.add_argument("--seed", type=int, default=None, help="split and training seed (default 0)")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help=f"share of labelled images held out (default {TrainConfig.val_fraction})")
+    p.add_argument("--seed", type=int, default=None, help=f"split and training seed (default {TrainConfig.seed})")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder")
-    p.add_argument("--overwrite", action="store_true", help="train into --out even if it holds another training")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train from --init into --out whatever it holds: another training, an interrupted one (not "
+                        "continued), or this very one finished (rerunning the same command returns that one "
+                        "without training; this trains it again). DIR/train.json and DIR/weights/ are replaced")
     add_path_policy_argument(p)
     p.set_defaults(func=run)
 
@@ -53,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         result = train_student(labels, out, config, progress=lambda epoch, metrics: advance(1),
                                overwrite=args.overwrite)
     m = result.metrics
-    print(f"afss train: {result.dataset.train} train / {result.dataset.val} val images, {result.epochs} epochs, "
+    again = "trained before with the same labels and recipe (--overwrite trains again): " if result.reused else ""
+    print(f"afss train: {again}{result.dataset.train} train / {result.dataset.val} val images, {result.epochs} epochs, "
           f"{result.seconds_per_epoch:.1f} s/epoch; val mask mAP50-95 {m.get('metrics/mAP50-95(M)', float('nan')):.3f}, "
           f"mAP50 {m.get('metrics/mAP50(M)', float('nan')):.3f}; {time.perf_counter() - start:.1f} s -> {result.weights}",
           file=sys.stderr)

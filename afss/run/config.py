@@ -25,6 +25,7 @@ from typing import Any
 from afss.errors import AfssError
 from afss.run.ready import find_config
 from afss.student.recipe import RECIPE_HELP, RECIPES, recipe_args
+from afss.student.train import TrainConfig
 
 __all__ = ["DataConfig", "DistillSection", "EvalConfig", "RefineSection", "RunConfig", "StudentSection",
            "TeacherSection", "config_diff", "config_from_dict", "config_to_dict", "default_yaml", "load_config"]
@@ -85,15 +86,19 @@ class RefineSection:
 class StudentSection:
     """The YOLO-seg student (Ultralytics, AGPL-3.0: pip install 'afss[student]')."""
 
-    init: str = _doc("synth (afss's synth-pretrained student) | yolo11n-seg.yaml (random) | PATH.pt", "synth")
-    epochs: int = _doc("epochs per round", 10)
-    imgsz: int = _doc("training and inference size", 320)
-    batch: int = _doc("batch size", 16)
-    device: str | None = _doc("cpu | 0 | cuda:0 | mps", "cpu")
-    val_fraction: float = _doc("validation split carved from the pseudo-labels (no ground truth)", 0.1)
-    recipe: str = _doc(RECIPE_HELP, "auto")
+    # the defaults are `TrainConfig`'s, the same as `afss train`'s and `afss distill`'s
+    init: str = _doc("synth (afss's synth-pretrained student) | yolo11n-seg.pt (COCO-pretrained; Ultralytics "
+                     "downloads it) | yolo11n-seg.yaml (random weights: 0.0 AP at a CPU budget) | PATH.pt",
+                     TrainConfig.init)
+    epochs: int = _doc("epochs per round", TrainConfig.epochs)
+    imgsz: int = _doc("training and inference size", TrainConfig.imgsz)
+    batch: int = _doc("batch size", TrainConfig.batch)
+    device: str | None = _doc("cpu | 0 | cuda:0 | mps", TrainConfig.device)
+    val_fraction: float = _doc("validation split carved from the pseudo-labels (no ground truth)",
+                               TrainConfig.val_fraction)
+    recipe: str = _doc(RECIPE_HELP, TrainConfig.recipe)
     replay: int = _doc("afss synth scenes (exact masks) mixed into every training, so the fine-tuned "
-                       "synth start does not forget; 0: pseudo-labels only", 0)
+                       "synth start does not forget; 0: pseudo-labels only", TrainConfig.replay)
     extra: dict[str, Any] = _doc("further Ultralytics train arguments, e.g. {close_mosaic: 2, lr0: 0.005}",
                                  factory=dict)
 

@@ -57,14 +57,15 @@ def _calibration_images(weights: Path, calib: str | os.PathLike | None) -> list[
     return files[::step][:MAX_CALIBRATION_IMAGES]
 
 
-def export_student(weights: str | os.PathLike, out: str | os.PathLike, *, imgsz: int = 512, int8: bool = False,
+def export_student(weights: str | os.PathLike, out: str | os.PathLike, *, imgsz: int | None = None, int8: bool = False,
                    calib: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
     """Export ``weights`` (a YOLO-seg ``.pt``) to ONNX at ``out``; with ``int8``, quantised.
 
     Args:
         weights: the trained student.
         out: the ``.onnx`` file to write.
-        imgsz: the model's fixed input size (square).
+        imgsz: the model's fixed input size (square); default: the size ``weights`` was trained at
+            (`afss.student.model.trained_imgsz`).
         int8: write an int8 model (static QDQ quantisation calibrated on ``calib`` images).
         calib: folder of calibration images (default: the run's training images).
         overwrite: replace an existing ``out`` (an ONNX file records nothing of where it came from,
@@ -73,7 +74,7 @@ def export_student(weights: str | os.PathLike, out: str | os.PathLike, *, imgsz:
     Raises:
         AfssError: a bad weights file or ``out``, no calibration images, onnx/onnxruntime missing.
     """
-    from afss.student.model import load_yolo
+    from afss.student.model import load_yolo, trained_imgsz
 
     weights = Path(weights)
     out = check_output_path(out, inputs=[weights], flag="--out", example="model.onnx", suffixes=(".onnx",))
@@ -82,6 +83,7 @@ def export_student(weights: str | os.PathLike, out: str | os.PathLike, *, imgsz:
     if weights.suffix.lower() != ".pt":
         raise AfssError(f"{weights}: export takes a .pt checkpoint, found {weights.suffix!r}")
     model = load_yolo(weights)
+    imgsz = imgsz if imgsz is not None else trained_imgsz(model)
     calibration = _calibration_images(weights, calib) if int8 else []
     try:
         import onnx  # noqa: F401  - Ultralytics would try to pip-install it

@@ -22,10 +22,14 @@ from afss.errors import AfssError
 from afss.io.outputs import check_output_path
 from afss.student.train import TrainConfig, TrainResult, train_student
 
-__all__ = ["PRETRAIN_SEED", "pretrain_student"]
+__all__ = ["PRETRAIN_CONFIG", "PRETRAIN_SEED", "pretrain_student"]
 
 PRETRAIN_SEED = 900_000
 """Synth seed of pretraining scenes: far from the seeds benchmarks and tests score on (0..10_000)."""
+
+PRETRAIN_CONFIG = TrainConfig(init="yolo11n-seg.yaml", epochs=20, imgsz=512, recipe="ultralytics")
+"""The defaults of a pretraining (`afss pretrain`): from random weights, every layer with Ultralytics'
+own recipe, 20 epochs at 512 px. `TrainConfig`'s own defaults fine-tune the start this builds."""
 
 
 def pretrain_student(out: str | os.PathLike, *, n: int = 1000, size: int = 512, domain: str = "mixed",
@@ -40,7 +44,7 @@ def pretrain_student(out: str | os.PathLike, *, n: int = 1000, size: int = 512, 
         work_dir: where scenes and the training run go (default: ``<out stem>.pretrain/`` beside ``out``);
             a rerun with the same scenes reuses them.
         overwrite: replace an existing ``out``.
-        config: the training recipe (``init`` defaults to ``yolo11n-seg.yaml``, random initialisation).
+        config: the training recipe (default `PRETRAIN_CONFIG`: ``yolo11n-seg.yaml``, random initialisation).
             Its ``recipe`` ``"auto"`` means ``"ultralytics"`` here, from a ``.pt`` too: every layer
             learns from the exact masks (``auto`` would fine-tune a checkpoint with its backbone
             frozen, which suits a few hundred pseudo-labels, not continuing a pretraining).
@@ -54,7 +58,7 @@ def pretrain_student(out: str | os.PathLike, *, n: int = 1000, size: int = 512, 
     if out.exists() and not overwrite:
         raise AfssError(f"{out}: exists; pass --overwrite to replace it, or choose another --out")
     work = Path(work_dir) if work_dir is not None else out.with_name(f"{out.stem}.pretrain")
-    config = config or TrainConfig()
+    config = config or PRETRAIN_CONFIG
     if config.recipe == "auto":
         config = replace(config, recipe="ultralytics")
     if config.init == "synth":

@@ -9,9 +9,11 @@ all under ``out``:
     results.csv, *.png     Ultralytics' per-epoch metrics and training curves
     train.json             what was trained: init, recipe, dataset counts, final metrics, timings
 
-``init`` is a model config Ultralytics ships (``yolo11n-seg.yaml``: random initialisation, no
-download), a checkpoint of yours (``PATH.pt``, e.g. COCO-pretrained ``yolo11n-seg.pt``), or
-``"synth"``: the student pretrained on afss synth scenes that afss ships (see `afss.student.pretrain`).
+``init`` is ``"synth"`` (the default): the student pretrained on afss synth scenes that afss ships
+(see `afss.student.pretrain`); the name of a COCO-pretrained checkpoint Ultralytics publishes
+(``yolo11n-seg.pt``: the paper's start, downloaded where it is not; `afss.student.published`); a
+checkpoint of yours (``PATH.pt``); or a model config Ultralytics ships (``yolo11n-seg.yaml``: random
+initialisation, which learns nothing from a few hundred pseudo-labels in a CPU budget).
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ class TrainConfig:
     """The training recipe.
 
     Attributes:
-        init: ``"synth"``, a model ``.yaml`` Ultralytics ships (e.g. ``yolo11n-seg.yaml``) or a ``.pt``.
+        init: ``"synth"``, a published name (``yolo11n-seg.pt``), a ``.pt`` of yours, or a model ``.yaml``
+            Ultralytics ships (``yolo11n-seg.yaml``: random weights).
         epochs, imgsz, batch: as in Ultralytics.
         device: ``"cpu"``, ``"0"`` / ``"cuda:0"``, ``"mps"``; ``None`` lets Ultralytics choose.
         val_fraction, seed: the validation split carved from the pseudo-labels, and the seed of the
@@ -56,9 +59,10 @@ class TrainConfig:
         patience: epochs without improvement before stopping early.
         recipe: ``"finetune"`` (`FINETUNE`: frozen backbone, gentle SGD), ``"heads"`` (`HEADS`:
             only the head's box and class branches learn, the mask branch keeps its pretraining), ``"ultralytics"``
-            (Ultralytics' own defaults), or ``"auto"``: ``finetune`` when ``init`` is a checkpoint
-            (``synth`` or a ``.pt``), ``ultralytics`` from a model ``.yaml`` (random weights have
-            nothing to keep). ``extra`` overrides any of them.
+            (Ultralytics' own defaults), or ``"auto"`` (`afss.student.recipe.resolve_recipe`):
+            ``heads`` from ``synth`` (keep its masks, learnt from exact ones), ``finetune`` from
+            another ``.pt``, ``ultralytics`` from a model ``.yaml`` (random weights have nothing to
+            keep). ``extra`` overrides any of them.
         replay: afss synth scenes (exact masks from the renderer, every domain; seed `REPLAY_SEED`)
             mixed into the train split. Fine-tuning the synth-pretrained student on a few hundred
             pseudo-labels alone makes it forget what pretraining taught it and copy its teacher's
@@ -68,9 +72,16 @@ class TrainConfig:
         extra: further Ultralytics ``train`` arguments (augmentation, optimiser, ...), passed as is.
     """
 
-    init: str = "yolo11n-seg.yaml"
-    epochs: int = 20
-    imgsz: int = 512
+    # The defaults are the run configs' (`afss run --defaults` reads them from here, as do the CLI's
+    # help texts): the shipped synth start, ``auto`` (= ``heads`` from it), 10 epochs at 320 px (the
+    # start's own training size), what the project's CPU benchmarks support. From random weights
+    # (``yolo11n-seg.yaml``) a few hundred pseudo-labels give 0.0 AP at this budget. ``heads`` keeps
+    # the start's masks where ``finetune`` loses 11 mask AP on afss synth (`resolve_recipe` has the
+    # numbers); on imagery unlike the start's, where boxes count, ``finetune`` adapts the features
+    # better (the spark2021 config names it).
+    init: str = "synth"
+    epochs: int = 10
+    imgsz: int = 320
     batch: int = 16
     device: str | None = "cpu"
     val_fraction: float = 0.1
@@ -107,11 +118,15 @@ class TrainResult:
     seconds: float
     seconds_per_epoch: float
     epochs: int
+    reused: bool = False
+    """The run was finished before with the same identity (`training_identity`); nothing was trained."""
 
 
 def resolve_init(init: str) -> str:
     """``init`` as Ultralytics takes it, checked: ``synth`` -> the shipped file; a ``.pt`` that exists
-    and is a YOLO-seg checkpoint; or a ``*-seg.yaml`` model config.
+    and is a YOLO-seg checkpoint; the name of a COCO-pretrained one Ultralytics publishes
+    (`afss.student.published.PUBLISHED_SEG`, e.g. ``yolo11n-seg.pt``), downloaded there if missing;
+    or a ``*-seg.yaml`` model config.
 
     Raises:
         AfssError: one line naming the file or the name, and what was expected.
@@ -133,9 +148,17 @@ def resolve_init(init: str) -> str:
                             "(e.g. yolo11n-seg.yaml, yolo11s-seg.yaml, yolov8n-seg.yaml), nor a file")
         return init
     from afss.student.model import load_yolo
+    from afss.student.published import PUBLISHED_SEG, detection_name, fetch_published
 
     if Path(init).suffix.lower() == ".onnx":
         raise AfssError(f"--init {init}: an ONNX file cannot be trained; start from the .pt it was exported from")
+    name = Path(init).name
+    if not Path(init).is_file():
+        if name in PUBLISHED_SEG:  # COCO-pretrained, by name: Ultralytics downloads it where --init points
+            fetch_published(init)
+        elif (instead := detection_name(name)) is not None:
+            raise AfssError(f"--init {init}: Ultralytics' {Path(name).stem} is not a segmentation model; the student "
+                            f"needs one: use {instead}")
     load_yolo(init, what="--init")  # a missing, foreign or detection-only file fails here, in one line
     return str(Path(init).resolve())
 
@@ -155,7 +178,9 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     """Train a YOLO-seg student on ``labels`` (pseudo-labels: no ground truth belongs here).
 
     A run that was killed (``out/weights/last.pt`` there, ``out/train.json`` not yet) continues from
-    its last finished epoch, with Ultralytics' own resume (optimiser and schedule included).
+    its last finished epoch, with Ultralytics' own resume (optimiser and schedule included). A run
+    that finished with the same labels and recipe (`training_identity`) is not trained again: its
+    recorded result comes back (``reused``); ``overwrite`` trains it again from ``init``.
 
     Args:
         labels: the images and their (refined, filtered) labels; images without an instance are
@@ -163,8 +188,10 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
         out: the run folder (see the module docstring for what goes in it).
         config: the recipe, `TrainConfig`.
         progress: called after every epoch with its number (1-based) and validation metrics.
-        overwrite: train into ``out`` even when it holds a run on other labels or with another recipe
-            (refused by default: that run's weights would be replaced).
+        overwrite: train from ``init`` into ``out`` whatever it holds: a run on other labels or with
+            another recipe (refused by default: its weights would be replaced), an interrupted run
+            (not continued) or this very training finished (trained again). Its ``train.json`` and
+            ``weights/`` are removed first.
 
     Returns:
         `TrainResult`: best and last weights, the final validation metrics, timings.
@@ -177,6 +204,12 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     init = resolve_init(config.init)
     identity = training_identity(labels, config)
     _check_run_folder(out, identity, overwrite)
+    if overwrite:
+        _clear_run(out)
+    elif (done := _finished(out, identity)) is not None:
+        log.info("%s: trained before on the same labels with the same recipe; returning that result "
+                 "(overwrite=True trains again)", out)
+        return done
     if config.replay:
         from afss.synth.dataset import render_or_reuse
 
@@ -230,6 +263,37 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     return result
 
 
+def _finished(out: Path, identity: dict[str, Any]) -> TrainResult | None:
+    """The result recorded in ``out/train.json`` of a finished training of this ``identity`` whose
+    weights are still there, else ``None``."""
+    try:
+        record = json.loads((out / "train.json").read_text())
+        if record.get("identity") != identity:
+            return None
+        weights, data = Path(record["weights"]), record["dataset"]
+        dataset = YoloDataset(root=out / "data", yaml=out / "data" / "dataset.yaml", train=data["train"],
+                              val=data["val"], instances=data["instances"], names=tuple(data["names"]),
+                              skipped=data["skipped"], replay=data.get("replay", 0))
+        metrics = {k: float(v) for k, v in record.get("metrics", {}).items()}
+        result = TrainResult(out=out, weights=weights, last=out / "weights" / "last.pt", dataset=dataset,
+                             metrics=metrics, seconds=float(record["seconds"]),
+                             seconds_per_epoch=float(record["seconds_per_epoch"]),
+                             epochs=int(metrics.get("epoch", record["config"]["epochs"])), reused=True)
+    except (OSError, ValueError, RecursionError, AttributeError, KeyError, TypeError):
+        return None  # no record, or one this version cannot read: train
+    return result if weights.is_file() else None
+
+
+def _clear_run(out: Path) -> None:
+    """Remove what makes ``out`` a finished or interrupted training (its record and weights), so
+    that the next training starts from ``init``; the exported dataset is rewritten anyway."""
+    import shutil
+
+    (out / "train.json").unlink(missing_ok=True)
+    if (out / "weights").is_dir():
+        shutil.rmtree(out / "weights")
+
+
 def training_identity(labels: LabelSet, config: TrainConfig) -> dict[str, Any]:
     """What makes two trainings the same (the labels' files and contents, the recipe), as JSON values:
     `train_student` records it in ``train.json`` and continues only a run of the same identity."""
@@ -249,8 +313,8 @@ def _heads_freeze(model: Any) -> list[int | str]:
 
 
 def _check_run_folder(out: Path, identity: dict[str, Any], overwrite: bool) -> None:
-    """``out`` must be new, empty, or this very training (to continue or redo it); a run on other
-    labels or with another recipe is kept unless ``overwrite``."""
+    """``out`` must be new, empty, or this very training (to continue it, or return it finished); a
+    run on other labels or with another recipe is kept unless ``overwrite``."""
     if out.exists() and not out.is_dir():
         raise AfssError(f"{out}: exists and is not a folder; --out names the run folder")
     if overwrite or not out.is_dir() or not any(out.iterdir()):
