@@ -23,7 +23,7 @@ PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.E
 
 # Subcommands in the order the pipeline runs them.
 COMMANDS = ("convert", "synth", "label", "refine", "export-yolo", "train", "predict", "export", "pretrain", "distill",
-            "eval", "run", "config", "report", "doctor")
+            "eval", "run", "config", "report", "doctor", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -156,7 +156,10 @@ def check_run_inputs(config: RunConfig) -> str:
             open_dataset(section.source, root, **_reader_options(section))
         except AfssError as e:
             raise AfssError(f"{name}: {e}") from None
-    teacher_class(config.teacher.name)
+    try:
+        teacher_class(config.teacher.name).check(**config.teacher.options)
+    except AfssError as e:
+        raise AfssError(f"teacher.options: {e}") from None
     return resolve_init(config.student.init)
 
 

@@ -19,6 +19,7 @@ TEACHERS: dict[str, str] = {
     "sam3": "afss.teachers.sam3:Sam3Teacher",
     "owlv2-sam": "afss.teachers.owlv2_sam:Owlv2SamTeacher",
     "photometric": "afss.teachers.photometric:PhotometricTeacher",
+    "salient": "afss.teachers.salient:SalientTeacher",
     "student": "afss.student.model:StudentTeacher",  # a trained student labels like any teacher
 }
 DEFAULT_TEACHER = "grounded-sam2"

@@ -70,6 +70,11 @@ class Teacher(abc.ABC):
             teacher name, ``score`` the confidence used for filtering, sub-scores in ``scores``.
         """
 
+    @classmethod
+    def check(cls, **options: Any) -> None:
+        """Check build options without loading anything heavy (``afss run --check``); raises
+        `AfssError`. The default checks nothing: ``build`` does."""
+
     @property
     def can_segment_boxes(self) -> bool:
         """Whether `segment_boxes` is available (a promptable segmenter)."""
