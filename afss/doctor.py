@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import importlib.metadata
 import importlib.util
 import os
@@ -28,6 +29,7 @@ __all__ = ["EXTRAS", "CudaDevice", "DoctorReport", "Extra", "TeacherWeights", "d
 EXTRAS: dict[str, tuple[str, ...]] = {
     "vlm": ("torch", "torchvision", "transformers", "safetensors"),
     "student": ("ultralytics", "onnx", "onnxruntime", "onnxslim"),
+    "salient": ("onnxruntime",),
     "ray": ("ray",),
     "report": ("playwright",),
 }
@@ -98,6 +100,8 @@ class DoctorReport:
     hf_hub_offline: bool
     teachers: tuple[TeacherWeights, ...]
     chromium: str | None
+    salient_models: dict[str, Path | None] = dataclasses.field(default_factory=dict)
+    """The salient teacher's named models (``afss models fetch NAME``) -> the cached file, or ``None``."""
 
     def fixes(self) -> list[str]:
         """One command per missing piece, in the order of the report."""
@@ -109,6 +113,8 @@ class DoctorReport:
             if not t.cached and t.model_id not in seen:
                 seen.add(t.model_id)
                 out.append(t.fix)
+        if self.salient_models and not any(self.salient_models.values()):
+            out.append(f"afss models fetch {next(iter(self.salient_models))}")
         if self.chromium is None:
             out.append(CHROMIUM_FIX)
         return out
@@ -142,6 +148,11 @@ class DoctorReport:
         for t in self.teachers:
             state = "cached" if t.cached else f"not cached -> {t.fix}"
             lines.append(f"  teacher    {t.teacher:<13} {t.model_id:<{width}}  {state}")
+        if self.salient_models:
+            cached = [f"{name} {path}" for name, path in self.salient_models.items() if path is not None]
+            first = next(iter(self.salient_models))
+            state = "; ".join(cached) if cached else f"not fetched -> afss models fetch {first}"
+            lines.append(f"  teacher    {'salient':<13} {state}")
         lines.append("  teacher    photometric   no weights (CPU)")
         browser = self.chromium or f"missing -> {CHROMIUM_FIX}"
         lines.append(f"  report     chromium for afss report --screenshot: {browser}")
@@ -190,6 +201,7 @@ def diagnose() -> DoctorReport:
     import afss
     from afss.report.browser import CHROMIUM
     from afss.student.train import SHIPPED_SYNTH_WEIGHTS
+    from afss.teachers.salient_models import cached_models
 
     versions = {name: _version(name) for name in {*VERSIONS, *(d for ds in EXTRAS.values() for d in ds)}}
     extras = tuple(Extra(name, tuple(d for d in dists if versions[d] is None)) for name, dists in EXTRAS.items())
@@ -207,7 +219,7 @@ def diagnose() -> DoctorReport:
         synth_start=SHIPPED_SYNTH_WEIGHTS if SHIPPED_SYNTH_WEIGHTS.is_file() else None,
         hf_cache=cache, hf_hub_offline=offline,
         teachers=tuple(TeacherWeights(t, m, cached_model(cache, m)) for t, m in default_teacher_models()),
-        chromium=chromium)
+        chromium=chromium, salient_models=cached_models())
 
 
 def _version(dist: str) -> str | None:

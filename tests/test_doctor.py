@@ -30,6 +30,7 @@ def clean_env(monkeypatch, tmp_path):
     for key in ("HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "XDG_CACHE_HOME"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("AFSS_CACHE", str(tmp_path / "afss-models"))
     return tmp_path
 
 
@@ -41,7 +42,7 @@ def test_the_report_of_this_machine(clean_env, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
     report = doctor.diagnose()
     extras = {e.name: e for e in report.extras}
-    assert set(extras) == {"vlm", "student", "ray", "report"}
+    assert set(extras) == {"vlm", "student", "salient", "ray", "report"}
     assert extras["student"].present == all(report.versions[d] for d in ("ultralytics", "onnx", "onnxruntime"))
     import afss
 
@@ -54,6 +55,17 @@ def test_the_report_of_this_machine(clean_env, monkeypatch):
         assert report.torch_cuda is None or report.torch_cuda[0].isdigit()
     text = "\n".join(report.lines())
     assert "huggingface-cli download facebook/sam3" in text and "HF_HUB_OFFLINE not set" in text
+    assert "salient       not fetched -> afss models fetch isnet" in text and "afss models fetch isnet" in report.fixes()
+
+
+def test_a_fetched_salient_model_is_reported_with_its_path(clean_env):
+    models = clean_env / "afss-models"
+    models.mkdir()
+    (models / "isnet.onnx").write_bytes(b"onnx")  # doctor looks, never loads
+    report = doctor.diagnose()
+    assert report.salient_models["isnet"] == models / "isnet.onnx"
+    assert f"salient       isnet {models / 'isnet.onnx'}" in "\n".join(report.lines())
+    assert not any("models fetch" in fix for fix in report.fixes())
 
 
 def test_no_driver_no_device(monkeypatch):
