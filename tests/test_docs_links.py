@@ -48,3 +48,17 @@ def test_relative_links_resolve(doc):
 def test_the_slugs_are_githubs():
     assert slug("Labels on imagery afss did not render (SPARK-2021)") == "labels-on-imagery-afss-did-not-render-spark-2021"
     assert slug("`afss run`: one command") == "afss-run-one-command"
+
+
+def test_the_design_doc_names_every_part_of_the_package_and_nothing_that_is_gone():
+    """docs/design.md shows the layout that is there: each top-level module and package of afss/ is
+    named in it, and every afss/... path it names exists."""
+    text = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    package = ROOT / "afss"
+    parts = {p.name for p in package.iterdir() if (p.is_dir() and not p.name.startswith("__")) or
+             (p.suffix == ".py" and p.name != "__init__.py")}
+    unnamed = sorted(n for n in parts if f"afss/{n}" not in text)
+    assert not unnamed, f"docs/design.md does not name {unnamed}"
+    named = set(re.findall(r"afss/[\w./]+\w", text))
+    gone = sorted(p for p in named if not (ROOT / p).exists())
+    assert not gone, f"docs/design.md names paths that do not exist: {gone}"
