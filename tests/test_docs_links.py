@@ -62,3 +62,9 @@ def test_the_design_doc_names_every_part_of_the_package_and_nothing_that_is_gone
     named = set(re.findall(r"afss/[\w./]+\w", text))
     gone = sorted(p for p in named if not (ROOT / p).exists())
     assert not gone, f"docs/design.md names paths that do not exist: {gone}"
+
+
+def test_the_readme_stays_short():
+    """A newcomer reads it in five minutes; lab notes go to docs/ (docs/benchmarks.md)."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").count("\n")
+    assert lines <= 220, f"README.md has {lines} lines; move detail to docs/"
