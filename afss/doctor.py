@@ -39,6 +39,9 @@ VERSIONS = ("torch", "torchvision", "transformers", "ultralytics", "onnxruntime"
             "opencv-python-headless", "pycocotools")
 """The packages whose versions the report names (beside afss and Python)."""
 
+GATED = frozenset({"facebook/sam3"})
+"""Hub models that need their terms accepted and a login before they download."""
+
 CHROMIUM_FIX = "apt-get install --no-install-recommends chromium"
 TORCH_CUDA_FIX = "pip install --force-reinstall torch torchvision  # PyPI's Linux build has CUDA"
 
@@ -76,7 +79,9 @@ class TeacherWeights:
 
     @property
     def fix(self) -> str:
-        return f"huggingface-cli download {self.model_id}"
+        # `hf` is huggingface_hub's command (`huggingface-cli` is gone from the pinned release)
+        gated = "  # gated: accept its terms on the hub, `hf auth login`, then this" if self.model_id in GATED else ""
+        return f"hf download {self.model_id}{gated}"
 
 
 @dataclass(frozen=True)

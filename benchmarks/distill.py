@@ -165,8 +165,9 @@ def main() -> None:
     ap.add_argument("--replay", type=int, default=0, help="synth scenes mixed into the synth-init trainings")
     from afss.student.recipe import RECIPES
 
-    ap.add_argument("--recipe", choices=RECIPES, default="auto",
-                    help="training recipe (afss.student.train.TrainConfig.recipe); auto: finetune from --init")
+    ap.add_argument("--recipe", choices=RECIPES, default="finetune",
+                    help="training recipe (afss.student.train.TrainConfig.recipe); the SPARK-2021 tables used "
+                         "finetune (auto would be heads from the shipped start)")
     ap.add_argument("--freeze", type=int, default=None, help="Ultralytics freeze (layers) of the synth-init trainings, "
                                                              "over the recipe's")
     ap.add_argument("--min-score", type=lambda v: v if v == "auto" else float(v), default=0.6,

@@ -3,6 +3,7 @@ tiny synth config, resuming a killed run, and the ready configs."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -260,3 +261,40 @@ def test_min_score_null_means_no_fixed_cut(tmp_path):
     assert (cfg.refine.min_score, cfg.refine.score_cut, cfg.refine.keep_top) == (None, 0.0, 0.5)
     with pytest.raises(AfssError, match=r"refine.min_score: expected a number in \[0, 1\], auto or null, got 'high'"):
         load_config(write(tmp_path / "d.yaml", "refine: {min_score: high}\n"))
+
+
+def test_a_ready_config_is_found_by_name_beside_a_dataset_folder_of_that_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spark2024").mkdir()  # the user's dataset, named like the config
+    assert load_config("spark2024").teacher.name == "grounded-sam2"
+    from afss.cli import main
+
+    assert main(["config", "show", "spark2024"]) == 0
+
+
+def test_check_refuses_unknown_teacher_options_and_fetches_no_start(tmp_path, monkeypatch, capsys):
+    from afss.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "demo", "--set", "teacher.options={bogus: 1}", "--check"]) == 2
+    assert "teacher.options: unknown photometric teacher option 'bogus'" in capsys.readouterr().err
+    assert main(["run", "demo", "--set", "student.init=yolo11n-seg.pt", "--check"]) == 0
+    err = capsys.readouterr().err
+    assert "student.init yolo11n-seg.pt is not here yet; the run downloads it from https://" in err
+    assert list(tmp_path.iterdir()) == []  # a check fetches nothing
+
+
+def test_every_teacher_is_named_in_the_config_docs():
+    from afss.run.config import TeacherSection
+    from afss.teachers import TEACHERS
+
+    doc = next(f for f in dataclasses.fields(TeacherSection) if f.name == "name").metadata["doc"]
+    assert all(t in doc for t in TEACHERS if t != "student"), doc
+
+
+def test_auto_is_heads_from_the_shipped_start_however_it_is_spelt():
+    from afss.student.recipe import resolve_recipe
+    from afss.student.train import SHIPPED_SYNTH_WEIGHTS
+
+    assert resolve_recipe("auto", "synth") == resolve_recipe("auto", str(SHIPPED_SYNTH_WEIGHTS)) == "heads"
+    assert resolve_recipe("auto", "yolo11n-seg.pt") == "finetune" and resolve_recipe("auto", "x-seg.yaml") == "ultralytics"

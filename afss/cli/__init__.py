@@ -19,7 +19,7 @@ from afss.errors import AfssError
 
 # OS errors that say something about a path or the disk, never about afss's own logic.
 PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
-                         errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.ENOENT, errno.EEXIST, errno.EXDEV, errno.EMFILE})
+                         errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.ENOENT, errno.EEXIST, errno.EXDEV})
 
 # Subcommands in the order the pipeline runs them.
 COMMANDS = ("convert", "synth", "label", "refine", "export-yolo", "train", "predict", "export", "pretrain", "distill",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 
 
@@ -21,8 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from afss.errors import AfssError
-    from afss.run.ready import find_config, ready_configs
+    from afss.run.ready import ready_configs
 
+    if args.action == "list" and args.name is not None:
+        raise AfssError(f"config list takes no name (got {args.name!r}); afss config show NAME prints one")
     if args.action == "list":
         for name, path in ready_configs().items():
             first = path.read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip()
@@ -30,8 +33,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.name is None:
         raise AfssError("config show: give a NAME (afss config list shows them)")
-    found = find_config(args.name)
-    if not found.packaged:  # a file of the user's would be shown as is; say what `show` is for instead
-        raise AfssError(f"{args.name}: not a ready config's name (afss config list shows them)")
-    sys.stdout.write(found.path.read_text(encoding="utf-8"))
+    ready = ready_configs()
+    if args.name not in ready:  # only afss's own: a file of the user's is theirs to read
+        close = difflib.get_close_matches(args.name, list(ready), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise AfssError(f"{args.name}: not a ready config's name ({', '.join(ready)}){hint}")
+    sys.stdout.write(ready[args.name].read_text(encoding="utf-8"))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,9 +41,14 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides=args.overrides)
     if args.check:  # dataset roots, the teacher, the student's start; then the config as it will run
         try:
-            check_run_inputs(config)
+            start = check_run_inputs(config, download=False)
         except AfssError as e:
             raise AfssError(f"{args.config}: {e}") from None
+        if not Path(start).is_file() and start.endswith(".pt"):  # a published name, not here yet: say so, fetch nothing
+            from afss.student.published import published_url
+
+            print(f"note: student.init {start} is not here yet; the run downloads it from "
+                  f"{published_url(Path(start).name)}", file=sys.stderr)
         sys.stdout.write(yaml.safe_dump(config_to_dict(config), sort_keys=False))
         return 0
     if args.out is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,10 +67,14 @@ def read_coco(path: str | os.PathLike, *, image_root: str | os.PathLike | None =
 def read_json_file(path: str | os.PathLike) -> Any:
     """Parse a JSON file; every way that can fail is one `AfssError` line naming the file."""
     path = Path(path)
-    if path.is_dir():
+    try:  # os.stat, not is_file(): a link loop or a name too long is not "no such file"
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise AfssError(f"{path}: no such file") from None
+    except OSError as e:
+        raise AfssError(f"{path}: cannot open ({e.strerror or e})") from None
+    if stat.S_ISDIR(mode):
         raise AfssError(f"{path}: is a folder, expected a COCO JSON file")
-    if not path.is_file():
-        raise AfssError(f"{path}: no such file")
     try:
         with path.open(encoding="utf-8") as f:
             return json.load(f)

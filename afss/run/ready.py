@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import stat
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -45,16 +46,16 @@ def find_config(name_or_path: str | os.PathLike) -> ConfigFile:
         AfssError: neither an existing file nor a ready config's name; one line listing the ready ones.
     """
     text = os.fspath(name_or_path)
+    ready = ready_configs()
+    bare = os.sep not in text and "/" not in text and not text.endswith((".yaml", ".yml"))
     try:
-        os.stat(text)
-        return ConfigFile(Path(text), packaged=False)
+        if stat.S_ISREG(os.stat(text).st_mode) or not (bare and text in ready):
+            return ConfigFile(Path(text), packaged=False)  # a file of that name wins; load_config says what else is wrong
     except FileNotFoundError:
         pass
     except OSError as e:  # a name too long, a link loop, a file used as a folder
         raise AfssError(f"{text}: cannot open ({e.strerror or e})") from None
-    ready = ready_configs()
-    bare = os.sep not in text and "/" not in text
-    if bare and text in ready:
+    if bare and text in ready:  # a ready config's name, even beside a dataset folder of that name
         return ConfigFile(ready[text], packaged=True)
     names = ", ".join(ready)
     close = difflib.get_close_matches(Path(text).stem, list(ready), n=1)

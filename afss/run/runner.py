@@ -131,10 +131,11 @@ def _has_gt(labels: LabelSet) -> bool:
     return any(im.instances for im in labels.images)
 
 
-def check_run_inputs(config: RunConfig) -> str:
+def check_run_inputs(config: RunConfig, *, download: bool = True) -> str:
     """Everything that can be checked before any long work: dataset roots, the teacher, the
     student's start and Ultralytics. One line naming the key or path. Returns the student's start
-    as `afss.student.train.resolve_init` resolves it."""
+    as `afss.student.train.resolve_init` resolves it; with ``download`` off (``afss run --check``) a
+    published checkpoint that is not here yet is returned by name, not fetched."""
     from afss.student.train import resolve_init
     from afss.teachers import teacher_class
 
@@ -160,7 +161,7 @@ def check_run_inputs(config: RunConfig) -> str:
         teacher_class(config.teacher.name).check(**config.teacher.options)
     except AfssError as e:
         raise AfssError(f"teacher.options: {e}") from None
-    return resolve_init(config.student.init)
+    return resolve_init(config.student.init, download=download)
 
 
 # -- the run folder ---------------------------------------------------------------------------------

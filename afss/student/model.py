@@ -128,7 +128,12 @@ class StudentTeacher(Teacher):
         self.options = options
 
     @classmethod
-    def build(cls, **options: Any) -> StudentTeacher:
+    def check(cls, **options: Any) -> None:
+        cls._checked(options)
+
+    @classmethod
+    def _checked(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Every option with its default filled in, checked; nothing loaded."""
         opts = {**DEFAULTS, **check_options(options, DEFAULTS, "student")}
         if not opts["weights"]:
             raise AfssError("student: weights=PATH is required (a .pt from afss train, or an .onnx from afss export)")
@@ -142,6 +147,11 @@ class StudentTeacher(Teacher):
         for key in ("conf", "iou"):
             if not 0.0 <= opts[key] <= 1.0:
                 raise AfssError(f"student: {key} must be in [0, 1], got {opts[key]}")
+        return opts
+
+    @classmethod
+    def build(cls, **options: Any) -> StudentTeacher:
+        opts = cls._checked(options)
         opts["weights"] = str(Path(opts["weights"]).resolve()) if Path(opts["weights"]).exists() else opts["weights"]
         model = load_yolo(opts["weights"])
         if opts["weights"].lower().endswith(".onnx"):  # an exported model runs at the size it was built for

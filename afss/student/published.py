@@ -21,12 +21,26 @@ from urllib.parse import urlsplit
 
 from afss.errors import AfssError
 
-__all__ = ["PUBLISHED_SEG", "detection_name", "fetch_published", "published_url"]
+__all__ = ["PUBLISHED_SEG", "detection_name", "fetch_published", "published_seg", "published_url"]
 
 log = logging.getLogger(__name__)
 
 PUBLISHED_SEG: tuple[str, ...] = tuple(f"{family}{scale}-seg.pt" for family in ("yolo11", "yolov8") for scale in "nsmlx")
-"""The published segmentation checkpoints ``--init`` takes by name (COCO-pretrained, 80 classes)."""
+"""The published YOLO11 and YOLOv8 segmentation checkpoints (COCO-pretrained, 80 classes): the paper's
+family, which the recipes were written for. `published_seg` adds the others this Ultralytics lists."""
+
+
+def published_seg() -> tuple[str, ...]:
+    """Every segmentation checkpoint the installed Ultralytics publishes (``*-seg.pt`` of its asset
+    list: YOLO11, YOLOv8, YOLOv9, YOLO26, ...), less YOLOE's, which are prompted open-vocabulary models
+    that train differently."""
+    from afss.student.env import ultralytics
+
+    ultralytics()
+    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
+
+    listed = {n for n in GITHUB_ASSETS_NAMES if n.endswith("-seg.pt") and not n.startswith("yoloe")}
+    return tuple(sorted(listed | set(PUBLISHED_SEG)))
 
 REACH_TIMEOUT_S = 5.0
 """How long the release host gets to answer before afss calls it unreachable."""
@@ -51,10 +65,10 @@ def detection_name(name: str) -> str | None:
     ultralytics()
     from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 
-    if name in PUBLISHED_SEG or name not in GITHUB_ASSETS_NAMES or "-seg" in name:
+    if name not in GITHUB_ASSETS_NAMES or "-seg" in name:
         return None
     stem = name.removesuffix(".pt").split("-")[0]
-    return f"{stem}-seg.pt" if f"{stem}-seg.pt" in PUBLISHED_SEG else PUBLISHED_SEG[0]
+    return f"{stem}-seg.pt" if f"{stem}-seg.pt" in published_seg() else PUBLISHED_SEG[0]
 
 
 def fetch_published(init: str, *, timeout_s: float = REACH_TIMEOUT_S) -> Path:

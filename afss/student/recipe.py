@@ -3,11 +3,14 @@ the command line and the run config can name and check them without loading the 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from afss.errors import AfssError
 
-__all__ = ["FINETUNE", "HEADS", "RECIPES", "RECIPE_HELP", "heads_freeze", "recipe_args", "resolve_recipe"]
+__all__ = ["FINETUNE", "HEADS", "RECIPES", "RECIPE_HELP", "heads_freeze", "is_shipped_start", "recipe_args",
+           "resolve_recipe"]
 
 FINETUNE: dict[str, Any] = {"freeze": 10, "optimizer": "SGD", "lr0": 0.002, "warmup_epochs": 0}
 """Ultralytics arguments of the fine-tuning recipe: the backbone up to its SPPF (layers 0-9 of YOLO11
@@ -28,6 +31,8 @@ to 45.4 with this recipe (box AP 48.9; the teacher's 40.3 / 48.1), in two thirds
 prefer ``finetune`` there."""
 
 RECIPES = ("auto", "finetune", "heads", "ultralytics")
+
+_SHIPPED_START = Path(__file__).parent / "weights" / "student_synth.pt"  # = train.SHIPPED_SYNTH_WEIGHTS
 
 RECIPE_HELP = (f"finetune (freeze {FINETUNE['freeze']}, {FINETUNE['optimizer']} lr0 {FINETUNE['lr0']}, no warm-up) | "
                f"heads (only the head's box and class branches learn, {HEADS['optimizer']} lr0 {HEADS['lr0']}, no warm-up; "
@@ -51,7 +56,17 @@ def resolve_recipe(recipe: str, init: str) -> str:
         return recipe
     if init.endswith((".yaml", ".yml")):
         return "ultralytics"
-    return "heads" if init == "synth" else "finetune"
+    return "heads" if is_shipped_start(init) else "finetune"
+
+
+def is_shipped_start(init: str) -> bool:
+    """Whether ``init`` is the synth start afss ships, by name (``synth``) or by its file's path."""
+    if init == "synth":
+        return True
+    try:
+        return os.path.samefile(init, _SHIPPED_START)
+    except OSError:  # not a file (yet): a published name, a typo
+        return False
 
 
 def recipe_args(recipe: str, init: str) -> dict[str, Any]:

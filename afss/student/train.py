@@ -122,10 +122,11 @@ class TrainResult:
     """The run was finished before with the same identity (`training_identity`); nothing was trained."""
 
 
-def resolve_init(init: str) -> str:
+def resolve_init(init: str, *, download: bool = True) -> str:
     """``init`` as Ultralytics takes it, checked: ``synth`` -> the shipped file; a ``.pt`` that exists
     and is a YOLO-seg checkpoint; the name of a COCO-pretrained one Ultralytics publishes
-    (`afss.student.published.PUBLISHED_SEG`, e.g. ``yolo11n-seg.pt``), downloaded there if missing;
+    (`afss.student.published.published_seg`, e.g. ``yolo11n-seg.pt``), downloaded there if missing
+    (unless ``download`` is off: then the name is returned as it is, for a check that fetches nothing);
     or a ``*-seg.yaml`` model config.
 
     Raises:
@@ -148,18 +149,24 @@ def resolve_init(init: str) -> str:
                             "(e.g. yolo11n-seg.yaml, yolo11s-seg.yaml, yolov8n-seg.yaml), nor a file")
         return init
     from afss.student.model import load_yolo
-    from afss.student.published import PUBLISHED_SEG, detection_name, fetch_published
+    from afss.student.published import detection_name, fetch_published, published_seg
 
     if Path(init).suffix.lower() == ".onnx":
         raise AfssError(f"--init {init}: an ONNX file cannot be trained; start from the .pt it was exported from")
     name = Path(init).name
     if not Path(init).is_file():
-        if name in PUBLISHED_SEG:  # COCO-pretrained, by name: Ultralytics downloads it where --init points
+        if name in published_seg():  # COCO-pretrained, by name: Ultralytics downloads it where --init points
+            if not download:
+                return init
             fetch_published(init)
         elif (instead := detection_name(name)) is not None:
             raise AfssError(f"--init {init}: Ultralytics' {Path(name).stem} is not a segmentation model; the student "
                             f"needs one: use {instead}")
-    load_yolo(init, what="--init")  # a missing, foreign or detection-only file fails here, in one line
+    if not Path(init).is_file():
+        raise AfssError(f"--init {init}: no such file; expected synth, a YOLO-seg .pt file, the name of one Ultralytics "
+                        "publishes (e.g. yolo11n-seg.pt, yolov8s-seg.pt), or a model .yaml for "
+                        "random weights (yolo11n-seg.yaml)")
+    load_yolo(init, what="--init")  # a foreign or detection-only file fails here, in one line
     return str(Path(init).resolve())
 
 

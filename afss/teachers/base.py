@@ -9,6 +9,7 @@ into a mask on the original image, as the paper does.
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any, ClassVar
@@ -73,7 +74,12 @@ class Teacher(abc.ABC):
     @classmethod
     def check(cls, **options: Any) -> None:
         """Check build options without loading anything heavy (``afss run --check``); raises
-        `AfssError`. The default checks nothing: ``build`` does."""
+        `AfssError`. The default checks the option names and kinds against the keyword defaults of
+        ``__init__`` (the VLM teachers'); a teacher built from a config object overrides it."""
+        params = inspect.signature(cls.__init__).parameters
+        defaults = {name: (None if p.default is inspect.Parameter.empty else p.default)
+                    for name, p in params.items() if name != "self" and p.kind is inspect.Parameter.KEYWORD_ONLY}
+        check_options(options, defaults, f"{cls.name} teacher")
 
     @property
     def can_segment_boxes(self) -> bool:

@@ -96,7 +96,7 @@ def offline_message(model_id: str, why: str) -> str:
             else "set HF_HUB_OFFLINE=1 to use only the cache and fail at once")
     return (
         f"cannot load model {model_id!r}: {why}. Download it once on a machine with internet "
-        f"(`huggingface-cli download {model_id}`, stored under $HF_HOME/hub, default ~/.cache/huggingface) "
+        f"(`hf download {model_id}`, stored under $HF_HOME/hub, default ~/.cache/huggingface) "
         f"and copy the cache, or pass a local folder written by save_pretrained() instead of the hub id; "
         f"{last}"
     )

@@ -172,6 +172,10 @@ class PhotometricTeacher(Teacher):
         defaults = asdict(PhotometricConfig())
         return cls(PhotometricConfig(**check_options(options, defaults, "photometric teacher")))
 
+    @classmethod
+    def check(cls, **options: Any) -> None:
+        cls.build(**options)  # no weights: building is the check
+
     @property
     def options(self) -> dict[str, Any]:
         return asdict(self.config)

