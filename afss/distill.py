@@ -188,7 +188,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
             best = run / "weights" / "best.pt"
         else:
             init = str(weights) if (k > 1 and config.finetune and weights is not None) else train.init
-            # `auto` is decided by the run's start (heads from synth), not by the previous round's weights
+            # `auto` is decided by the run's start (box from synth), not by the previous round's weights
             recipe = resolve_recipe(train.recipe, train.init)
             def epoch_line(epoch: int, metrics: dict[str, float], k: int = k) -> None:
                 map_ = metrics.get("metrics/mAP50-95(M)")

@@ -66,7 +66,7 @@ def test_relative_roots_are_taken_from_the_config_folder(tmp_path):
     ("teacher: {name: grounded-sam}\n", [], r"teacher\.name: unknown value 'grounded-sam' \(did you mean 'grounded-sam2'\?\)"),
     ("refine: {min_score: 1.5}\n", [], r"refine\.min_score: expected a number in \[0, 1\], auto or null"),
     ("distill: {student_min_score: best}\n", [], r"distill\.student_min_score: expected a number in \[0, 1\], auto"),
-    ("student: {recipe: gentle}\n", [], r"c\.yaml: student\.recipe: expected auto, finetune, heads or ultralytics, got 'gentle'"),
+    ("student: {recipe: gentle}\n", [], r"c\.yaml: student\.recipe: expected auto, finetune, heads, box or ultralytics, got 'gentle'"),
     ("student: {recipe: heads, init: yolo11n-seg.yaml}\n", [], (r"c\.yaml: student\.recipe: recipe heads keeps the start's "
      r"features .* needs a pretrained --init \(synth or a \.pt\), not yolo11n-seg\.yaml")),
     ("eval: {seed: 0}\n", [], r"eval\.seed: 0 is data\.seed too"),
@@ -292,9 +292,9 @@ def test_every_teacher_is_named_in_the_config_docs():
     assert all(t in doc for t in TEACHERS if t != "student"), doc
 
 
-def test_auto_is_heads_from_the_shipped_start_however_it_is_spelt():
+def test_auto_is_box_from_the_shipped_start_however_it_is_spelt():
     from afss.student.recipe import resolve_recipe
     from afss.student.train import SHIPPED_SYNTH_WEIGHTS
 
-    assert resolve_recipe("auto", "synth") == resolve_recipe("auto", str(SHIPPED_SYNTH_WEIGHTS)) == "heads"
+    assert resolve_recipe("auto", "synth") == resolve_recipe("auto", str(SHIPPED_SYNTH_WEIGHTS)) == "box"
     assert resolve_recipe("auto", "yolo11n-seg.pt") == "finetune" and resolve_recipe("auto", "x-seg.yaml") == "ultralytics"

