@@ -15,7 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "truth, and report.html shows it. Rerun the same command to continue after a crash; finished "
                     "stages are skipped. `afss run --defaults` prints every key with its default.",
     )
-    p.add_argument("config", nargs="?", metavar="CONFIG", help="a YAML config file, or a ready config's name: demo, spark2021, spark2024, speedplus_lightbox, speedplus_sunlamp, tango (afss config list)")
+    from afss.run.ready import ready_configs
+
+    p.add_argument("config", nargs="?", metavar="CONFIG", help="a YAML config file, or a ready config's name: "
+                   f"{', '.join(ready_configs())} (afss config list)")
     p.add_argument("--out", metavar="DIR", help="run folder (new, empty, or an earlier run of the same config)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key, value read as YAML (repeatable), e.g. --set student.epochs=5")
