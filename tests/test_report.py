@@ -201,6 +201,7 @@ def test_without_ground_truth_the_student_is_set_beside_its_teacher_on_pool_imag
     labelled = sum(1 for im in sample.images if im.instances)
     assert sum(c["student score"] != "-" for c in cards) == labelled
     assert "Not available" not in text and "No stage has predictions" not in text
+    assert "missing" not in parsed.ids  # no val predictions are expected without ground truth: none listed as absent
     assert "score histograms" in parsed.alts  # the teacher's and the student's scores on the sample
 
 
@@ -309,4 +310,8 @@ def test_stages_come_from_the_files_when_run_json_has_no_order(tmp_path):
     (tmp_path / "run.json").write_text('{"order": ["teacher", "student-round-3", "bogus"]}')
     run = RunFolder.open(tmp_path)
     assert [s.name for s in run.stages] == ["teacher", "student-round-3"]
+    assert {p for p, _ in run.missing} == {"run.json"}  # no ground truth: no stage's val predictions are expected
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "val_gt.json").write_text("{}")  # a scored run: each stage's predictions belong there
+    run = RunFolder.open(tmp_path)
     assert {p for p, _ in run.missing} == {"run.json", "students/round-3.json"}

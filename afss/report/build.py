@@ -110,8 +110,9 @@ class _Page:
         out = []
         if not self.run.has_gt:
             out.append('<div class="notice" id="no-gt"><b>No ground truth was given</b> (data/val_gt.json is not '
-                       "in the run folder): no AP, no precision–recall curves and no IoU on this page. The labels, "
-                       "the teacher–student disagreements and the training curves are shown.</div>")
+                       "in the run folder): no AP, no precision–recall curves and no IoU on this page. Shown instead: the "
+                       "final student beside its teacher on a sample of the pool, the filter's decision on each "
+                       "image, and the training curves.</div>")
         missing = [*self.run.missing, *((n, "") for n in self.notes)]
         problems = self.run.problems
         if missing or problems:
