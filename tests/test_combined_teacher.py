@@ -100,6 +100,8 @@ def test_options_round_trip_and_the_segmenter(model_path):
     assert opts["members"] == ["photometric", "salient"] and opts["rule"] == "best_score"
     assert opts["segmenter"] == "photometric" and opts["photometric"]["k_grow"] == 3.0
     assert build_teacher("combined", **opts).options == opts  # afss refine rebuilds it from what label recorded
+    every = build_teacher("combined", top1=False, salient={"model": str(model_path), "top1": True})  # afss label --all
+    assert every.options["photometric"]["top1"] is False and every.options["salient"]["top1"] is True
     box = np.array([[36.0, 26.0, 84.0, 74.0]])
     [by_photo] = teacher.segment_boxes(scene(220), box)
     assert by_photo.source == "photometric" and by_photo.mask[30:70, 40:80].all()

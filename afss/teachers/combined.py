@@ -20,9 +20,9 @@ vote the views' masks. `segment_boxes` sees only an image and boxes, so it canno
 that won that image's label.
 
 Options (``-o key=value``, ``teacher.options`` in a run config, ``build_teacher("combined", ...)``):
-``members`` (teacher names), ``rule``, ``segmenter``, and each member's own options either as a
-mapping under its name (``salient: {model: isnet, threads: 1}``) or as dotted keys
-(``-o salient.threads=1``).
+``members`` (teacher names), ``rule``, ``segmenter``, ``top1`` (passed to every member: ``afss label
+--top1 / --all``), and each member's own options either as a mapping under its name (``salient:
+{model: isnet, threads: 1}``) or as dotted keys (``-o salient.threads=1``).
 
 Example:
     >>> teacher = CombinedTeacher.build(salient={"model": "isnet", "threads": 2})  # doctest: +SKIP
@@ -97,6 +97,7 @@ class CombinedConfig:
         """From flat build options: ``members``, ``rule``, ``segmenter``, ``<member>: {...}`` and
         ``<member>.<key>: value``; unknown keys get a close-match suggestion."""
         own = {k: options[k] for k in ("members", "rule", "segmenter") if k in options}
+        shared = {k: options[k] for k in ("top1",) if k in options}  # afss label --top1 / --all
         for key in ("rule", "segmenter"):
             if key in own and not isinstance(own[key], str):
                 like = {"rule": "best_score", "segmenter": "salient"}[key]
@@ -105,11 +106,11 @@ class CombinedConfig:
         config = cls(**own)  # checks the members before their options are sorted out
         per: dict[str, dict[str, Any]] = {m: {} for m in config.members}
         for key, value in options.items():
-            if key in own:
+            if key in own or key in shared:
                 continue
             name, dot, sub = key.partition(".")
             if name not in per:
-                raise unknown_choice(f"{_WHAT} option", key, ["members", "rule", "segmenter", *members])
+                raise unknown_choice(f"{_WHAT} option", key, ["members", "rule", "segmenter", "top1", *members])
             if dot:
                 per[name][sub] = value
             elif isinstance(value, Mapping):
@@ -117,6 +118,7 @@ class CombinedConfig:
             else:
                 raise AfssError(f"{_WHAT} option {key}={value!r}: expected the member's options as a mapping, "
                                 f"like {key}: {{threads: 1}} (or -o {key}.threads=1)")
+        per = {m: {**shared, **o} for m, o in per.items()}
         return dataclasses.replace(config, member_options={m: o for m, o in per.items() if o})
 
 
