@@ -60,8 +60,8 @@ class DataConfig:
 class TeacherSection:
     """The zero-shot labeller of round 1 (see `afss.teachers`)."""
 
-    name: str = _doc("photometric (CPU, no weights) | salient (ONNX, afss models fetch isnet) | grounded-sam2 | "
-                     "sam3 | owlv2-sam", "photometric")
+    name: str = _doc("photometric (CPU, no weights) | salient (ONNX, afss models fetch isnet) | "
+                     "combined (photometric + salient) | grounded-sam2 | sam3 | owlv2-sam", "photometric")
     prompt: str = _doc("text prompt", "spacecraft")
     options: dict[str, Any] = _doc("teacher build options, e.g. {device: cuda, box_threshold: 0.3, "
                                    "detector: IDEA-Research/grounding-dino-base, dtype: bf16 (the segmenter's), "

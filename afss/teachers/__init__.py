@@ -20,6 +20,7 @@ TEACHERS: dict[str, str] = {
     "owlv2-sam": "afss.teachers.owlv2_sam:Owlv2SamTeacher",
     "photometric": "afss.teachers.photometric:PhotometricTeacher",
     "salient": "afss.teachers.salient:SalientTeacher",
+    "combined": "afss.teachers.combined:CombinedTeacher",  # several teachers, the most confident per image
     "student": "afss.student.model:StudentTeacher",  # a trained student labels like any teacher
 }
 DEFAULT_TEACHER = "grounded-sam2"
