@@ -209,9 +209,9 @@ def main() -> None:
     # only the -o options: this script's --device is the student's
     teacher = build_teacher("photometric", **teacher_options(argparse.Namespace(teacher_options=args.teacher_options)))
     work = out / args.source
-    # from scratch (a model .yaml) there is nothing for `heads` to keep: that row trains with `auto`
+    # from scratch (a model .yaml) there is nothing for `heads` or `box` to keep: that row trains with `auto`
     train = TrainConfig(init="yolo11n-seg.yaml", epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-                        device=args.device, seed=args.seed, recipe="auto" if args.recipe == "heads" else args.recipe)
+                        device=args.device, seed=args.seed, recipe="auto" if args.recipe in ("heads", "box") else args.recipe)
 
     skip = {f"student {s}" if s == "scratch" else "supervised (upper bound)" if s == "supervised" else s
             for s in args.skip.split(",") if s}
