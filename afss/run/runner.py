@@ -355,11 +355,13 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
 
     from afss.student.model import StudentTeacher
 
-    def predict(weights: str | Path, path: Path, desc: str) -> None:
+    def predict(weights: str | Path, path: Path, desc: str, images: LabelSet | None = None) -> None:
+        """A student's labels of ``images`` (default: the val images) into ``path``."""
+        images = val_images if images is None else images
         student = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu")
         path.parent.mkdir(parents=True, exist_ok=True)
-        with bar(desc, len(val_images)) as advance:
-            label_images(student, val_images, out=path, progress=advance)
+        with bar(desc, len(images)) as advance:
+            label_images(student, images, out=path, progress=advance)
 
     wanted = {f"round {r['round']}": (r["weights"], out / "students" / f"round-{r['round']}.json") for r in rounds}
     if start_weights is not None:
@@ -377,12 +379,7 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
         # No ground truth: the final student labels a sample of the pool, so that the report can set it
         # beside its teacher's labels and the filter's decisions on the same images.
         with stage("pool-sample"):
-            sample = pool_sample(pool, POOL_SAMPLE)
-            student = StudentTeacher.build(weights=str(distill_dir / "student.pt"), imgsz=train.imgsz,
-                                           device=train.device or "cpu")
-            sample_file.parent.mkdir(parents=True, exist_ok=True)
-            with bar("student (pool sample)", len(sample.images)) as advance:
-                label_images(student, sample, out=sample_file, progress=advance)
+            predict(distill_dir / "student.pt", sample_file, "student (pool sample)", pool_sample(pool, POOL_SAMPLE))
     upper = config.eval.upper_bound and val_images is not None
     if upper and not record.done("upper-bound"):
         with stage("upper-bound"):

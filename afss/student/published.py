@@ -42,6 +42,7 @@ def published_seg() -> tuple[str, ...]:
     listed = {n for n in GITHUB_ASSETS_NAMES if n.endswith("-seg.pt") and not n.startswith("yoloe")}
     return tuple(sorted(listed | set(PUBLISHED_SEG)))
 
+
 REACH_TIMEOUT_S = 5.0
 """How long the release host gets to answer before afss calls it unreachable."""
 

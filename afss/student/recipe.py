@@ -9,7 +9,7 @@ from typing import Any
 
 from afss.errors import AfssError
 
-__all__ = ["BOX", "FINETUNE", "HEADS", "RECIPES", "RECIPE_HELP", "heads_freeze", "is_shipped_start", "recipe_args",
+__all__ = ["BOX", "FINETUNE", "HEADS", "RECIPES", "RECIPE_HELP", "SHIPPED_SYNTH_WEIGHTS", "heads_freeze", "is_shipped_start", "recipe_args",
            "resolve_recipe"]
 
 FINETUNE: dict[str, Any] = {"freeze": 10, "optimizer": "SGD", "lr0": 0.002, "warmup_epochs": 0}
@@ -42,7 +42,9 @@ measured; `benchmarks/results/train_defaults_seeds.json`)."""
 
 RECIPES = ("auto", "finetune", "heads", "box", "ultralytics")
 
-_SHIPPED_START = Path(__file__).parent / "weights" / "student_synth.pt"  # = train.SHIPPED_SYNTH_WEIGHTS
+SHIPPED_SYNTH_WEIGHTS = Path(__file__).parent / "weights" / "student_synth.pt"
+"""The synth-pretrained start afss ships (``--init synth``); here, not in `afss.student.train`, so that
+`resolve_recipe` can recognise it without loading the trainer."""
 
 RECIPE_HELP = (f"finetune (freeze {FINETUNE['freeze']}, {FINETUNE['optimizer']} lr0 {FINETUNE['lr0']}, no warm-up) | "
                f"heads (only the head's box and class branches learn, {HEADS['optimizer']} lr0 {HEADS['lr0']}, no warm-up; "
@@ -60,9 +62,10 @@ def resolve_recipe(recipe: str, init: str) -> str:
     ranks its predictions better than one learnt from the filter's survivors (`BOX`). On 165
     pseudo-labels of `make demo`'s pool, 10 epochs at 320 px, scored on its 100 held-out scenes: the
     start 53.1 mask / 54.3 box AP, ``box`` 54.0 / 58.5, ``heads`` 52.9 / 57.5, ``finetune``
-    42.1 / 57.3; on a renderer afss never saw, ``finetune`` took the start's masks from 35.0 to 22.0 AP. Where the boxes matter more than the masks on
-    imagery unlike the start's, ``finetune`` adapts the features (SPARK-2021, boxes only: 20.2 bbox AP
-    against ``heads``' 11.6 after 5 epochs; the ``spark2021`` config names it)."""
+    42.1 / 57.3; on a renderer afss never saw, ``finetune`` took the start's masks from 35.0 to 22.0
+    AP. Where the boxes matter more than the masks on imagery unlike the start's, ``finetune`` adapts
+    the features: on SPARK-2021 frames (boxes only, round 1, 5 epochs, three seeds) it reached 5.6-8.8
+    bbox AP against ``box``'s 4.8-5.3; the ``spark2021`` config names it."""
     if recipe != "auto":
         return recipe
     if init.endswith((".yaml", ".yml")):
@@ -75,7 +78,7 @@ def is_shipped_start(init: str) -> bool:
     if init == "synth":
         return True
     try:
-        return os.path.samefile(init, _SHIPPED_START)
+        return os.path.samefile(init, SHIPPED_SYNTH_WEIGHTS)
     except OSError:  # not a file (yet): a published name, a typo
         return False
 

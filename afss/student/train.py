@@ -30,16 +30,21 @@ from typing import Any
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
 from afss.student.dataset import YoloDataset, export_yolo
-from afss.student.recipe import BOX, FINETUNE, HEADS, RECIPES, heads_freeze, recipe_args
+from afss.student.recipe import (
+    BOX,
+    FINETUNE,
+    HEADS,
+    RECIPES,
+    SHIPPED_SYNTH_WEIGHTS,
+    heads_freeze,
+    recipe_args,
+)
 from afss.types import LabelSet
 
 __all__ = ["BOX", "FINETUNE", "HEADS", "RECIPES", "REPLAY_SEED", "SHIPPED_SYNTH_WEIGHTS", "TrainConfig", "TrainResult", "resolve_init",
            "train_student", "training_identity"]
 
 log = logging.getLogger(__name__)
-
-SHIPPED_SYNTH_WEIGHTS = Path(__file__).parent / "weights" / "student_synth.pt"
-"""The synth-pretrained student shipped with afss (``--init synth``)."""
 
 REPLAY_SEED = 950_000
 """Synth seed of the replay scenes (`TrainConfig.replay`): new scenes, far from every scored seed."""
@@ -74,12 +79,12 @@ class TrainConfig:
     """
 
     # The defaults are the run configs' (`afss run --defaults` reads them from here, as do the CLI's
-    # help texts): the shipped synth start, ``auto`` (= ``heads`` from it), 10 epochs at 320 px (the
+    # help texts): the shipped synth start, ``auto`` (= ``box`` from it), 10 epochs at 320 px (the
     # start's own training size), what the project's CPU benchmarks support. From random weights
-    # (``yolo11n-seg.yaml``) a few hundred pseudo-labels give 0.0 AP at this budget. ``heads`` keeps
-    # the start's masks where ``finetune`` loses 11 mask AP on afss synth (`resolve_recipe` has the
-    # numbers); on imagery unlike the start's, where boxes count, ``finetune`` adapts the features
-    # better (the spark2021 config names it).
+    # (``yolo11n-seg.yaml``) a few hundred pseudo-labels give 0.0 AP at this budget. ``box`` keeps
+    # the start's masks and scores where ``finetune`` loses 11 mask AP on afss synth (`resolve_recipe`
+    # has the numbers); on imagery unlike the start's, where boxes count, ``finetune`` adapts the
+    # features better (the spark2021 config names it).
     init: str = "synth"
     epochs: int = 10
     imgsz: int = 320
