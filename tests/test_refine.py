@@ -512,3 +512,28 @@ def test_refine_config_cut_checks():
     with pytest.raises(AfssError, match="min_score must be in"):
         RefineConfig(min_score="best")
     assert RefineConfig(min_score="auto").min_score == "auto"
+
+
+def test_photometric_labels_are_voted_not_reanalysed(tmp_path):
+    """The photometric teacher's refinement defaults to voting its views' masks: where both views
+    found the target, the refined mask is the label's own (re-analysing the fused box lowered AP on
+    held-out sources, benchmarks/loso.py); ``mask_fusion="segmenter"`` still re-analyses."""
+    from afss.label import label_images
+    from afss.synth import render_dataset
+    from afss.teachers import build_teacher
+
+    gt = render_dataset(tmp_path / "scenes", n=4, size=160, domain="clean", seed=3, workers=1)
+    teacher = build_teacher("photometric", threads=1)
+    raw = label_images(teacher, gt)
+    refined, summary = refine_labels(teacher, gt, labels=raw, config=RefineConfig(min_score=0.0))
+    assert summary.mask_fusion == "vote" and refined.info["config"]["mask_fusion"] == "vote"
+    agreeing = 0
+    for r, f in zip(raw.images, refined.images, strict=True):
+        if r.instances and f.instances and f.instances[0].scores["views_agreeing"] == 2:
+            a, b = r.instances[0].mask, f.instances[0].mask
+            assert (a & b).sum() / (a | b).sum() > 0.95
+            assert f.instances[0].score == pytest.approx(r.instances[0].score, abs=0.15)
+            agreeing += 1
+    assert agreeing >= 3
+    _, forced = refine_labels(teacher, gt, labels=raw, config=RefineConfig(min_score=0.0, mask_fusion="segmenter"))
+    assert forced.mask_fusion == "segmenter"

@@ -159,3 +159,23 @@ def test_render_dataset_workers_do_not_hang_after_opencv_ran_threads(tmp_path):
     assert done.returncode == 0, done.stderr
     count, before, after = done.stdout.split()
     assert count == "6" and after == before  # the parent's setting restored
+
+
+def test_render_dataset_takes_a_preset_of_ones_own(tmp_path):
+    """A `DomainPreset` renders a setting no built-in domain has (here: grey, noisy, one family);
+    its name is the recorded domain, and a built-in name still works alike."""
+    from dataclasses import replace
+
+    from afss.io.images import load_image
+    from afss.synth.domains import PRESETS
+
+    preset = replace(PRESETS["clean"], name="grey-sensor", families=("cubesat",), p_gray=1.0, noise_read=(0.03, 0.04))
+    gt = render_dataset(tmp_path / "own", n=3, size=96, domain=preset, seed=5, workers=1)
+    assert gt.info["domain"] == "grey-sensor"
+    for im in gt.images:
+        assert im.meta["domain"] == "grey-sensor" and im.meta["family"] == "cubesat"
+        rgb = load_image(gt.image_path(im)).rgb
+        assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
+        assert im.instances and im.instances[0].area > 0
+    clean = render_dataset(tmp_path / "clean", n=3, size=96, domain="clean", seed=5, workers=1)
+    assert clean.info["domain"] == "clean" and {im.meta["domain"] for im in clean.images} == {"clean"}

@@ -30,8 +30,9 @@ class RefineConfig:
         box_score_field: the detector sub-score fused by WBF (``instance.scores[...]``); an instance
             without it contributes its ``score``.
         mask_fusion: ``"segmenter"`` (re-prompt the teacher's segmenter with the fused box on the
-            original image) or ``"vote"`` (weighted pixel vote of the views' masks); ``None``:
-            segmenter when the teacher has one, else vote.
+            original image) or ``"vote"`` (weighted pixel vote of the views' masks); ``None``: the
+            teacher's own choice (`Teacher.refine_mask_fusion`: segmenter where it has a promptable
+            one, vote for the photometric teacher, whose re-analysis of a box measured worse).
         vote_threshold: share of the weight a pixel needs in the vote.
         score_source: what a refined label's ``score`` is: ``"mask"`` (the segmenter's quality
             estimate, SAM 2's predicted IoU; the reference), ``"box"`` (the fused detector score,
@@ -92,7 +93,7 @@ class RefineConfig:
 
     def resolved_mask_fusion(self, teacher: Teacher) -> str:
         if self.mask_fusion is None:
-            return "segmenter" if teacher.can_segment_boxes else "vote"
+            return teacher.refine_mask_fusion
         if self.mask_fusion == "segmenter" and not teacher.can_segment_boxes:
             raise AfssError(f"refine: mask_fusion 'segmenter' needs a teacher with a promptable segmenter; "
                             f"{teacher.name!r} has none (use 'vote')")

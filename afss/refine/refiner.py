@@ -7,7 +7,8 @@ Per image, as the paper's reference code does by default:
 2. WBF (`afss.refine.fusion`) fuses the views that found something (``conf_type="avg"``, equal
    weights: a box found in one view of two gets half its score);
 3. the best fused box prompts the teacher's segmenter on the *original* image
-   (``mask_fusion="segmenter"``, the default where the teacher has one); ``score`` becomes the
+   (``mask_fusion="segmenter"``, the default where the teacher has a promptable one, see
+   `Teacher.refine_mask_fusion`); ``score`` becomes the
    segmenter's own quality estimate (SAM 2's predicted IoU), ``scores["box_score"]`` the fused
    detector score. Without a segmenter (``"vote"``) the views' masks are fused by a pixel vote
    weighted by their detector scores and ``score`` is the fused detector score;

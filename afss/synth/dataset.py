@@ -21,7 +21,7 @@ from pathlib import Path
 from afss.errors import AfssError, unknown_choice
 from afss.io.coco import write_coco
 from afss.io.outputs import writable_folder
-from afss.synth.domains import DOMAINS
+from afss.synth.domains import DOMAINS, DomainPreset
 from afss.synth.export import FORMATS, SPEEDPLUS_FOV_DEG, finish, write_image
 from afss.synth.scene import render, scene_labels
 from afss.types import ImageLabels, Instance, LabelSet
@@ -180,7 +180,7 @@ def render_or_reuse(out_dir: str | os.PathLike, *, n: int, size: int = 512, doma
 
 
 def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int, int] = 512,
-                   domain: str = "mixed", seed: int = 0, fmt: str = "coco", split: str = "train",
+                   domain: str | DomainPreset = "mixed", seed: int = 0, fmt: str = "coco", split: str = "train",
                    workers: int | None = None, progress: Callable[[int], None] | None = None) -> LabelSet:
     """Render ``n`` scenes into ``out_dir`` and write their ground truth.
 
@@ -189,7 +189,8 @@ def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int,
             is not empty must be an earlier afss synth output, which is then replaced whole.
         n: number of images.
         size: image size, an int (square) or ``(H, W)``.
-        domain: ``clean``, ``earth``, ``harsh`` or ``mixed`` (see `afss.synth.domains`).
+        domain: ``clean``, ``earth``, ``harsh`` or ``mixed`` (see `afss.synth.domains`), or a
+            `DomainPreset` of your own (its ``name`` is recorded as the domain).
         seed: dataset seed; image ``k`` depends only on ``(seed, k, size, domain, fmt)``.
         fmt: ``coco`` (PNG + ``gt.json``) or a native layout: ``spark``, ``speedplus``, ``tango``.
             ``speedplus`` uses the SPEED+ camera's field of view for every image (one ``camera.json``).
@@ -211,7 +212,7 @@ def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int,
     """
     if fmt not in FORMATS:
         raise unknown_choice("synth format", fmt, FORMATS)
-    if domain not in DOMAINS:
+    if not isinstance(domain, DomainPreset) and domain not in DOMAINS:
         raise unknown_choice("synth domain", domain, DOMAINS)
     check_synth_numbers(n=n, size=size, seed=seed, workers=workers)
     final = Path(out_dir)
@@ -236,7 +237,7 @@ def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int,
                     progress(1)
     seconds = time.perf_counter() - t0
     finish(fmt, out, images, split)
-    info = {"tool": SYNTH_TOOL, "domain": domain, "seed": int(seed), "n": int(n), "size": size,
+    info = {"tool": SYNTH_TOOL, "domain": domain.name if isinstance(domain, DomainPreset) else domain, "seed": int(seed), "n": int(n), "size": size,
             "format": fmt, "split": split, "workers": workers, "seconds": round(seconds, 3)}
     labels = LabelSet(images=tuple(images), categories={1: "spacecraft"}, image_root=str(out), info=info)
     write_coco(labels, out / "gt.json")

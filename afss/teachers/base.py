@@ -86,6 +86,14 @@ class Teacher(abc.ABC):
         """Whether `segment_boxes` is available (a promptable segmenter)."""
         return False
 
+    @property
+    def refine_mask_fusion(self) -> str:
+        """How refinement makes a fused box's mask when the user does not say (`RefineConfig.mask_fusion`):
+        ``"segmenter"`` (re-prompt `segment_boxes` with the fused box, the paper's way for SAM) where
+        there is one, else ``"vote"`` (the views' own masks, voted). A teacher whose `segment_boxes`
+        measures worse than its own labels returns ``"vote"``."""
+        return "segmenter" if self.can_segment_boxes else "vote"
+
     def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
         """Masks for given boxes on one image (``boxes_xyxy``: float ``(N, 4)`` pixels of ``image``).
 

@@ -171,6 +171,10 @@ class CombinedTeacher(Teacher):
     def can_segment_boxes(self) -> bool:
         return self.segmenter is not None and self.segmenter.can_segment_boxes
 
+    @property
+    def refine_mask_fusion(self) -> str:
+        return self.segmenter.refine_mask_fusion if self.can_segment_boxes else "vote"
+
     # -- the verbs ---------------------------------------------------------------------------------
 
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:

@@ -1,0 +1,62 @@
+"""benchmarks/loso.py: the leave-one-source-out fit recovers what the IoU depends on, keeps the
+render settings never tuned on out of every fit, and a tiny run reports every held-out source."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from afss.types import ImageLabels
+from tests.project_scripts import load_script
+
+
+@pytest.fixture(scope="module")
+def loso():
+    return load_script("benchmarks/loso.py", "loso_benchmark")
+
+
+def _analysed(loso, rng, dataset, n, weights, groups):
+    cues = loso.CONFIDENCE_CUES
+    out = []
+    for k in range(n):
+        x = np.r_[1.0, rng.normal(size=len(cues) - 1)]
+        iou = 1 / (1 + np.exp(-x @ weights))
+        out.append(loso.Analysed(dataset, dict(groups), ImageLabels(f"{dataset}{k}.png", 8, 8, image_id=k + 1),
+                                 x, None, float(iou)))
+    return out
+
+
+def test_fit_recovers_the_weights_of_the_chosen_cues(loso):
+    rng = np.random.default_rng(0)
+    true = np.zeros(len(loso.CONFIDENCE_CUES))
+    true[[0, 1, 3]] = (-0.5, 1.5, -1.0)  # bias, stability, agreement
+    images = (_analysed(loso, rng, "synth", 400, true, {"setting": "clean", "family": "tango"})
+              + _analysed(loso, rng, "spark", 100, true, {"spacecraft": "soho"}))
+    w = loso.fit_calibration(images, ("bias", "stability", "agreement"), l2=0.0)
+    assert w[[0, 1, 3]] == pytest.approx(true[[0, 1, 3]], abs=1e-3)  # exact logistic targets: exact weights
+    assert not w[[2, 4, 5, 6, 7, 8, 9]].any()  # the cues left out get no weight
+    shrunk = loso.fit_calibration(images, ("bias", "stability", "agreement"))  # the default L2 pulls cues to 0
+    assert 0 < abs(shrunk[1]) < abs(w[1]) and 0 < abs(shrunk[3]) < abs(w[3])
+
+
+def test_tiny_run_holds_out_every_source(loso, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # it renders into runs/bench/loso_data
+    out = tmp_path / "loso.json"
+    fitted_on, fit = [], loso.fit_calibration
+    monkeypatch.setattr(loso, "fit_calibration", lambda images, cues: fitted_on.append(images) or fit(images, cues))
+    assert loso.main(["--n", "6", "--spark", "none", "--confidences", "8 cues (shipped set),agreement only",
+                      "--refines", "vote", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    held = {(r["axis"], r["source"]) for r in result["rows"]}
+    assert {("synth domain", d) for d in ("clean", "earth", "harsh")} <= held
+    assert {("never tuned on", s) for s in ("dim", "sensor")} <= held
+    for row in result["rows"]:
+        assert row["images"] >= 1 and 0.0 <= row["confidences"]["agreement only"]["raw_ap"] <= 1.0
+        assert set(row["refined"]["vote"]["cuts"]) == {"score >= 0.6", "top 50%", "auto"}
+    assert result["summary"]["refines"]["vote"]["sources"] == len(result["rows"])
+    assert "| never tuned on: sensor |" in (tmp_path / "loso.md").read_text()
+    # the settings never tuned on are in no fit, and no fit holds the source it is judged on
+    assert fitted_on and not any(im.groups.get("setting") in ("dim", "sensor") for fold in fitted_on for im in fold)
+    assert not any(im.groups.get("setting") == "clean" for im in fitted_on[0])  # the first fold holds out clean
