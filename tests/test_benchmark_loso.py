@@ -60,3 +60,21 @@ def test_tiny_run_holds_out_every_source(loso, tmp_path, monkeypatch):
     # the settings never tuned on are in no fit, and no fit holds the source it is judged on
     assert fitted_on and not any(im.groups.get("setting") in ("dim", "sensor") for fold in fitted_on for im in fold)
     assert not any(im.groups.get("setting") == "clean" for im in fitted_on[0])  # the first fold holds out clean
+
+
+def test_options_are_chosen_without_the_source_they_are_judged_on(tmp_path, monkeypatch):
+    """benchmarks/loso_options.py: a grid of photometric options; each held-out source gets the
+    combination best on the others (ties to the defaults); the grid must hold the defaults."""
+    options = load_script("benchmarks/loso_options.py", "loso_options_benchmark")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "opts.json"
+    assert options.main(["--n", "5", "--spark", "none", "--grid", "group_frac=0.04,0.08", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["default"] == "group_frac=0.04"
+    assert {r["source"] for r in result["rows"]} >= {"clean", "earth", "harsh", "dim", "sensor"}
+    for row in result["rows"]:
+        assert row["chosen"] in ("group_frac=0.04", "group_frac=0.08") and 0.0 <= row["ap_chosen"] <= 1.0
+    composed = result["composed"]["afss synth, tuned domains (by domain)"]
+    assert composed["images"] == 15 and 0.0 <= composed["ap_default"] <= 1.0
+    with pytest.raises(SystemExit, match="must hold the defaults"):
+        options.main(["--n", "5", "--spark", "none", "--grid", "group_frac=0.05", "--out", str(out)])

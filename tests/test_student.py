@@ -485,8 +485,8 @@ def test_train_distill_and_the_run_config_share_one_set_of_defaults(tmp_path, mo
         seen["train"] = config
         raise KeyboardInterrupt
 
-    def fake_distill(teacher, pool, out, *, train=None, **options):
-        seen["distill"] = train
+    def fake_distill(teacher, pool, out, *, train=None, config=None, **options):
+        seen["distill"], seen["rounds"] = train, config.rounds
         raise KeyboardInterrupt
 
     monkeypatch.setattr(afss.student.train, "train_student", fake_train)
@@ -498,7 +498,8 @@ def test_train_distill_and_the_run_config_share_one_set_of_defaults(tmp_path, mo
     assert main(["-q", "train", "--labels", str(tmp_path / "l.json"), "--out", str(tmp_path / "r")]) == 130
     assert main(["-q", "distill", "--teacher", "photometric", "--images", str(tmp_path / "imgs"),
                  "--out", str(tmp_path / "d")]) == 130
-    assert seen == {"train": default, "distill": default}
+    # one round by default (as the run config): a second one lowered AP wherever it was measured
+    assert seen == {"train": default, "distill": default, "rounds": 1} and RunConfig().distill.rounds == 1
     for command in ("train", "distill"):
         with pytest.raises(SystemExit):
             main([command, "--help"])

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_image_source_arguments(p, gt_alias=False)
     p.add_argument("--teacher", default=DEFAULT_TEACHER, choices=sorted(TEACHERS), help="round 1's teacher")
     p.add_argument("--out", required=True, metavar="DIR", help="distillation folder")
-    p.add_argument("--rounds", type=int, default=None, help="at most this many rounds (default 2)")
+    p.add_argument("--rounds", type=int, default=None, help="at most this many rounds (default 1)")
     p.add_argument("--tta", dest="views", default=None, help="TTA views of every refinement (default identity,vflip)")
     add_cut_arguments(p)
     p.add_argument("--student-min-score", default=None, metavar="X|auto",

@@ -108,7 +108,7 @@ class StudentSection:
 class DistillSection:
     """Teacher-student rounds: round k > 1 relabels the pool with the previous student."""
 
-    rounds: int = _doc("at most this many rounds", 2)
+    rounds: int = _doc("at most this many rounds (a second one lowered AP in every measurement so far)", 1)
     finetune: bool = _doc("rounds > 1 start from the previous student (else from student.init)", True)
     stable_iou: float = _doc("stop early when the kept labels agree with the previous round's this well", 0.95)
     student_min_score: float | str | None = _doc("the cut of rounds > 1, where the student relabels: a number, "
