@@ -63,6 +63,10 @@ class DistillConfig:
         prompt: the text prompt for the teacher.
         finetune: rounds > 1 start from the previous student (``True``) or from the train ``init``.
         stable_iou: stop early when the kept labels agree with the previous round's this well.
+        rescore: a teacher name (e.g. ``"photometric"``) whose confidence in each of the student's boxes
+            rescores the student's instances wherever the student labels (rounds > 1, and the scoring
+            of each round's student), see `afss.student.model.StudentTeacher`; ``None``: its class
+            confidence.
     """
 
     rounds: int = 1
@@ -73,6 +77,7 @@ class DistillConfig:
     prompt: str = "spacecraft"
     finetune: bool = True
     stable_iou: float = 0.95
+    rescore: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or not 1 <= self.rounds <= 20:
@@ -81,6 +86,10 @@ class DistillConfig:
         if self.student_min_score is not None:
             RefineConfig(min_score=self.student_min_score)
         parse_views(self.views)
+        if self.rescore is not None:
+            from afss.student.model import check_rescorer
+
+            check_rescorer(self.rescore)
 
 
 @dataclass(frozen=True)
@@ -168,7 +177,8 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
                                          progress=advance)
             say(f"round {k}: teacher labels -> {folder / 'labels.json'}")
         else:
-            labeller = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu")
+            labeller = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu",
+                                            rescore=config.rescore)
             given = None
         refined = read_finished(folder / "refined.json", "refine")
         if refined is None:
@@ -202,7 +212,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
         agreement = None
         if previous is not None:
             agreement, same = label_agreement(refined, previous)
-        metrics = _score(gt, refined, best, pool, folder, train) if gt is not None else None
+        metrics = _score(gt, refined, best, pool, folder, train, config.rescore) if gt is not None else None
         results.append(RoundResult(round=k, kept=kept, images=len(pool), weights=best,
                                    agreement=agreement, metrics=metrics, seconds=time.perf_counter() - t0))
         weights, previous = best, refined
@@ -217,7 +227,8 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
     return results
 
 
-def _score(gt, refined: LabelSet, weights: Path, pool: LabelSet, folder: Path, train) -> dict[str, Any]:
+def _score(gt, refined: LabelSet, weights: Path, pool: LabelSet, folder: Path, train,
+           rescore: str | None = None) -> dict[str, Any]:
     """AP of the round's kept labels and of its student's predictions on the pool, against ``gt``."""
     from afss.evaluate import evaluate
     from afss.student.model import StudentTeacher
@@ -225,7 +236,8 @@ def _score(gt, refined: LabelSet, weights: Path, pool: LabelSet, folder: Path, t
     gt_set = read_coco(gt) if not isinstance(gt, LabelSet) else gt
     predicted = read_finished(folder / "student_predictions.json", "label")
     if predicted is None:  # the student is loaded only when its predictions are not there yet
-        student = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu")
+        student = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu",
+                                       rescore=rescore)
         predicted = label_images(student, pool, out=folder / "student_predictions.json")
     scores = {}
     for name, pred in (("refined", refined), ("student", predicted)):

@@ -406,6 +406,47 @@ def test_student_boxes_are_its_masks_tight_boxes_inside_the_heads_and_head_boxes
         build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), box="tight")
 
 
+def test_rescore_ranks_the_students_instances_by_the_teachers_confidence_too(tmp_path, capsys):
+    """``rescore="photometric"``: every score is sqrt(student x photometric confidence in the box),
+    both kept in ``scores``, instances re-ranked; the same through afss predict; a teacher that cannot
+    segment a box or an unknown name is one line, from the API, the CLI and a run config alike."""
+    import math
+
+    from afss.run.config import load_config
+    from afss.student.train import SHIPPED_SYNTH_WEIGHTS
+    from afss.synth import render_dataset
+    from afss.teachers import build_teacher
+
+    gt = render_dataset(tmp_path / "scenes", n=4, size=320, domain="clean", seed=4343, workers=1)
+    images = [load_image(Path(gt.image_root) / im.file_name).rgb for im in gt.images]
+    plain = build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), imgsz=320).label(images)
+    rescored = build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), imgsz=320, rescore="photometric").label(images)
+    photometric = build_teacher("photometric", threads=1)
+    checked = 0
+    for rgb, before, after in zip(images, plain, rescored, strict=True):
+        assert sorted(i.rle["counts"] for i in before) == sorted(i.rle["counts"] for i in after)  # same instances
+        assert [i.score for i in after] == sorted((i.score for i in after), reverse=True)
+        for inst in after:
+            [seg] = photometric.segment_boxes(rgb, np.array([inst.box_xyxy]))
+            theirs = seg.scores["mask_score"]
+            assert inst.scores["rescore_score"] == pytest.approx(theirs, abs=1e-5)
+            assert inst.score == pytest.approx(math.sqrt(inst.scores["student_score"] * theirs), abs=1e-5)
+            checked += 1
+    assert checked >= 4
+    assert main(["-q", "predict", "--weights", str(SHIPPED_SYNTH_WEIGHTS), "--images", str(Path(gt.image_root) / "images"),
+                 "--rescore", "photometric", "--out", str(tmp_path / "p.json")]) == 0
+    anns = json.loads((tmp_path / "p.json").read_text())["annotations"]
+    assert anns and all("rescore_score" in a["scores"] for a in anns)
+    with pytest.raises(AfssError, match="rescore must be a teacher name"):
+        build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), rescore="student")
+    assert main(["predict", "--weights", str(SHIPPED_SYNTH_WEIGHTS), "--images", str(tmp_path / "scenes" / "images"),
+                 "--rescore", "photometrc", "--out", str(tmp_path / "q.json")]) == 2
+    assert "rescore must be a teacher name" in capsys.readouterr().err and not (tmp_path / "q.json").exists()
+    (tmp_path / "run.yaml").write_text("data: {source: synth, n: 4}\ndistill: {rescore: salient-x}\n")
+    with pytest.raises(AfssError, match="distill.rescore: expected a teacher name"):
+        load_config(tmp_path / "run.yaml")
+
+
 def test_int8_export_keeps_the_shipped_students_detections(tmp_path):
     """int8 with one scale for the whole concatenated output rounded every class probability to 0
     (0.0 AP); the head's decoding stays float, so int8 finds what fp32 finds."""

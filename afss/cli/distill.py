@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher", default=DEFAULT_TEACHER, choices=sorted(TEACHERS), help="round 1's teacher")
     p.add_argument("--out", required=True, metavar="DIR", help="distillation folder")
     p.add_argument("--rounds", type=int, default=None, help="at most this many rounds (default 1)")
+    p.add_argument("--rescore", default=None, metavar="TEACHER",
+                   help="wherever the student labels, score each of its instances by sqrt(its confidence x this "
+                        "teacher's confidence in the box), e.g. photometric (default: its confidence)")
     p.add_argument("--tta", dest="views", default=None, help="TTA views of every refinement (default identity,vflip)")
     add_cut_arguments(p)
     p.add_argument("--student-min-score", default=None, metavar="X|auto",
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     student_cut = {} if args.student_min_score is None else {
         "student_min_score": min_score_arg(args.student_min_score, "--student-min-score")}
-    config = DistillConfig(**given(args, "rounds", "views", "finetune", "prompt"), **cut_options(args), **student_cut)
+    config = DistillConfig(**given(args, "rounds", "views", "finetune", "prompt", "rescore"), **cut_options(args), **student_cut)
     train = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch", "recipe"),
                         **({"device": args.student_device} if args.student_device else {}))
     resolve_init(train.init)  # fail before the teacher runs

@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu (default), 0 / cuda:0, mps")
     p.add_argument("--box", choices=("mask", "head"), default=None,
                    help="each box: the tight box of its mask (default) or the box head's own")
+    p.add_argument("--rescore", default=None, metavar="TEACHER",
+                   help="score each instance by sqrt(student confidence x this teacher's confidence in its box), "
+                        "e.g. photometric: ranks the student's boxes better on imagery unlike its training's")
     p.add_argument("--batch-size", type=int, default=None, help="images per model call (default 8)")
     add_top1_arguments(p, all_help="keep every instance")
     add_run_arguments(p)
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     engine = check_run(args, args.coco, args.root, args.weights)
-    student = build_teacher("student", weights=args.weights, **given(args, "imgsz", "conf", "device", "box"))
+    student = build_teacher("student", weights=args.weights, **given(args, "imgsz", "conf", "device", "box", "rescore"))
     images = read_images(args)
     labels = label_with_progress(args, student, images, engine, desc="predict (student")
     c, info = labels.info["counts"], labels.info

@@ -113,6 +113,9 @@ class DistillSection:
     stable_iou: float = _doc("stop early when the kept labels agree with the previous round's this well", 0.95)
     student_min_score: float | str | None = _doc("the cut of rounds > 1, where the student relabels: a number, "
                                                  "auto (from the student's own scores), or null (refine's cut)", None)
+    rescore: str | None = _doc("a teacher (e.g. photometric) whose confidence in each of the student's boxes "
+                               "rescores the student's instances wherever it labels; null: its class confidence",
+                               None)
 
 
 @dataclass(frozen=True)
@@ -294,6 +297,13 @@ def _check_semantics(config: RunConfig, where: str) -> None:
         raise AfssError(f"{where}: distill.student_min_score: expected a number in [0, 1], auto or null, got {cut!r}")
     if not 1 <= config.distill.rounds <= 20:
         raise AfssError(f"{where}: distill.rounds: expected 1 to 20, got {config.distill.rounds}")
+    if config.distill.rescore is not None:
+        from afss.student.model import check_rescorer
+
+        try:
+            check_rescorer(config.distill.rescore)
+        except AfssError as e:
+            raise AfssError(f"{where}: distill.rescore: {e}".replace("student: rescore must be", "expected")) from None
     for key in ("epochs", "imgsz", "batch"):
         if getattr(config.student, key) < 1:
             raise AfssError(f"{where}: student.{key}: must be >= 1, got {getattr(config.student, key)}")

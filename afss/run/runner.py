@@ -342,7 +342,7 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
     dconfig = DistillConfig(rounds=config.distill.rounds, views=config.refine.tta, min_score=config.refine.score_cut,
                             keep_top=config.refine.keep_top, prompt=config.teacher.prompt,
                             finetune=config.distill.finetune, stable_iou=config.distill.stable_iou,
-                            student_min_score=config.distill.student_min_score)
+                            student_min_score=config.distill.student_min_score, rescore=config.distill.rescore)
     distill_dir = out / "distill"
     if not (record.done("distill") and (distill_dir / "student.pt").is_file()):
         with stage("distill"):
@@ -358,7 +358,8 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
     def predict(weights: str | Path, path: Path, desc: str, images: LabelSet | None = None) -> None:
         """A student's labels of ``images`` (default: the val images) into ``path``."""
         images = val_images if images is None else images
-        student = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu")
+        student = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu",
+                                       rescore=config.distill.rescore)
         path.parent.mkdir(parents=True, exist_ok=True)
         with bar(desc, len(images)) as advance:
             label_images(student, images, out=path, progress=advance)

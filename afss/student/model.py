@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from afss.errors import AfssError
 from afss.teachers.base import Teacher, check_options
 from afss.types import Instance, mask_box_xyxy
 
-__all__ = ["DEFAULT_IMGSZ", "StudentTeacher", "load_yolo", "trained_imgsz"]
+__all__ = ["DEFAULT_IMGSZ", "StudentTeacher", "check_rescorer", "load_yolo", "trained_imgsz"]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ WEIGHT_SUFFIXES = (".pt", ".onnx")
 DEFAULT_IMGSZ = 512
 """Inference size of a checkpoint that records no training size (`trained_imgsz`)."""
 DEFAULTS: dict[str, Any] = {"weights": "", "imgsz": None, "conf": 0.05, "iou": 0.7, "device": "cpu",
-                            "max_det": 10, "half": False, "box": "mask"}
+                            "max_det": 10, "half": False, "box": "mask", "rescore": None}
 BOX_SOURCES = ("mask", "head")
 
 
@@ -116,8 +117,16 @@ class StudentTeacher(Teacher):
       hundred pseudo-labels teach the mask branch more than the box regression).
     * ``"head"``: the box head's own box (the only one of a student without masks).
 
-    The score of an instance is the student's class confidence; there is no promptable segmenter,
-    so refinement fuses its views by mask voting, and the prompt is recorded but not read (a
+    ``rescore`` (a teacher name, e.g. ``"photometric"``, built with its default options; it must be
+    able to segment a given box): each instance's score becomes the geometric mean of the student's
+    class confidence and that teacher's confidence in the instance's box (`Teacher.segment_boxes`'s
+    ``mask_score``), and the instances are re-ranked by it. A student's class confidence ranks its
+    boxes poorly on imagery unlike its training's (SPARK-2021: Spearman with the IoU 0.27-0.39); the
+    teacher's calibrated confidence tracks the IoU there (docs/student.md). ``scores`` keep both
+    (``student_score``, ``rescore_score``).
+
+    Without ``rescore`` an instance's score is the student's class confidence. There is no promptable
+    segmenter, so refinement fuses its views by mask voting, and the prompt is recorded but not read (a
     student knows one thing: what it was trained on).
     """
 
@@ -126,6 +135,14 @@ class StudentTeacher(Teacher):
     def __init__(self, model: Any, options: dict[str, Any]) -> None:
         self.model = model
         self.options = options
+        self.rescorer: Teacher | None = None
+        if options.get("rescore") is not None:
+            from afss.teachers import build_teacher
+
+            self.rescorer = build_teacher(options["rescore"])
+            if not self.rescorer.can_segment_boxes:
+                raise AfssError(f"student: rescore={options['rescore']!r} cannot segment a given box, so it cannot "
+                                "score the student's boxes (photometric can)")
 
     @classmethod
     def check(cls, **options: Any) -> None:
@@ -142,6 +159,8 @@ class StudentTeacher(Teacher):
             imgsz = opts["imgsz"] = int(imgsz)
         if imgsz is not None and (isinstance(imgsz, bool) or not isinstance(imgsz, int) or not 32 <= imgsz <= 4096):
             raise AfssError(f"student: imgsz must be a whole number in [32, 4096], got {imgsz!r}")
+        if opts["rescore"] is not None:
+            check_rescorer(opts["rescore"])
         if opts["box"] not in BOX_SOURCES:
             raise AfssError(f"student: box must be one of {', '.join(BOX_SOURCES)}, got {opts['box']!r}")
         for key in ("conf", "iou"):
@@ -167,7 +186,33 @@ class StudentTeacher(Teacher):
         bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]  # Ultralytics takes arrays as BGR (OpenCV)
         results = self.model.predict(bgr, imgsz=o["imgsz"], conf=o["conf"], iou=o["iou"], device=o["device"],
                                      max_det=o["max_det"], half=o["half"], retina_masks=True, verbose=False)
-        return [_instances(r, im.shape[:2], mask_boxes=o["box"] == "mask") for r, im in zip(results, images, strict=True)]
+        found = [_instances(r, im.shape[:2], mask_boxes=o["box"] == "mask") for r, im in zip(results, images, strict=True)]
+        if self.rescorer is not None:
+            found = [_rescored(self.rescorer, im, insts) for im, insts in zip(images, found, strict=True)]
+        return found
+
+
+def check_rescorer(name: Any) -> None:
+    """One line unless ``name`` names a teacher other than the student (what ``rescore`` takes)."""
+    from afss.teachers import TEACHERS
+
+    if not isinstance(name, str) or name not in TEACHERS or name == "student":
+        choices = ", ".join(sorted(t for t in TEACHERS if t != "student"))
+        raise AfssError(f"student: rescore must be a teacher name ({choices}), got {name!r}")
+
+
+def _rescored(teacher: Teacher, image: np.ndarray, instances: list[Instance]) -> list[Instance]:
+    """``instances`` scored by sqrt(student confidence x the teacher's confidence in each box), best first."""
+    if not instances:
+        return instances
+    segmented = teacher.segment_boxes(image, np.array([i.box_xyxy for i in instances], dtype=float))
+    out = []
+    for inst, seg in zip(instances, segmented, strict=True):
+        theirs = max(0.0, float(seg.scores.get("mask_score", seg.score)))
+        score = round(float(np.sqrt(inst.score * theirs)), 6)
+        out.append(dataclasses.replace(inst, score=score, scores={**inst.scores, "student_score": inst.score,
+                                                                  "rescore_score": round(theirs, 6)}))
+    return sorted(out, key=lambda i: -i.score)
 
 
 def _instances(result: Any, size_hw: tuple[int, int], *, mask_boxes: bool = True) -> list[Instance]:
