@@ -50,8 +50,8 @@ class DistillConfig:
 
     Attributes:
         rounds: at most this many rounds (default 1, the paper's single student: a second round, the
-            student relabelling the pool, lowered AP in every measurement — SPARK-2021 8.0 → 5.0 bbox AP,
-            a third-party renderer 25.5 → 22.0 segm AP, afss synth; docs/benchmarks.md).
+            student relabelling the pool, lowered AP in every measurement, on SPARK-2021 and on afss
+            synth; docs/benchmarks.md).
         views: TTA views of every refinement (paper: identity,vflip).
         min_score: the confidence filter of every round (paper: 0.6), or ``"auto"`` (a cut chosen from
             the scores, `afss.refine.filtering.cut_score`).
@@ -159,6 +159,9 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
     pool = pool.replace(images=tuple(im.replace(instances=(), error=None) for im in pool.images))
     _check_same_pool(out, input_identity(pool), {"config": asdict(config), "train": asdict(train)})
     say = progress or (lambda line: log.info("%s", line))
+    if config.rescore is not None and config.rounds == 1 and gt is None:
+        say(f"note: rescore={config.rescore!r} changes what a student labels, and with one round and no ground "
+            "truth no student labels here; `afss predict --rescore` rescores the final student")
     bar = bar or (lambda title, total: nullcontext(lambda n: None))
     results: list[RoundResult] = []
     previous: LabelSet | None = None
@@ -263,7 +266,12 @@ def _check_same_pool(out: Path, inputs: dict[str, Any], settings: dict[str, Any]
             raise AfssError(f"{out}: holds a distillation of another pool ({old.get('image_root')}, "
                             f"{old.get('images')} images; now {inputs['image_root']}, {inputs['images']}); "
                             "choose another --out")
-        before = {"config": data.get("config"), "train": data.get("train")}
+        # a key an older afss did not record had its default then, which is the default now
+        from afss.student.train import TrainConfig
+
+        defaults = json.loads(json.dumps({"config": asdict(DistillConfig()), "train": asdict(TrainConfig())},
+                                         default=str))
+        before = {part: {**defaults.get(part, {}), **(data.get(part) or {})} for part in settings}
         if data.get("config") is not None and before != settings:
             changed = [f"{part}.{k} {before[part].get(k)!r}, now {settings[part].get(k)!r}" for part in settings
                        for k in sorted(set(settings[part]) | set(before[part] or {}))

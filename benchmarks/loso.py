@@ -22,7 +22,7 @@ afss synth, bbox AP on SPARK-2021, which has boxes only). Confidence variants ar
 Usage::
 
     python scripts/spark2021.py <repository clone or git dir> data/spark2021
-    .venv/bin/python benchmarks/loso.py --spark data/spark2021        # ~15 min on 2 cores
+    .venv/bin/python benchmarks/loso.py --spark data/spark2021        # ~5 min on 2 cores
     .venv/bin/python benchmarks/loso.py --n 20 --spark none           # a quick look, synth only
     .venv/bin/python benchmarks/loso.py --fit --spark data/spark2021  # the weights to ship: fitted on
                                                                       # every tuned source

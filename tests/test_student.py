@@ -648,3 +648,22 @@ def test_a_student_predicts_at_the_size_it_was_trained_at_unless_told(tmp_path):
     for bad in ("320", 16.5, 16):
         with pytest.raises(AfssError, match="student: imgsz must be a whole number in"):
             build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), imgsz=bad)
+
+
+def test_a_distillation_recorded_before_a_setting_existed_continues(tmp_path):
+    """distill.json written by an afss without a newer setting (here ``rescore``) had its default then:
+    a rerun with the same settings continues; a real change is named, and only it."""
+    from dataclasses import asdict
+
+    from afss.distill import DistillConfig, _check_same_pool
+    from afss.student.train import TrainConfig
+
+    inputs = {"image_root": "pool", "images": 3}
+    settings = {"config": asdict(DistillConfig()), "train": asdict(TrainConfig())}
+    old = {"config": {k: v for k, v in settings["config"].items() if k != "rescore"}, "train": settings["train"]}
+    (tmp_path / "distill.json").write_text(json.dumps({"stage": "distill", "inputs": inputs, **old, "rounds": []},
+                                                      default=str))
+    _check_same_pool(tmp_path, inputs, settings)  # no error
+    changed = {**settings, "config": asdict(DistillConfig(rescore="photometric"))}
+    with pytest.raises(AfssError, match=r"other settings \(config.rescore None, now 'photometric'\)"):
+        _check_same_pool(tmp_path, inputs, changed)

@@ -67,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--count-empty-views", action="store_true", default=None,
                    help="views that found nothing lower the fused score (the reference code ignores them)")
     p.add_argument("--mask-fusion", default=None, choices=("segmenter", "vote"),
-                   help="re-segment the fused box (default where the teacher can) or vote the views' masks")
+                   help="re-segment the fused box or vote the views' masks (default: the teacher's choice: "
+                        "segmenter for SAM-based teachers, vote for photometric)")
     p.add_argument("--vote-threshold", type=float, default=None, help="share of the vote a pixel needs (0.5)")
     p.add_argument("--score-source", default=None, choices=("mask", "box", "mean"),
                    help="a label's score: the segmenter's quality (mask, default), the fused detector score "

@@ -193,12 +193,15 @@ class StudentTeacher(Teacher):
 
 
 def check_rescorer(name: Any) -> None:
-    """One line unless ``name`` names a teacher other than the student (what ``rescore`` takes)."""
-    from afss.teachers import TEACHERS
+    """One line unless ``name`` names a teacher that can score a given box with its default options
+    (what ``rescore`` takes), checked without loading it (`Teacher.check`)."""
+    from afss.teachers import TEACHERS, teacher_class
 
-    if not isinstance(name, str) or name not in TEACHERS or name == "student":
-        choices = ", ".join(sorted(t for t in TEACHERS if t != "student"))
-        raise AfssError(f"student: rescore must be a teacher name ({choices}), got {name!r}")
+    choices = sorted(t for t in TEACHERS if t not in ("student", "sam3"))
+    if not isinstance(name, str) or name not in choices:
+        raise AfssError(f"student: rescore must be a teacher name ({', '.join(choices)}; sam3 has no box "
+                        f"segmenter by default), got {name!r}")
+    teacher_class(name).check()
 
 
 def _rescored(teacher: Teacher, image: np.ndarray, instances: list[Instance]) -> list[Instance]:
@@ -210,7 +213,9 @@ def _rescored(teacher: Teacher, image: np.ndarray, instances: list[Instance]) ->
     for inst, seg in zip(instances, segmented, strict=True):
         theirs = max(0.0, float(seg.scores.get("mask_score", seg.score)))
         score = round(float(np.sqrt(inst.score * theirs)), 6)
-        out.append(dataclasses.replace(inst, score=score, scores={**inst.scores, "student_score": inst.score,
+        # box_score too: refinement picks and fuses a student's boxes by it (afss.refine.image)
+        out.append(dataclasses.replace(inst, score=score, scores={**inst.scores, "box_score": score,
+                                                                  "student_score": inst.score,
                                                                   "rescore_score": round(theirs, 6)}))
     return sorted(out, key=lambda i: -i.score)
 
