@@ -22,7 +22,7 @@ every spacecraft is in both (``--split first`` takes the first ones instead: the
 before 2026-12-04, whose validation frames hold 3 of the 11 spacecraft). Every number is COCO and
 the paper's protocol, plus how often the top-1 instance hits (IoU >= 0.5) and how well the score
 ranks the top-1 instances (Spearman with their IoU). This is hours of 2-core CPU at the default
-sizes; a GPU (``--device 0``) makes it minutes. ``--rescore`` scores every row again, reusing the
+sizes; a GPU (``--device 0``) makes it minutes. ``--score-again`` scores every row again, reusing the
 trainings in ``--out``.
 """
 
@@ -181,7 +181,7 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="rows to leave out, comma-separated: scratch, supervised, rounds "
                                                "(the distillation rounds)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "distill"))
-    ap.add_argument("--rescore", action="store_true",
+    ap.add_argument("--score-again", action="store_true",
                     help="score every row again, reusing the trainings already in --out (after a change of _score)")
     args = ap.parse_args()
     from afss.student.train import SHIPPED_SYNTH_WEIGHTS
@@ -219,7 +219,7 @@ def main() -> None:
     def row(name: str, make) -> None:
         if name in skip:
             return
-        if name in record["rows"] and not args.rescore:
+        if name in record["rows"] and not args.score_again:
             print(f"{name}: done before", file=sys.stderr)
             return
         t0 = time.perf_counter()

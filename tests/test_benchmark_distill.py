@@ -100,7 +100,7 @@ def test_rows_record_top1_hits_and_ranking(bench):
 
 
 def test_a_finished_training_is_reused_only_for_its_own_labels_and_recipe(bench, tmp_path):
-    """--rescore and reruns reuse a finished scratch or supervised training, never one of another
+    """--score-again and reruns reuse a finished scratch or supervised training, never one of another
     pool or recipe (that one is trained again, or refused by train_student)."""
     from afss.student.train import TrainConfig, training_identity
 
