@@ -54,6 +54,7 @@ from afss.io.images import load_image
 from afss.refine import RefineConfig, filter_labels, refine_labels
 from afss.synth import render_dataset
 from afss.synth.domains import PRESETS
+from afss.teachers.base import Teacher
 from afss.teachers.photometric import CONFIDENCE_CUES, PhotometricTeacher
 from afss.types import ImageLabels, Instance, LabelSet
 
@@ -77,6 +78,9 @@ REFINES = {  # the first is the teacher's default (`PhotometricTeacher.refine_ma
     "vote": {"mask_fusion": "vote"},
     "segmenter+mask score": {"mask_fusion": "segmenter", "score_source": "mask"},
     "segmenter+mean score": {"mask_fusion": "segmenter", "score_source": "mean"},
+}
+SALIENT = {  # slow (the network on every fused box's crop): only when asked, --refines "vote,salient segmenter"
+    "salient segmenter": {"mask_fusion": "segmenter", "score_source": "box"},
 }
 CUTS = (("score >= 0.6", {"min_score": 0.6}), ("top 50%", {"keep_top": 0.5}), ("auto", {"min_score": "auto"}))
 
@@ -258,8 +262,9 @@ def _refined(held: list[Analysed], raw: LabelSet, w: np.ndarray, args) -> dict:
     teacher = PhotometricTeacher.build(calibration=tuple(w))
     out = {}
     for name in args.refines.split(","):
-        refined, _ = refine_labels(teacher, _gt(held), labels=raw, views=args.tta,
-                                   config=RefineConfig(min_score=0.0, **REFINES[name]))
+        refiner = _SalientSegmenter(teacher) if name in SALIENT else teacher
+        refined, _ = refine_labels(refiner, _gt(held), labels=raw, views=args.tta,
+                                   config=RefineConfig(min_score=0.0, **{**REFINES, **SALIENT}[name]))
         res = {"ap": _ap(held, refined), "cuts": {}}
         for cut, kw in CUTS:
             kept, _ = filter_labels(refined, **kw)
@@ -267,6 +272,29 @@ def _refined(held: list[Analysed], raw: LabelSet, w: np.ndarray, args) -> dict:
             res["cuts"][cut] = {"kept": round(len(names) / len(held), 3), "ap_kept": _ap(held, kept, names)}
         out[name] = res
     return out
+
+
+class _SalientSegmenter(Teacher):
+    """The photometric teacher's labels with the salient network as refinement's segmenter (the
+    fused box's crop, `afss.teachers.salient`); the label's score stays the fused photometric one."""
+
+    name = "photometric+salient-segmenter"
+
+    def __init__(self, photometric: PhotometricTeacher) -> None:
+        from afss.teachers import build_teacher
+
+        self.photometric, self.salient = photometric, build_teacher("salient")
+        self.options = {"photometric": photometric.options, "segmenter": "salient"}
+
+    @property
+    def can_segment_boxes(self) -> bool:
+        return True
+
+    def label(self, images, prompt: str = "spacecraft"):
+        return self.photometric.label(images, prompt)
+
+    def segment_boxes(self, image, boxes_xyxy):
+        return self.salient.segment_boxes(image, boxes_xyxy)
 
 
 # -- reporting ---------------------------------------------------------------------------------------
