@@ -208,18 +208,26 @@ def fit_calibration(images: list[Analysed], cues: tuple[str, ...], l2: float = 1
         found = [im for im in images if im.dataset == ds and im.features is not None]
         if found:
             data.append((np.array([im.features[cols] for im in found]), np.array([im.iou for im in found])))
-    w = np.zeros(len(cols))
-    reg = np.r_[0.0, np.full(len(cols) - 1, l2)]
-    for _ in range(50):
+    full = np.zeros(len(CONFIDENCE_CUES))
+    full[cols] = logistic_fit(data, l2)
+    return full
+
+
+def logistic_fit(data: list[tuple[np.ndarray, np.ndarray]], l2: float = 1e-2, steps: int = 60) -> np.ndarray:
+    """Weights ``w`` of ``sigmoid(x @ w)`` fitted to soft targets ``y`` in [0, 1] (the IoU), by Newton's
+    method: every ``(x, y)`` set weighs the same whatever its size; L2 ``l2`` on every weight but the
+    first (the bias column). Small and exact enough not to need scikit-learn's weighted soft targets."""
+    dim = data[0][0].shape[1]
+    w = np.zeros(dim)
+    reg = np.r_[0.0, np.full(dim - 1, l2)]
+    for _ in range(steps):
         grad, hess = reg * w, np.diag(reg)
         for x, y in data:
             p = 1 / (1 + np.exp(-x @ w))
             grad = grad + x.T @ (p - y) / len(y) / len(data)
             hess = hess + (x * (p * (1 - p))[:, None]).T @ x / len(y) / len(data)
         w = w - np.linalg.solve(hess, grad)
-    full = np.zeros(len(CONFIDENCE_CUES))
-    full[cols] = w
-    return full
+    return w
 
 
 def _score(im: Analysed, w: np.ndarray) -> float:

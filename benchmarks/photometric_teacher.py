@@ -177,16 +177,10 @@ def _fit_calibration(sources: list[LabelSet], options: dict) -> int:
         data.append((np.array(feats), np.array(ious)))
     shipped = 8  # the shipped cue set: CONFIDENCE_CUES[:8] (the last two are offered, not used: benchmarks/loso.py)
     data = [(x[:, :shipped], y) for x, y in data]
-    dim = shipped
-    w = np.zeros(dim)
-    reg = np.r_[0.0, np.full(dim - 1, 1e-2)]
-    for _ in range(60):
-        grad, hess = reg * w, np.diag(reg)
-        for x, y in data:
-            p = 1 / (1 + np.exp(-x @ w))
-            grad = grad + x.T @ (p - y) / len(y) / len(data)
-            hess = hess + (x * (p * (1 - p))[:, None]).T @ x / len(y) / len(data)
-        w -= np.linalg.solve(hess, grad)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from loso import logistic_fit
+
+    w = logistic_fit(data, l2=1e-2)
     for (x, y), gt in zip(data, sources):
         p = 1 / (1 + np.exp(-x @ w))
         print(f"{len(y)} images: Spearman(score, IoU) = {_spearman(p, y):.3f}, "
