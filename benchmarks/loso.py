@@ -52,7 +52,7 @@ from afss.io.atomic import write_json_atomic
 from afss.io.coco import read_coco
 from afss.io.images import load_image
 from afss.refine import RefineConfig, filter_labels, refine_labels
-from afss.synth import render_dataset
+from afss.synth.dataset import render_or_reuse
 from afss.synth.domains import PRESETS
 from afss.teachers.base import Teacher
 from afss.teachers.photometric import CONFIDENCE_CUES, PhotometricTeacher
@@ -151,11 +151,8 @@ def _sources(args) -> list[LabelSet]:
     root = Path("runs/bench/loso_data")
     sets = []
     for name in (*TUNED, *NEVER_TUNED):
-        folder = root / f"{name}_{args.seed}_{args.n}"
-        gt = read_coco(folder / "gt.json") if (folder / "gt.json").is_file() else None
-        if gt is None or len(gt) != args.n:
-            print(f"rendering {args.n} {name} scenes into {folder} ...", file=sys.stderr)
-            gt = render_dataset(folder, n=args.n, size=512, domain=NEVER_TUNED.get(name, name), seed=args.seed)
+        gt = render_or_reuse(root / f"{name}_{args.seed}_{args.n}", n=args.n, size=512,
+                             domain=NEVER_TUNED.get(name, name), seed=args.seed)
         sets.append(gt.replace(images=tuple(im.replace(meta={**im.meta, "setting": name}) for im in gt.images)))
     if args.spark != "none":
         sets.append(read_coco(Path(args.spark) / "gt.json"))

@@ -29,9 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 from afss.io.coco import read_coco
 from afss.label import label_images
-from afss.synth import render_dataset
+from afss.synth.dataset import render_or_reuse
 from afss.teachers import build_teacher
-from tests.project_scripts import load_script
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import distill as bench  # the SPARK-2021 split and the row scores of benchmarks/distill.py
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,9 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--out", default="runs/bench/rescore.json")
     args = ap.parse_args(argv)
-    bench = load_script("benchmarks/distill.py", "distill_benchmark")
     rows = []
-    for source, val, iou_types in _sources(args, bench):
+    for source, val, iou_types in _sources(args):
         for spec in args.weights:
             name, _, path = spec.partition("=")
             row = {"source": source, "student": name, "weights": path}
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _sources(args, bench):
+def _sources(args):
     for source in args.sources.split(","):
         if source == "spark":
             gt = read_coco(Path(args.spark) / "gt.json")
@@ -71,7 +72,7 @@ def _sources(args, bench):
         elif source == "synth":
             for seed in args.synth_seeds.split(","):
                 folder = Path("runs/bench/rescore_synth") / f"mixed_{seed}"
-                val = render_dataset(folder, n=100, size=512, domain="mixed", seed=int(seed))
+                val = render_or_reuse(folder, n=100, size=512, domain="mixed", seed=int(seed))
                 yield f"afss synth seed {seed}", val, ("segm", "bbox")
         else:
             raise SystemExit(f"unknown source {source!r}")

@@ -177,5 +177,10 @@ def test_render_dataset_takes_a_preset_of_ones_own(tmp_path):
         rgb = load_image(gt.image_path(im)).rgb
         assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
         assert im.instances and im.instances[0].area > 0
+    from afss.synth.dataset import render_or_reuse
+
+    stamp = (tmp_path / "own" / "gt.json").stat().st_mtime_ns
+    assert len(render_or_reuse(tmp_path / "own", n=3, size=96, domain=preset, seed=5, workers=1)) == 3
+    assert (tmp_path / "own" / "gt.json").stat().st_mtime_ns == stamp  # read back, not rendered again
     clean = render_dataset(tmp_path / "clean", n=3, size=96, domain="clean", seed=5, workers=1)
     assert clean.info["domain"] == "clean" and {im.meta["domain"] for im in clean.images} == {"clean"}

@@ -300,10 +300,7 @@ def _check_semantics(config: RunConfig, where: str) -> None:
     if config.distill.rescore is not None:
         from afss.student.model import check_rescorer
 
-        try:
-            check_rescorer(config.distill.rescore)
-        except AfssError as e:
-            raise AfssError(f"{where}: distill.rescore: {e}".replace("student: rescore must be", "expected")) from None
+        check_rescorer(config.distill.rescore, what=f"{where}: distill.rescore: expected")
     for key in ("epochs", "imgsz", "batch"):
         if getattr(config.student, key) < 1:
             raise AfssError(f"{where}: student.{key}: must be >= 1, got {getattr(config.student, key)}")

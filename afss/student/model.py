@@ -192,15 +192,15 @@ class StudentTeacher(Teacher):
         return found
 
 
-def check_rescorer(name: Any) -> None:
-    """One line unless ``name`` names a teacher that can score a given box with its default options
-    (what ``rescore`` takes), checked without loading it (`Teacher.check`)."""
+def check_rescorer(name: Any, what: str = "student: rescore must be") -> None:
+    """One line, starting with ``what``, unless ``name`` names a teacher that can score a given box
+    with its default options (what ``rescore`` takes), checked without loading it (`Teacher.check`)."""
     from afss.teachers import TEACHERS, teacher_class
 
     choices = sorted(t for t in TEACHERS if t not in ("student", "sam3"))
     if not isinstance(name, str) or name not in choices:
-        raise AfssError(f"student: rescore must be a teacher name ({', '.join(choices)}; sam3 has no box "
-                        f"segmenter by default), got {name!r}")
+        raise AfssError(f"{what} a teacher name ({', '.join(choices)}; sam3 has no box segmenter by default), "
+                        f"got {name!r}")
     teacher_class(name).check()
 
 

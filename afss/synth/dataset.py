@@ -165,16 +165,18 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def render_or_reuse(out_dir: str | os.PathLike, *, n: int, size: int = 512, domain: str = "mixed",
+def render_or_reuse(out_dir: str | os.PathLike, *, n: int, size: int = 512, domain: str | DomainPreset = "mixed",
                     seed: int = 0, workers: int | None = None) -> LabelSet:
     """`render_dataset`, unless ``out_dir`` already holds these very scenes (its ``gt.json`` records
-    the same ``n``, ``size``, ``domain`` and ``seed``): then they are read back, not rendered again."""
+    the same ``n``, ``size``, ``domain`` and ``seed``; a `DomainPreset` is known by its name): then
+    they are read back, not rendered again."""
     from afss.io.coco import read_coco
 
     folder = Path(out_dir)
+    name = domain.name if isinstance(domain, DomainPreset) else domain
     if made_by_synth(folder):
         scenes = read_coco(folder / "gt.json")
-        if all(scenes.info.get(k) == v for k, v in {"n": n, "size": size, "domain": domain, "seed": seed}.items()):
+        if all(scenes.info.get(k) == v for k, v in {"n": n, "size": size, "domain": name, "seed": seed}.items()):
             return scenes
     return render_dataset(folder, n=n, size=size, domain=domain, seed=seed, workers=workers)
 
