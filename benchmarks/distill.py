@@ -12,6 +12,8 @@ training saw:
 * ``student scratch``    YOLO-seg from random initialisation on the pool's filtered pseudo-labels;
 * ``student synth-only`` the ``--init`` weights alone (pretrained on afss synth, no pseudo-labels);
 * ``student round K``    ``afss distill`` rounds from ``--init`` on the pool's pseudo-labels;
+* ``... rescored``       with ``--rescore TEACHER``: the start and every round again, each instance scored
+                         by sqrt(its confidence x the teacher's confidence in its box);
 * ``supervised (upper bound)`` the same recipe on the pool's *ground truth* — marked, for reference.
 
 Sources: ``synth`` (afss synth ``mixed``, pool seed 5000, validation seed 6000: disjoint from the
@@ -21,7 +23,8 @@ subset, pool = ``--pool`` of the other frames, both evenly spaced through the fr
 every spacecraft is in both (``--split first`` takes the first ones instead: the split of the tables
 before 2026-12-04, whose validation frames hold 3 of the 11 spacecraft). Every number is COCO and
 the paper's protocol, plus how often the top-1 instance hits (IoU >= 0.5) and how well the score
-ranks the top-1 instances (Spearman with their IoU). This is hours of 2-core CPU at the default
+ranks the top-1 instances (Spearman with their IoU). ``--defaults`` trains and distils with every
+setting ``afss distill`` takes by default (recipe, epochs, size, cut, rounds, rescoring). This is hours of 2-core CPU at the default
 sizes; a GPU (``--device 0``) makes it minutes. ``--score-again`` scores every row again, reusing the
 trainings in ``--out``.
 """
@@ -117,6 +120,10 @@ def _note_round_training(record: dict, k: int, train_json: Path) -> None:
         return
     run = json.loads(train_json.read_text())
     record.setdefault("seconds_per_epoch", {})[f"round-{k}"] = round(run["seconds_per_epoch"], 1)
+    # what trained (`auto` made concrete, and the start's agreement with the labels that decided it)
+    record.setdefault("training", {})[f"round-{k}"] = {
+        "recipe": run.get("recipe", run["config"]["recipe"]), "epochs": run["config"]["epochs"],
+        "start_agreement": run.get("start_agreement"), "seconds": run["seconds"]}
     record.setdefault("pseudo_label_val", {})[f"round-{k}"] = {
         key: run["metrics"].get(f"metrics/{key}") for key in ("mAP50-95(B)", "mAP50-95(M)")}
     record["pseudo_label_val"][f"round-{k}"]["images"] = run["dataset"]["val"]
@@ -181,10 +188,23 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="rows to leave out, comma-separated: scratch, supervised, rounds "
                                                "(the distillation rounds)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "distill"))
+    ap.add_argument("--rescore", default=None, metavar="TEACHER",
+                    help="also score the start and every round rescored by this teacher (afss distill --rescore)")
+    ap.add_argument("--defaults", action="store_true",
+                    help="afss distill's defaults for --recipe, --epochs, --imgsz, --batch, --rounds, --min-score and "
+                         "--rescore (whatever is given for them is ignored)")
     ap.add_argument("--score-again", action="store_true",
                     help="score every row again, reusing the trainings already in --out (after a change of _score)")
     args = ap.parse_args()
     from afss.student.train import SHIPPED_SYNTH_WEIGHTS
+
+    if args.defaults:
+        from afss.distill import DistillConfig
+        from afss.student.train import TrainConfig
+
+        d, t = DistillConfig(), TrainConfig()
+        args.recipe, args.epochs, args.imgsz, args.batch = t.recipe, t.epochs, t.imgsz, t.batch
+        args.rounds, args.min_score, args.rescore = d.rounds, d.min_score, d.rescore
 
     if args.init is None and SHIPPED_SYNTH_WEIGHTS.is_file():
         args.init = str(SHIPPED_SYNTH_WEIGHTS)
@@ -239,9 +259,11 @@ def main() -> None:
         record.setdefault("seconds_per_epoch", {})[folder.name] = round(done[1], 1)
         return done[0]
 
-    def predict(weights: Path):
-        student = build_teacher("student", weights=str(weights), imgsz=args.imgsz, device=args.device)
+    def predict(weights: Path, rescore: str | None = None):
+        student = build_teacher("student", weights=str(weights), imgsz=args.imgsz, device=args.device, rescore=rescore)
         return label_images(student, val)
+
+    rescored = " rescored"  # by --rescore (recorded in args)
 
     row("teacher", lambda: label_images(teacher, val))
     row("teacher refined", lambda: refine_labels(teacher, val, views=args.tta,
@@ -256,11 +278,16 @@ def main() -> None:
                            "extra": {"freeze": args.freeze} if args.freeze and args.init else {}})
     if args.init:
         row("student synth-only", lambda: predict(Path(args.init)))
+        if args.rescore:
+            row("student synth-only" + rescored, lambda: predict(Path(args.init), args.rescore))
         rounds = [] if "rounds" in skip else distill(
             teacher, pool, work / "distill", train=tuned, config=DistillConfig(
-                rounds=args.rounds, views=args.tta, min_score=args.min_score, student_min_score=args.student_min_score))
+                rounds=args.rounds, views=args.tta, min_score=args.min_score, student_min_score=args.student_min_score,
+                rescore=args.rescore))
         for r in rounds:
             row(f"student round {r.round}", lambda r=r: predict(r.weights))
+            if args.rescore:
+                row(f"student round {r.round}" + rescored, lambda r=r: predict(r.weights, args.rescore))
             _note_round_training(record, r.round, r.weights.parent.parent / "train.json")
             record_path.write_text(json.dumps(record, indent=2))
     row("supervised (upper bound)", lambda: predict(trained(pool, work / "supervised", tuned)))
@@ -269,9 +296,9 @@ def main() -> None:
     keys += ["top1/hit50", "top1/spearman"]
     print(f"\n{args.source}: pool {len(pool)}, validation {len(val)} (never trained on); AP and hits in %; "
           "hit50: images whose top-1 instance has IoU >= 0.5; spearman: of the top-1 score and IoU\n")
-    print(f"{'row':<26}" + "".join(f"{k.replace('/', ' '):>18}" for k in keys))
+    print(f"{'row':<34}" + "".join(f"{k.replace('/', ' '):>18}" for k in keys))
     for name, r in record["rows"].items():
-        print(f"{name:<26}" + "".join(_cell(k, r.get(k)) for k in keys))
+        print(f"{name:<34}" + "".join(_cell(k, r.get(k)) for k in keys))
     print(f"-> {record_path}")
 
 

@@ -60,8 +60,8 @@ def test_relative_roots_are_taken_from_the_config_folder(tmp_path):
 @pytest.mark.parametrize(("text", "overrides", "message"), [
     ("student: {epoch: 5}\n", [], r"c\.yaml: unknown key 'student\.epoch' \(did you mean 'student\.epochs'\?\)"),
     ("studnet: {epochs: 5}\n", [], r"unknown key 'studnet' \(did you mean 'student'\?\)"),
-    ("student: {epochs: five}\n", [], r"c\.yaml: student\.epochs: expected a whole number, got 'five'"),
-    ("student: {epochs: 2.5}\n", [], r"student\.epochs: expected a whole number, got 2\.5"),
+    ("student: {epochs: five}\n", [], r"c\.yaml: student\.epochs: expected a whole number or null, got 'five'"),
+    ("student: {epochs: 2.5}\n", [], r"student\.epochs: expected a whole number or null, got 2\.5"),
     ("distill: {finetune: 1}\n", [], r"distill\.finetune: expected true or false, got 1"),
     ("teacher: {name: grounded-sam}\n", [], r"teacher\.name: unknown value 'grounded-sam' \(did you mean 'grounded-sam2'\?\)"),
     ("refine: {min_score: 1.5}\n", [], r"refine\.min_score: expected a number in \[0, 1\], auto or null"),
@@ -107,6 +107,7 @@ def test_ready_configs_load_and_check(path):
     if path.name != "demo.yaml" and path.name != "spark2021.yaml":  # the paper's settings
         assert (cfg.teacher.name, cfg.refine.min_score, cfg.data.n) == ("grounded-sam2", 0.6, 500)
         assert cfg.student.init == "yolo11n-seg.pt"  # COCO-pretrained, as the paper's student (GPU, internet)
+        assert cfg.distill.rescore is None  # the paper's student scores itself
     else:
         assert cfg.student.init == "synth"  # CPU configs: the shipped start, no download
     assert cfg.eval.source is not None
@@ -116,6 +117,9 @@ def test_demo_config_pool_and_scored_scenes_are_disjoint():
     cfg = load_config(CONFIGS / "demo.yaml")
     assert (cfg.data.source, cfg.eval.source) == ("synth", "synth") and cfg.data.seed != cfg.eval.seed
     assert cfg.teacher.name == "photometric" and cfg.student.device == "cpu"
+    # make demo shows the defaults: the student, its distillation and the cut as afss distill takes them
+    default = RunConfig()
+    assert (cfg.student, cfg.distill, cfg.refine) == (default.student, default.distill, default.refine)
 
 
 # -- the runner -------------------------------------------------------------------------------------------

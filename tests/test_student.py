@@ -229,6 +229,55 @@ def _state(weights: str) -> dict[str, np.ndarray]:
     return {k: v.float().numpy() for k, v in load_yolo(weights).model.state_dict().items() if v.is_floating_point()}
 
 
+def test_auto_from_the_synth_start_adapts_every_layer_where_its_boxes_disagree_with_the_labels(tmp_path, monkeypatch):
+    """``auto`` from the shipped start: ``box`` where the start already finds what the labels mark,
+    ``ultralytics`` on its 25-epoch schedule where it does not; measured on the labels, no ground truth."""
+    import afss.student.train as train_module
+    from afss.label import label_images
+    from afss.student.recipe import ADAPT_BELOW, RECIPE_EPOCHS, resolve_recipe
+    from afss.student.train import SHIPPED_SYNTH_WEIGHTS, TrainConfig, start_agreement, train_student
+    from afss.synth import render_dataset
+    from afss.teachers import build_teacher
+
+    assert resolve_recipe("auto", "synth", 0.78) == "box" and resolve_recipe("auto", "synth") == "box"
+    assert resolve_recipe("auto", "synth", ADAPT_BELOW - 0.01) == "ultralytics"
+    assert resolve_recipe("auto", "/w/best.pt", 0.1) == "finetune" and resolve_recipe("heads", "synth", 0.1) == "heads"
+    assert (RECIPE_EPOCHS["box"], RECIPE_EPOCHS["ultralytics"]) == (10, 25)
+
+    scenes = render_dataset(tmp_path / "s", n=6, size=128, domain="clean", seed=21, workers=1)
+    start = build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), imgsz=128)
+    own = label_images(start, scenes)  # labels that are the start's own boxes: full agreement
+    assert sum(1 for im in own.images if im.instances) >= 4
+    assert start_agreement(SHIPPED_SYNTH_WEIGHTS, own, imgsz=128) == pytest.approx(1.0, abs=1e-6)
+
+    def elsewhere(im):  # each label moved to the opposite corner: the start's boxes miss it
+        def moved(inst):
+            x0, y0, x1, y1 = inst.box_xyxy
+            w, h = x1 - x0, y1 - y0
+            nx, ny = (0.0 if x0 > im.width / 2 - w / 2 else im.width - w), (0.0 if y0 > im.height / 2 - h / 2 else im.height - h)
+            return inst.replace(box_xyxy=(nx, ny, nx + w, ny + h), rle=None)
+        return im.replace(instances=tuple(moved(i) for i in im.instances))
+
+    unlike = own.replace(images=tuple(elsewhere(im) for im in own.images))
+    assert start_agreement(SHIPPED_SYNTH_WEIGHTS, unlike, imgsz=128) < ADAPT_BELOW
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def no_training(*args, **kwargs):  # what train_student decided is what is tested, not Ultralytics
+        raise Stop
+
+    monkeypatch.setattr(train_module, "export_yolo", lambda labels, out, **kw: (seen.setdefault("n", len(labels)),
+                                                                                 no_training())[1])
+    records = []
+    monkeypatch.setattr(train_module.log, "info", lambda msg, *a: records.append(msg % a))
+    for labels, want in ((own, "box, 10 epochs"), (unlike, "ultralytics, 25 epochs")):
+        with pytest.raises(Stop):
+            train_student(labels, tmp_path / want.split(",")[0], TrainConfig(imgsz=128))
+        assert any(f"recipe {want} (the start's boxes agree" in r for r in records), records
+
+
 def test_the_recipe_fine_tunes_checkpoints_and_leaves_random_starts_and_extra_alone():
     from afss.student.recipe import heads_freeze
     from afss.student.train import BOX, FINETUNE, TrainConfig
@@ -489,20 +538,24 @@ def test_rounds_after_the_first_use_the_students_own_cut(tmp_path, monkeypatch):
     starts = []
 
     def fake_train(labels, out, config=None, **options):  # the cut is what is tested, not the training
-        starts.append((Path(config.init).name, config.recipe))
+        starts.append((Path(config.init).name, config.recipe, config.epochs))
         weights = Path(out) / "weights" / "best.pt"
         weights.parent.mkdir(parents=True, exist_ok=True)
         weights.write_bytes(b"not a model")
-        return SimpleNamespace(weights=weights)
+        # as train_student: auto made concrete by the start's agreement with the labels (here: unlike them)
+        recipe = "ultralytics" if config.recipe == "auto" else config.recipe
+        return SimpleNamespace(weights=weights, recipe=recipe, agreement=0.5 if config.recipe == "auto" else None,
+                               epochs=config.epochs or 25)
 
     monkeypatch.setattr(afss.distill, "refine_labels", spy_refine)
     monkeypatch.setattr(afss.student.train, "train_student", fake_train)
     monkeypatch.setattr(afss.student.model.StudentTeacher, "build", classmethod(lambda cls, **o: teacher))
     config = DistillConfig(rounds=2, min_score=0.3, student_min_score="auto", stable_iou=1.01)
-    distill(teacher, pool, tmp_path / "d", config=config, train=TrainConfig(epochs=1, imgsz=64))
+    distill(teacher, pool, tmp_path / "d", config=config, train=TrainConfig(imgsz=64))
     assert cuts == [0.3, "auto"]
-    # recipe auto is decided by the run's start (box from synth), for round 2 too, which starts from round 1's
-    assert starts == [("synth", "box"), ("best.pt", "box")]
+    # recipe auto is decided once, by round 1's training (its start and labels); round 2, which starts
+    # from round 1's weights, trains with the recipe and schedule round 1 chose
+    assert starts == [("synth", "auto", None), ("best.pt", "ultralytics", 25)]
     summary = json.loads((tmp_path / "d" / "round-2" / "refined.summary.json").read_text())
     assert summary["filter"]["mode"] == "auto"
     with pytest.raises(AfssError, match="min_score"):
@@ -517,7 +570,8 @@ def test_train_distill_and_the_run_config_share_one_set_of_defaults(tmp_path, mo
     from afss.student.train import TrainConfig
 
     default = TrainConfig()
-    assert (default.init, default.recipe, default.epochs, default.imgsz, default.batch) == ("synth", "auto", 10, 320, 16)
+    # epochs None: the recipe's schedule (10; ultralytics 25)
+    assert (default.init, default.recipe, default.epochs, default.imgsz, default.batch) == ("synth", "auto", None, 320, 16)
     student = RunConfig().student
     assert {k: getattr(student, k) for k in vars(student)} == {k: getattr(default, k) for k in vars(student)}
     seen = {}
@@ -545,7 +599,8 @@ def test_train_distill_and_the_run_config_share_one_set_of_defaults(tmp_path, mo
         with pytest.raises(SystemExit):
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
-        assert "(default synth)" in text and "(default 10)" in text and "(default 320)" in text, text
+        assert "(default synth)" in text and "(default: the recipe's schedule, 10; ultralytics 25)" in text, text
+        assert "(default 320)" in text, text
         assert "(default auto)" in text and "yolo11n-seg.yaml: random weights" in text
 
 
@@ -659,11 +714,11 @@ def test_a_distillation_recorded_before_a_setting_existed_continues(tmp_path):
     from afss.student.train import TrainConfig
 
     inputs = {"image_root": "pool", "images": 3}
-    settings = {"config": asdict(DistillConfig()), "train": asdict(TrainConfig())}
+    settings = {"config": asdict(DistillConfig(rescore=None)), "train": asdict(TrainConfig())}
     old = {"config": {k: v for k, v in settings["config"].items() if k != "rescore"}, "train": settings["train"]}
     (tmp_path / "distill.json").write_text(json.dumps({"stage": "distill", "inputs": inputs, **old, "rounds": []},
                                                       default=str))
     _check_same_pool(tmp_path, inputs, settings)  # no error
-    changed = {**settings, "config": asdict(DistillConfig(rescore="photometric"))}
+    changed = {**settings, "config": asdict(DistillConfig())}  # today's default rescores; that record's did not
     with pytest.raises(AfssError, match=r"other settings \(config.rescore None, now 'photometric'\)"):
         _check_same_pool(tmp_path, inputs, changed)

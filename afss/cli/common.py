@@ -171,11 +171,11 @@ def add_top1_arguments(p: argparse.ArgumentParser, *, top1_help: str = "keep the
     keep.add_argument("--all", dest="top1", action="store_false", help=all_help)
 
 
-def add_cut_arguments(p: argparse.ArgumentParser) -> None:
+def add_cut_arguments(p: argparse.ArgumentParser, *, default: str = "0.6, the paper's") -> None:
     """``--min-score X|auto`` or ``--keep-top FRACTION``: the confidence filter (refine, distill)."""
     cut = p.add_mutually_exclusive_group()
     cut.add_argument("--min-score", default=None, metavar="X|auto",
-                     help="keep labels scoring at least X (default 0.6), or 'auto': a cut chosen from the "
+                     help=f"keep labels scoring at least X (default {default}), or 'auto': a cut chosen from the "
                           "scores (Otsu's split, keeping 30-80%% of the labelled images); the summary names it")
     cut.add_argument("--keep-top", default=None, metavar="FRACTION",
                      help="instead of --min-score, keep the best-scoring FRACTION of the images (e.g. 0.5): "
@@ -205,6 +205,14 @@ def number_arg(text: str, flag: str, example: str) -> float:
         raise AfssError(f"{flag} {text!r}: expected a number, e.g. {example}") from None
 
 
+def _schedules() -> str:
+    """``"10; ultralytics 25"``: the epochs of each recipe's schedule, for help texts."""
+    from afss.student.recipe import RECIPE_EPOCHS
+
+    common = RECIPE_EPOCHS["box"]
+    return "; ".join([str(common)] + [f"{r} {n}" for r, n in RECIPE_EPOCHS.items() if n != common])
+
+
 def add_student_arguments(p: argparse.ArgumentParser, *, epochs: str = "epochs") -> None:
     """``--init``, ``--epochs``, ``--imgsz``, ``--batch`` of the student's training, with the defaults
     of `afss.student.train.TrainConfig` (the run config's too) in their help."""
@@ -216,7 +224,8 @@ def add_student_arguments(p: argparse.ArgumentParser, *, epochs: str = "epochs")
                         "that name here is used, else Ultralytics downloads it); a YOLO-seg .pt of yours; or a model "
                         "config such as yolo11n-seg.yaml: random weights, which learn nothing from a few hundred "
                         "pseudo-labels at a CPU budget (0.0 AP) and need far more epochs and images")
-    p.add_argument("--epochs", type=int, default=None, help=f"{epochs} (default {TrainConfig.epochs})")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"{epochs} (default: the recipe's schedule, {_schedules()})")
     p.add_argument("--imgsz", type=int, default=None, help=f"training image size (default {TrainConfig.imgsz})")
     p.add_argument("--batch", type=int, default=None, help=f"batch size (default {TrainConfig.batch})")
 

@@ -37,11 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher", default=DEFAULT_TEACHER, choices=sorted(TEACHERS), help="round 1's teacher")
     p.add_argument("--out", required=True, metavar="DIR", help="distillation folder")
     p.add_argument("--rounds", type=int, default=None, help="at most this many rounds (default 1)")
-    p.add_argument("--rescore", default=None, metavar="TEACHER",
+    p.add_argument("--rescore", default=None, metavar="TEACHER|none",
                    help="wherever the student labels, score each of its instances by sqrt(its confidence x this "
-                        "teacher's confidence in the box), e.g. photometric (default: its confidence)")
+                        "teacher's confidence in the box) (default photometric; none: its class confidence)")
     p.add_argument("--tta", dest="views", default=None, help="TTA views of every refinement (default identity,vflip)")
-    add_cut_arguments(p)
+    add_cut_arguments(p, default="auto")
     p.add_argument("--student-min-score", default=None, metavar="X|auto",
                    help="the cut of rounds > 1, where the student relabels (default: the same as round 1); "
                         "'auto' chooses it from the student's own scores")
@@ -64,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     student_cut = {} if args.student_min_score is None else {
         "student_min_score": min_score_arg(args.student_min_score, "--student-min-score")}
-    config = DistillConfig(**given(args, "rounds", "views", "finetune", "prompt", "rescore"), **cut_options(args), **student_cut)
+    rescore = {} if args.rescore is None else {"rescore": None if args.rescore == "none" else args.rescore}
+    config = DistillConfig(**given(args, "rounds", "views", "finetune", "prompt"), **rescore, **cut_options(args),
+                           **student_cut)
     train = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch", "recipe"),
                         **({"device": args.student_device} if args.student_device else {}))
     resolve_init(train.init)  # fail before the teacher runs
@@ -82,4 +84,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"afss distill: {len(rounds)} rounds, {time.perf_counter() - start:.0f} s -> {args.out}/student.pt",
           file=sys.stderr)
+    if config.rescore is not None:
+        print(f"afss distill: scored as `afss predict --weights {args.out}/student.pt --rescore {config.rescore}` "
+              "labels", file=sys.stderr)
     return 0

@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
                                overwrite=args.overwrite)
     m = result.metrics
     again = "trained before with the same labels and recipe (--overwrite trains again): " if result.reused else ""
-    print(f"afss train: {again}{result.dataset.train} train / {result.dataset.val} val images, {result.epochs} epochs, "
+    why = "" if result.agreement is None else f" (the start's boxes agree {result.agreement:.2f} with the labels)"
+    print(f"afss train: {again}{result.dataset.train} train / {result.dataset.val} val images, recipe {result.recipe}{why}, "
+          f"{result.epochs} epochs, "
           f"{result.seconds_per_epoch:.1f} s/epoch; val mask mAP50-95 {m.get('metrics/mAP50-95(M)', float('nan')):.3f}, "
           f"mAP50 {m.get('metrics/mAP50(M)', float('nan')):.3f}; {time.perf_counter() - start:.1f} s -> {result.weights}",
           file=sys.stderr)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from afss.distill import DistillConfig
 from afss.errors import AfssError
 from afss.run.ready import find_config
 from afss.student.recipe import RECIPE_HELP, RECIPES, recipe_args
@@ -73,8 +74,9 @@ class RefineSection:
     """Test-time augmentation + Weighted Boxes Fusion, then the confidence filter (paper: 0.6)."""
 
     tta: str = _doc("TTA views, comma-separated (identity, hflip, vflip, rot90, ...)", "identity,vflip")
-    min_score: float | str | None = _doc("keep labels scoring at least this, or auto (a cut chosen from the scores), "
-                                         "or null (no fixed cut: keep_top alone, or every label)", 0.6)
+    min_score: float | str | None = _doc("keep labels scoring at least this (paper: 0.6), or auto (a cut chosen from "
+                                         "the scores, as afss distill's default), or null (no fixed cut: keep_top "
+                                         "alone, or every label)", "auto")
     keep_top: float | None = _doc("instead of min_score: keep the best-scoring fraction of images", None)
 
     @property
@@ -91,7 +93,7 @@ class StudentSection:
     init: str = _doc("synth (afss's synth-pretrained student) | yolo11n-seg.pt (COCO-pretrained; Ultralytics "
                      "downloads it) | yolo11n-seg.yaml (random weights: 0.0 AP at a CPU budget) | PATH.pt",
                      TrainConfig.init)
-    epochs: int = _doc("epochs per round", TrainConfig.epochs)
+    epochs: int | None = _doc("epochs per round; null: the recipe's schedule (10, ultralytics 25)", TrainConfig.epochs)
     imgsz: int = _doc("training and inference size", TrainConfig.imgsz)
     batch: int = _doc("batch size", TrainConfig.batch)
     device: str | None = _doc("cpu | 0 | cuda:0 | mps", TrainConfig.device)
@@ -113,9 +115,9 @@ class DistillSection:
     stable_iou: float = _doc("stop early when the kept labels agree with the previous round's this well", 0.95)
     student_min_score: float | str | None = _doc("the cut of rounds > 1, where the student relabels: a number, "
                                                  "auto (from the student's own scores), or null (refine's cut)", None)
-    rescore: str | None = _doc("a teacher (e.g. photometric) whose confidence in each of the student's boxes "
-                               "rescores the student's instances wherever it labels; null: its class confidence",
-                               None)
+    rescore: str | None = _doc("a teacher whose confidence in each of the student's boxes rescores the student's "
+                               "instances wherever it labels; null: its class confidence (the paper's)",
+                               DistillConfig.rescore)
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,8 @@ def _check_semantics(config: RunConfig, where: str) -> None:
 
         check_rescorer(config.distill.rescore, what=f"{where}: distill.rescore: expected")
     for key in ("epochs", "imgsz", "batch"):
+        if key == "epochs" and config.student.epochs is None:
+            continue
         if getattr(config.student, key) < 1:
             raise AfssError(f"{where}: student.{key}: must be >= 1, got {getattr(config.student, key)}")
     if not 0.0 <= config.student.val_fraction < 1.0:

@@ -9,8 +9,8 @@ from typing import Any
 
 from afss.errors import AfssError
 
-__all__ = ["BOX", "FINETUNE", "HEADS", "RECIPES", "RECIPE_HELP", "SHIPPED_SYNTH_WEIGHTS", "heads_freeze", "is_shipped_start", "recipe_args",
-           "resolve_recipe"]
+__all__ = ["ADAPT_BELOW", "BOX", "FINETUNE", "HEADS", "RECIPES", "RECIPE_EPOCHS", "RECIPE_HELP", "SHIPPED_SYNTH_WEIGHTS",
+           "heads_freeze", "is_shipped_start", "recipe_args", "recipe_epochs", "resolve_recipe", "weighs_agreement"]
 
 FINETUNE: dict[str, Any] = {"freeze": 10, "optimizer": "SGD", "lr0": 0.002, "warmup_epochs": 0}
 """Ultralytics arguments of the fine-tuning recipe: the backbone up to its SPPF (layers 0-9 of YOLO11
@@ -42,6 +42,23 @@ measured; `benchmarks/results/train_defaults_seeds.json`)."""
 
 RECIPES = ("auto", "finetune", "heads", "box", "ultralytics")
 
+RECIPE_EPOCHS: dict[str, int] = {"finetune": 10, "heads": 10, "box": 10, "ultralytics": 25}
+"""Each recipe's schedule, the epochs a training takes when none are given (`TrainConfig.epochs` ``None``).
+``box`` 10: on `make demo`'s pseudo-labels 10 epochs gained more than 5
+(`benchmarks/results/train_defaults_seeds.json`). ``ultralytics`` 25: every layer learns, with
+Ultralytics' warm-up, mosaic (closed for the last 10 epochs) and annealed learning rate; on SPARK-2021
+frames a schedule of <= 20 epochs never reached the teacher, 25 epochs did with the rescored score and
+45 gained a little more in 1.8 times the time (docs/student.md, `benchmarks/distill.py`)."""
+
+ADAPT_BELOW = 0.7
+"""``auto`` from the shipped synth start: when the start's boxes agree with the training labels less than
+this (mean top-1 box IoU over a sample of the labelled images, `afss.student.train.start_agreement`),
+the imagery is unlike the start's and every layer learns (``ultralytics``); otherwise only the box
+branch does (``box``). Measured agreement: 0.78 on `make demo`'s afss synth pseudo-labels (where
+``box`` beats the start and ``finetune`` loses 11 mask AP) and 0.56 on SPARK-2021's (where ``box``
+stays at a quarter of the teacher's AP and ``ultralytics`` passes it). The bound lies between the
+only two sources measured; no third source has judged it."""
+
 SHIPPED_SYNTH_WEIGHTS = Path(__file__).parent / "weights" / "student_synth.pt"
 """The synth-pretrained start afss ships (``--init synth``); here, not in `afss.student.train`, so that
 `resolve_recipe` can recognise it without loading the trainer."""
@@ -49,13 +66,15 @@ SHIPPED_SYNTH_WEIGHTS = Path(__file__).parent / "weights" / "student_synth.pt"
 RECIPE_HELP = (f"finetune (freeze {FINETUNE['freeze']}, {FINETUNE['optimizer']} lr0 {FINETUNE['lr0']}, no warm-up) | "
                f"heads (only the head's box and class branches learn, {HEADS['optimizer']} lr0 {HEADS['lr0']}, no warm-up; "
                "needs a pretrained start) | box (only the box branch learns; the start's scores and masks stay) | "
-               "ultralytics (its defaults) | auto (box from synth, finetune from another .pt, ultralytics from a .yaml)")
+               "ultralytics (its defaults) | auto (from synth: box, or ultralytics where the start's boxes agree with the "
+               f"labels < {ADAPT_BELOW}; finetune from another .pt, ultralytics from a .yaml)")
 
 
-def resolve_recipe(recipe: str, init: str) -> str:
-    """``auto`` made concrete for a training that starts from ``init``: ``box`` from the shipped synth
-    start, ``finetune`` from another checkpoint, ``ultralytics`` from a model ``.yaml``; any other
-    recipe as it is.
+def resolve_recipe(recipe: str, init: str, agreement: float | None = None) -> str:
+    """``auto`` made concrete for a training that starts from ``init``: from the shipped synth start
+    ``box``, or ``ultralytics`` where its boxes agree with the training labels less than `ADAPT_BELOW`
+    (``agreement``, `weighs_agreement`; ``None``: not measured, ``box``), ``finetune`` from another
+    checkpoint, ``ultralytics`` from a model ``.yaml``; any other recipe as it is.
 
     Why ``box`` from synth: it keeps the start's mask branch, learnt from the renderer's exact masks,
     where ``finetune`` teaches it the teacher's outlines, and the start's class confidence, which
@@ -70,7 +89,20 @@ def resolve_recipe(recipe: str, init: str) -> str:
         return recipe
     if init.endswith((".yaml", ".yml")):
         return "ultralytics"
-    return "box" if is_shipped_start(init) else "finetune"
+    if not is_shipped_start(init):
+        return "finetune"
+    return "ultralytics" if agreement is not None and agreement < ADAPT_BELOW else "box"
+
+
+def weighs_agreement(recipe: str, init: str) -> bool:
+    """Whether ``recipe`` from ``init`` is decided by the start's agreement with the labels (``auto``
+    from the shipped synth start)."""
+    return recipe == "auto" and not init.endswith((".yaml", ".yml")) and is_shipped_start(init)
+
+
+def recipe_epochs(recipe: str, init: str, agreement: float | None = None) -> int:
+    """The epochs of ``recipe``'s schedule (`RECIPE_EPOCHS`), ``auto`` resolved as `resolve_recipe` does."""
+    return RECIPE_EPOCHS[resolve_recipe(recipe, init, agreement)]
 
 
 def is_shipped_start(init: str) -> bool:

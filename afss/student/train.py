@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,18 @@ from afss.student.recipe import (
     BOX,
     FINETUNE,
     HEADS,
+    RECIPE_EPOCHS,
     RECIPES,
     SHIPPED_SYNTH_WEIGHTS,
     heads_freeze,
     recipe_args,
+    resolve_recipe,
+    weighs_agreement,
 )
 from afss.types import LabelSet
 
 __all__ = ["BOX", "FINETUNE", "HEADS", "RECIPES", "REPLAY_SEED", "SHIPPED_SYNTH_WEIGHTS", "TrainConfig", "TrainResult", "resolve_init",
-           "train_student", "training_identity"]
+           "start_agreement", "train_student", "training_identity"]
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,9 @@ class TrainConfig:
     Attributes:
         init: ``"synth"``, a published name (``yolo11n-seg.pt``), a ``.pt`` of yours, or a model ``.yaml``
             Ultralytics ships (``yolo11n-seg.yaml``: random weights).
-        epochs, imgsz, batch: as in Ultralytics.
+        epochs: as in Ultralytics; ``None`` (the default): the recipe's schedule (`RECIPE_EPOCHS`: 10,
+            ``ultralytics`` 25).
+        imgsz, batch: as in Ultralytics.
         device: ``"cpu"``, ``"0"`` / ``"cuda:0"``, ``"mps"``; ``None`` lets Ultralytics choose.
         val_fraction, seed: the validation split carved from the pseudo-labels, and the seed of the
             split and of training.
@@ -65,10 +70,12 @@ class TrainConfig:
         recipe: ``"finetune"`` (`FINETUNE`: frozen backbone, gentle SGD), ``"heads"`` (`HEADS`:
             only the head's box and class branches learn, the mask branch keeps its pretraining), ``"box"``
             (`BOX`: only the box branch learns), ``"ultralytics"`` (Ultralytics' own defaults), or
-            ``"auto"`` (`afss.student.recipe.resolve_recipe`): ``box`` from ``synth`` (keep its masks,
-            learnt from exact ones, and its confidence), ``finetune`` from
-            another ``.pt``, ``ultralytics`` from a model ``.yaml`` (random weights have nothing to
-            keep). ``extra`` overrides any of them.
+            ``"auto"`` (`afss.student.recipe.resolve_recipe`): from ``synth``, ``box`` (keep its masks,
+            learnt from exact ones, and its confidence) where the start's boxes agree with the labels
+            (`start_agreement` >= `afss.student.recipe.ADAPT_BELOW`), else ``ultralytics`` (imagery
+            unlike the start's: every layer learns, 25 epochs); ``finetune`` from another ``.pt``,
+            ``ultralytics`` from a model ``.yaml`` (random weights have nothing to keep). ``extra``
+            overrides any of them.
         replay: afss synth scenes (exact masks from the renderer, every domain; seed `REPLAY_SEED`)
             mixed into the train split. Fine-tuning the synth-pretrained student on a few hundred
             pseudo-labels alone makes it forget what pretraining taught it and copy its teacher's
@@ -79,14 +86,14 @@ class TrainConfig:
     """
 
     # The defaults are the run configs' (`afss run --defaults` reads them from here, as do the CLI's
-    # help texts): the shipped synth start, ``auto`` (= ``box`` from it), 10 epochs at 320 px (the
-    # start's own training size), what the project's CPU benchmarks support. From random weights
-    # (``yolo11n-seg.yaml``) a few hundred pseudo-labels give 0.0 AP at this budget. ``box`` keeps
-    # the start's masks and scores where ``finetune`` loses 11 mask AP on afss synth (`resolve_recipe`
-    # has the numbers); on imagery unlike the start's, where boxes count, ``finetune`` adapts the
-    # features better (the spark2021 config names it).
+    # help texts): the shipped synth start, ``auto`` (``box`` from it where its boxes agree with the
+    # labels, else ``ultralytics``), the recipe's schedule at 320 px (the start's own training size),
+    # what the project's CPU benchmarks support. From random weights (``yolo11n-seg.yaml``) a few
+    # hundred pseudo-labels give 0.0 AP at this budget. ``box`` keeps the start's masks and scores
+    # where ``finetune`` loses 11 mask AP on afss synth (`resolve_recipe` has the numbers); on imagery
+    # unlike the start's, where boxes count, a full ``ultralytics`` schedule adapts every layer.
     init: str = "synth"
-    epochs: int = 10
+    epochs: int | None = None
     imgsz: int = 320
     batch: int = 16
     device: str | None = "cpu"
@@ -108,6 +115,8 @@ class TrainConfig:
         for name, lo, hi in (("epochs", 1, 10_000), ("imgsz", 32, 4096), ("batch", 1, 4096), ("patience", 1, 10_000),
                              ("replay", 0, 100_000)):
             value = getattr(self, name)
+            if name == "epochs" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise AfssError(f"train: {name} must be a whole number in [{lo}, {hi}], got {value!r}")
 
@@ -126,6 +135,10 @@ class TrainResult:
     epochs: int
     reused: bool = False
     """The run was finished before with the same identity (`training_identity`); nothing was trained."""
+    recipe: str = ""
+    """The recipe that trained (``auto`` made concrete)."""
+    agreement: float | None = None
+    """`start_agreement` where it decided ``auto``'s recipe, else ``None``."""
 
 
 def resolve_init(init: str, *, download: bool = True) -> str:
@@ -223,6 +236,13 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
         log.info("%s: trained before on the same labels with the same recipe; returning that result "
                  "(overwrite=True trains again)", out)
         return done
+    agreement = None
+    if weighs_agreement(config.recipe, config.init) and any(im.instances for im in labels.images):
+        agreement = start_agreement(init, labels, imgsz=config.imgsz, device=config.device)
+    recipe = resolve_recipe(config.recipe, config.init, agreement)
+    config = replace(config, recipe=recipe, epochs=config.epochs or RECIPE_EPOCHS[recipe])
+    log.info("%s: recipe %s, %d epochs%s", out, recipe, config.epochs,
+             "" if agreement is None else f" (the start's boxes agree {agreement:.2f} with the labels)")
     if config.replay:
         from afss.synth.dataset import render_or_reuse
 
@@ -265,10 +285,11 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     metrics = read_results_csv(out / "results.csv")
     epochs = int(metrics.get("epoch", config.epochs))
     result = TrainResult(out=out, weights=weights if weights.is_file() else last, last=last, dataset=data,
-                         metrics=metrics, seconds=seconds, seconds_per_epoch=seconds / max(epochs, 1), epochs=epochs)
+                         metrics=metrics, seconds=seconds, seconds_per_epoch=seconds / max(epochs, 1), epochs=epochs,
+                         recipe=recipe, agreement=agreement)
     write_json_atomic(out / "train.json", {
         "stage": "train", "identity": identity, "init": config.init, "init_resolved": init, "config": asdict(config),
-        "recipe_args": ultralytics_args,
+        "recipe": recipe, "start_agreement": agreement, "recipe_args": ultralytics_args,
         "dataset": {"train": data.train, "val": data.val, "instances": data.instances, "names": list(data.names),
                     "skipped": data.skipped, "replay": data.replay},
         "labels_info": dict(labels.info), "metrics": metrics, "seconds": round(seconds, 2),
@@ -291,10 +312,47 @@ def _finished(out: Path, identity: dict[str, Any]) -> TrainResult | None:
         result = TrainResult(out=out, weights=weights, last=out / "weights" / "last.pt", dataset=dataset,
                              metrics=metrics, seconds=float(record["seconds"]),
                              seconds_per_epoch=float(record["seconds_per_epoch"]),
-                             epochs=int(metrics.get("epoch", record["config"]["epochs"])), reused=True)
+                             epochs=int(metrics.get("epoch", record["config"]["epochs"])), reused=True,
+                             recipe=record.get("recipe", record["config"]["recipe"]),
+                             agreement=record.get("start_agreement"))
     except (OSError, ValueError, RecursionError, AttributeError, KeyError, TypeError):
         return None  # no record, or one this version cannot read: train
     return result if weights.is_file() else None
+
+
+AGREEMENT_SAMPLE = 100
+"""Labelled images `start_agreement` looks at (a fixed sample: every training seed decides alike)."""
+
+
+def start_agreement(weights: str | os.PathLike, labels: LabelSet, *, imgsz: int = 320, device: str | None = "cpu",
+                    sample: int = AGREEMENT_SAMPLE) -> float:
+    """How well a start already finds what ``labels`` mark: the mean IoU of its top-1 box with each
+    labelled image's best-scoring box (0 where it finds nothing), over a fixed sample of ``sample``
+    labelled images. No ground truth is involved: ``labels`` are the training labels.
+
+    Raises:
+        AfssError: ``labels`` with no labelled image.
+    """
+    import numpy as np
+
+    from afss.evaluate.preview import box_iou
+    from afss.label import label_images
+    from afss.student.model import StudentTeacher
+
+    labelled = [im for im in labels.images if im.instances]
+    if not labelled:
+        raise AfssError("start agreement: the labels keep no instance to compare the start's boxes with")
+    if len(labelled) > sample:
+        keep = np.random.default_rng(0).choice(len(labelled), size=sample, replace=False)
+        labelled = [labelled[i] for i in sorted(keep)]
+    subset = labels.replace(images=tuple(im.replace(instances=()) for im in labelled))
+    start = StudentTeacher.build(weights=str(weights), imgsz=imgsz, device=device or "cpu")
+    found = label_images(start, subset)
+    ious = []
+    for want, got in zip(labelled, found.images, strict=True):
+        best = max(want.instances, key=lambda i: i.score)
+        ious.append(box_iou(best.box_xyxy, got.instances[0].box_xyxy) if got.instances else 0.0)
+    return float(np.mean(ious))
 
 
 def _clear_run(out: Path) -> None:
