@@ -39,7 +39,7 @@ from afss.refine.tta import parse_views
 from afss.teachers.base import Teacher
 from afss.types import LabelSet
 
-__all__ = ["DistillConfig", "RoundResult", "distill", "label_agreement"]
+__all__ = ["DistillConfig", "RoundResult", "distill", "label_agreement", "trained_as"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ class RoundResult:
     agreement: float | None
     metrics: dict[str, Any] | None
     seconds: float
+    recipe: str | None = None
+    """The recipe its student trained with (``auto`` made concrete)."""
 
 
 def label_agreement(a: LabelSet, b: LabelSet) -> tuple[float, bool]:
@@ -149,7 +151,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
         One `RoundResult` per round run.
     """
     from afss.student.model import StudentTeacher
-    from afss.student.recipe import RECIPE_EPOCHS
+    from afss.student.recipe import RECIPE_EPOCHS, plan_line
     from afss.student.train import TrainConfig, train_student
 
     config = config or DistillConfig()
@@ -203,28 +205,34 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
         if (run / "train.json").is_file() and (run / "weights" / "best.pt").is_file():
             say(f"round {k}: student already trained -> {run / 'weights' / 'best.pt'}")
             best = run / "weights" / "best.pt"
-            planned = planned or _trained_as(run, train)
+            round_recipe = trained_as(run, train)[0]
+            planned = planned or trained_as(run, train)
         else:
             init = str(weights) if (k > 1 and config.finetune and weights is not None) else train.init
             # `auto` is decided once, by round 1's start and labels; later rounds train as round 1 did
             this = replace(train, init=init) if planned is None else replace(train, init=init, recipe=planned[0],
                                                                             epochs=planned[1])
 
-            def epoch_line(epoch: int, metrics: dict[str, float], k: int = k, total: int | None = this.epochs) -> None:
+            total: list[int] = []  # the epochs, once the training has made `auto` and None concrete
+
+            def plan(recipe: str, epochs: int, agreement: float | None, k: int = k, total: list[int] = total) -> None:
+                total.append(epochs)
+                say(f"round {k}: {plan_line(recipe, epochs, agreement)}")
+
+            def epoch_line(epoch: int, metrics: dict[str, float], k: int = k, total: list[int] = total) -> None:
                 map_ = metrics.get("metrics/mAP50-95(M)")
-                say(f"round {k}: epoch {epoch}" + (f"/{total}" if total else "")
+                say(f"round {k}: epoch {epoch}" + (f"/{total[0]}" if total else "")
                     + (f", val mask mAP50-95 {map_:.3f} (pseudo-labels)" if map_ is not None else ""))
 
-            result = train_student(refined, run, this, progress=epoch_line)
-            best = result.weights
+            result = train_student(refined, run, this, progress=epoch_line, on_plan=plan)
+            best, round_recipe = result.weights, result.recipe
             planned = planned or (result.recipe, this.epochs or RECIPE_EPOCHS[result.recipe])
-            why = "" if result.agreement is None else f"; the start's boxes agree {result.agreement:.2f} with the labels"
-            say(f"round {k}: student trained (recipe {result.recipe}, {result.epochs} epochs{why}) -> {best}")
+            say(f"round {k}: student trained -> {best}")
         agreement = None
         if previous is not None:
             agreement, same = label_agreement(refined, previous)
         metrics = _score(gt, refined, best, pool, folder, train, config.rescore) if gt is not None else None
-        results.append(RoundResult(round=k, kept=kept, images=len(pool), weights=best,
+        results.append(RoundResult(round=k, kept=kept, images=len(pool), weights=best, recipe=round_recipe,
                                    agreement=agreement, metrics=metrics, seconds=time.perf_counter() - t0))
         weights, previous = best, refined
         _write_record(out, config, train, results)
@@ -238,9 +246,12 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
     return results
 
 
-def _trained_as(run: Path, train) -> tuple[str, int]:
+def trained_as(run: str | os.PathLike, train) -> tuple[str, int]:
     """The recipe and epochs a finished training in ``run`` used (its ``train.json``; an older afss
-    recorded ``auto`` made concrete without the agreement: as it did then)."""
+    recorded ``auto`` made concrete without the agreement: as it did then), ``train``'s where it is
+    silent. A comparison that must train as a distillation did (the supervised upper bound on the
+    pool's true labels) takes them from its round 1: ``auto`` would decide again, on other labels."""
+    run = Path(run)
     from afss.student.recipe import RECIPE_EPOCHS, resolve_recipe
 
     record = read_json_file(run / "train.json")
@@ -270,8 +281,9 @@ def _score(gt, refined: LabelSet, weights: Path, pool: LabelSet, folder: Path, t
 
 
 _UNRECORDED: dict[str, dict[str, Any]] = {"config": {"rescore": None}}
-"""Settings added after distill.json was first written, with the value a distillation had before
-they existed (``rescore``: the student's own confidence; its default is ``photometric`` now)."""
+"""Settings added after distill.json was first written whose default has changed since, with the
+value a distillation had before they existed (``rescore``: the student's own confidence; its default
+is ``photometric`` now). Every other key an older record lacks had today's default."""
 
 
 def _check_same_pool(out: Path, inputs: dict[str, Any], settings: dict[str, Any]) -> None:
@@ -290,8 +302,12 @@ def _check_same_pool(out: Path, inputs: dict[str, Any], settings: dict[str, Any]
             raise AfssError(f"{out}: holds a distillation of another pool ({old.get('image_root')}, "
                             f"{old.get('images')} images; now {inputs['image_root']}, {inputs['images']}); "
                             "choose another --out")
-        # a key an older afss did not record had its default then (`_UNRECORDED`)
-        before = {part: {**_UNRECORDED.get(part, {}), **(data.get(part) or {})} for part in settings}
+        # a key an older afss did not record had its default then: today's, unless it changed since (`_UNRECORDED`)
+        from afss.student.train import TrainConfig
+
+        then = json.loads(json.dumps({"config": {**asdict(DistillConfig()), **_UNRECORDED["config"]},
+                                      "train": asdict(TrainConfig())}, default=str))
+        before = {part: {**then.get(part, {}), **(data.get(part) or {})} for part in settings}
         if data.get("config") is not None and before != settings:
             changed = [f"{part}.{k} {before[part].get(k)!r}, now {settings[part].get(k)!r}" for part in settings
                        for k in sorted(set(settings[part]) | set(before[part] or {}))

@@ -174,7 +174,7 @@ def main() -> None:
 
     ap.add_argument("--recipe", choices=RECIPES, default="finetune",
                     help="training recipe (afss.student.train.TrainConfig.recipe); the SPARK-2021 tables used "
-                         "finetune (auto would be heads from the shipped start)")
+                         "finetune, then ultralytics")
     ap.add_argument("--freeze", type=int, default=None, help="Ultralytics freeze (layers) of the synth-init trainings, "
                                                              "over the recipe's")
     ap.add_argument("--min-score", type=lambda v: v if v == "auto" else float(v), default=0.6,
@@ -192,13 +192,17 @@ def main() -> None:
                     help="also score the start and every round rescored by this teacher (afss distill --rescore)")
     ap.add_argument("--defaults", action="store_true",
                     help="afss distill's defaults for --recipe, --epochs, --imgsz, --batch, --rounds, --min-score and "
-                         "--rescore (whatever is given for them is ignored)")
+                         "--rescore (given together with any of them: refused)")
     ap.add_argument("--score-again", action="store_true",
                     help="score every row again, reusing the trainings already in --out (after a change of _score)")
     args = ap.parse_args()
     from afss.student.train import SHIPPED_SYNTH_WEIGHTS
 
     if args.defaults:
+        given = [flag for flag in ("--recipe", "--epochs", "--imgsz", "--batch", "--rounds", "--min-score", "--rescore")
+                 if any(a == flag or a.startswith(flag + "=") for a in sys.argv[1:])]
+        if given:
+            ap.error(f"--defaults sets {', '.join(given)} itself")
         from afss.distill import DistillConfig
         from afss.student.train import TrainConfig
 
@@ -290,6 +294,12 @@ def main() -> None:
                 row(f"student round {r.round}" + rescored, lambda r=r: predict(r.weights, args.rescore))
             _note_round_training(record, r.round, r.weights.parent.parent / "train.json")
             record_path.write_text(json.dumps(record, indent=2))
+    if (work / "distill" / "round-1" / "train" / "train.json").is_file():
+        from afss.distill import trained_as
+
+        # round 1's recipe and epochs: `auto` would decide again, on the true labels
+        recipe, epochs = trained_as(work / "distill" / "round-1" / "train", tuned)
+        tuned = TrainConfig(**{**tuned.__dict__, "recipe": recipe, "epochs": epochs})
     row("supervised (upper bound)", lambda: predict(trained(pool, work / "supervised", tuned)))
 
     keys = [f"{p}/{t}/{k}" for t in iou_types for p in ("coco", "paper") for k in ("ap", "ap50", "ap75")]

@@ -14,7 +14,8 @@ afss synth scenes of ``--image-size`` (1024²) each teacher labels every image:
   instances per image, boxes within ``--box-tol`` px and masks with IoU ≥ ``--iou-tol``, per dtype
   (random weights make near-ties of scores, so a flipped top-1 choice counts as a difference);
 * the student's seconds per epoch at ``--student-imgsz`` (640) on ``--student-n`` synth scenes, with
-  the default recipe (the synth start, ``finetune``) and with Ultralytics' (every layer learns).
+  the default recipe (``auto`` from the synth start: on these scenes, its own renderer, ``box``) and
+  with Ultralytics' (every layer learns).
 
 Random weights time the same work as real ones (the work does not depend on the values), except that
 thresholds decide how many boxes reach the segmenter: ``box_threshold`` 0 and top-1 make it one per
@@ -197,7 +198,7 @@ def bench_student(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         config = TrainConfig(epochs=args.student_epochs, imgsz=args.student_imgsz, batch=args.student_batch,
                              device=device, recipe=recipe, val_fraction=0.1)
         result = train_student(scenes, work / f"student_{recipe}", config, overwrite=True)
-        out[recipe] = {"seconds_per_epoch": round(result.seconds_per_epoch, 2), "epochs": result.epochs,
+        out[recipe] = {"recipe": result.recipe, "seconds_per_epoch": round(result.seconds_per_epoch, 2), "epochs": result.epochs,
                        "train_images": result.dataset.train, "val_images": result.dataset.val}
         print(f"student {recipe}: {out[recipe]}", file=sys.stderr)
     return out

@@ -302,3 +302,12 @@ def test_auto_is_box_from_the_shipped_start_however_it_is_spelt():
 
     assert resolve_recipe("auto", "synth") == resolve_recipe("auto", str(SHIPPED_SYNTH_WEIGHTS)) == "box"
     assert resolve_recipe("auto", "yolo11n-seg.pt") == "finetune" and resolve_recipe("auto", "x-seg.yaml") == "ultralytics"
+
+
+def test_the_defaults_listed_in_docs_run_md_are_afss_run_defaults():
+    """docs/run.md lists every key with its default: the listing is what `afss run --defaults` prints."""
+    from afss.run.config import default_yaml
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "run.md").read_text()
+    start = text.index("```yaml\n# afss run config: every key with its default") + len("```yaml\n")
+    assert text[start:text.index("```", start)] == default_yaml()

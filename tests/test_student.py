@@ -278,6 +278,31 @@ def test_auto_from_the_synth_start_adapts_every_layer_where_its_boxes_disagree_w
         assert any(f"recipe {want} (the start's boxes agree" in r for r in records), records
 
 
+def test_a_continued_training_keeps_its_decision_and_comparisons_train_as_round_one(tmp_path, monkeypatch):
+    """An interrupted training continues with the recipe it started with (``recipe.json``), not a new
+    measurement; the supervised upper bound takes round 1's recipe and epochs (`trained_as`)."""
+    import afss.student.train as train_module
+    from afss.distill import trained_as
+    from afss.student.train import TrainConfig
+
+    labels = _labelled_images(tmp_path)
+    monkeypatch.setattr(train_module, "start_agreement", lambda *a, **k: 0.4)
+    record = tmp_path / "run" / "recipe.json"
+    assert train_module._decide(labels, TrainConfig(), "synth.pt", record, resume=False) == ("ultralytics", 25, 0.4)
+    assert json.loads(record.read_text()) == {"recipe": "ultralytics", "epochs": 25, "agreement": 0.4}
+    monkeypatch.setattr(train_module, "start_agreement", lambda *a, **k: pytest.fail("measured again"))
+    assert train_module._decide(labels, TrainConfig(), "synth.pt", record, resume=True) == ("ultralytics", 25, 0.4)
+    assert train_module._decide(labels, TrainConfig(epochs=3, recipe="box"), "synth.pt", tmp_path / "b.json",
+                                resume=False) == ("box", 3, None)
+    (tmp_path / "r1").mkdir()
+    (tmp_path / "r1" / "train.json").write_text(json.dumps({"recipe": "ultralytics", "config": {"recipe": "ultralytics",
+                                                                                                "epochs": 25}}))
+    assert trained_as(tmp_path / "r1", TrainConfig()) == ("ultralytics", 25)
+    # a record of an afss before `auto` looked at the labels: auto from synth was box, 10 epochs
+    (tmp_path / "r1" / "train.json").write_text(json.dumps({"config": {"recipe": "auto", "init": "synth", "epochs": 10}}))
+    assert trained_as(tmp_path / "r1", TrainConfig()) == ("box", 10)
+
+
 def test_the_recipe_fine_tunes_checkpoints_and_leaves_random_starts_and_extra_alone():
     from afss.student.recipe import heads_freeze
     from afss.student.train import BOX, FINETUNE, TrainConfig
@@ -492,7 +517,7 @@ def test_rescore_ranks_the_students_instances_by_the_teachers_confidence_too(tmp
                  "--rescore", "photometrc", "--out", str(tmp_path / "q.json")]) == 2
     assert "rescore must be a teacher name" in capsys.readouterr().err and not (tmp_path / "q.json").exists()
     (tmp_path / "run.yaml").write_text("data: {source: synth, n: 4}\ndistill: {rescore: salient-x}\n")
-    with pytest.raises(AfssError, match="distill.rescore: expected a teacher name"):
+    with pytest.raises(AfssError, match=r"distill.rescore: expected null \(its own confidence\) or a teacher name"):
         load_config(tmp_path / "run.yaml")
 
 

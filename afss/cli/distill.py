@@ -85,6 +85,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"afss distill: {len(rounds)} rounds, {time.perf_counter() - start:.0f} s -> {args.out}/student.pt",
           file=sys.stderr)
     if config.rescore is not None:
-        print(f"afss distill: scored as `afss predict --weights {args.out}/student.pt --rescore {config.rescore}` "
-              "labels", file=sys.stderr)
+        print(f"afss distill: its students are scored with --rescore {config.rescore}; label as they were scored with "
+              f"`afss predict --weights {args.out}/student.pt --rescore {config.rescore}`", file=sys.stderr)
     return 0

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from afss.errors import AfssError
     from afss.io.coco import read_coco
+    from afss.student.recipe import plan_line
     from afss.student.train import TrainConfig, resolve_init, train_student
 
     start = time.perf_counter()
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     labels = read_coco(args.labels, image_root=args.image_root, allow_absolute_paths=args.allow_absolute_paths)
     with progress_bar(args, total=config.epochs, desc="train (student)", unit="epoch") as advance:
         result = train_student(labels, out, config, progress=lambda epoch, metrics: advance(1),
+                               on_plan=lambda recipe, epochs, agreement: print(
+                                   f"afss train: {plan_line(recipe, epochs, agreement)}", file=sys.stderr),
                                overwrite=args.overwrite)
     m = result.metrics
     again = "trained before with the same labels and recipe (--overwrite trains again): " if result.reused else ""

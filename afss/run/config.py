@@ -302,7 +302,7 @@ def _check_semantics(config: RunConfig, where: str) -> None:
     if config.distill.rescore is not None:
         from afss.student.model import check_rescorer
 
-        check_rescorer(config.distill.rescore, what=f"{where}: distill.rescore: expected")
+        check_rescorer(config.distill.rescore, what=f"{where}: distill.rescore: expected null (its own confidence) or")
     for key in ("epochs", "imgsz", "batch"):
         if key == "epochs" and config.student.epochs is None:
             continue

@@ -386,10 +386,14 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
         with stage("upper-bound"):
             if not pool_gt_file.is_file():
                 raise AfssError("eval.upper_bound: the pool has no ground truth to train the upper bound on")
+            from afss.distill import trained_as
             from afss.student.train import train_student
 
             # the supervised upper bound: the same recipe on the pool's true labels, clearly apart
-            result = train_student(read_coco(pool_gt_file, allow_absolute_paths=True), out / "upper_bound" / "train", train)
+            # (round 1's recipe and epochs: `auto` would decide again, on the true labels)
+            recipe, epochs = trained_as(distill_dir / "round-1" / "train", train)
+            result = train_student(read_coco(pool_gt_file, allow_absolute_paths=True), out / "upper_bound" / "train",
+                                   dataclasses.replace(train, recipe=recipe, epochs=epochs))
             predict(result.weights, out / "upper_bound" / "val.json", "upper bound (val)")
 
     table, metrics = None, {}

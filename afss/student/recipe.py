@@ -10,7 +10,8 @@ from typing import Any
 from afss.errors import AfssError
 
 __all__ = ["ADAPT_BELOW", "BOX", "FINETUNE", "HEADS", "RECIPES", "RECIPE_EPOCHS", "RECIPE_HELP", "SHIPPED_SYNTH_WEIGHTS",
-           "heads_freeze", "is_shipped_start", "recipe_args", "recipe_epochs", "resolve_recipe", "weighs_agreement"]
+           "heads_freeze", "is_shipped_start", "plan_line", "recipe_args", "recipe_epochs", "resolve_recipe",
+           "weighs_agreement"]
 
 FINETUNE: dict[str, Any] = {"freeze": 10, "optimizer": "SGD", "lr0": 0.002, "warmup_epochs": 0}
 """Ultralytics arguments of the fine-tuning recipe: the backbone up to its SPPF (layers 0-9 of YOLO11
@@ -84,7 +85,8 @@ def resolve_recipe(recipe: str, init: str, agreement: float | None = None) -> st
     42.1 / 57.3; on a renderer afss never saw, ``finetune`` took the start's masks from 35.0 to 22.0
     AP. Where the boxes matter more than the masks on imagery unlike the start's, ``finetune`` adapts
     the features: on SPARK-2021 frames (boxes only, round 1, 5 epochs, three seeds) it reached 5.6-8.8
-    bbox AP against ``box``'s 4.8-5.3; the ``spark2021`` config names it."""
+    bbox AP against ``box``'s 4.8-5.3, and every layer on Ultralytics' full schedule passed the
+    teacher (``ultralytics``, which ``auto`` takes there: the start's boxes agree 0.56 with the labels)."""
     if recipe != "auto":
         return recipe
     if init.endswith((".yaml", ".yml")):
@@ -92,6 +94,16 @@ def resolve_recipe(recipe: str, init: str, agreement: float | None = None) -> st
     if not is_shipped_start(init):
         return "finetune"
     return "ultralytics" if agreement is not None and agreement < ADAPT_BELOW else "box"
+
+
+def plan_line(recipe: str, epochs: int, agreement: float | None) -> str:
+    """``"recipe ultralytics, 25 epochs (the start's boxes agree 0.56 with the labels, < 0.7: ...)"``."""
+    why = ""
+    if agreement is not None:
+        verdict = (f"< {ADAPT_BELOW}: imagery unlike the start's, every layer learns" if agreement < ADAPT_BELOW
+                   else f">= {ADAPT_BELOW}: the start's masks and scores stay")
+        why = f" (the start's boxes agree {agreement:.2f} with the labels, {verdict})"
+    return f"recipe {recipe}, {epochs} epochs{why}"
 
 
 def weighs_agreement(recipe: str, init: str) -> bool:

@@ -7,6 +7,7 @@ all under ``out``:
     data/                  the exported dataset (images linked, not copied)
     weights/best.pt        the best epoch by the validation split's mask mAP (also last.pt)
     results.csv, *.png     Ultralytics' per-epoch metrics and training curves
+    recipe.json            the recipe and epochs it trains with (``auto`` made concrete) and why
     train.json             what was trained: init, recipe, dataset counts, final metrics, timings
 
 ``init`` is ``"synth"`` (the default): the student pretrained on afss synth scenes that afss ships
@@ -105,7 +106,8 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def recipe_args(self) -> dict[str, Any]:
-        """The Ultralytics arguments the recipe sets (before ``extra``)."""
+        """The Ultralytics arguments the recipe sets (before ``extra``). For ``auto`` from the shipped
+        start this is ``box``'s, provisionally: `train_student` decides by the labels (`start_agreement`)."""
         return recipe_args(self.recipe, self.init)
 
     def __post_init__(self) -> None:
@@ -200,6 +202,7 @@ def _family_yaml(name: str) -> str:
 
 def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig | None = None, *,
                   progress: Callable[[int, dict[str, float]], None] | None = None,
+                  on_plan: Callable[[str, int, float | None], None] | None = None,
                   overwrite: bool = False) -> TrainResult:
     """Train a YOLO-seg student on ``labels`` (pseudo-labels: no ground truth belongs here).
 
@@ -214,6 +217,8 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
         out: the run folder (see the module docstring for what goes in it).
         config: the recipe, `TrainConfig`.
         progress: called after every epoch with its number (1-based) and validation metrics.
+        on_plan: called once before training with the recipe, the epochs (``auto`` and ``None`` made
+            concrete) and the start's agreement with the labels where it decided them, else ``None``.
         overwrite: train from ``init`` into ``out`` whatever it holds: a run on other labels or with
             another recipe (refused by default: its weights would be replaced), an interrupted run
             (not continued) or this very training finished (trained again). Its ``train.json`` and
@@ -236,13 +241,12 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
         log.info("%s: trained before on the same labels with the same recipe; returning that result "
                  "(overwrite=True trains again)", out)
         return done
-    agreement = None
-    if weighs_agreement(config.recipe, config.init) and any(im.instances for im in labels.images):
-        agreement = start_agreement(init, labels, imgsz=config.imgsz, device=config.device)
-    recipe = resolve_recipe(config.recipe, config.init, agreement)
-    config = replace(config, recipe=recipe, epochs=config.epochs or RECIPE_EPOCHS[recipe])
-    log.info("%s: recipe %s, %d epochs%s", out, recipe, config.epochs,
-             "" if agreement is None else f" (the start's boxes agree {agreement:.2f} with the labels)")
+    last_pt = out / "weights" / "last.pt"
+    resume = last_pt.is_file() and not (out / "train.json").is_file()
+    recipe, epochs, agreement = _decide(labels, config, init, out / "recipe.json", resume)
+    config = replace(config, recipe=recipe, epochs=epochs)
+    if on_plan is not None:
+        on_plan(recipe, epochs, agreement)
     if config.replay:
         from afss.synth.dataset import render_or_reuse
 
@@ -252,8 +256,6 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     data = export_yolo(labels, out / "data", val_fraction=config.val_fraction, seed=config.seed, replay=replay)
     from afss.student.env import ultralytics
 
-    last_pt = out / "weights" / "last.pt"
-    resume = last_pt.is_file() and not (out / "train.json").is_file()
     model = ultralytics().YOLO(str(last_pt) if resume else init, task="segment")
     if progress is not None:
         def epoch_end(trainer: Any) -> None:
@@ -320,6 +322,30 @@ def _finished(out: Path, identity: dict[str, Any]) -> TrainResult | None:
     return result if weights.is_file() else None
 
 
+def _decide(labels: LabelSet, config: TrainConfig, init: str, record: Path, resume: bool) -> tuple[str, int, float | None]:
+    """The recipe, epochs and agreement of this training: ``auto`` and ``epochs=None`` made concrete
+    (`start_agreement` where it decides), kept in ``record`` so that a training continued after an
+    interruption reports what it trains with, not a new measurement."""
+    if resume and record.is_file():
+        try:
+            done = json.loads(record.read_text())
+            return str(done["recipe"]), int(done["epochs"]), done.get("agreement")
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable: decide again (Ultralytics continues with what last.pt holds anyway)
+    agreement = None
+    if weighs_agreement(config.recipe, config.init) and any(im.instances for im in labels.images):
+        log.info("recipe auto: how well the start's boxes agree with the labels (%d images)",
+                 min(AGREEMENT_SAMPLE, sum(1 for im in labels.images if im.instances)))
+        agreement = start_agreement(init, labels, imgsz=config.imgsz, device=config.device)
+    recipe = resolve_recipe(config.recipe, config.init, agreement)
+    epochs = config.epochs or RECIPE_EPOCHS[recipe]
+    log.info("recipe %s, %d epochs%s", recipe, epochs,
+             "" if agreement is None else f" (the start's boxes agree {agreement:.2f} with the labels)")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(record, {"recipe": recipe, "epochs": epochs, "agreement": agreement})
+    return recipe, epochs, agreement
+
+
 AGREEMENT_SAMPLE = 100
 """Labelled images `start_agreement` looks at (a fixed sample: every training seed decides alike)."""
 
@@ -361,6 +387,7 @@ def _clear_run(out: Path) -> None:
     import shutil
 
     (out / "train.json").unlink(missing_ok=True)
+    (out / "recipe.json").unlink(missing_ok=True)
     if (out / "weights").is_dir():
         shutil.rmtree(out / "weights")
 
@@ -399,7 +426,11 @@ def _check_run_folder(out: Path, identity: dict[str, Any], overwrite: bool) -> N
         if old == identity:
             return
         what = "a training on other labels or with another recipe"
-    elif (out / "args.yaml").is_file() or (out / "data" / "manifest.json").is_file():
+        if isinstance(old, dict) and old.get("labels") == identity["labels"]:
+            was, now = old.get("config") or {}, identity["config"]
+            changed = [f"{k} {was.get(k)!r}, now {now.get(k)!r}" for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
+            what = f"a training on the same labels with other settings ({'; '.join(changed)})"
+    elif any((out / f).is_file() for f in ("recipe.json", "args.yaml", "data/manifest.json")):
         return  # an interrupted run of afss train: it continues
     else:
         what = "not an afss training run"
