@@ -270,12 +270,12 @@ def test_auto_from_the_synth_start_adapts_every_layer_where_its_boxes_disagree_w
 
     monkeypatch.setattr(train_module, "export_yolo", lambda labels, out, **kw: (seen.setdefault("n", len(labels)),
                                                                                  no_training())[1])
-    records = []
-    monkeypatch.setattr(train_module.log, "info", lambda msg, *a: records.append(msg % a))
-    for labels, want in ((own, "box, 10 epochs"), (unlike, "ultralytics, 25 epochs")):
+    for labels, want in ((own, ("box", 10)), (unlike, ("ultralytics", 25))):
+        plans = []
         with pytest.raises(Stop):
-            train_student(labels, tmp_path / want.split(",")[0], TrainConfig(imgsz=128))
-        assert any(f"recipe {want} (the start's boxes agree" in r for r in records), records
+            train_student(labels, tmp_path / want[0], TrainConfig(imgsz=128), on_plan=lambda *plan, plans=plans: plans.append(plan))
+        assert [plan[:2] for plan in plans] == [want] and plans[0][2] is not None, plans
+        assert json.loads((tmp_path / want[0] / "recipe.json").read_text())["recipe"] == want[0]
 
 
 def test_a_continued_training_keeps_its_decision_and_comparisons_train_as_round_one(tmp_path, monkeypatch):

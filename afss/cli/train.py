@@ -46,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tqdm import tqdm
+
     from afss.errors import AfssError
     from afss.io.coco import read_coco
     from afss.student.recipe import plan_line
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     labels = read_coco(args.labels, image_root=args.image_root, allow_absolute_paths=args.allow_absolute_paths)
     with progress_bar(args, total=config.epochs, desc="train (student)", unit="epoch") as advance:
         result = train_student(labels, out, config, progress=lambda epoch, metrics: advance(1),
-                               on_plan=lambda recipe, epochs, agreement: print(
+                               on_plan=lambda recipe, epochs, agreement: tqdm.write(
                                    f"afss train: {plan_line(recipe, epochs, agreement)}", file=sys.stderr),
                                overwrite=args.overwrite)
     m = result.metrics

@@ -339,7 +339,7 @@ def _decide(labels: LabelSet, config: TrainConfig, init: str, record: Path, resu
         agreement = start_agreement(init, labels, imgsz=config.imgsz, device=config.device)
     recipe = resolve_recipe(config.recipe, config.init, agreement)
     epochs = config.epochs or RECIPE_EPOCHS[recipe]
-    log.info("recipe %s, %d epochs%s", recipe, epochs,
+    log.debug("recipe %s, %d epochs%s", recipe, epochs,
              "" if agreement is None else f" (the start's boxes agree {agreement:.2f} with the labels)")
     record.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(record, {"recipe": recipe, "epochs": epochs, "agreement": agreement})
