@@ -192,23 +192,23 @@ def main() -> None:
                     help="also score the start and every round rescored by this teacher (afss distill --rescore)")
     ap.add_argument("--defaults", action="store_true",
                     help="afss distill's defaults for --recipe, --epochs, --imgsz, --batch, --rounds, --min-score and "
-                         "--rescore (given together with any of them: refused)")
+                         "--rescore, except those given beside it")
     ap.add_argument("--score-again", action="store_true",
                     help="score every row again, reusing the trainings already in --out (after a change of _score)")
     args = ap.parse_args()
     from afss.student.train import SHIPPED_SYNTH_WEIGHTS
 
     if args.defaults:
-        given = [flag for flag in ("--recipe", "--epochs", "--imgsz", "--batch", "--rounds", "--min-score", "--rescore")
-                 if any(a == flag or a.startswith(flag + "=") for a in sys.argv[1:])]
-        if given:
-            ap.error(f"--defaults sets {', '.join(given)} itself")
         from afss.distill import DistillConfig
         from afss.student.train import TrainConfig
 
         d, t = DistillConfig(), TrainConfig()
-        args.recipe, args.epochs, args.imgsz, args.batch = t.recipe, t.epochs, t.imgsz, t.batch
-        args.rounds, args.min_score, args.rescore = d.rounds, d.min_score, d.rescore
+        defaults = {"recipe": t.recipe, "epochs": t.epochs, "imgsz": t.imgsz, "batch": t.batch, "rounds": d.rounds,
+                    "min_score": d.min_score, "rescore": d.rescore}
+        for key, value in defaults.items():  # a flag given beside --defaults wins
+            flag = "--" + key.replace("_", "-")
+            if not any(a == flag or a.startswith(flag + "=") for a in sys.argv[1:]):
+                setattr(args, key, value)
 
     if args.init is None and SHIPPED_SYNTH_WEIGHTS.is_file():
         args.init = str(SHIPPED_SYNTH_WEIGHTS)
