@@ -315,3 +315,13 @@ def test_stages_come_from_the_files_when_run_json_has_no_order(tmp_path):
     (tmp_path / "data" / "val_gt.json").write_text("{}")  # a scored run: each stage's predictions belong there
     run = RunFolder.open(tmp_path)
     assert {p for p, _ in run.missing} == {"run.json", "students/round-3.json"}
+
+
+def test_the_rounds_table_says_what_each_student_trained_with():
+    """The config may say recipe auto and epochs null; the table shows what train.json says trained."""
+    from afss.report.build import _trained_line
+
+    record = {"recipe": "ultralytics", "start_agreement": 0.5567, "config": {"recipe": "ultralytics", "epochs": 25}}
+    assert _trained_line(record) == "ultralytics, 25 epochs (start agrees 0.56)"
+    assert _trained_line({"config": {"recipe": "finetune", "epochs": 5}}) == "finetune, 5 epochs"  # an older record
+    assert _trained_line(None) == "-"

@@ -353,11 +353,13 @@ class _Page:
             metrics = train.get("metrics", {}) if isinstance(train, dict) else {}
             agreement = r.get("agreement")
             rows.append([k, f"{r.get('kept', '-')}/{r.get('images', '-')}", Cell(summary or "-", cls="text"),
+                         Cell(_trained_line(train), cls="text"),
                          "-" if agreement is None else f"{agreement:.3f}",
                          percent(metrics.get("metrics/mAP50-95(M)")), percent(metrics.get("metrics/mAP50(M)")),
                          r.get("seconds", "-")])
         return ("<h3>Distillation rounds (distill/distill.json)</h3>" + table(
-            ["round", "kept / pool", Cell("filter", cls="text"), "agreement with previous round", "val mask mAP50-95 (own split)",
+            ["round", "kept / pool", Cell("filter", cls="text"), Cell("trained with", cls="text"),
+             "agreement with previous round", "val mask mAP50-95 (own split)",
              "mask mAP50", "seconds"], rows, table_id="rounds-table"))
 
     def run_section(self) -> str:
@@ -399,6 +401,16 @@ def _legend(with_gt: bool) -> str:
     items = ([("#00ff00", "ground truth")] if with_gt else []) + [("#ff4040", "teacher top-1"),
                                                                 ("#40a0ff", "student top-1")]
     return '<p class="legend">' + "".join(f'<span style="background:{c}"></span>{esc(t)}' for c, t in items) + "</p>"
+
+
+def _trained_line(train: Any) -> str:
+    """``"box, 10 epochs (start agrees 0.79)"``: the recipe a round's student trained with, from its train.json."""
+    if not isinstance(train, dict):
+        return "-"
+    config = train.get("config") if isinstance(train.get("config"), dict) else {}
+    recipe, epochs, agreement = train.get("recipe") or config.get("recipe"), config.get("epochs"), train.get("start_agreement")
+    line = f"{recipe or '-'}, {epochs} epochs" if epochs else str(recipe or "-")
+    return line + (f" (start agrees {agreement:.2f})" if isinstance(agreement, (int, float)) else "")
 
 
 def _filter_line(summary: Any) -> str:
