@@ -68,9 +68,10 @@ class DistillConfig:
         rescore: a teacher name whose confidence in each of the student's boxes rescores the student's
             instances wherever the student labels (rounds > 1, and the scoring of each round's
             student), see `afss.student.model.StudentTeacher`; ``None``: its class confidence. Default
-            ``"photometric"``: it raised the student's AP on SPARK-2021 (+1.6 to +2.6 bbox AP, five
-            students) and on afss synth (+0.6 mask, +0.2 box AP, three seeds); `afss predict --rescore
-            photometric` scores the final student the same way.
+            ``"photometric"``: it raised the student's AP on SPARK-2021 (+0.9 to +2.6 bbox AP, eight
+            students), and on afss synth it costs little (`make demo`'s student on seeds 8-10: +0.6 mask,
+            +0.2 box AP; the distillation benchmark, three seeds: +0.2 mask, -0.5 box AP);
+            `afss predict --rescore photometric` scores the final student the same way.
     """
 
     rounds: int = 1
@@ -205,8 +206,8 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
         if (run / "train.json").is_file() and (run / "weights" / "best.pt").is_file():
             say(f"round {k}: student already trained -> {run / 'weights' / 'best.pt'}")
             best = run / "weights" / "best.pt"
-            round_recipe = trained_as(run, train)[0]
-            planned = planned or trained_as(run, train)
+            done = trained_as(run, train)
+            round_recipe, planned = done[0], planned or done
         else:
             init = str(weights) if (k > 1 and config.finetune and weights is not None) else train.init
             # `auto` is decided once, by round 1's start and labels; later rounds train as round 1 did

@@ -195,20 +195,15 @@ def main() -> None:
                          "--rescore, except those given beside it")
     ap.add_argument("--score-again", action="store_true",
                     help="score every row again, reusing the trainings already in --out (after a change of _score)")
-    args = ap.parse_args()
-    from afss.student.train import SHIPPED_SYNTH_WEIGHTS
-
-    if args.defaults:
+    if ap.parse_known_args()[0].defaults:  # afss distill's defaults, under any flag given beside --defaults
         from afss.distill import DistillConfig
         from afss.student.train import TrainConfig
 
         d, t = DistillConfig(), TrainConfig()
-        defaults = {"recipe": t.recipe, "epochs": t.epochs, "imgsz": t.imgsz, "batch": t.batch, "rounds": d.rounds,
-                    "min_score": d.min_score, "rescore": d.rescore}
-        for key, value in defaults.items():  # a flag given beside --defaults wins
-            flag = "--" + key.replace("_", "-")
-            if not any(a == flag or a.startswith(flag + "=") for a in sys.argv[1:]):
-                setattr(args, key, value)
+        ap.set_defaults(recipe=t.recipe, epochs=t.epochs, imgsz=t.imgsz, batch=t.batch, rounds=d.rounds,
+                        min_score=d.min_score, rescore=d.rescore)
+    args = ap.parse_args()
+    from afss.student.train import SHIPPED_SYNTH_WEIGHTS
 
     if args.init is None and SHIPPED_SYNTH_WEIGHTS.is_file():
         args.init = str(SHIPPED_SYNTH_WEIGHTS)

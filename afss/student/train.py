@@ -333,14 +333,13 @@ def _decide(labels: LabelSet, config: TrainConfig, init: str, record: Path, resu
         except (OSError, ValueError, KeyError, TypeError):
             pass  # unreadable: decide again (Ultralytics continues with what last.pt holds anyway)
     agreement = None
-    if weighs_agreement(config.recipe, config.init) and any(im.instances for im in labels.images):
+    labelled = sum(1 for im in labels.images if im.instances)
+    if weighs_agreement(config.recipe, config.init) and labelled:
         log.info("recipe auto: how well the start's boxes agree with the labels (%d images)",
-                 min(AGREEMENT_SAMPLE, sum(1 for im in labels.images if im.instances)))
+                 min(AGREEMENT_SAMPLE, labelled))
         agreement = start_agreement(init, labels, imgsz=config.imgsz, device=config.device)
     recipe = resolve_recipe(config.recipe, config.init, agreement)
     epochs = config.epochs or RECIPE_EPOCHS[recipe]
-    log.debug("recipe %s, %d epochs%s", recipe, epochs,
-             "" if agreement is None else f" (the start's boxes agree {agreement:.2f} with the labels)")
     record.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(record, {"recipe": recipe, "epochs": epochs, "agreement": agreement})
     return recipe, epochs, agreement
