@@ -11,8 +11,11 @@ Everything of a round lives in ``out/round-K/``: ``labels.json`` (round 1: the t
 ``refined.json`` (+ ``.summary.json``), ``train/`` (the student run) and, with ground truth,
 ``metrics.json``. ``out/student.pt`` is the final student, ``out/distill.json`` the record. Every
 step is skipped when its output is already there, and label/refine resume from their journals, so
-rerunning the same command after a crash continues where it stopped. Ground truth (``gt``) is only
-used to score each round; nothing trains on it.
+rerunning the same command after a crash continues where it stopped. A rerun may also change what
+no finished step used: ``rounds`` and ``stable_iou`` (where it stops) always, and the settings only
+rounds > 1 use (``student_min_score``, ``finetune``, ``rescore``) while no round 2 has started; so
+``--rounds 2`` after a one-round distillation trains one more round on top of the first. Ground truth
+(``gt``) is only used to score each round; nothing trains on it.
 """
 
 from __future__ import annotations
@@ -281,6 +284,12 @@ def _score(gt, refined: LabelSet, weights: Path, pool: LabelSet, folder: Path, t
     return scores
 
 
+_STOPPING = frozenset({"rounds", "stable_iou"})
+"""Settings that only say where the rounds stop: a finished round is the same whatever they are."""
+
+_FROM_ROUND_2 = frozenset({"student_min_score", "finetune", "rescore"})
+"""Settings round 1 does not use (``rescore``: only to score its student, which is done again)."""
+
 _UNRECORDED: dict[str, dict[str, Any]] = {"config": {"rescore": None}}
 """Settings added after distill.json was first written whose default has changed since, with the
 value a distillation had before they existed (``rescore``: the student's own confidence; its default
@@ -309,12 +318,20 @@ def _check_same_pool(out: Path, inputs: dict[str, Any], settings: dict[str, Any]
         then = json.loads(json.dumps({"config": {**asdict(DistillConfig()), **_UNRECORDED["config"]},
                                       "train": asdict(TrainConfig())}, default=str))
         before = {part: {**then.get(part, {}), **(data.get(part) or {})} for part in settings}
-        if data.get("config") is not None and before != settings:
-            changed = [f"{part}.{k} {before[part].get(k)!r}, now {settings[part].get(k)!r}" for part in settings
-                       for k in sorted(set(settings[part]) | set(before[part] or {}))
-                       if (before[part] or {}).get(k) != settings[part].get(k)]
-            raise AfssError(f"{out}: holds a distillation made with other settings ({'; '.join(changed)}); rerun it "
-                            "as it was to continue, or choose another --out")
+        if data.get("config") is None:
+            return
+        changed = [(part, k) for part in settings for k in sorted(set(settings[part]) | set(before[part] or {}))
+                   if (before[part] or {}).get(k) != settings[part].get(k)]
+        free = _STOPPING | (set() if (out / "round-2").exists() else _FROM_ROUND_2)
+        refused = [f"{part}.{k} {before[part].get(k)!r}, now {settings[part].get(k)!r}" for part, k in changed
+                   if not (part == "config" and k in free)]
+        if refused:
+            raise AfssError(f"{out}: holds a distillation made with other settings ({'; '.join(refused)}); rerun it "
+                            "as it was to continue (only rounds and stable_iou may change, and before round 2 "
+                            "student_min_score, finetune and rescore), or choose another --out")
+        if ("config", "rescore") in changed:  # round 1's scoring of its student used the old rescoring
+            for cached in ("student_predictions.json", "metrics.json"):
+                (out / "round-1" / cached).unlink(missing_ok=True)
     else:
         write_json_atomic(record, {"stage": "distill", "inputs": inputs, **settings, "rounds": []}, indent=2)
 

@@ -386,7 +386,8 @@ def test_a_killed_training_continues_from_its_last_epoch(tmp_path):
 
 def test_review_findings_each_one_line_and_nothing_replaced(tmp_path, capsys):
     """What a new user tried: distill into a data folder or onto a file, --init an ONNX, export-yolo
-    onto a file, a garbage ONNX, export over an existing file, a distill rerun with other settings."""
+    onto a file, a garbage ONNX, export over an existing file, a distill rerun with other settings (and one
+    that only asks for one more round: it continues)."""
     from afss.distill import DistillConfig, distill
     from afss.student.env import ultralytics
     from afss.student.train import TrainConfig
@@ -430,6 +431,17 @@ def test_review_findings_each_one_line_and_nothing_replaced(tmp_path, capsys):
     with pytest.raises(AfssError, match=r"other settings \(config.min_score 0.0, now 0.3\)"):
         distill(teacher, labels.replace(images=labels.images[:6]), tmp_path / "d",
                 config=DistillConfig(rounds=1, min_score=0.3), train=train)
+    # one more round on top of a finished one: round 1 is reused as it is, round 2 trains from it
+    first = tmp_path / "d" / "round-1" / "train" / "weights" / "best.pt"
+    trained_at = first.stat().st_mtime_ns
+    results = distill(teacher, labels.replace(images=labels.images[:6]), tmp_path / "d",
+                      config=DistillConfig(rounds=2, min_score=0.0, rescore=None), train=train)
+    assert [r.round for r in results] == [1, 2] and first.stat().st_mtime_ns == trained_at
+    assert results[1].weights == tmp_path / "d" / "round-2" / "train" / "weights" / "best.pt"
+    assert json.loads((tmp_path / "d" / "distill.json").read_text())["config"]["rounds"] == 2
+    with pytest.raises(AfssError, match=r"other settings \(config.rescore None, now 'photometric'\)"):
+        distill(teacher, labels.replace(images=labels.images[:6]), tmp_path / "d",  # round 2 used it
+                config=DistillConfig(rounds=2, min_score=0.0), train=train)
 
 
 def test_the_shipped_synth_student_loads_and_finds_spacecraft_it_never_saw(tmp_path):
@@ -743,5 +755,9 @@ def test_a_distillation_recorded_before_a_setting_existed_continues(tmp_path):
                                                       default=str))
     _check_same_pool(tmp_path, inputs, settings)  # no error
     changed = {**settings, "config": asdict(DistillConfig())}  # today's default rescores; that record's did not
+    _check_same_pool(tmp_path, inputs, changed)  # no round 2 has used it yet
+    (tmp_path / "round-2").mkdir()
     with pytest.raises(AfssError, match=r"other settings \(config.rescore None, now 'photometric'\)"):
         _check_same_pool(tmp_path, inputs, changed)
+    more = {**settings, "config": asdict(DistillConfig(rescore=None, rounds=3))}
+    _check_same_pool(tmp_path, inputs, more)  # where it stops never changes a finished round

@@ -36,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_image_source_arguments(p, gt_alias=False)
     p.add_argument("--teacher", default=DEFAULT_TEACHER, choices=sorted(TEACHERS), help="round 1's teacher")
     p.add_argument("--out", required=True, metavar="DIR", help="distillation folder")
-    p.add_argument("--rounds", type=int, default=None, help="at most this many rounds (default 1)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="at most this many rounds (default 1); rerun with a larger number to add rounds to a "
+                        "finished distillation")
     p.add_argument("--rescore", default=None, metavar="TEACHER|none",
                    help="wherever the student labels, score each of its instances by sqrt(its confidence x this "
                         "teacher's confidence in the box) (default photometric; none: its class confidence)")
