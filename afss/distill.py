@@ -9,13 +9,15 @@ at least ``stable_iou``).
 
 Everything of a round lives in ``out/round-K/``: ``labels.json`` (round 1: the teacher's),
 ``refined.json`` (+ ``.summary.json``), ``train/`` (the student run) and, with ground truth,
-``metrics.json``. ``out/student.pt`` is the final student, ``out/distill.json`` the record. Every
-step is skipped when its output is already there, and label/refine resume from their journals, so
-rerunning the same command after a crash continues where it stopped. A rerun may also change what
-no finished step used: ``rounds`` and ``stable_iou`` (where it stops) always, and the settings only
-rounds > 1 use (``student_min_score``, ``finetune``, ``rescore``) while no round 2 has started; so
-``--rounds 2`` after a one-round distillation trains one more round on top of the first. Ground truth
-(``gt``) is only used to score each round; nothing trains on it.
+``metrics.json``. ``out/student.pt`` is the chosen student (with several rounds, the one whose boxes
+the teacher trusts most, `label_free_quality`; no ground truth), ``out/distill.json`` the record.
+Every step is skipped when its output is already there, and label/refine resume from their
+journals, so rerunning the same command after a crash continues where it stopped. A rerun may also
+change what no finished step used: ``rounds``, ``stable_iou`` and ``choose`` (where it stops, which
+round is the result) always, and the settings only rounds > 1 use (``student_min_score``,
+``finetune``, ``rescore``) while no round 2 has started; so ``--rounds 2`` after a one-round
+distillation trains one more round on top of the first. Ground truth (``gt``) is only used to score
+each round; nothing trains on it.
 """
 
 from __future__ import annotations
@@ -42,9 +44,13 @@ from afss.refine.tta import parse_views
 from afss.teachers.base import Teacher
 from afss.types import LabelSet
 
-__all__ = ["DistillConfig", "RoundResult", "distill", "label_agreement", "trained_as"]
+__all__ = ["DistillConfig", "RoundResult", "distill", "label_agreement", "label_free_quality", "trained_as"]
 
 log = logging.getLogger(__name__)
+
+
+CHOICES = ("quality", "last")
+"""How `distill` picks the round whose student becomes ``student.pt`` (`DistillConfig.choose`)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,10 @@ class DistillConfig:
         prompt: the text prompt for the teacher.
         finetune: rounds > 1 start from the previous student (``True``) or from the train ``init``.
         stable_iou: stop early when the kept labels agree with the previous round's this well.
+        choose: which round's student becomes ``student.pt`` when there are several: ``"quality"`` (the
+            default: the round with the highest `label_free_quality`, judged by ``rescore``'s teacher or
+            photometric) or ``"last"`` (the paper's). On afss synth's distillation benchmark, with two
+            rounds, it chose round 1, the better on mask and box AP, on all three seeds (docs/student.md).
         rescore: a teacher name whose confidence in each of the student's boxes rescores the student's
             instances wherever the student labels (rounds > 1, and the scoring of each round's
             student), see `afss.student.model.StudentTeacher`; ``None``: its class confidence. Default
@@ -86,8 +96,11 @@ class DistillConfig:
     finetune: bool = True
     stable_iou: float = 0.95
     rescore: str | None = "photometric"
+    choose: str = "quality"
 
     def __post_init__(self) -> None:
+        if self.choose not in CHOICES:
+            raise AfssError(f"distill: choose must be one of {', '.join(CHOICES)}, got {self.choose!r}")
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or not 1 <= self.rounds <= 20:
             raise AfssError(f"distill: rounds must be a whole number in [1, 20], got {self.rounds!r}")
         RefineConfig(min_score=self.min_score, keep_top=self.keep_top)  # the same checks as refine's
@@ -111,6 +124,10 @@ class RoundResult:
     seconds: float
     recipe: str | None = None
     """The recipe its student trained with (``auto`` made concrete)."""
+    quality: float | None = None
+    """Its student's `label_free_quality` (only when several rounds are compared)."""
+    chosen: bool = False
+    """Its student is ``student.pt``."""
 
 
 def label_agreement(a: LabelSet, b: LabelSet) -> tuple[float, bool]:
@@ -236,18 +253,63 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
         if previous is not None:
             agreement, same = label_agreement(refined, previous)
         metrics = _score(gt, refined, best, pool, folder, train, config.rescore) if gt is not None else None
+        quality = None
+        if config.rounds > 1 and config.choose == "quality":
+            quality = label_free_quality(best, pool, imgsz=train.imgsz, device=train.device,
+                                         judge=config.rescore or "photometric")
+            say(f"round {k}: label-free quality {quality:.4f} (the teacher's mean confidence in its top-1 boxes)")
         results.append(RoundResult(round=k, kept=kept, images=len(pool), weights=best, recipe=round_recipe,
-                                   agreement=agreement, metrics=metrics, seconds=time.perf_counter() - t0))
+                                   agreement=agreement, metrics=metrics, seconds=time.perf_counter() - t0,
+                                   quality=quality))
         weights, previous = best, refined
         _write_record(out, config, train, results)
         if agreement is not None and same and agreement >= config.stable_iou:
             say(f"round {k}: labels stopped changing (agreement {agreement:.3f}); stopping")
             break
+    judged = [r for r in results if r.quality is not None]
+    # the earliest of equals: a later round costs a training and has never been measured better
+    pick = max(judged, key=lambda r: r.quality) if len(judged) == len(results) > 1 else results[-1]
+    results = [replace(r, chosen=r is pick) for r in results]
+    if len(results) > 1:
+        say(f"chose round {pick.round}'s student" + (
+            f" (label-free quality {pick.quality:.4f}; " + ", ".join(
+                f"round {r.round} {r.quality:.4f}" for r in results if r.round != pick.round) + ")"
+            if pick.quality is not None else " (the last)"))
+    _write_record(out, config, train, results)
     final = out / "student.pt"
     tmp = out / ".student.pt.tmp"
-    shutil.copyfile(weights, tmp)
+    shutil.copyfile(pick.weights, tmp)
     os.replace(tmp, final)
     return results
+
+
+JUDGE_SAMPLE = 100
+"""Pool images `label_free_quality` looks at (a fixed sample, rng seed 0)."""
+
+
+def label_free_quality(weights: str | os.PathLike, pool: LabelSet, *, imgsz: int | None = None,
+                       device: str | None = "cpu", judge: str = "photometric", sample: int = JUDGE_SAMPLE) -> float:
+    """How good a student's boxes look to ``judge`` (a teacher that can segment a given box), with no
+    ground truth: over a fixed sample of up to ``sample`` pool images, the mean of the judge's
+    confidence (its calibrated mask score) in the student's top-1 instance, ranked as the rescored
+    student ranks them; 0 where the student finds nothing.
+
+    Raises:
+        AfssError: an empty pool, or a ``judge`` that cannot score a given box.
+    """
+    from afss.student.model import StudentTeacher
+
+    if not len(pool):
+        raise AfssError("label-free quality: the pool has no image to judge a student on")
+    images = list(pool.images)
+    if len(images) > sample:
+        keep = np.random.default_rng(0).choice(len(images), size=sample, replace=False)
+        images = [images[i] for i in sorted(keep)]
+    subset = pool.replace(images=tuple(im.replace(instances=(), error=None) for im in images))
+    student = StudentTeacher.build(weights=str(weights), imgsz=imgsz, device=device or "cpu", rescore=judge)
+    found = label_images(student, subset)
+    return float(np.mean([max(im.instances, key=lambda i: i.score).scores["rescore_score"] if im.instances else 0.0
+                          for im in found.images]))
 
 
 def trained_as(run: str | os.PathLike, train) -> tuple[str, int]:
@@ -284,16 +346,17 @@ def _score(gt, refined: LabelSet, weights: Path, pool: LabelSet, folder: Path, t
     return scores
 
 
-_STOPPING = frozenset({"rounds", "stable_iou"})
-"""Settings that only say where the rounds stop: a finished round is the same whatever they are."""
+_ANY_TIME = frozenset({"rounds", "stable_iou", "choose"})
+"""Settings that say where the rounds stop and which is the result: a finished round is the same
+whatever they are."""
 
 _FROM_ROUND_2 = frozenset({"student_min_score", "finetune", "rescore"})
 """Settings round 1 does not use (``rescore``: only to score its student, which is done again)."""
 
-_UNRECORDED: dict[str, dict[str, Any]] = {"config": {"rescore": None}}
+_UNRECORDED: dict[str, dict[str, Any]] = {"config": {"rescore": None, "choose": "last"}}
 """Settings added after distill.json was first written whose default has changed since, with the
 value a distillation had before they existed (``rescore``: the student's own confidence; its default
-is ``photometric`` now). Every other key an older record lacks had today's default."""
+is ``photometric`` now; ``choose``: the last round). Every other key an older record lacks had today's default."""
 
 
 def _check_same_pool(out: Path, inputs: dict[str, Any], settings: dict[str, Any]) -> None:
@@ -322,12 +385,12 @@ def _check_same_pool(out: Path, inputs: dict[str, Any], settings: dict[str, Any]
             return
         changed = [(part, k) for part in settings for k in sorted(set(settings[part]) | set(before[part] or {}))
                    if (before[part] or {}).get(k) != settings[part].get(k)]
-        free = _STOPPING | (set() if (out / "round-2").exists() else _FROM_ROUND_2)
+        free = _ANY_TIME | (set() if (out / "round-2").exists() else _FROM_ROUND_2)
         refused = [f"{part}.{k} {before[part].get(k)!r}, now {settings[part].get(k)!r}" for part, k in changed
                    if not (part == "config" and k in free)]
         if refused:
             raise AfssError(f"{out}: holds a distillation made with other settings ({'; '.join(refused)}); rerun it "
-                            "as it was to continue (only rounds and stable_iou may change, and before round 2 "
+                            "as it was to continue (only rounds, stable_iou and choose may change, and before round 2 "
                             "student_min_score, finetune and rescore), or choose another --out")
         if ("config", "rescore") in changed:  # round 1's scoring of its student used the old rescoring
             for cached in ("student_predictions.json", "metrics.json"):

@@ -12,6 +12,7 @@ training saw:
 * ``student scratch``    YOLO-seg from random initialisation on the pool's filtered pseudo-labels;
 * ``student synth-only`` the ``--init`` weights alone (pretrained on afss synth, no pseudo-labels);
 * ``student round K``    ``afss distill`` rounds from ``--init`` on the pool's pseudo-labels;
+  the record's ``chosen`` names the round whose student ``afss distill`` makes ``DIR/student.pt``;
 * ``... rescored``       with ``--rescore TEACHER``: the start and every round again, each instance scored
                          by sqrt(its confidence x the teacher's confidence in its box);
 * ``supervised (upper bound)`` the same recipe on the pool's *ground truth* — marked, for reference.
@@ -288,6 +289,10 @@ def main() -> None:
             if args.rescore:
                 row(f"student round {r.round}" + rescored, lambda r=r: predict(r.weights, args.rescore))
             _note_round_training(record, r.round, r.weights.parent.parent / "train.json")
+            record_path.write_text(json.dumps(record, indent=2))
+        if rounds:  # the round whose student afss distill makes DIR/student.pt, and what chose it
+            record["chosen"] = {"round": next(r.round for r in rounds if r.chosen),
+                                "quality": {r.round: r.quality for r in rounds}}
             record_path.write_text(json.dumps(record, indent=2))
     if (work / "distill" / "round-1" / "train" / "train.json").is_file():
         from afss.distill import trained_as

@@ -325,3 +325,21 @@ def test_the_rounds_table_says_what_each_student_trained_with():
     assert _trained_line(record) == "ultralytics, 25 epochs (start agrees 0.56)"
     assert _trained_line({"config": {"recipe": "finetune", "epochs": 5}}) == "finetune, 5 epochs"  # an older record
     assert _trained_line(None) == "-"
+
+
+def test_the_rounds_table_shows_each_rounds_label_free_quality_and_the_chosen_one(run_dir, tmp_path):
+    """Two judged rounds in distill.json (here the fixture's round, recorded twice): each one's quality,
+    and the round whose student is student.pt marked, once."""
+    import shutil
+
+    run = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    record = json.loads((run / "distill" / "distill.json").read_text())
+    first = record["rounds"][0]
+    record["rounds"] = [{**first, "quality": 0.4321, "chosen": False},
+                        {**first, "round": 2, "quality": 0.5678, "chosen": True}]
+    (run / "distill" / "distill.json").write_text(json.dumps(record))
+    text = build_report(run, tmp_path / "report.html").read_text(encoding="utf-8")
+    table = text[text.index('id="rounds-table"'):]
+    table = table[:table.index("</table>")]
+    assert "0.4321" in table and "0.5678" in table and "label-free quality" in table
+    assert table.count("(chosen)") == 1 and "2 (chosen)" in table

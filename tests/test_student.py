@@ -442,6 +442,20 @@ def test_review_findings_each_one_line_and_nothing_replaced(tmp_path, capsys):
     with pytest.raises(AfssError, match=r"other settings \(config.rescore None, now 'photometric'\)"):
         distill(teacher, labels.replace(images=labels.images[:6]), tmp_path / "d",  # round 2 used it
                 config=DistillConfig(rounds=2, min_score=0.0), train=train)
+    # with several rounds the result is the round the teacher trusts most (no ground truth), recorded
+    qualities = [r.quality for r in results]
+    assert all(q is not None and 0.0 <= q <= 1.0 for q in qualities) and sum(r.chosen for r in results) == 1
+    pick = next(r for r in results if r.chosen)
+    assert pick.quality == max(qualities) and pick.round == 1 + qualities.index(max(qualities))
+    assert (tmp_path / "d" / "student.pt").read_bytes() == pick.weights.read_bytes()
+    record = json.loads((tmp_path / "d" / "distill.json").read_text())
+    assert [r["chosen"] for r in record["rounds"]] == [r.chosen for r in results]
+    last = distill(teacher, labels.replace(images=labels.images[:6]), tmp_path / "d",  # nothing trains again
+                   config=DistillConfig(rounds=2, min_score=0.0, rescore=None, choose="last"), train=train)
+    assert [r.chosen for r in last] == [False, True] and [r.quality for r in last] == [None, None]
+    assert (tmp_path / "d" / "student.pt").read_bytes() == last[1].weights.read_bytes()
+    with pytest.raises(AfssError, match="distill: choose must be one of quality, last, got 'best'"):
+        DistillConfig(choose="best")
 
 
 def test_the_shipped_synth_student_loads_and_finds_spacecraft_it_never_saw(tmp_path):
@@ -462,6 +476,24 @@ def test_the_shipped_synth_student_loads_and_finds_spacecraft_it_never_saw(tmp_p
     pred = label_images(student, gt.replace(images=tuple(im.replace(instances=()) for im in gt.images)))
     report = evaluate(gt, pred, protocols=("coco",))
     assert report.get("coco", "segm").ap50 > 0.5  # a broken or untrained file scores ~0
+
+
+def test_label_free_quality_is_high_for_a_student_that_finds_the_target_and_zero_for_one_that_finds_nothing(
+        tmp_path):
+    """The teacher's mean confidence in a student's top-1 boxes (no ground truth): the shipped start on
+    synth scenes it never saw is trusted; an untrained network finds nothing and scores 0."""
+    from afss.distill import label_free_quality
+    from afss.student.env import ultralytics
+    from afss.student.train import SHIPPED_SYNTH_WEIGHTS
+    from afss.synth import render_dataset
+
+    pool = render_dataset(tmp_path / "scenes", n=6, size=320, domain="clean", seed=4545, workers=1)
+    assert label_free_quality(SHIPPED_SYNTH_WEIGHTS, pool, imgsz=320) > 0.4
+    untrained = tmp_path / "untrained.pt"
+    ultralytics().YOLO("yolo11n-seg.yaml").save(str(untrained))
+    assert label_free_quality(untrained, pool, imgsz=320, sample=3) == 0.0
+    with pytest.raises(AfssError, match="the pool has no image"):
+        label_free_quality(SHIPPED_SYNTH_WEIGHTS, pool.replace(images=()), imgsz=320)
 
 
 def test_student_boxes_are_its_masks_tight_boxes_inside_the_heads_and_head_boxes_on_request(tmp_path):

@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=None,
                    help="at most this many rounds (default 1); rerun with a larger number to add rounds to a "
                         "finished distillation")
+    p.add_argument("--choose", default=None, choices=["quality", "last"],
+                   help="with several rounds, which student becomes DIR/student.pt: quality (default: the one "
+                        "whose top-1 boxes the teacher trusts most, no ground truth) or last")
     p.add_argument("--rescore", default=None, metavar="TEACHER|none",
                    help="wherever the student labels, score each of its instances by sqrt(its confidence x this "
                         "teacher's confidence in the box) (default photometric; none: its class confidence)")
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     student_cut = {} if args.student_min_score is None else {
         "student_min_score": min_score_arg(args.student_min_score, "--student-min-score")}
     rescore = {} if args.rescore is None else {"rescore": None if args.rescore == "none" else args.rescore}
-    config = DistillConfig(**given(args, "rounds", "views", "finetune", "prompt"), **rescore, **cut_options(args),
+    config = DistillConfig(**given(args, "rounds", "views", "finetune", "prompt", "choose"), **rescore, **cut_options(args),
                            **student_cut)
     train = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch", "recipe"),
                         **({"device": args.student_device} if args.student_device else {}))
@@ -82,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
         if r.metrics:
             scores = "; " + ", ".join(f"{name} segm AP {100 * (m.get('segm_ap') or 0):.1f} bbox AP "
                                       f"{100 * (m.get('bbox_ap') or 0):.1f}" for name, m in r.metrics.items())
-        print(f"afss distill: round {r.round}: kept {r.kept}/{r.images} images{scores}; {r.seconds:.0f} s",
-              file=sys.stderr)
+        judged = "" if r.quality is None else f"; label-free quality {r.quality:.4f}"
+        print(f"afss distill: round {r.round}: kept {r.kept}/{r.images} images{scores}{judged}; {r.seconds:.0f} s"
+              + (" (chosen)" if r.chosen and len(rounds) > 1 else ""), file=sys.stderr)
     print(f"afss distill: {len(rounds)} rounds, {time.perf_counter() - start:.0f} s -> {args.out}/student.pt",
           file=sys.stderr)
     if config.rescore is not None:

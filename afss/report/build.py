@@ -351,15 +351,17 @@ class _Page:
             summary = _filter_line(self.run.json(f"distill/round-{k}/refined.summary.json"))
             train = self.run.json(f"distill/round-{k}/train/train.json")
             metrics = train.get("metrics", {}) if isinstance(train, dict) else {}
-            agreement = r.get("agreement")
-            rows.append([k, f"{r.get('kept', '-')}/{r.get('images', '-')}", Cell(summary or "-", cls="text"),
+            agreement, quality = r.get("agreement"), r.get("quality")
+            rows.append([f"{k} (chosen)" if r.get("chosen") and len(rounds) > 1 else k,
+                         f"{r.get('kept', '-')}/{r.get('images', '-')}", Cell(summary or "-", cls="text"),
                          Cell(_trained_line(train), cls="text"),
                          "-" if agreement is None else f"{agreement:.3f}",
+                         "-" if quality is None else f"{quality:.4f}",
                          percent(metrics.get("metrics/mAP50-95(M)")), percent(metrics.get("metrics/mAP50(M)")),
                          r.get("seconds", "-")])
         return ("<h3>Distillation rounds (distill/distill.json)</h3>" + table(
             ["round", "kept / pool", Cell("filter", cls="text"), Cell("trained with", cls="text"),
-             "agreement with previous round", "val mask mAP50-95 (own split)",
+             "agreement with previous round", "label-free quality", "val mask mAP50-95 (own split)",
              "mask mAP50", "seconds"], rows, table_id="rounds-table"))
 
     def run_section(self) -> str:

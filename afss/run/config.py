@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from afss.distill import DistillConfig
+from afss.distill import CHOICES, DistillConfig
 from afss.errors import AfssError
 from afss.run.ready import find_config
 from afss.student.recipe import RECIPE_HELP, RECIPES, recipe_args
@@ -115,6 +115,8 @@ class DistillSection:
     stable_iou: float = _doc("stop early when the kept labels agree with the previous round's this well", 0.95)
     student_min_score: float | str | None = _doc("the cut of rounds > 1, where the student relabels: a number, "
                                                  "auto (from the student's own scores), or null (refine's cut)", None)
+    choose: str = _doc("with several rounds, which student is the result: quality (the one whose top-1 boxes "
+                       "the teacher trusts most; no ground truth) or last", DistillConfig.choose)
     rescore: str | None = _doc("a teacher whose confidence in each of the student's boxes rescores the student's "
                                "instances wherever it labels; null: its class confidence (the paper's)",
                                DistillConfig.rescore)
@@ -299,6 +301,8 @@ def _check_semantics(config: RunConfig, where: str) -> None:
         raise AfssError(f"{where}: distill.student_min_score: expected a number in [0, 1], auto or null, got {cut!r}")
     if not 1 <= config.distill.rounds <= 20:
         raise AfssError(f"{where}: distill.rounds: expected 1 to 20, got {config.distill.rounds}")
+    if config.distill.choose not in CHOICES:
+        raise AfssError(f"{where}: distill.choose: expected one of {', '.join(CHOICES)}, got {config.distill.choose!r}")
     if config.distill.rescore is not None:
         from afss.student.model import check_rescorer
 

@@ -342,7 +342,8 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
     dconfig = DistillConfig(rounds=config.distill.rounds, views=config.refine.tta, min_score=config.refine.score_cut,
                             keep_top=config.refine.keep_top, prompt=config.teacher.prompt,
                             finetune=config.distill.finetune, stable_iou=config.distill.stable_iou,
-                            student_min_score=config.distill.student_min_score, rescore=config.distill.rescore)
+                            student_min_score=config.distill.student_min_score, rescore=config.distill.rescore,
+                            choose=config.distill.choose)
     distill_dir = out / "distill"
     if not (record.done("distill") and (distill_dir / "student.pt").is_file()):
         with stage("distill"):
