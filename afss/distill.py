@@ -125,7 +125,7 @@ class RoundResult:
     recipe: str | None = None
     """The recipe its student trained with (``auto`` made concrete)."""
     quality: float | None = None
-    """Its student's `label_free_quality` (only when several rounds are compared)."""
+    """Its student's `label_free_quality` (computed when ``rounds > 1`` and ``choose="quality"``)."""
     chosen: bool = False
     """Its student is ``student.pt``."""
 
@@ -185,6 +185,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
     writable_folder(out)
     pool = pool.replace(images=tuple(im.replace(instances=(), error=None) for im in pool.images))
     _check_same_pool(out, input_identity(pool), {"config": asdict(config), "train": asdict(train)})
+    before = _chosen_round(out)  # until this run chooses, the record keeps saying which round student.pt is
     say = progress or (lambda line: log.info("%s", line))
     bar = bar or (lambda title, total: nullcontext(lambda n: None))
     results: list[RoundResult] = []
@@ -255,12 +256,11 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
         metrics = _score(gt, refined, best, pool, folder, train, config.rescore) if gt is not None else None
         quality = None
         if config.rounds > 1 and config.choose == "quality":
-            quality = label_free_quality(best, pool, imgsz=train.imgsz, device=train.device,
-                                         judge=config.rescore or "photometric")
+            quality = _judged(folder, best, pool, train, judge=config.rescore or "photometric")
             say(f"round {k}: label-free quality {quality:.4f} (the teacher's mean confidence in its top-1 boxes)")
         results.append(RoundResult(round=k, kept=kept, images=len(pool), weights=best, recipe=round_recipe,
                                    agreement=agreement, metrics=metrics, seconds=time.perf_counter() - t0,
-                                   quality=quality))
+                                   quality=quality, chosen=k == before))
         weights, previous = best, refined
         _write_record(out, config, train, results)
         if agreement is not None and same and agreement >= config.stable_iou:
@@ -333,7 +333,13 @@ def _score(gt, refined: LabelSet, weights: Path, pool: LabelSet, folder: Path, t
     from afss.student.model import StudentTeacher
 
     gt_set = read_coco(gt) if not isinstance(gt, LabelSet) else gt
-    predicted = read_finished(folder / "student_predictions.json", "label")
+    cached = folder / "student_predictions.json"
+    predicted = read_finished(cached, "label")
+    # made with another rescoring (a rerun may change it before round 2): scored again
+    if predicted is not None and (predicted.info.get("teacher_options") or {}).get("rescore") != rescore:
+        predicted = None
+        cached.unlink()
+    _drop_stale_journal(cached, rescore)
     if predicted is None:  # the student is loaded only when its predictions are not there yet
         student = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu",
                                        rescore=rescore)
@@ -391,12 +397,54 @@ def _check_same_pool(out: Path, inputs: dict[str, Any], settings: dict[str, Any]
         if refused:
             raise AfssError(f"{out}: holds a distillation made with other settings ({'; '.join(refused)}); rerun it "
                             "as it was to continue (only rounds, stable_iou and choose may change, and before round 2 "
-                            "student_min_score, finetune and rescore), or choose another --out")
-        if ("config", "rescore") in changed:  # round 1's scoring of its student used the old rescoring
-            for cached in ("student_predictions.json", "metrics.json"):
-                (out / "round-1" / cached).unlink(missing_ok=True)
+                            "student_min_score, finetune and rescore: delete its round-2 and later folders to "
+                            "change those), or choose another --out")
     else:
         write_json_atomic(record, {"stage": "distill", "inputs": inputs, **settings, "rounds": []}, indent=2)
+
+
+def _judged(folder: Path, weights: Path, pool: LabelSet, train, *, judge: str) -> float:
+    """`label_free_quality` of a round's student, kept in ``folder/quality.json`` for the same judge,
+    sample and weights file (a rerun chooses as the first run did, without judging again)."""
+    stat = Path(weights).stat()
+    key = {"judge": judge, "sample": JUDGE_SAMPLE, "imgsz": train.imgsz, "weights": str(weights),
+           "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    cached = folder / "quality.json"
+    if cached.is_file():
+        data = read_json_file(cached)
+        if isinstance(data, dict) and data.get("key") == key and isinstance(data.get("quality"), float):
+            return data["quality"]
+    quality = label_free_quality(weights, pool, imgsz=train.imgsz, device=train.device, judge=judge)
+    write_json_atomic(cached, {"key": key, "quality": quality}, indent=2)
+    return quality
+
+
+def _drop_stale_journal(out: Path, rescore: str | None) -> None:
+    """Remove the progress journal of the student's scoring when it was begun with another rescoring
+    (it would be refused, not continued); one with the same settings is kept and resumed."""
+    import json
+
+    from afss.resumable import journal_path
+
+    journal = journal_path(out)
+    try:
+        header = json.loads(journal.read_text(encoding="utf-8").split("\n", 1)[0])
+        options = header["teacher"]["options"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if isinstance(options, dict) and options.get("rescore") != rescore:
+        journal.unlink(missing_ok=True)
+
+
+def _chosen_round(out: Path) -> int | None:
+    """The round ``out/distill.json`` names as ``student.pt`` (the last recorded one for an older
+    record that names none); ``None`` before any round."""
+    record = out / "distill.json"
+    data = read_json_file(record) if record.is_file() else None
+    rounds = data.get("rounds") if isinstance(data, dict) and isinstance(data.get("rounds"), list) else []
+    rounds = [r for r in rounds if isinstance(r, dict)]
+    chosen = [r.get("round") for r in rounds if r.get("chosen")]
+    return chosen[0] if chosen else (rounds[-1].get("round") if rounds else None)
 
 
 def _write_record(out: Path, config: DistillConfig, train, results: Sequence[RoundResult]) -> None:

@@ -311,3 +311,24 @@ def test_the_defaults_listed_in_docs_run_md_are_afss_run_defaults():
     text = (Path(__file__).resolve().parents[1] / "docs" / "run.md").read_text()
     start = text.index("```yaml\n# afss run config: every key with its default") + len("```yaml\n")
     assert text[start:text.index("```", start)] == default_yaml()
+
+
+def test_a_multi_round_run_of_an_afss_before_choose_kept_its_last_round(tmp_path):
+    """run.json written before ``distill.choose`` existed: with several rounds its student.pt is the
+    last round's, so it continues only as ``choose: last``; a one-round run continues either way."""
+    from afss.run.config import config_to_dict
+    from afss.run.runner import _Record
+
+    for rounds in (2, 1):
+        out = tmp_path / f"r{rounds}"
+        out.mkdir()
+        old = config_to_dict(config_from_dict({"distill": {"rounds": rounds}}))
+        del old["distill"]["choose"]
+        (out / "run.json").write_text(json.dumps({"stage": "run", "config": old}))
+        today = config_from_dict({"distill": {"rounds": rounds}})
+        if rounds > 1:
+            with pytest.raises(AfssError, match=r"another config \(distill\.choose 'last', now 'quality'\)"):
+                _Record(out, today)
+            _Record(out, config_from_dict({"distill": {"rounds": rounds, "choose": "last"}}))
+        else:
+            _Record(out, today)

@@ -384,7 +384,7 @@ def test_a_killed_training_continues_from_its_last_epoch(tmp_path):
     assert result.epochs == 2 and result.weights.is_file()
 
 
-def test_review_findings_each_one_line_and_nothing_replaced(tmp_path, capsys):
+def test_review_findings_each_one_line_and_nothing_replaced(tmp_path, capsys, monkeypatch):
     """What a new user tried: distill into a data folder or onto a file, --init an ONNX, export-yolo
     onto a file, a garbage ONNX, export over an existing file, a distill rerun with other settings (and one
     that only asks for one more round: it continues)."""
@@ -456,6 +456,18 @@ def test_review_findings_each_one_line_and_nothing_replaced(tmp_path, capsys):
     assert (tmp_path / "d" / "student.pt").read_bytes() == last[1].weights.read_bytes()
     with pytest.raises(AfssError, match="distill: choose must be one of quality, last, got 'best'"):
         DistillConfig(choose="best")
+    # the choice follows the qualities (fixed here; nothing trains again): the highest, ties to the earlier
+    import afss.distill
+
+    assert (tmp_path / "d" / "round-2" / "quality.json").is_file()  # a rerun does not judge again
+    for given, want in (((0.6, 0.5), 1), ((0.5, 0.6), 2), ((0.5, 0.5), 1)):
+        monkeypatch.setattr(afss.distill, "_judged", lambda folder, *a, q=given, **kw: q[int(folder.name[-1]) - 1])
+        again = distill(teacher, labels.replace(images=labels.images[:6]), tmp_path / "d",
+                        config=DistillConfig(rounds=2, min_score=0.0, rescore=None), train=train)
+        assert [r.chosen for r in again] == [want == 1, want == 2], given
+        assert (tmp_path / "d" / "student.pt").read_bytes() == again[want - 1].weights.read_bytes()
+        record = json.loads((tmp_path / "d" / "distill.json").read_text())
+        assert [r["round"] for r in record["rounds"] if r["chosen"]] == [want]
 
 
 def test_the_shipped_synth_student_loads_and_finds_spacecraft_it_never_saw(tmp_path):
@@ -617,7 +629,7 @@ def test_rounds_after_the_first_use_the_students_own_cut(tmp_path, monkeypatch):
     monkeypatch.setattr(afss.distill, "refine_labels", spy_refine)
     monkeypatch.setattr(afss.student.train, "train_student", fake_train)
     monkeypatch.setattr(afss.student.model.StudentTeacher, "build", classmethod(lambda cls, **o: teacher))
-    config = DistillConfig(rounds=2, min_score=0.3, student_min_score="auto", stable_iou=1.01)
+    config = DistillConfig(rounds=2, min_score=0.3, student_min_score="auto", stable_iou=1.01, choose="last")
     distill(teacher, pool, tmp_path / "d", config=config, train=TrainConfig(imgsz=64))
     assert cuts == [0.3, "auto"]
     # recipe auto is decided once, by round 1's training (its start and labels); round 2, which starts
@@ -793,3 +805,31 @@ def test_a_distillation_recorded_before_a_setting_existed_continues(tmp_path):
         _check_same_pool(tmp_path, inputs, changed)
     more = {**settings, "config": asdict(DistillConfig(rescore=None, rounds=3))}
     _check_same_pool(tmp_path, inputs, more)  # where it stops never changes a finished round
+
+
+def test_a_rounds_scoring_made_with_another_rescoring_is_scored_again(tmp_path):
+    """A rerun may change ``rescore`` before round 2: round 1's cached scoring of its student (the
+    finished file, or the journal of an interrupted one) is then redone with the new rescoring."""
+    from afss.distill import _score
+    from afss.label import label_images
+    from afss.resumable import journal_path
+    from afss.student.train import SHIPPED_SYNTH_WEIGHTS, TrainConfig
+    from afss.synth import render_dataset
+    from afss.teachers import build_teacher
+
+    gt = render_dataset(tmp_path / "pool", n=2, size=96, domain="clean", seed=31, workers=1)
+    pool = gt.replace(images=tuple(im.replace(instances=()) for im in gt.images))
+    folder = tmp_path / "round-1"
+    folder.mkdir()
+    cached = folder / "student_predictions.json"
+    label_images(build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), imgsz=96), pool, out=cached)
+    train = TrainConfig(imgsz=96)
+    _score(gt, gt, SHIPPED_SYNTH_WEIGHTS, pool, folder, train, rescore=None)  # the same: reused
+    assert read_coco(cached).info["teacher_options"]["rescore"] is None
+    _score(gt, gt, SHIPPED_SYNTH_WEIGHTS, pool, folder, train, rescore="photometric")
+    assert read_coco(cached).info["teacher_options"]["rescore"] == "photometric"
+    cached.unlink()
+    journal_path(cached).write_text(json.dumps({"afss_journal": "label", "teacher": {"options": {"rescore": None}}})
+                                    + "\n")
+    _score(gt, gt, SHIPPED_SYNTH_WEIGHTS, pool, folder, train, rescore="photometric")  # not refused
+    assert read_coco(cached).info["teacher_options"]["rescore"] == "photometric"

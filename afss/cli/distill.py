@@ -23,6 +23,7 @@ from afss.cli.common import (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from afss.distill import CHOICES
     from afss.teachers import DEFAULT_TEACHER, TEACHERS
 
     p = subparsers.add_parser(
@@ -30,8 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Round 1: the teacher labels the pool, refine (TTA + WBF) and the confidence filter keep the good "
                     "labels, the student trains on them. Round k > 1: the previous student relabels the pool the same "
                     "way and a student is trained again. Stops after --rounds or when the labels stop changing. "
-                    "DIR/round-K/ keeps each round; DIR/student.pt is the final student. Rerun the same command to "
-                    "continue after a crash. --gt only scores each round; nothing trains on it.",
+                    "DIR/round-K/ keeps each round; DIR/student.pt is the chosen round's student (--choose). Rerun the "
+                    "same command to continue after a crash, or with a larger --rounds to add rounds. --gt only scores each round; nothing trains on it.",
     )
     add_image_source_arguments(p, gt_alias=False)
     p.add_argument("--teacher", default=DEFAULT_TEACHER, choices=sorted(TEACHERS), help="round 1's teacher")
@@ -39,9 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=None,
                    help="at most this many rounds (default 1); rerun with a larger number to add rounds to a "
                         "finished distillation")
-    p.add_argument("--choose", default=None, choices=["quality", "last"],
+    p.add_argument("--choose", default=None, choices=CHOICES,
                    help="with several rounds, which student becomes DIR/student.pt: quality (default: the one "
-                        "whose top-1 boxes the teacher trusts most, no ground truth) or last")
+                        "whose top-1 boxes the --rescore teacher, or photometric, is most confident in; no "
+                        "ground truth) or last")
     p.add_argument("--rescore", default=None, metavar="TEACHER|none",
                    help="wherever the student labels, score each of its instances by sqrt(its confidence x this "
                         "teacher's confidence in the box) (default photometric; none: its class confidence)")

@@ -116,7 +116,7 @@ class DistillSection:
     student_min_score: float | str | None = _doc("the cut of rounds > 1, where the student relabels: a number, "
                                                  "auto (from the student's own scores), or null (refine's cut)", None)
     choose: str = _doc("with several rounds, which student is the result: quality (the one whose top-1 boxes "
-                       "the teacher trusts most; no ground truth) or last", DistillConfig.choose)
+                       "the rescore teacher, or photometric, is most confident in; no ground truth) or last", DistillConfig.choose)
     rescore: str | None = _doc("a teacher whose confidence in each of the student's boxes rescores the student's "
                                "instances wherever it labels; null: its class confidence (the paper's)",
                                DistillConfig.rescore)

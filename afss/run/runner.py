@@ -194,6 +194,9 @@ class _Record:
             if data.get("stage") != "run":
                 raise AfssError(f"{self.path}: not an afss run record; choose another --out")
             before = data.get("config") or {}
+            old = before.get("distill") if isinstance(before, dict) else None
+            if isinstance(old, dict) and "choose" not in old and isinstance(old.get("rounds"), int) and old["rounds"] > 1:
+                before = {**before, "distill": {**old, "choose": "last"}}  # an afss before `choose` kept the last
             try:  # a record from an earlier afss lacks keys added since: they had their defaults
                 before = config_to_dict(config_from_dict(before, where=str(self.path)))
             except AfssError:

@@ -1,0 +1,87 @@
+"""Does ``afss distill --choose quality`` pick the better round, without ground truth?
+
+For each folder that ``benchmarks/distill.py`` wrote with two or more rounds, every round's student (and,
+for reference, the start it began from) is judged by `afss.distill.label_free_quality`: the teacher's
+mean confidence in its top-1 boxes over a fixed sample of 100 pool images. Nothing here reads the
+ground truth to choose; the validation AP that ``benchmarks/distill.py`` recorded (rescored rows where
+there are) only says afterwards whether the choice was right, against "last" (the paper's choice).
+
+    .venv/bin/python benchmarks/choose_student.py runs/bench/defaults_synth_r2_s{0,1,2}
+
+Writes ``benchmarks/results/choose_student.json`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from afss.distill import label_free_quality
+from afss.io.coco import read_coco
+
+
+def _ap(rows: dict, name: str, key: str) -> float | None:
+    row = rows.get(f"{name} rescored") or rows.get(name) or {}
+    return row.get(key)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", metavar="DIR", help="benchmarks/distill.py --out folders")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "choose_student.json"))
+    args = ap.parse_args(argv)
+    results = []
+    for run in map(Path, args.runs):
+        source = "spark" if (run / "spark.json").is_file() else "synth"
+        record = json.loads((run / f"{source}.json").read_text())
+        distill = json.loads((run / source / "distill" / "distill.json").read_text())
+        key = "coco/bbox/ap" if source == "spark" else "coco/segm/ap"
+        imgsz = int(record["args"]["imgsz"])
+        judge = record["args"].get("rescore") or "photometric"  # as afss distill judges
+        pool = read_coco(run / source / "distill" / "round-1" / "labels.json")
+        init = record["args"].get("init")
+        candidates = {"start": (Path(init), "student synth-only")} if init and init.endswith(".pt") else {}
+        candidates.update({f"round {r['round']}": (Path(r["weights"]), f"student round {r['round']}")
+                           for r in distill["rounds"]})
+        rows = {}
+        for name, (weights, row) in candidates.items():
+            t0 = time.perf_counter()
+            quality = label_free_quality(weights, pool, imgsz=imgsz, judge=judge)
+            rows[name] = {"quality": round(quality, 4),
+                          "segm_ap": _ap(record["rows"], row, "coco/segm/ap"),
+                          "bbox_ap": _ap(record["rows"], row, "coco/bbox/ap"),
+                          "seconds": round(time.perf_counter() - t0, 1)}
+        rounds = [n for n in rows if n != "start"]
+        chosen = max(rounds, key=lambda n: rows[n]["quality"])  # the earliest of equals, as afss distill
+        best = max(rounds, key=lambda n: rows[n][key.split("/")[1] + "_ap"] or -1)
+        recorded = [f"round {r['round']}" for r in distill["rounds"] if r.get("chosen")]
+        results.append({"run": str(run), "source": source, "judged_by": key, "judge": judge, "candidates": rows,
+                        "chosen": chosen, "afss_distill_chose": recorded[0] if recorded else None,
+                        "last": rounds[-1], "best": best})
+        print(f"{run.name} ({source}, {key}; afss distill chose: {recorded[0] if recorded else 'not recorded'}):")
+        for name, r in rows.items():
+            mark = " <- chosen" if name == chosen else ""
+            print(f"  {name:<9} quality {r['quality']:.4f}  segm AP {_pct(r['segm_ap'])}  bbox AP {_pct(r['bbox_ap'])}"
+                  f"{mark}{' (best)' if name == best else ''}", flush=True)
+    right = sum(r["chosen"] == r["best"] for r in results)
+    last = sum(r["last"] == r["best"] for r in results)
+    print(f"\nthe better round chosen: quality {right}/{len(results)}, last {last}/{len(results)}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"runs": results, "quality_right": right, "last_right": last}, indent=2))
+    print(f"-> {out}")
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "  -" if value is None else f"{100 * value:.1f}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
