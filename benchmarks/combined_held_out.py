@@ -1,0 +1,166 @@
+"""The combined teacher (photometric + the salient network) on the leave-one-source-out sources.
+
+Nothing here is fitted: the combined teacher's rule was chosen on other scenes (afss synth seed 11,
+`benchmarks/salient_teacher.py`) and every option is the default. For each held-out source of
+``benchmarks/loso.py`` (afss synth domains and families, the two render settings never tuned on, and
+a sample of every SPARK-2021 spacecraft) it prints: raw AP of the photometric and the combined
+teacher, the combined teacher's refined AP (``identity,vflip``, its default mask fusion, no cut) and
+its change, and the share kept and AP on the kept images for the ≥ 0.6, top-50 % and ``auto`` cuts.
+AP = segm AP on afss synth, bbox AP on SPARK-2021 (boxes only).
+
+    afss models fetch isnet
+    .venv/bin/python benchmarks/combined_held_out.py --n 30 --spark data/spark2021 --spark-per 10
+
+The network runs twice per image (each view); ``--threads`` is its onnxruntime thread count.
+Writes ``benchmarks/results/combined_held_out.{json,md}`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from loso import CUTS, NEVER_TUNED, TUNED
+
+from afss.evaluate import evaluate
+from afss.io.coco import read_coco
+from afss.io.outputs import read_finished
+from afss.label import label_images
+from afss.refine import RefineConfig, filter_labels, refine_labels
+from afss.synth.dataset import render_or_reuse
+from afss.teachers import build_teacher
+from afss.types import LabelSet
+
+
+def _sources(args) -> list[tuple[str, LabelSet, str]]:
+    """(name, ground truth, iou type) of every held-out source; synth families span the domains' scenes."""
+    scenes = {}
+    for name in (*TUNED, *NEVER_TUNED):
+        gt = render_or_reuse(ROOT / "runs" / "bench" / "loso_data" / f"{name}_{args.seed}_{args.n}", n=args.n,
+                             size=512, domain=NEVER_TUNED.get(name, name), seed=args.seed)
+        scenes[name] = gt
+    out = [(f"synth domain: {d}", scenes[d], "segm") for d in TUNED]
+    tuned = [(d, im) for d in TUNED for im in scenes[d].images]
+    for family in sorted({im.meta["family"] for _, im in tuned}):
+        out.append((f"synth family: {family}", [(d, im) for d, im in tuned if im.meta["family"] == family], "segm"))
+    out += [(f"never tuned on: {d}", scenes[d], "segm") for d in NEVER_TUNED]
+    if args.spark != "none":
+        spark = read_coco(Path(args.spark) / "gt.json")
+        rng = np.random.default_rng(0)
+        for cls in sorted({im.meta["class"] for im in spark.images}):
+            ims = [im for im in spark.images if im.meta["class"] == cls]
+            pick = sorted(rng.choice(len(ims), size=min(args.spark_per, len(ims)), replace=False))
+            out.append((f"SPARK-2021 spacecraft: {cls}", spark.replace(images=tuple(ims[i] for i in pick)), "bbox"))
+    return [(name, gt if isinstance(gt, LabelSet) else _joined(gt, scenes), iou) for name, gt, iou in out]
+
+
+def _joined(pairs, scenes) -> LabelSet:
+    """Images of several synth folders as one set with absolute file names."""
+    first = scenes[pairs[0][0]]
+    return first.replace(image_root="/", images=tuple(
+        im.replace(file_name=str(Path(scenes[d].image_root).resolve() / im.file_name), image_id=k)
+        for k, (d, im) in enumerate(pairs, start=1)))
+
+
+def _absolute(gt: LabelSet) -> LabelSet:
+    """The same images with absolute file names under root ``/`` (one key per image across sources)."""
+    root = Path(gt.image_root).resolve()
+    return gt.replace(image_root="/", images=tuple(im.replace(file_name=str(root / im.file_name)) for im in gt.images))
+
+
+def _ap(gt: LabelSet, pred: LabelSet, iou: str, names: set[str] | None = None) -> float | None:
+    if names is not None:
+        gt = gt.replace(images=tuple(im for im in gt.images if im.file_name in names))
+        pred = pred.replace(images=tuple(im for im in pred.images if im.file_name in names))
+    if not len(gt):
+        return None
+    return evaluate(gt, pred, iou_types=(iou,)).get("coco", iou).ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=30, help="afss synth scenes per domain")
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--spark", default="data/spark2021", help="folder written by scripts/spark2021.py, or none")
+    ap.add_argument("--spark-per", type=int, default=10, help="frames per SPARK-2021 spacecraft")
+    ap.add_argument("--threads", type=int, default=1, help="the salient network's onnxruntime threads")
+    ap.add_argument("--tta", default="identity,vflip")
+    ap.add_argument("--work", default=str(ROOT / "runs" / "bench" / "combined_held_out"),
+                    help="where each source's labels are kept")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "combined_held_out.json"))
+    args = ap.parse_args(argv)
+    photometric = build_teacher("photometric")
+    combined = build_teacher("combined", salient={"threads": args.threads})
+    rows = []
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    done: dict[str, tuple] = {}  # absolute file name -> (photometric, combined, refined) labels: families reuse them
+    for name, gt, iou in _sources(args):
+        gt = _absolute(gt)
+        todo = gt.replace(images=tuple(im.replace(instances=()) for im in gt.images if im.file_name not in done))
+        if len(todo):  # kept in --work: a rerun (or a crash) does not run the network again
+            slug = name.replace(": ", "_").replace(" ", "_")
+            raw_c = (read_finished(work / f"{slug}.combined.json", "label")
+                     or label_images(combined, todo, out=work / f"{slug}.combined.json"))
+            refined = read_finished(work / f"{slug}.refined.json", "refine") or refine_labels(
+                combined, todo, labels=raw_c, views=args.tta, config=RefineConfig(min_score=0.0),
+                out=work / f"{slug}.refined.json")[0]
+            for trio in zip(label_images(photometric, todo).images, raw_c.images, refined.images, strict=True):
+                done[trio[0].file_name] = trio
+        raw_p, raw_c, refined = (gt.replace(images=tuple(done[im.file_name][k].replace(image_id=im.image_id)
+                                                         for im in gt.images)) for k in range(3))
+        row = {"source": name, "images": len(gt), "photometric": _ap(gt, raw_p, iou), "combined": _ap(gt, raw_c, iou),
+               "refined": _ap(gt, refined, iou), "salient_won": sum(
+                   1 for im in raw_c.images if im.instances and im.instances[0].source == "salient"), "cuts": {}}
+        for cut, kw in CUTS:
+            kept, _ = filter_labels(refined, **kw)
+            names = {im.file_name for im in kept.images if im.instances}
+            row["cuts"][cut] = {"kept": round(len(names) / len(gt), 3), "ap_kept": _ap(gt, kept, iou, names)}
+        rows.append(row)
+        print(_line(row), flush=True)
+    print(f"{time.perf_counter() - t_start:.0f} s")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+    out.with_suffix(".md").write_text(_markdown(rows))
+    print(f"-> {out}")
+    return 0
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def _line(r: dict) -> str:
+    cuts = ", ".join(f"{c} {100 * x['kept']:.0f}% {_pct(x['ap_kept'])}" for c, x in r["cuts"].items())
+    delta = "-" if r["refined"] is None else f"{100 * (r['refined'] - r['combined']):+.1f}"
+    return (f"{r['source']:<40} n {r['images']:>3}  photometric {_pct(r['photometric']):>5}  combined "
+            f"{_pct(r['combined']):>5} (salient won {r['salient_won']})  refined {_pct(r['refined']):>5} ({delta})  "
+            f"{cuts}")
+
+
+def _markdown(rows: list[dict]) -> str:
+    head = ("| held out | images | photometric raw AP | combined raw AP (salient's label) | combined refined (Δ) "
+            "| ≥ 0.6: kept, AP | top 50 %: AP | auto: kept, AP |\n|---|---|---|---|---|---|---|---|\n")
+    body = ""
+    for r in rows:
+        c = r["cuts"]
+        body += (f"| {r['source']} | {r['images']} | {_pct(r['photometric'])} | {_pct(r['combined'])} "
+                 f"({r['salient_won']}) | {_pct(r['refined'])} ({100 * (r['refined'] - r['combined']):+.1f}) | "
+                 f"{100 * c['score >= 0.6']['kept']:.0f}%, {_pct(c['score >= 0.6']['ap_kept'])} | "
+                 f"{_pct(c['top 50%']['ap_kept'])} | {100 * c['auto']['kept']:.0f}%, {_pct(c['auto']['ap_kept'])} |\n")
+    return head + body
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
