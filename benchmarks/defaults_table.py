@@ -76,13 +76,23 @@ def main(argv: list[str] | None = None) -> int:
         rows = _rows(records, keys)
         seconds = [r["training"]["round-1"]["seconds"] if "training" in r
                    else r["seconds_per_epoch"]["round-1"] * r["args"]["epochs"] for r in records]
+        trained: dict[str, list[float]] = {}  # every training's wall time, by what trained
+        for r in records:
+            for name, t in (r.get("training") or {}).items():
+                trained.setdefault(name, []).append(t["seconds"])
+            # the upper bound trains as round 1 did (its epochs), else as asked
+            epochs = r["args"].get("epochs") or ((r.get("training") or {}).get("round-1") or {}).get("epochs")
+            if "supervised" in (r.get("seconds_per_epoch") or {}) and epochs:
+                trained.setdefault("supervised", []).append(r["seconds_per_epoch"]["supervised"] * epochs)
         result[source] = {"records": paths, "seeds": [r["args"]["seed"] for r in records],
-                          "rows": rows, "round_1_training_seconds": seconds}
+                          "rows": rows, "round_1_training_seconds": seconds, "training_seconds": trained}
         print(f"\n{source}: {len(records)} training seeds {result[source]['seeds']}; AP in %, mean (min-max); "
               f"round 1 trained in {min(seconds) / 60:.1f}-{max(seconds) / 60:.1f} min")
         print(f"{'row':<36}" + "".join(f"{k:>24}" for k in keys))
         for name, values in rows.items():
             print(f"{name:<36}" + "".join(f"{_cell(values.get(k, [])):>24}" for k in keys))
+        print("training wall time: " + "; ".join(f"{name} {min(t) / 60:.1f}-{max(t) / 60:.1f} min ({len(t)})"
+                                                 for name, t in trained.items()))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
