@@ -407,7 +407,7 @@ def _judged(folder: Path, weights: Path, pool: LabelSet, train, *, judge: str) -
     """`label_free_quality` of a round's student, kept in ``folder/quality.json`` for the same judge,
     sample and weights file (a rerun chooses as the first run did, without judging again)."""
     stat = Path(weights).stat()
-    key = {"judge": judge, "sample": JUDGE_SAMPLE, "imgsz": train.imgsz, "weights": str(weights),
+    key = {"judge": judge, "sample": JUDGE_SAMPLE, "imgsz": train.imgsz, "weights": str(Path(weights).resolve()),
            "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     cached = folder / "quality.json"
     if cached.is_file():
