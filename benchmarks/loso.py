@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="the confidence variant whose labels are refined and cut (refining is the slow part)")
     ap.add_argument("--refines", default=",".join(REFINES), help="comma list of refinement variants, or none")
     ap.add_argument("--tta", default="identity,vflip")
+    ap.add_argument("--auto-keep-grid", default=None, metavar="U,U,...",
+                    help="also cut with `auto` bounded to keep at most U of the images, for each U, and choose U "
+                         "per held-out source on the others (the one meeting the auto cut's bar on most of them)")
     ap.add_argument("--fit", action="store_true", help="print the weights fitted on every tuned source and stop")
     ap.add_argument("--out", default="runs/bench/loso.json")
     args = ap.parse_args(argv)
@@ -131,7 +134,12 @@ def main(argv: list[str] | None = None) -> int:
                 row["refined"] = _refined(held, raw, w, args)
         rows.append(row)
         _print_row(row, args.refine_confidence)
-    result = {"benchmark": "loso", "n_per_setting": args.n, "seed": args.seed, "tta": args.tta,
+    loso_keep = (_loso_auto_keep(rows, args.refines.split(",")[0])
+                 if args.auto_keep_grid and args.refines != "none" else None)
+    if loso_keep:
+        print(f"auto cut, its upper bound chosen per held-out source on the others: bar met on {loso_keep['met']}/"
+              f"{loso_keep['sources']}; with one U for all: {loso_keep['met_by_u']}", file=sys.stderr)
+    result = {"benchmark": "loso", "auto_keep_loso": loso_keep, "n_per_setting": args.n, "seed": args.seed, "tta": args.tta,
               "refine_confidence": args.refine_confidence, "rows": rows, "summary": _summary(rows, args),
               "seconds": round(time.perf_counter() - t0, 1),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
@@ -276,8 +284,44 @@ def _refined(held: list[Analysed], raw: LabelSet, w: np.ndarray, args) -> dict:
             names = {im.file_name for im in kept.images if im.instances}
             res["cuts"][cut] = {"kept": round(len(names) / len(held), 3), "ap_kept": _ap(held, kept, names)}
         res["ceiling"] = _ceiling(held, refined)
+        if args.auto_keep_grid:
+            res["auto_grid"] = _auto_grid(held, refined, args.auto_keep_grid)
         out[name] = res
     return out
+
+
+def _auto_grid(held: list[Analysed], refined: LabelSet, grid: str) -> dict:
+    """The `auto` cut with its upper bound on the share kept set to each U of ``grid`` (today's: 0.8)."""
+    from afss.refine import filtering
+
+    out, today = {}, filtering.AUTO_KEEP
+    try:
+        for u in (float(x) for x in grid.split(",")):
+            filtering.AUTO_KEEP = (today[0], u)
+            kept, _ = filter_labels(refined, min_score="auto")
+            names = {im.file_name for im in kept.images if im.instances}
+            out[f"{u:g}"] = {"kept": round(len(names) / len(held), 3), "ap_kept": _ap(held, kept, names)}
+    finally:
+        filtering.AUTO_KEEP = today
+    return out
+
+
+def _loso_auto_keep(rows: list[dict], refine: str) -> dict:
+    """Per held-out source, the U chosen on the other sources (most of them meeting the bar; ties to the
+    larger U, the nearer today's) and whether the held-out source meets it with that U."""
+    def meets(r: dict, u: str) -> bool:
+        res = r["refined"][refine]
+        cut = res["auto_grid"][u]
+        return cut["kept"] >= 0.3 and cut["ap_kept"] is not None and cut["ap_kept"] >= res["ap"] + 0.10
+
+    grid = list(rows[0]["refined"][refine]["auto_grid"])
+    chosen = {}
+    for r in rows:
+        others = [o for o in rows if o is not r]
+        u = max(grid, key=lambda u: (sum(meets(o, u) for o in others), float(u)))
+        chosen[f"{r['axis']}: {r['source']}"] = {"u": u, "met": meets(r, u)}
+    return {"per_source": chosen, "met": sum(c["met"] for c in chosen.values()), "sources": len(rows),
+            "met_by_u": {u: sum(meets(r, u) for r in rows) for u in grid}}
 
 
 def _ceiling(held: list[Analysed], refined: LabelSet) -> dict:

@@ -78,3 +78,21 @@ def test_options_are_chosen_without_the_source_they_are_judged_on(tmp_path, monk
     assert composed["images"] == 15 and 0.0 <= composed["ap_default"] <= 1.0
     with pytest.raises(SystemExit, match="must hold the defaults"):
         options.main(["--n", "5", "--spark", "none", "--grid", "group_frac=0.05", "--out", str(out)])
+
+
+def test_the_auto_cuts_bound_is_chosen_without_the_held_out_source(loso):
+    """Each held-out source gets the upper bound that meets the bar on most *other* sources (ties to the
+    larger bound), and is judged with it; a source that alone favours a bound cannot choose it."""
+    def row(name, ap, grid):
+        return {"axis": "synth domain", "source": name,
+                "refined": {"vote": {"ap": ap, "auto_grid": {u: {"kept": k, "ap_kept": a} for u, (k, a) in grid.items()}}}}
+
+    good_at_half = {"0.5": (0.5, 0.5), "0.8": (0.8, 0.35)}  # raw 0.3: +20 kept at 0.5, +5 at 0.8
+    rows = [row("a", 0.3, good_at_half), row("b", 0.3, good_at_half), row("d", 0.3, good_at_half),
+            row("c", 0.3, {"0.5": (0.5, 0.32), "0.8": (0.8, 0.45)})]  # c alone prefers 0.8
+    result = loso._loso_auto_keep(rows, "vote")
+    assert {k[-1]: v["u"] for k, v in result["per_source"].items()} == {"a": "0.5", "b": "0.5", "d": "0.5", "c": "0.5"}
+    assert [v["met"] for v in result["per_source"].values()] == [True, True, True, False]
+    assert result["met"] == 3 and result["met_by_u"] == {"0.5": 3, "0.8": 1}
+    pair = loso._loso_auto_keep(rows[:1] + rows[3:], "vote")  # a and c: each takes the bound the other meets with
+    assert [v["u"] for v in pair["per_source"].values()] == ["0.8", "0.5"]
