@@ -76,8 +76,8 @@ class DistillConfig:
         stable_iou: stop early when the kept labels agree with the previous round's this well.
         choose: which round's student becomes ``student.pt`` when there are several: ``"quality"`` (the
             default: the round with the highest `label_free_quality`, judged by ``rescore``'s teacher or
-            photometric) or ``"last"`` (the paper's). On afss synth's distillation benchmark, with two
-            rounds, it chose round 1, the better on mask and box AP, on all three seeds (docs/student.md).
+            photometric) or ``"last"`` (the paper's). With two rounds it chose round 1, the better, on
+            afss synth's distillation benchmark (three seeds) and on SPARK-2021 (docs/student.md).
         rescore: a teacher name whose confidence in each of the student's boxes rescores the student's
             instances wherever the student labels (rounds > 1, and the scoring of each round's
             student), see `afss.student.model.StudentTeacher`; ``None``: its class confidence. Default
