@@ -52,6 +52,7 @@ from afss.io.atomic import write_json_atomic
 from afss.io.coco import read_coco
 from afss.io.images import load_image
 from afss.refine import RefineConfig, filter_labels, refine_labels
+from afss.refine.filtering import AUTO_KEEP
 from afss.synth.dataset import render_or_reuse
 from afss.synth.domains import PRESETS
 from afss.teachers.base import Teacher
@@ -292,17 +293,11 @@ def _refined(held: list[Analysed], raw: LabelSet, w: np.ndarray, args) -> dict:
 
 def _auto_grid(held: list[Analysed], refined: LabelSet, grid: str) -> dict:
     """The `auto` cut with its upper bound on the share kept set to each U of ``grid`` (today's: 0.8)."""
-    from afss.refine import filtering
-
-    out, today = {}, filtering.AUTO_KEEP
-    try:
-        for u in (float(x) for x in grid.split(",")):
-            filtering.AUTO_KEEP = (today[0], u)
-            kept, _ = filter_labels(refined, min_score="auto")
-            names = {im.file_name for im in kept.images if im.instances}
-            out[f"{u:g}"] = {"kept": round(len(names) / len(held), 3), "ap_kept": _ap(held, kept, names)}
-    finally:
-        filtering.AUTO_KEEP = today
+    out = {}
+    for u in (float(x) for x in grid.split(",")):
+        kept, _ = filter_labels(refined, min_score="auto", auto_keep=(AUTO_KEEP[0], u))
+        names = {im.file_name for im in kept.images if im.instances}
+        out[f"{u:g}"] = {"kept": round(len(names) / len(held), 3), "ap_kept": _ap(held, kept, names)}
     return out
 
 

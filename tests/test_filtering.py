@@ -125,6 +125,9 @@ def test_auto_cut_splits_two_groups_within_bounds():
     # a lone outlier on top: the split keeps at least AUTO_KEEP[0]
     skew = [0.99] + [0.1 + 0.01 * k for k in range(19)]
     assert sum(v >= cut_score(skew, auto=True) for v in skew) >= AUTO_KEEP[0] * 20
+    # other bounds, given: the two groups split at 50 %, so a 40 % ceiling cuts inside the high group
+    _out, s = filter_labels(_scored(*high, *low), min_score="auto", auto_keep=(0.3, 0.4))
+    assert s.kept == 4 and s.min_score == pytest.approx(0.85)
 
 
 def test_cut_from_scores_with_nothing_labelled():

@@ -117,7 +117,7 @@ def instance_score(inst: Instance, score_field: str = "score", *, where: str = "
 
 
 def cut_score(scores: Sequence[float], *, images: int | None = None, keep_top: float | None = None,
-              auto: bool = False) -> float:
+              auto: bool = False, auto_keep: tuple[float, float] = AUTO_KEEP) -> float:
     """A score cut chosen from the scores alone (no ground truth).
 
     Args:
@@ -126,7 +126,8 @@ def cut_score(scores: Sequence[float], *, images: int | None = None, keep_top: f
         keep_top: keep this fraction (0, 1] of the images: the cut is the score of the last one kept
             (ties at the cut are kept too).
         auto: Otsu's split: the cut maximising the between-group variance of the scores, moved
-            into the `AUTO_KEEP` range of kept labelled images.
+            into the ``auto_keep`` range of kept labelled images.
+        auto_keep: the least and most share of the labelled images ``auto`` keeps (`AUTO_KEEP`).
 
     Returns:
         The cut (labels scoring >= it are kept); ``inf`` when nothing is to be kept.
@@ -147,7 +148,7 @@ def cut_score(scores: Sequence[float], *, images: int | None = None, keep_top: f
     m_top, m_rest = csum[:-1] / k, (csum[-1] - csum[:-1]) / (len(s) - k)
     between = k * (len(s) - k) * (m_top - m_rest) ** 2
     between[s[k - 1] == s[k]] = -1.0  # a cut must fall between two different scores
-    lo, hi = (max(1, math.ceil(f * len(s))) for f in AUTO_KEEP)
+    lo, hi = (max(1, math.ceil(f * len(s))) for f in auto_keep)
     best = int(np.argmax(np.where((k >= lo) & (k <= hi), between, -1.0)))
     kept = k[best] if between[best] >= 0 else min(hi, len(s))
     return float(s[kept - 1])
@@ -161,6 +162,7 @@ def filter_labels(
     top1: bool = True,
     min_area_px: float = 0.0,
     score_field: str = "score",
+    auto_keep: tuple[float, float] = AUTO_KEEP,
 ) -> tuple[LabelSet, FilterSummary]:
     """Filter instances and record, per image, why nothing is left.
 
@@ -176,6 +178,7 @@ def filter_labels(
         top1: keep at most one instance per image, the highest-scoring.
         min_area_px: smallest instance area in pixels (0: no limit).
         score_field: ``"score"`` or a sub-score name such as ``"box_score"`` or ``"mask_score"``.
+        auto_keep: the least and most share of the labelled images the ``"auto"`` cut keeps.
 
     Returns:
         The filtered labels (same images, same order; ``info["filter"]`` added) and the summary,
@@ -190,7 +193,8 @@ def filter_labels(
                      for im in labels.images]
     if mode != "min_score":
         best = [max(s for s, _ in sc) for sc in scored_images if sc]
-        min_score = cut_score(best, images=len(labels.images), keep_top=keep_top, auto=mode == "auto")
+        min_score = cut_score(best, images=len(labels.images), keep_top=keep_top, auto=mode == "auto",
+                              auto_keep=auto_keep)
     out: list[ImageLabels] = []
     reasons: Counter[str] = Counter({r: 0 for r in DROP_REASONS})
     for im, scored in zip(labels.images, scored_images, strict=True):
