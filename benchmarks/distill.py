@@ -27,7 +27,8 @@ the paper's protocol, plus how often the top-1 instance hits (IoU >= 0.5) and ho
 ranks the top-1 instances (Spearman with their IoU). ``--defaults`` trains and distils with every
 setting ``afss distill`` takes by default (recipe, epochs, size, cut, rounds, rescoring). This is hours of 2-core CPU at the default
 sizes; a GPU (``--device 0``) makes it minutes. ``--score-again`` scores every row again, reusing the
-trainings in ``--out``.
+trainings in ``--out``. The record keeps every invocation that added rows to it (``runs``: its
+arguments and commit) and, in each row, which one made it (``run``).
 """
 
 from __future__ import annotations
@@ -145,6 +146,19 @@ def _finished_training(folder: Path, labels, config) -> tuple[Path, float] | Non
     return weights, float(run["seconds_per_epoch"])
 
 
+def _note_invocation(record: dict, settings: dict, commit: str) -> int:
+    """Add this invocation to ``record["runs"]`` (unless it repeats the last one) and return its index.
+
+    Rows of one record are often added by several invocations (round 2 after round 1, the upper bound
+    later), so each row names the one that made it; ``args`` and ``commit`` are the latest's.
+    """
+    runs = record.setdefault("runs", [])
+    if not runs or runs[-1] != {"args": settings, "commit": commit}:
+        runs.append({"args": settings, "commit": commit})
+    record.update({"args": settings, "commit": commit})
+    return len(runs) - 1
+
+
 def _cell(key: str, value: float | None) -> str:
     """A table cell: a correlation as it is, every other figure in %."""
     if value is None:
@@ -222,7 +236,7 @@ def main() -> None:
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
                             check=False).stdout.strip()
     settings = {k: v for k, v in vars(args).items() if args.source == "spark" or k not in ("spark", "split")}
-    record.update({"args": settings, "commit": commit})
+    run = _note_invocation(record, settings, commit)
     pool, val, iou_types = _sources(args)
     from afss.cli.common import teacher_options
 
@@ -244,7 +258,8 @@ def main() -> None:
             return
         t0 = time.perf_counter()
         pred = make()
-        record["rows"][name] = {**_score(val, pred, iou_types), "seconds": round(time.perf_counter() - t0, 1)}
+        record["rows"][name] = {**_score(val, pred, iou_types), "seconds": round(time.perf_counter() - t0, 1),
+                                "run": run}
         record_path.parent.mkdir(parents=True, exist_ok=True)
         record_path.write_text(json.dumps(record, indent=2))
         print(f"{name}: {record['rows'][name]}", file=sys.stderr)

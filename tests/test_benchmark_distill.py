@@ -121,3 +121,19 @@ def test_a_finished_training_is_reused_only_for_its_own_labels_and_recipe(bench,
     assert bench._finished_training(folder, pool(3), config) == (weights, 12.5)
     assert bench._finished_training(folder, pool(4), config) is None  # another pool
     assert bench._finished_training(folder, pool(3), TrainConfig(epochs=20, imgsz=320)) is None  # another recipe
+
+
+def test_each_row_names_the_invocation_that_made_it(bench):
+    """A record grown by several invocations keeps each one's arguments and commit; a repeated invocation
+    (a rerun that resumes) is not added again."""
+    record = {"rows": {}}
+    first = bench._note_invocation(record, {"rounds": 1, "seed": 1}, "abc")
+    assert bench._note_invocation(record, {"rounds": 1, "seed": 1}, "abc") == first == 0
+    second = bench._note_invocation(record, {"rounds": 2, "seed": 1}, "def-dirty")
+    assert second == 1
+    assert record["runs"] == [{"args": {"rounds": 1, "seed": 1}, "commit": "abc"},
+                              {"args": {"rounds": 2, "seed": 1}, "commit": "def-dirty"}]
+    assert record["args"] == {"rounds": 2, "seed": 1} and record["commit"] == "def-dirty"  # the latest
+    old = {"rows": {"teacher": {}}, "args": {"rounds": 1}, "commit": "0ld"}  # a record from before "runs"
+    assert bench._note_invocation(old, {"rounds": 2}, "new") == 0 and old["runs"] == [{"args": {"rounds": 2},
+                                                                                       "commit": "new"}]
