@@ -248,6 +248,8 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
 
             result = train_student(refined, run, this, progress=epoch_line, on_plan=plan)
             best, round_recipe = result.weights, result.recipe
+            if result.masks is not None:
+                say(f"round {k}: {result.masks.line()}")
             planned = planned or (result.recipe, this.epochs or RECIPE_EPOCHS[result.recipe])
             say(f"round {k}: student trained -> {best}")
         agreement = None

@@ -18,7 +18,8 @@ training saw:
 * ``supervised (upper bound)`` the same recipe on the pool's *ground truth* — marked, for reference.
 
 Sources: ``synth`` (afss synth ``mixed``, pool seed 5000, validation seed 6000: disjoint from the
-pretraining seeds, 900000 on) with segm and bbox AP; ``spark``: the SPARK-2021 frames rebuilt by
+pretraining seeds, 900000 on; ``--domain dim`` or ``sensor``: a render setting of `benchmarks/loso.py`
+that no pretraining, fit or choice ever saw) with segm and bbox AP; ``spark``: the SPARK-2021 frames rebuilt by
 ``scripts/spark2021.py`` (boxes only: bbox AP), validation = ``--val`` frames of its ``report``
 subset, pool = ``--pool`` of the other frames, both evenly spaced through the frame numbers so that
 every spacecraft is in both (``--split first`` takes the first ones instead: the split of the tables
@@ -43,6 +44,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from loso import NEVER_TUNED  # the render settings only ever held out
 
 
 def _sources(args):
@@ -51,8 +55,11 @@ def _sources(args):
 
     work = Path(args.out) / args.source
     if args.source == "synth":
-        pool = render_dataset(work / "pool", n=args.pool, size=args.size, domain="mixed", seed=5000)
-        val = render_dataset(work / "val", n=args.val, size=args.size, domain="mixed", seed=6000)
+        domain = args.domain
+        if domain in NEVER_TUNED:  # a render setting the shipped start and the teacher's confidence never saw
+            domain = NEVER_TUNED[domain]
+        pool = render_dataset(work / "pool", n=args.pool, size=args.size, domain=domain, seed=5000)
+        val = render_dataset(work / "val", n=args.val, size=args.size, domain=domain, seed=6000)
         return pool, val, ("segm", "bbox")
     gt = read_coco(Path(args.spark) / "gt.json")
     report = [im for im in gt.images if im.meta.get("subset") == "report"]
@@ -173,6 +180,9 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=400)
     ap.add_argument("--val", type=int, default=200)
     ap.add_argument("--size", type=int, default=512, help="synth image size")
+    ap.add_argument("--domain", choices=("mixed", *NEVER_TUNED), default="mixed",
+                    help="synth scenes: mixed (the shipped start's own domains), or a render setting that no "
+                         "pretraining or fit ever saw (benchmarks/loso.py: dim lighting, a noisy blurred grey sensor)")
     ap.add_argument("--split", choices=("spread", "first"), default="spread",
                     help="SPARK frames of the validation set and the pool: evenly spaced through the frame "
                          "numbers (every class), or the first ones (the split of the tables before 2026-12-04, "
@@ -192,6 +202,8 @@ def main() -> None:
                          "finetune, then ultralytics")
     ap.add_argument("--freeze", type=int, default=None, help="Ultralytics freeze (layers) of the synth-init trainings, "
                                                              "over the recipe's")
+    ap.add_argument("--masks", choices=("labels", "start"), default="labels",
+                    help="the masks the rounds' students learn (afss distill --masks)")
     ap.add_argument("--min-score", type=lambda v: v if v == "auto" else float(v), default=0.6,
                     help="confidence filter of every refinement: a number or auto")
     ap.add_argument("--tta", default="identity,vflip")
@@ -206,7 +218,7 @@ def main() -> None:
     ap.add_argument("--rescore", default=None, metavar="TEACHER",
                     help="also score the start and every round rescored by this teacher (afss distill --rescore)")
     ap.add_argument("--defaults", action="store_true",
-                    help="afss distill's defaults for --recipe, --epochs, --imgsz, --batch, --rounds, --min-score and "
+                    help="afss distill's defaults for --recipe, --epochs, --imgsz, --batch, --masks, --rounds, --min-score and "
                          "--rescore, except those given beside it")
     ap.add_argument("--score-again", action="store_true",
                     help="score every row again, reusing the trainings already in --out (after a change of _score)")
@@ -215,7 +227,7 @@ def main() -> None:
         from afss.student.train import TrainConfig
 
         d, t = DistillConfig(), TrainConfig()
-        ap.set_defaults(recipe=t.recipe, epochs=t.epochs, imgsz=t.imgsz, batch=t.batch, rounds=d.rounds,
+        ap.set_defaults(recipe=t.recipe, epochs=t.epochs, imgsz=t.imgsz, batch=t.batch, masks=t.masks, rounds=d.rounds,
                         min_score=d.min_score, rescore=d.rescore)
     args = ap.parse_args()
     from afss.student.train import SHIPPED_SYNTH_WEIGHTS
@@ -236,6 +248,8 @@ def main() -> None:
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
                             check=False).stdout.strip()
     settings = {k: v for k, v in vars(args).items() if args.source == "spark" or k not in ("spark", "split")}
+    if args.source == "spark":
+        settings.pop("domain")
     run = _note_invocation(record, settings, commit)
     pool, val, iou_types = _sources(args)
     from afss.cli.common import teacher_options
@@ -290,7 +304,8 @@ def main() -> None:
     # the synth-init recipe of the rounds and of the upper bound
     tuned = TrainConfig(**{**train.__dict__, "init": args.init or train.init, "replay": args.replay if args.init else 0,
                            "recipe": args.recipe if args.init else train.recipe,
-                           "extra": {"freeze": args.freeze} if args.freeze and args.init else {}})
+                           "extra": {"freeze": args.freeze} if args.freeze and args.init else {},
+                           "masks": args.masks})
     if args.init:
         row("student synth-only", lambda: predict(Path(args.init)))
         if args.rescore:
@@ -315,7 +330,8 @@ def main() -> None:
         # round 1's recipe and epochs: `auto` would decide again, on the true labels
         recipe, epochs = trained_as(work / "distill" / "round-1" / "train", tuned)
         tuned = TrainConfig(**{**tuned.__dict__, "recipe": recipe, "epochs": epochs})
-    row("supervised (upper bound)", lambda: predict(trained(pool, work / "supervised", tuned)))
+    truth = TrainConfig(**{**tuned.__dict__, "masks": "labels"})  # the true masks, never the start's
+    row("supervised (upper bound)", lambda: predict(trained(pool, work / "supervised", truth)))
 
     keys = [f"{p}/{t}/{k}" for t in iou_types for p in ("coco", "paper") for k in ("ap", "ap50", "ap75")]
     keys += ["top1/hit50", "top1/spearman"]

@@ -624,7 +624,7 @@ def test_rounds_after_the_first_use_the_students_own_cut(tmp_path, monkeypatch):
         # as train_student: auto made concrete by the start's agreement with the labels (here: unlike them)
         recipe = "ultralytics" if config.recipe == "auto" else config.recipe
         return SimpleNamespace(weights=weights, recipe=recipe, agreement=0.5 if config.recipe == "auto" else None,
-                               epochs=config.epochs or 25)
+                               epochs=config.epochs or 25, masks=None)
 
     monkeypatch.setattr(afss.distill, "refine_labels", spy_refine)
     monkeypatch.setattr(afss.student.train, "train_student", fake_train)
@@ -833,3 +833,45 @@ def test_a_rounds_scoring_made_with_another_rescoring_is_scored_again(tmp_path):
                                     + "\n")
     _score(gt, gt, SHIPPED_SYNTH_WEIGHTS, pool, folder, train, rescore="photometric")  # not refused
     assert read_coco(cached).info["teacher_options"]["rescore"] == "photometric"
+
+
+def test_masks_start_trains_on_the_starts_outlines_only_where_the_mask_branch_learns(tmp_path, monkeypatch):
+    """``masks="start"`` from the shipped start: the labels the student is exported with carry the
+    start's own masks where it finds the labelled object (here every image: the labels are its own
+    boxes, with rectangles for outlines); ``box`` keeps the mask branch frozen, so nothing is swapped."""
+    import afss.student.train as train_module
+    from afss.label import label_images
+    from afss.student.train import SHIPPED_SYNTH_WEIGHTS, TrainConfig, train_student
+    from afss.synth import render_dataset
+    from afss.teachers import build_teacher
+
+    scenes = render_dataset(tmp_path / "s", n=6, size=128, domain="clean", seed=21, workers=1)
+    own = label_images(build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), imgsz=128), scenes)
+    assert sum(1 for im in own.images if im.instances) >= 4
+
+    def boxed(inst):  # a teacher's outline: the whole box
+        x0, y0, x1, y1 = (round(v) for v in inst.box_xyxy)
+        m = np.zeros(inst.mask.shape, bool)
+        m[y0:y1, x0:x1] = True
+        return Instance.from_mask(m, score=inst.score, source="photometric")
+
+    labels = own.replace(images=tuple(im.replace(instances=tuple(boxed(i) for i in im.instances)) for im in own.images))
+    exported = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(labels, *args, **kwargs):
+        exported.append(labels)
+        raise Stop
+
+    monkeypatch.setattr(train_module, "export_yolo", capture)
+    for recipe in ("ultralytics", "box"):
+        with pytest.raises(Stop):
+            train_student(labels, tmp_path / recipe, TrainConfig(imgsz=128, recipe=recipe, masks="start"))
+    swapped, frozen = exported
+    for was, start_own, now in zip(labels.images, own.images, swapped.images, strict=True):
+        for inst, theirs, got in zip(was.instances, start_own.instances, now.instances, strict=True):
+            assert np.array_equal(got.mask, theirs.mask) and not np.array_equal(got.mask, inst.mask)
+            assert got.box_xyxy == inst.box_xyxy and got.source == "photometric"
+    assert frozen is labels  # box: the mask branch does not learn; the labels go in as they are

@@ -233,6 +233,12 @@ def add_student_arguments(p: argparse.ArgumentParser, *, epochs: str = "epochs")
 def add_recipe_argument(p: argparse.ArgumentParser) -> None:
     """``--recipe`` of the student's training (`afss.student.train.TrainConfig.recipe`)."""
     from afss.student.recipe import RECIPE_HELP, RECIPES
+    from afss.student.start_masks import MASK_AGREE, MASK_SOURCES
     from afss.student.train import TrainConfig
 
     p.add_argument("--recipe", choices=RECIPES, default=None, help=f"training recipe (default {TrainConfig.recipe}): {RECIPE_HELP}")
+    p.add_argument("--masks", choices=MASK_SOURCES, default=None,
+                   help=f"the masks the student learns (default {TrainConfig.masks}): labels (the labels' own), or start "
+                        f"(where the start's box for a labelled object agrees >= {MASK_AGREE} with the label's, the "
+                        "start's mask: the teacher says where, the start how it is outlined; only where the mask branch "
+                        "learns: ultralytics, finetune)")

@@ -43,6 +43,7 @@ from afss.student.recipe import (
     resolve_recipe,
     weighs_agreement,
 )
+from afss.student.start_masks import MASK_SOURCES, MaskSwap, swap_in_start_masks
 from afss.types import LabelSet
 
 __all__ = ["BOX", "FINETUNE", "HEADS", "RECIPES", "REPLAY_SEED", "SHIPPED_SYNTH_WEIGHTS", "TrainConfig", "TrainResult", "resolve_init",
@@ -83,6 +84,12 @@ class TrainConfig:
             mistakes (on afss synth: 43.7 segm AP from the stage-1 synth start, 35.6 after 5 epochs on the
             demo's kept pseudo-labels); replaying pretraining-like scenes beside them is the usual
             remedy in self-training. No ground truth of the user's data is involved. 0: none.
+        masks: ``"labels"`` (the default): train on the labels' masks; ``"start"``: where the start's own
+            box for a labelled object agrees with the label's (IoU >= `afss.student.start_masks.MASK_AGREE`),
+            its mask replaces the label's (`afss.student.start_masks.swap_in_start_masks`): the teacher
+            says where the object is, the start, pretrained on exact masks, how it is outlined. Only where
+            the mask branch learns (``ultralytics``, ``finetune``) from a pretrained start; elsewhere
+            nothing changes.
         extra: further Ultralytics ``train`` arguments (augmentation, optimiser, ...), passed as is.
     """
 
@@ -103,6 +110,7 @@ class TrainConfig:
     patience: int = 100
     recipe: str = "auto"
     replay: int = 0
+    masks: str = "labels"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def recipe_args(self) -> dict[str, Any]:
@@ -114,6 +122,8 @@ class TrainConfig:
         if self.recipe not in RECIPES:
             raise AfssError(f"train: recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         recipe_args(self.recipe, self.init)  # a recipe that cannot start from init fails here, before any work
+        if self.masks not in MASK_SOURCES:
+            raise AfssError(f"train: masks must be one of {', '.join(MASK_SOURCES)}, got {self.masks!r}")
         for name, lo, hi in (("epochs", 1, 10_000), ("imgsz", 32, 4096), ("batch", 1, 4096), ("patience", 1, 10_000),
                              ("replay", 0, 100_000)):
             value = getattr(self, name)
@@ -141,6 +151,8 @@ class TrainResult:
     """The recipe that trained (``auto`` made concrete)."""
     agreement: float | None = None
     """`start_agreement` where it decided ``auto``'s recipe, else ``None``."""
+    masks: MaskSwap | None = None
+    """Where ``masks="start"`` changed the labels' masks, how many (`swap_in_start_masks`), else ``None``."""
 
 
 def resolve_init(init: str, *, download: bool = True) -> str:
@@ -253,6 +265,13 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
         replay = render_or_reuse(out / "replay", n=config.replay, size=512, domain="mixed", seed=REPLAY_SEED)
     else:
         replay = None
+    swap = None
+    if config.masks == "start" and recipe in MASK_LEARNING and not init.endswith((".yaml", ".yml")):
+        from afss.student.model import StudentTeacher
+
+        start = StudentTeacher.build(weights=init, imgsz=config.imgsz, device=config.device or "cpu")
+        labels, swap = swap_in_start_masks(labels, start)
+        log.info("%s", swap.line())
     data = export_yolo(labels, out / "data", val_fraction=config.val_fraction, seed=config.seed, replay=replay)
     from afss.student.env import ultralytics
 
@@ -288,10 +307,11 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     epochs = int(metrics.get("epoch", config.epochs))
     result = TrainResult(out=out, weights=weights if weights.is_file() else last, last=last, dataset=data,
                          metrics=metrics, seconds=seconds, seconds_per_epoch=seconds / max(epochs, 1), epochs=epochs,
-                         recipe=recipe, agreement=agreement)
+                         recipe=recipe, agreement=agreement, masks=swap)
     write_json_atomic(out / "train.json", {
         "stage": "train", "identity": identity, "init": config.init, "init_resolved": init, "config": asdict(config),
         "recipe": recipe, "start_agreement": agreement, "recipe_args": ultralytics_args,
+        "masks": None if swap is None else asdict(swap),
         "dataset": {"train": data.train, "val": data.val, "instances": data.instances, "names": list(data.names),
                     "skipped": data.skipped, "replay": data.replay},
         "labels_info": dict(labels.info), "metrics": metrics, "seconds": round(seconds, 2),
@@ -316,7 +336,8 @@ def _finished(out: Path, identity: dict[str, Any]) -> TrainResult | None:
                              seconds_per_epoch=float(record["seconds_per_epoch"]),
                              epochs=int(metrics.get("epoch", record["config"]["epochs"])), reused=True,
                              recipe=record.get("recipe", record["config"]["recipe"]),
-                             agreement=record.get("start_agreement"))
+                             agreement=record.get("start_agreement"),
+                             masks=None if not record.get("masks") else MaskSwap(**record["masks"]))
     except (OSError, ValueError, RecursionError, AttributeError, KeyError, TypeError):
         return None  # no record, or one this version cannot read: train
     return result if weights.is_file() else None
@@ -344,6 +365,9 @@ def _decide(labels: LabelSet, config: TrainConfig, init: str, record: Path, resu
     write_json_atomic(record, {"recipe": recipe, "epochs": epochs, "agreement": agreement})
     return recipe, epochs, agreement
 
+
+MASK_LEARNING = ("ultralytics", "finetune")
+"""Recipes whose mask branch learns from the labels (``heads`` and ``box`` keep the start's)."""
 
 AGREEMENT_SAMPLE = 100
 """Labelled images `start_agreement` looks at (a fixed sample: every training seed decides alike)."""
@@ -396,7 +420,16 @@ def training_identity(labels: LabelSet, config: TrainConfig) -> dict[str, Any]:
     `train_student` records it in ``train.json`` and continues only a run of the same identity."""
     from afss.io.outputs import input_identity
 
-    return {"labels": input_identity(labels, labels), "config": json.loads(json.dumps(asdict(config)))}
+    config_json = json.loads(json.dumps(asdict(config)))
+    for key, default in _ADDED_LATER.items():  # so that a training finished before the key existed is still found
+        if config_json.get(key) == default:
+            config_json.pop(key)
+    return {"labels": input_identity(labels, labels), "config": config_json}
+
+
+_ADDED_LATER = {"masks": "labels"}
+"""`TrainConfig` fields added after trainings were recorded, left out of `training_identity` at these
+values (which every older training had)."""
 
 
 def _heads_freeze(model: Any, *, classes: bool = False) -> list[int | str]:
