@@ -246,10 +246,13 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
                 say(f"round {k}: epoch {epoch}" + (f"/{total[0]}" if total else "")
                     + (f", val mask mAP50-95 {map_:.3f} (pseudo-labels)" if map_ is not None else ""))
 
-            result = train_student(refined, run, this, progress=epoch_line, on_plan=plan)
+            # --mask-source start: every round takes round 1's start's outlines, never those of the
+            # student that made this round's labels
+            donor = train.init if this.init != train.init else None
+            result = train_student(refined, run, this, progress=epoch_line, on_plan=plan, mask_start=donor)
             best, round_recipe = result.weights, result.recipe
-            if result.masks is not None:
-                say(f"round {k}: {result.masks.line()}")
+            if result.mask_swap is not None:
+                say(f"round {k}: {result.mask_swap.line()}")
             planned = planned or (result.recipe, this.epochs or RECIPE_EPOCHS[result.recipe])
             say(f"round {k}: student trained -> {best}")
         agreement = None

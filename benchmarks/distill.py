@@ -159,11 +159,30 @@ def _note_invocation(record: dict, settings: dict, commit: str) -> int:
     Rows of one record are often added by several invocations (round 2 after round 1, the upper bound
     later), so each row names the one that made it; ``args`` and ``commit`` are the latest's.
     """
-    runs = record.setdefault("runs", [])
+    if "runs" not in record:  # a record from before "runs": its one invocation comes first
+        record["runs"] = [{"args": record["args"], "commit": record.get("commit")}] if "args" in record else []
+    runs = record["runs"]
     if not runs or runs[-1] != {"args": settings, "commit": commit}:
         runs.append({"args": settings, "commit": commit})
     record.update({"args": settings, "commit": commit})
     return len(runs) - 1
+
+
+SOURCE_ARGS = ("source", "domain", "pool", "val", "size", "split", "spark")
+"""The arguments that make the pool and the validation set: a record's rows hold only for the same."""
+
+
+def _check_same_sources(record: dict, settings: dict) -> None:
+    """Refuse to add rows to a record made on other images (another --domain, --pool, ...): its
+    earlier rows would be kept as "done before" beside rows of the new images."""
+    if "args" not in record:
+        return
+    before = {"domain": "mixed", **record["args"]}  # records from before --domain were mixed
+    changed = [f"--{k} {before.get(k)}, now {settings.get(k)}" for k in SOURCE_ARGS
+               if k in settings and before.get(k) != settings.get(k)]
+    if changed:
+        raise SystemExit(f"benchmarks/distill.py: the record in --out was made on other images ({'; '.join(changed)}); "
+                         "choose another --out")
 
 
 def _cell(key: str, value: float | None) -> str:
@@ -202,8 +221,8 @@ def main() -> None:
                          "finetune, then ultralytics")
     ap.add_argument("--freeze", type=int, default=None, help="Ultralytics freeze (layers) of the synth-init trainings, "
                                                              "over the recipe's")
-    ap.add_argument("--masks", choices=("labels", "start"), default="labels",
-                    help="the masks the rounds' students learn (afss distill --masks)")
+    ap.add_argument("--mask-source", choices=("labels", "start"), default="labels",
+                    help="the masks the rounds' students learn (afss distill --mask-source)")
     ap.add_argument("--min-score", type=lambda v: v if v == "auto" else float(v), default=0.6,
                     help="confidence filter of every refinement: a number or auto")
     ap.add_argument("--tta", default="identity,vflip")
@@ -218,7 +237,7 @@ def main() -> None:
     ap.add_argument("--rescore", default=None, metavar="TEACHER",
                     help="also score the start and every round rescored by this teacher (afss distill --rescore)")
     ap.add_argument("--defaults", action="store_true",
-                    help="afss distill's defaults for --recipe, --epochs, --imgsz, --batch, --masks, --rounds, --min-score and "
+                    help="afss distill's defaults for --recipe, --epochs, --imgsz, --batch, --mask-source, --rounds, --min-score and "
                          "--rescore, except those given beside it")
     ap.add_argument("--score-again", action="store_true",
                     help="score every row again, reusing the trainings already in --out (after a change of _score)")
@@ -227,7 +246,7 @@ def main() -> None:
         from afss.student.train import TrainConfig
 
         d, t = DistillConfig(), TrainConfig()
-        ap.set_defaults(recipe=t.recipe, epochs=t.epochs, imgsz=t.imgsz, batch=t.batch, masks=t.masks, rounds=d.rounds,
+        ap.set_defaults(recipe=t.recipe, epochs=t.epochs, imgsz=t.imgsz, batch=t.batch, mask_source=t.mask_source, rounds=d.rounds,
                         min_score=d.min_score, rescore=d.rescore)
     args = ap.parse_args()
     from afss.student.train import SHIPPED_SYNTH_WEIGHTS
@@ -250,6 +269,7 @@ def main() -> None:
     settings = {k: v for k, v in vars(args).items() if args.source == "spark" or k not in ("spark", "split")}
     if args.source == "spark":
         settings.pop("domain")
+    _check_same_sources(record, settings)
     run = _note_invocation(record, settings, commit)
     pool, val, iou_types = _sources(args)
     from afss.cli.common import teacher_options
@@ -305,7 +325,7 @@ def main() -> None:
     tuned = TrainConfig(**{**train.__dict__, "init": args.init or train.init, "replay": args.replay if args.init else 0,
                            "recipe": args.recipe if args.init else train.recipe,
                            "extra": {"freeze": args.freeze} if args.freeze and args.init else {},
-                           "masks": args.masks})
+                           "mask_source": args.mask_source})
     if args.init:
         row("student synth-only", lambda: predict(Path(args.init)))
         if args.rescore:
@@ -330,7 +350,7 @@ def main() -> None:
         # round 1's recipe and epochs: `auto` would decide again, on the true labels
         recipe, epochs = trained_as(work / "distill" / "round-1" / "train", tuned)
         tuned = TrainConfig(**{**tuned.__dict__, "recipe": recipe, "epochs": epochs})
-    truth = TrainConfig(**{**tuned.__dict__, "masks": "labels"})  # the true masks, never the start's
+    truth = TrainConfig(**{**tuned.__dict__, "mask_source": "labels"})  # the true masks, never the start's
     row("supervised (upper bound)", lambda: predict(trained(pool, work / "supervised", truth)))
 
     keys = [f"{p}/{t}/{k}" for t in iou_types for p in ("coco", "paper") for k in ("ap", "ap50", "ap75")]

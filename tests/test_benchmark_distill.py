@@ -135,5 +135,15 @@ def test_each_row_names_the_invocation_that_made_it(bench):
                               {"args": {"rounds": 2, "seed": 1}, "commit": "def-dirty"}]
     assert record["args"] == {"rounds": 2, "seed": 1} and record["commit"] == "def-dirty"  # the latest
     old = {"rows": {"teacher": {}}, "args": {"rounds": 1}, "commit": "0ld"}  # a record from before "runs"
-    assert bench._note_invocation(old, {"rounds": 2}, "new") == 0 and old["runs"] == [{"args": {"rounds": 2},
-                                                                                       "commit": "new"}]
+    assert bench._note_invocation(old, {"rounds": 2}, "new") == 1
+    assert old["runs"] == [{"args": {"rounds": 1}, "commit": "0ld"}, {"args": {"rounds": 2}, "commit": "new"}]
+
+
+def test_rows_are_never_added_to_a_record_of_other_images(bench):
+    record = {"args": {"source": "synth", "pool": 400, "val": 200, "size": 512, "rounds": 1}}  # before --domain
+    bench._check_same_sources(record, {**record["args"], "domain": "mixed", "rounds": 2})  # other settings: fine
+    with pytest.raises(SystemExit, match="--domain mixed, now dim"):
+        bench._check_same_sources(record, {**record["args"], "domain": "dim"})
+    with pytest.raises(SystemExit, match="--pool 400, now 100"):
+        bench._check_same_sources(record, {**record["args"], "domain": "mixed", "pool": 100})
+    bench._check_same_sources({"rows": {}}, {"source": "synth", "domain": "dim"})  # a new record

@@ -184,7 +184,7 @@ def test_distill_with_the_salient_teacher(tmp_path, model_path, image_folder, mo
         weights = Path(out) / "weights" / "best.pt"
         weights.parent.mkdir(parents=True, exist_ok=True)
         weights.write_bytes(b"not a model")
-        return SimpleNamespace(weights=weights, recipe="box", agreement=None, epochs=1, masks=None)
+        return SimpleNamespace(weights=weights, recipe="box", agreement=None, epochs=1, mask_swap=None)
 
     monkeypatch.setattr(afss.student.train, "train_student", fake_train)
     assert main(["-q", "distill", "--images", str(image_folder), "--out", str(tmp_path / "d"), "--teacher", "salient",

@@ -1,8 +1,10 @@
-"""``masks="start"``: the teacher says where the object is, the start how it is outlined
-(`afss.student.start_masks`), wherever the start's box agrees with the label's."""
+"""``mask_source="start"``: the teacher says where the object is, the start how it is outlined
+(`afss.student.start_masks`), wherever the box of the start's mask agrees with the label's."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -81,18 +83,58 @@ def test_a_start_box_just_below_the_bound_keeps_the_labels_mask(tmp_path):
         assert np.array_equal(swapped.images[0].instances[0].mask, (own if swaps else teacher).mask)
 
 
-def test_masks_is_checked_everywhere_and_the_default_leaves_older_trainings_found(tmp_path):
+def test_several_objects_pair_one_to_one_and_an_empty_start_mask_is_no_outline(tmp_path):
+    left = Instance.from_mask(_mask(0, 0, 20, 20), score=0.9, source="photometric")
+    right = Instance.from_mask(_mask(30, 0, 50, 20), score=0.8, source="photometric")
+    boxes_only = Instance(box_xyxy=(0, 25, 20, 40), score=0.7, source="photometric")
+    own_left = Instance.from_mask(_mask(1, 1, 20, 20), score=0.5, source="student")
+    own_right = Instance.from_mask(_mask(31, 1, 50, 20), score=0.4, source="student")
+    # the head's box of a mask that came out empty: it matches `left` exactly, but outlines nothing
+    empty = Instance(box_xyxy=(0, 0, 20, 20), rle=Instance.from_mask(np.zeros((H, W), bool)).rle, score=0.95)
+    labels = _labels(tmp_path, [[left, right, boxes_only], [left]])
+    swapped, swap = swap_in_start_masks(labels, _Start({0: [empty, own_right, own_left], 1: [empty]}))
+    got = swapped.images[0].instances
+    assert np.array_equal(got[0].mask, own_left.mask) and np.array_equal(got[1].mask, own_right.mask)
+    assert got[2] is boxes_only
+    assert np.array_equal(swapped.images[1].instances[0].mask, left.mask)  # only an empty mask there: kept
+    assert (swap.from_start, swap.kept) == (2, 2)
+    # two labels of one object, one start mask: it outlines the better-matching label only
+    twin = Instance.from_mask(_mask(0, 0, 18, 20), score=0.3, source="photometric")
+    swapped, swap = swap_in_start_masks(_labels(tmp_path / "twin", [[twin, left]]), _Start({0: [own_left]}))
+    assert (swap.from_start, swap.kept) == (1, 1)
+    assert np.array_equal(swapped.images[0].instances[1].mask, own_left.mask)  # IoU 0.9 against twin's 0.85
+    assert np.array_equal(swapped.images[0].instances[0].mask, twin.mask)
+
+
+def test_mask_source_is_checked_everywhere_and_the_default_leaves_older_trainings_found(tmp_path):
     from afss.student.train import TrainConfig, training_identity
 
-    with pytest.raises(AfssError, match="masks must be one of labels, start"):
-        TrainConfig(masks="teacher")
+    with pytest.raises(AfssError, match="mask_source must be one of labels, start"):
+        TrainConfig(mask_source="teacher")
     labels = _labels(tmp_path, [[]])
-    # a training recorded before `masks` existed had the labels' masks: its identity is unchanged
-    assert "masks" not in training_identity(labels, TrainConfig())["config"]
-    assert training_identity(labels, TrainConfig(masks="start"))["config"]["masks"] == "start"
+    # a training recorded before `mask_source` existed had the labels' masks: its identity is unchanged
+    assert "mask_source" not in training_identity(labels, TrainConfig())["config"]
+    start = training_identity(labels, TrainConfig(mask_source="start"))["config"]
+    assert start["mask_source"] == "start" and "mask_start" not in start  # the start is init
+    other = training_identity(labels, TrainConfig(mask_source="start"), mask_start="/w/round1_start.pt")["config"]
+    assert other["mask_start"] == "/w/round1_start.pt"
     from afss.run.config import RunConfig, config_from_dict
 
-    with pytest.raises(AfssError, match=r"my.yaml: student.masks: expected labels or start, got 'teacher'"):
-        config_from_dict({"student": {"masks": "teacher"}}, where="my.yaml")
-    assert config_from_dict({"student": {"masks": "start"}}).student.masks == "start"
-    assert RunConfig().student.masks == TrainConfig().masks == "labels"
+    with pytest.raises(AfssError, match=r"my.yaml: student.mask_source: expected labels or start, got 'teacher'"):
+        config_from_dict({"student": {"mask_source": "teacher"}}, where="my.yaml")
+    assert RunConfig().student.mask_source == TrainConfig().mask_source == "labels"
+
+
+def test_a_training_from_before_mask_source_is_refused_naming_the_value_it_had(tmp_path):
+    """A finished training recorded without the key had the labels' masks; asking for the start's
+    is refused with that value named, not ``None``."""
+    if importlib.util.find_spec("ultralytics") is None:
+        pytest.skip("the student extra (ultralytics) is not installed")
+    from afss.student.train import TrainConfig, train_student, training_identity
+
+    labels = _labels(tmp_path / "imgs", [[Instance.from_mask(_mask(0, 0, 20, 20))]])
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "train.json").write_text(json.dumps({"identity": training_identity(labels, TrainConfig(init="x.yaml"))}))
+    with pytest.raises(AfssError, match="mask_source 'labels', now 'start'"):
+        train_student(labels, out, TrainConfig(init="yolo11n-seg.yaml", mask_source="start"))

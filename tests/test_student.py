@@ -617,14 +617,14 @@ def test_rounds_after_the_first_use_the_students_own_cut(tmp_path, monkeypatch):
     starts = []
 
     def fake_train(labels, out, config=None, **options):  # the cut is what is tested, not the training
-        starts.append((Path(config.init).name, config.recipe, config.epochs))
+        starts.append((Path(config.init).name, config.recipe, config.epochs, options.get("mask_start")))
         weights = Path(out) / "weights" / "best.pt"
         weights.parent.mkdir(parents=True, exist_ok=True)
         weights.write_bytes(b"not a model")
         # as train_student: auto made concrete by the start's agreement with the labels (here: unlike them)
         recipe = "ultralytics" if config.recipe == "auto" else config.recipe
         return SimpleNamespace(weights=weights, recipe=recipe, agreement=0.5 if config.recipe == "auto" else None,
-                               epochs=config.epochs or 25, masks=None)
+                               epochs=config.epochs or 25, mask_swap=None)
 
     monkeypatch.setattr(afss.distill, "refine_labels", spy_refine)
     monkeypatch.setattr(afss.student.train, "train_student", fake_train)
@@ -633,8 +633,9 @@ def test_rounds_after_the_first_use_the_students_own_cut(tmp_path, monkeypatch):
     distill(teacher, pool, tmp_path / "d", config=config, train=TrainConfig(imgsz=64))
     assert cuts == [0.3, "auto"]
     # recipe auto is decided once, by round 1's training (its start and labels); round 2, which starts
-    # from round 1's weights, trains with the recipe and schedule round 1 chose
-    assert starts == [("synth", "auto", None), ("best.pt", "ultralytics", 25)]
+    # from round 1's weights, trains with the recipe and schedule round 1 chose; its outlines, where
+    # --mask-source start asks for them, are round 1's start's, not its labeller's
+    assert starts == [("synth", "auto", None, None), ("best.pt", "ultralytics", 25, "synth")]
     summary = json.loads((tmp_path / "d" / "round-2" / "refined.summary.json").read_text())
     assert summary["filter"]["mode"] == "auto"
     with pytest.raises(AfssError, match="min_score"):
@@ -835,27 +836,40 @@ def test_a_rounds_scoring_made_with_another_rescoring_is_scored_again(tmp_path):
     assert read_coco(cached).info["teacher_options"]["rescore"] == "photometric"
 
 
-def test_masks_start_trains_on_the_starts_outlines_only_where_the_mask_branch_learns(tmp_path, monkeypatch):
-    """``masks="start"`` from the shipped start: the labels the student is exported with carry the
-    start's own masks where it finds the labelled object (here every image: the labels are its own
-    boxes, with rectangles for outlines); ``box`` keeps the mask branch frozen, so nothing is swapped."""
-    import afss.student.train as train_module
+@pytest.fixture(scope="module")
+def start_outlined(tmp_path_factory):
+    """Scenes whose labels are the shipped start's own boxes with rectangles for outlines (a teacher's),
+    and the start's own labels of them."""
     from afss.label import label_images
-    from afss.student.train import SHIPPED_SYNTH_WEIGHTS, TrainConfig, train_student
+    from afss.student.train import SHIPPED_SYNTH_WEIGHTS
     from afss.synth import render_dataset
     from afss.teachers import build_teacher
 
-    scenes = render_dataset(tmp_path / "s", n=6, size=128, domain="clean", seed=21, workers=1)
+    root = tmp_path_factory.mktemp("outlined")
+    scenes = render_dataset(root / "s", n=6, size=128, domain="clean", seed=21, workers=1)
     own = label_images(build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), imgsz=128), scenes)
     assert sum(1 for im in own.images if im.instances) >= 4
 
-    def boxed(inst):  # a teacher's outline: the whole box
+    def boxed(inst):
         x0, y0, x1, y1 = (round(v) for v in inst.box_xyxy)
         m = np.zeros(inst.mask.shape, bool)
         m[y0:y1, x0:x1] = True
-        return Instance.from_mask(m, score=inst.score, source="photometric")
+        return Instance.from_mask(m, score=inst.score, source="photometric").replace(box_xyxy=inst.box_xyxy)
 
     labels = own.replace(images=tuple(im.replace(instances=tuple(boxed(i) for i in im.instances)) for im in own.images))
+    return own, labels
+
+
+@pytest.mark.parametrize(("recipe", "swaps"), [("ultralytics", True), ("finetune", True), ("box", False), ("heads", False)])
+def test_mask_source_start_trains_on_the_starts_outlines_only_where_the_mask_branch_learns(
+        start_outlined, recipe, swaps, tmp_path, monkeypatch):
+    """``mask_source="start"``: the labels the student is exported with carry the start's own masks
+    where it finds the labelled object (here every labelled image); ``box`` and ``heads`` keep the
+    mask branch frozen, so the labels go in as they are."""
+    import afss.student.train as train_module
+    from afss.student.train import SHIPPED_SYNTH_WEIGHTS, TrainConfig, train_student
+
+    own, labels = start_outlined
     exported = []
 
     class Stop(Exception):
@@ -866,12 +880,41 @@ def test_masks_start_trains_on_the_starts_outlines_only_where_the_mask_branch_le
         raise Stop
 
     monkeypatch.setattr(train_module, "export_yolo", capture)
-    for recipe in ("ultralytics", "box"):
-        with pytest.raises(Stop):
-            train_student(labels, tmp_path / recipe, TrainConfig(imgsz=128, recipe=recipe, masks="start"))
-    swapped, frozen = exported
-    for was, start_own, now in zip(labels.images, own.images, swapped.images, strict=True):
+    init = "synth" if recipe != "finetune" else str(SHIPPED_SYNTH_WEIGHTS)  # finetune: auto from another .pt
+    with pytest.raises(Stop):
+        train_student(labels, tmp_path / recipe, TrainConfig(init=init, imgsz=128, recipe=recipe, mask_source="start"))
+    if not swaps:
+        assert exported == [labels]
+        return
+    for was, start_own, now in zip(labels.images, own.images, exported[0].images, strict=True):
         for inst, theirs, got in zip(was.instances, start_own.instances, now.instances, strict=True):
             assert np.array_equal(got.mask, theirs.mask) and not np.array_equal(got.mask, inst.mask)
             assert got.box_xyxy == inst.box_xyxy and got.source == "photometric"
-    assert frozen is labels  # box: the mask branch does not learn; the labels go in as they are
+
+
+def test_the_cli_and_the_run_config_pass_the_mask_source_on(tmp_path, monkeypatch):
+    import afss.distill
+    import afss.student.train
+    from afss.io.coco import write_coco
+    from afss.run.config import config_from_dict
+
+    seen = []
+
+    def fake_train(labels, out, config=None, **options):
+        seen.append(config.mask_source)
+        raise KeyboardInterrupt
+
+    def fake_distill(teacher, pool, out, *, train=None, config=None, **options):
+        seen.append(train.mask_source)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(afss.student.train, "train_student", fake_train)
+    monkeypatch.setattr(afss.distill, "distill", fake_distill)
+    labels = _labelled_images(tmp_path)
+    write_coco(labels, tmp_path / "l.json")
+    assert main(["-q", "train", "--labels", str(tmp_path / "l.json"), "--out", str(tmp_path / "r"),
+                 "--mask-source", "start"]) == 130
+    assert main(["-q", "distill", "--teacher", "photometric", "--images", str(tmp_path / "imgs"),
+                 "--out", str(tmp_path / "d"), "--mask-source", "start"]) == 130
+    assert seen == ["start", "start"]
+    assert config_from_dict({"student": {"mask_source": "start"}}).student.mask_source == "start"

@@ -237,8 +237,8 @@ def add_recipe_argument(p: argparse.ArgumentParser) -> None:
     from afss.student.train import TrainConfig
 
     p.add_argument("--recipe", choices=RECIPES, default=None, help=f"training recipe (default {TrainConfig.recipe}): {RECIPE_HELP}")
-    p.add_argument("--masks", choices=MASK_SOURCES, default=None,
-                   help=f"the masks the student learns (default {TrainConfig.masks}): labels (the labels' own), or start "
-                        f"(where the start's box for a labelled object agrees >= {MASK_AGREE} with the label's, the "
-                        "start's mask: the teacher says where, the start how it is outlined; only where the mask branch "
-                        "learns: ultralytics, finetune)")
+    p.add_argument("--mask-source", choices=MASK_SOURCES, default=None,
+                   help=f"the masks the student learns (default {TrainConfig.mask_source}): labels (the labels' own), or "
+                        f"start (where a mask of the start's outlines a labelled object, its box agreeing >= {MASK_AGREE} "
+                        "with the label's, that mask: the teacher says where, the pretrained start how it is outlined; only "
+                        "where the mask branch learns: ultralytics, finetune)")

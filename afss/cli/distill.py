@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     rescore = {} if args.rescore is None else {"rescore": None if args.rescore == "none" else args.rescore}
     config = DistillConfig(**given(args, "rounds", "views", "finetune", "prompt", "choose"), **rescore, **cut_options(args),
                            **student_cut)
-    train = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch", "recipe", "masks"),
+    train = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch", "recipe", "mask_source"),
                         **({"device": args.student_device} if args.student_device else {}))
     resolve_init(train.init)  # fail before the teacher runs
     pool = read_images(args)

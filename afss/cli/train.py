@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise AfssError(f"{out}: exists and is not a folder; --out names the run folder")
-    config = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch", "device", "val_fraction", "seed", "recipe", "masks"))
+    config = TrainConfig(**given(args, "init", "epochs", "imgsz", "batch", "device", "val_fraction", "seed", "recipe", "mask_source"))
     resolve_init(config.init)  # a bad --init fails before the labels are read
     labels = read_coco(args.labels, image_root=args.image_root, allow_absolute_paths=args.allow_absolute_paths)
     with progress_bar(args, total=config.epochs, desc="train (student)", unit="epoch") as advance:
@@ -65,8 +65,11 @@ def run(args: argparse.Namespace) -> int:
                                on_plan=lambda recipe, epochs, agreement: tqdm.write(
                                    f"afss train: {plan_line(recipe, epochs, agreement)}", file=sys.stderr),
                                overwrite=args.overwrite)
-    if result.masks is not None:
-        print(f"afss train: {result.masks.line()}", file=sys.stderr)
+    if result.mask_swap is not None:
+        print(f"afss train: {result.mask_swap.line()}", file=sys.stderr)
+    elif config.mask_source == "start":
+        print(f"afss train: --mask-source start: recipe {result.recipe} does not train the mask branch from a "
+              "pretrained start; the labels' masks went in as they are", file=sys.stderr)
     m = result.metrics
     again = "trained before with the same labels and recipe (--overwrite trains again): " if result.reused else ""
     why = "" if result.agreement is None else f" (the start's boxes agree {result.agreement:.2f} with the labels)"

@@ -103,8 +103,8 @@ class StudentSection:
     recipe: str = _doc(RECIPE_HELP, TrainConfig.recipe)
     replay: int = _doc("afss synth scenes (exact masks) mixed into every training, so the fine-tuned "
                        "synth start does not forget; 0: pseudo-labels only", TrainConfig.replay)
-    masks: str = _doc("labels (the labels' masks) | start (the start's mask where its box for a labelled object "
-                      "agrees with the label's; only where the mask branch learns)", TrainConfig.masks)
+    mask_source: str = _doc("labels (the labels' masks) | start (the pretrained start's mask wherever its box agrees "
+                            "with a label's; only where the mask branch learns)", TrainConfig.mask_source)
     extra: dict[str, Any] = _doc("further Ultralytics train arguments, e.g. {close_mosaic: 2, lr0: 0.005}",
                                  factory=dict)
 
@@ -323,8 +323,9 @@ def _check_semantics(config: RunConfig, where: str) -> None:
         recipe_args(config.student.recipe, config.student.init)
     except AfssError as e:
         raise AfssError(f"{where}: student.recipe: {e}") from None
-    if config.student.masks not in MASK_SOURCES:
-        raise AfssError(f"{where}: student.masks: expected {' or '.join(MASK_SOURCES)}, got {config.student.masks!r}")
+    if config.student.mask_source not in MASK_SOURCES:
+        raise AfssError(f"{where}: student.mask_source: expected {' or '.join(MASK_SOURCES)}, "
+                        f"got {config.student.mask_source!r}")
 
 
 def _parse_override(item: str) -> tuple[list[str], Any]:

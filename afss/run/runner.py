@@ -340,7 +340,7 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
     train = TrainConfig(init=config.student.init, epochs=config.student.epochs, imgsz=config.student.imgsz,
                         batch=config.student.batch, device=config.student.device,
                         val_fraction=config.student.val_fraction, seed=0, recipe=config.student.recipe,
-                        replay=config.student.replay, masks=config.student.masks,
+                        replay=config.student.replay, mask_source=config.student.mask_source,
                         extra=dict(config.student.extra))
     dconfig = DistillConfig(rounds=config.distill.rounds, views=config.refine.tta, min_score=config.refine.score_cut,
                             keep_top=config.refine.keep_top, prompt=config.teacher.prompt,

@@ -84,12 +84,13 @@ class TrainConfig:
             mistakes (on afss synth: 43.7 segm AP from the stage-1 synth start, 35.6 after 5 epochs on the
             demo's kept pseudo-labels); replaying pretraining-like scenes beside them is the usual
             remedy in self-training. No ground truth of the user's data is involved. 0: none.
-        masks: ``"labels"`` (the default): train on the labels' masks; ``"start"``: where the start's own
-            box for a labelled object agrees with the label's (IoU >= `afss.student.start_masks.MASK_AGREE`),
-            its mask replaces the label's (`afss.student.start_masks.swap_in_start_masks`): the teacher
-            says where the object is, the start, pretrained on exact masks, how it is outlined. Only where
-            the mask branch learns (``ultralytics``, ``finetune``) from a pretrained start; elsewhere
-            nothing changes.
+        mask_source: ``"labels"`` (the default): train on the labels' masks; ``"start"``: where a mask
+            of the start's outlines a labelled object (its box has IoU >= `afss.student.start_masks.MASK_AGREE`
+            with the label's), it replaces the label's (`afss.student.start_masks.swap_in_start_masks`):
+            the teacher says which images and where, the start, pretrained on exact masks, how the
+            object is outlined. The start is ``init``, or the ``mask_start`` given to `train_student`
+            (`afss.distill` gives every round the first round's start). Only where the mask branch
+            learns (``ultralytics``, ``finetune``); elsewhere nothing changes.
         extra: further Ultralytics ``train`` arguments (augmentation, optimiser, ...), passed as is.
     """
 
@@ -110,7 +111,7 @@ class TrainConfig:
     patience: int = 100
     recipe: str = "auto"
     replay: int = 0
-    masks: str = "labels"
+    mask_source: str = "labels"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def recipe_args(self) -> dict[str, Any]:
@@ -122,8 +123,8 @@ class TrainConfig:
         if self.recipe not in RECIPES:
             raise AfssError(f"train: recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         recipe_args(self.recipe, self.init)  # a recipe that cannot start from init fails here, before any work
-        if self.masks not in MASK_SOURCES:
-            raise AfssError(f"train: masks must be one of {', '.join(MASK_SOURCES)}, got {self.masks!r}")
+        if self.mask_source not in MASK_SOURCES:
+            raise AfssError(f"train: mask_source must be one of {', '.join(MASK_SOURCES)}, got {self.mask_source!r}")
         for name, lo, hi in (("epochs", 1, 10_000), ("imgsz", 32, 4096), ("batch", 1, 4096), ("patience", 1, 10_000),
                              ("replay", 0, 100_000)):
             value = getattr(self, name)
@@ -151,8 +152,8 @@ class TrainResult:
     """The recipe that trained (``auto`` made concrete)."""
     agreement: float | None = None
     """`start_agreement` where it decided ``auto``'s recipe, else ``None``."""
-    masks: MaskSwap | None = None
-    """Where ``masks="start"`` changed the labels' masks, how many (`swap_in_start_masks`), else ``None``."""
+    mask_swap: MaskSwap | None = None
+    """Where ``mask_source="start"`` changed the labels' masks, how many (`swap_in_start_masks`), else ``None``."""
 
 
 def resolve_init(init: str, *, download: bool = True) -> str:
@@ -215,7 +216,7 @@ def _family_yaml(name: str) -> str:
 def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig | None = None, *,
                   progress: Callable[[int, dict[str, float]], None] | None = None,
                   on_plan: Callable[[str, int, float | None], None] | None = None,
-                  overwrite: bool = False) -> TrainResult:
+                  overwrite: bool = False, mask_start: str | os.PathLike | None = None) -> TrainResult:
     """Train a YOLO-seg student on ``labels`` (pseudo-labels: no ground truth belongs here).
 
     A run that was killed (``out/weights/last.pt`` there, ``out/train.json`` not yet) continues from
@@ -231,6 +232,10 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
         progress: called after every epoch with its number (1-based) and validation metrics.
         on_plan: called once before training with the recipe, the epochs (``auto`` and ``None`` made
             concrete) and the start's agreement with the labels where it decided them, else ``None``.
+        mask_start: with ``mask_source="start"``, the model whose outlines replace the labels' (a ``.pt``
+            or ``synth``; default: ``init``). `afss.distill` passes round 1's start to every round, so a
+            round that fine-tunes the previous student still takes the pretrained start's outlines,
+            not those of the student that made its labels.
         overwrite: train from ``init`` into ``out`` whatever it holds: a run on other labels or with
             another recipe (refused by default: its weights would be replaced), an interrupted run
             (not continued) or this very training finished (trained again). Its ``train.json`` and
@@ -245,7 +250,8 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     config = config or TrainConfig()
     out = Path(out).resolve()
     init = resolve_init(config.init)
-    identity = training_identity(labels, config)
+    donor = init if mask_start is None else resolve_init(str(mask_start))
+    identity = training_identity(labels, config, mask_start=None if mask_start is None else donor)
     _check_run_folder(out, identity, overwrite)
     if overwrite:
         _clear_run(out)
@@ -266,12 +272,15 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     else:
         replay = None
     swap = None
-    if config.masks == "start" and recipe in MASK_LEARNING and not init.endswith((".yaml", ".yml")):
+    if config.mask_source == "start" and recipe in MASK_LEARNING and not donor.endswith((".yaml", ".yml")):
         from afss.student.model import StudentTeacher
 
-        start = StudentTeacher.build(weights=init, imgsz=config.imgsz, device=config.device or "cpu")
+        start = StudentTeacher.build(weights=donor, imgsz=config.imgsz, device=config.device or "cpu")
         labels, swap = swap_in_start_masks(labels, start)
         log.info("%s", swap.line())
+    elif config.mask_source == "start":
+        log.info("mask_source start: recipe %s %s; the labels' masks are trained on as they are", recipe,
+                 "keeps the start's mask branch" if recipe not in MASK_LEARNING else "starts from random weights")
     data = export_yolo(labels, out / "data", val_fraction=config.val_fraction, seed=config.seed, replay=replay)
     from afss.student.env import ultralytics
 
@@ -307,11 +316,11 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     epochs = int(metrics.get("epoch", config.epochs))
     result = TrainResult(out=out, weights=weights if weights.is_file() else last, last=last, dataset=data,
                          metrics=metrics, seconds=seconds, seconds_per_epoch=seconds / max(epochs, 1), epochs=epochs,
-                         recipe=recipe, agreement=agreement, masks=swap)
+                         recipe=recipe, agreement=agreement, mask_swap=swap)
     write_json_atomic(out / "train.json", {
         "stage": "train", "identity": identity, "init": config.init, "init_resolved": init, "config": asdict(config),
         "recipe": recipe, "start_agreement": agreement, "recipe_args": ultralytics_args,
-        "masks": None if swap is None else asdict(swap),
+        "mask_start": None if swap is None else donor, "mask_swap": None if swap is None else asdict(swap),
         "dataset": {"train": data.train, "val": data.val, "instances": data.instances, "names": list(data.names),
                     "skipped": data.skipped, "replay": data.replay},
         "labels_info": dict(labels.info), "metrics": metrics, "seconds": round(seconds, 2),
@@ -337,7 +346,7 @@ def _finished(out: Path, identity: dict[str, Any]) -> TrainResult | None:
                              epochs=int(metrics.get("epoch", record["config"]["epochs"])), reused=True,
                              recipe=record.get("recipe", record["config"]["recipe"]),
                              agreement=record.get("start_agreement"),
-                             masks=None if not record.get("masks") else MaskSwap(**record["masks"]))
+                             mask_swap=None if not record.get("mask_swap") else MaskSwap(**record["mask_swap"]))
     except (OSError, ValueError, RecursionError, AttributeError, KeyError, TypeError):
         return None  # no record, or one this version cannot read: train
     return result if weights.is_file() else None
@@ -415,8 +424,9 @@ def _clear_run(out: Path) -> None:
         shutil.rmtree(out / "weights")
 
 
-def training_identity(labels: LabelSet, config: TrainConfig) -> dict[str, Any]:
-    """What makes two trainings the same (the labels' files and contents, the recipe), as JSON values:
+def training_identity(labels: LabelSet, config: TrainConfig, *, mask_start: str | None = None) -> dict[str, Any]:
+    """What makes two trainings the same (the labels' files and contents, the recipe, and the start
+    whose outlines ``mask_source="start"`` takes where it is not ``init``), as JSON values:
     `train_student` records it in ``train.json`` and continues only a run of the same identity."""
     from afss.io.outputs import input_identity
 
@@ -424,10 +434,12 @@ def training_identity(labels: LabelSet, config: TrainConfig) -> dict[str, Any]:
     for key, default in _ADDED_LATER.items():  # so that a training finished before the key existed is still found
         if config_json.get(key) == default:
             config_json.pop(key)
+    if config.mask_source == "start" and mask_start is not None:
+        config_json["mask_start"] = str(mask_start)
     return {"labels": input_identity(labels, labels), "config": config_json}
 
 
-_ADDED_LATER = {"masks": "labels"}
+_ADDED_LATER = {"mask_source": "labels"}
 """`TrainConfig` fields added after trainings were recorded, left out of `training_identity` at these
 values (which every older training had)."""
 
@@ -459,7 +471,8 @@ def _check_run_folder(out: Path, identity: dict[str, Any], overwrite: bool) -> N
             return
         what = "a training on other labels or with another recipe"
         if isinstance(old, dict) and old.get("labels") == identity["labels"]:
-            was, now = old.get("config") or {}, identity["config"]
+            # a key left out of the identity (`_ADDED_LATER`) had its default value
+            was, now = {**_ADDED_LATER, **(old.get("config") or {})}, {**_ADDED_LATER, **identity["config"]}
             changed = [f"{k} {was.get(k)!r}, now {now.get(k)!r}" for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
             what = f"a training on the same labels with other settings ({'; '.join(changed)})"
     elif any((out / f).is_file() for f in ("recipe.json", "args.yaml", "data/manifest.json")):
