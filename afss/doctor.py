@@ -141,9 +141,12 @@ class DoctorReport:
             lines.append(f"  CUDA       {devices}; {build}")
         else:
             lines.append(f"  CUDA       no device, {self.cuda_note}; {build}: teachers and the student run on the CPU")
+        present = [e.name for e in self.extras if e.present]
+        if present:  # one line for what is there, one per missing extra with its fix
+            lines.append(f"  extras     {', '.join(present)}: installed")
         for e in self.extras:
-            state = "yes" if e.present else f"no (missing {', '.join(e.missing)}) -> {e.fix}"
-            lines.append(f"  extra      {e.name:<8} {state}")
+            if not e.present:
+                lines.append(f"  extra      {e.name:<8} no (missing {', '.join(e.missing)}) -> {e.fix}")
         start = str(self.synth_start) if self.synth_start else "missing -> afss pretrain --out student_synth.pt"
         lines.append(f"  student    synth start (--init synth): {start}")
         offline = "set: only the cache is used" if self.hf_hub_offline else \

@@ -100,6 +100,8 @@ def test_a_cached_teacher_offline_mode_a_missing_extra_and_no_browser(clean_env,
     assert fixes.count("hf download facebook/sam2.1-hiera-large") == 1  # two teachers, one command
     text = "\n".join(report.lines())
     assert "HF_HUB_OFFLINE set" in text and re.search(r"teacher +sam3 +facebook/sam3 +cached\n", text)
+    assert re.search(r"extras +[a-z, ]+: installed\n", text) and "ray" not in text.split(": installed")[0]
+    assert re.search(r"extra +ray +no \(missing ray\) -> pip install 'afss\[ray\]'\n", text)
     assert f"{len(fixes)} missing pieces:" in text
     monkeypatch.setenv("HF_HUB_CACHE", str(clean_env / "elsewhere"))
     assert doctor.hf_hub_cache() == clean_env / "elsewhere"
