@@ -8,6 +8,12 @@ there are) only says afterwards whether the choice was right, against "last" (th
 
     .venv/bin/python benchmarks/choose_student.py runs/bench/defaults_synth_r2_s{0,1,2}
 
+``--across``: the folders are one-round distillations of the same pool with different recipes, and the
+question is whether the same criterion would pick the better recipe: each one's ``student.pt`` is
+judged on the first folder's pool (and the start, for reference).
+
+    .venv/bin/python benchmarks/choose_student.py --across runs/bench/held_sensor_s0 runs/bench/held_sensor_ultra_labels_s0
+
 Writes ``benchmarks/results/choose_student.json`` (``--out``).
 """
 
@@ -34,8 +40,12 @@ def _ap(rows: dict, name: str, key: str) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", metavar="DIR", help="benchmarks/distill.py --out folders")
+    ap.add_argument("--across", action="store_true",
+                    help="judge the final students of several one-round folders of one pool against each other")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "choose_student.json"))
     args = ap.parse_args(argv)
+    if args.across:
+        return _across([Path(r) for r in args.runs], Path(args.out))
     results = []
     for run in map(Path, args.runs):
         source = "spark" if (run / "spark.json").is_file() else "synth"
@@ -75,6 +85,37 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"runs": results, "quality_right": right, "last_right": last}, indent=2))
+    print(f"-> {out}")
+    return 0
+
+
+def _across(runs: list[Path], out: Path) -> int:
+    """Which of several distillations of one pool (different recipes) the criterion would take."""
+    source = "spark" if (runs[0] / "spark.json").is_file() else "synth"
+    key = "bbox_ap" if source == "spark" else "segm_ap"
+    first = json.loads((runs[0] / f"{source}.json").read_text())
+    pool = read_coco(runs[0] / source / "distill" / "round-1" / "labels.json")
+    imgsz, judge = int(first["args"]["imgsz"]), first["args"].get("rescore") or "photometric"
+    records = {run.name: json.loads((run / f"{source}.json").read_text()) for run in runs}
+    init = first["args"].get("init")
+    candidates = {"start": (Path(init), "student synth-only", first)} if init and init.endswith(".pt") else {}
+    candidates.update({run.name: (run / source / "distill" / "student.pt", "student round 1", records[run.name])
+                       for run in runs})
+    rows = {}
+    for name, (weights, row, record) in candidates.items():
+        t0 = time.perf_counter()
+        rows[name] = {"quality": round(label_free_quality(weights, pool, imgsz=imgsz, judge=judge), 4),
+                      "segm_ap": _ap(record["rows"], row, "coco/segm/ap"), "bbox_ap": _ap(record["rows"], row, "coco/bbox/ap"),
+                      "seconds": round(time.perf_counter() - t0, 1)}
+    students = [r.name for r in runs]
+    chosen = max(students, key=lambda n: rows[n]["quality"])
+    best = max(students, key=lambda n: rows[n][key] or -1)
+    for name, r in rows.items():
+        print(f"  {name:<28} quality {r['quality']:.4f}  segm AP {_pct(r['segm_ap'])}  bbox AP {_pct(r['bbox_ap'])}"
+              f"{' <- chosen' if name == chosen else ''}{' (best)' if name == best else ''}", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"across": [str(r) for r in runs], "judge": judge, "candidates": rows,
+                               "chosen": chosen, "best": best}, indent=2))
     print(f"-> {out}")
     return 0
 
