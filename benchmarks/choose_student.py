@@ -56,17 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         judge = record["args"].get("rescore") or "photometric"  # as afss distill judges
         pool = read_coco(run / source / "distill" / "round-1" / "labels.json")
         init = record["args"].get("init")
-        candidates = {"start": (Path(init), "student synth-only")} if init and init.endswith(".pt") else {}
-        candidates.update({f"round {r['round']}": (Path(r["weights"]), f"student round {r['round']}")
+        candidates = {"start": (Path(init), record, "student synth-only")} if init and init.endswith(".pt") else {}
+        candidates.update({f"round {r['round']}": (Path(r["weights"]), record, f"student round {r['round']}")
                            for r in distill["rounds"]})
-        rows = {}
-        for name, (weights, row) in candidates.items():
-            t0 = time.perf_counter()
-            quality = label_free_quality(weights, pool, imgsz=imgsz, judge=judge)
-            rows[name] = {"quality": round(quality, 4),
-                          "segm_ap": _ap(record["rows"], row, "coco/segm/ap"),
-                          "bbox_ap": _ap(record["rows"], row, "coco/bbox/ap"),
-                          "seconds": round(time.perf_counter() - t0, 1)}
+        rows = _judged(candidates, pool, imgsz=imgsz, judge=judge)
         rounds = [n for n in rows if n != "start"]
         chosen = max(rounds, key=lambda n: rows[n]["quality"])  # the earliest of equals, as afss distill
         best = max(rounds, key=lambda n: rows[n][key.split("/")[1] + "_ap"] or -1)
@@ -75,10 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                         "chosen": chosen, "afss_distill_chose": recorded[0] if recorded else None,
                         "last": rounds[-1], "best": best})
         print(f"{run.name} ({source}, {key}; afss distill chose: {recorded[0] if recorded else 'not recorded'}):")
-        for name, r in rows.items():
-            mark = " <- chosen" if name == chosen else ""
-            print(f"  {name:<9} quality {r['quality']:.4f}  segm AP {_pct(r['segm_ap'])}  bbox AP {_pct(r['bbox_ap'])}"
-                  f"{mark}{' (best)' if name == best else ''}", flush=True)
+        _print(rows, chosen, best)
     right = sum(r["chosen"] == r["best"] for r in results)
     last = sum(r["last"] == r["best"] for r in results)
     print(f"\nthe better round chosen: quality {right}/{len(results)}, last {last}/{len(results)}")
@@ -98,26 +88,39 @@ def _across(runs: list[Path], out: Path) -> int:
     imgsz, judge = int(first["args"]["imgsz"]), first["args"].get("rescore") or "photometric"
     records = {run.name: json.loads((run / f"{source}.json").read_text()) for run in runs}
     init = first["args"].get("init")
-    candidates = {"start": (Path(init), "student synth-only", first)} if init and init.endswith(".pt") else {}
-    candidates.update({run.name: (run / source / "distill" / "student.pt", "student round 1", records[run.name])
+    candidates = {"start": (Path(init), first, "student synth-only")} if init and init.endswith(".pt") else {}
+    candidates.update({run.name: (run / source / "distill" / "student.pt", records[run.name], "student round 1")
                        for run in runs})
-    rows = {}
-    for name, (weights, row, record) in candidates.items():
-        t0 = time.perf_counter()
-        rows[name] = {"quality": round(label_free_quality(weights, pool, imgsz=imgsz, judge=judge), 4),
-                      "segm_ap": _ap(record["rows"], row, "coco/segm/ap"), "bbox_ap": _ap(record["rows"], row, "coco/bbox/ap"),
-                      "seconds": round(time.perf_counter() - t0, 1)}
+    rows = _judged(candidates, pool, imgsz=imgsz, judge=judge)
     students = [r.name for r in runs]
     chosen = max(students, key=lambda n: rows[n]["quality"])
     best = max(students, key=lambda n: rows[n][key] or -1)
-    for name, r in rows.items():
-        print(f"  {name:<28} quality {r['quality']:.4f}  segm AP {_pct(r['segm_ap'])}  bbox AP {_pct(r['bbox_ap'])}"
-              f"{' <- chosen' if name == chosen else ''}{' (best)' if name == best else ''}", flush=True)
+    _print(rows, chosen, best)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"across": [str(r) for r in runs], "judge": judge, "candidates": rows,
                                "chosen": chosen, "best": best}, indent=2))
     print(f"-> {out}")
     return 0
+
+
+def _judged(candidates: dict[str, tuple[Path, dict, str]], pool, *, imgsz: int, judge: str) -> dict[str, dict]:
+    """Each candidate ``name -> (weights, benchmark record, its row there)``: its label-free quality on
+    ``pool`` and the validation AP the record holds for it."""
+    rows = {}
+    for name, (weights, record, row) in candidates.items():
+        t0 = time.perf_counter()
+        rows[name] = {"quality": round(label_free_quality(weights, pool, imgsz=imgsz, judge=judge), 4),
+                      "segm_ap": _ap(record["rows"], row, "coco/segm/ap"),
+                      "bbox_ap": _ap(record["rows"], row, "coco/bbox/ap"),
+                      "seconds": round(time.perf_counter() - t0, 1)}
+    return rows
+
+
+def _print(rows: dict[str, dict], chosen: str, best: str) -> None:
+    width = max(9, *map(len, rows))
+    for name, r in rows.items():
+        print(f"  {name:<{width}} quality {r['quality']:.4f}  segm AP {_pct(r['segm_ap'])}  bbox AP {_pct(r['bbox_ap'])}"
+              f"{' <- chosen' if name == chosen else ''}{' (best)' if name == best else ''}", flush=True)
 
 
 def _pct(value: float | None) -> str:

@@ -221,7 +221,9 @@ def main() -> None:
                          "finetune, then ultralytics")
     ap.add_argument("--freeze", type=int, default=None, help="Ultralytics freeze (layers) of the synth-init trainings, "
                                                              "over the recipe's")
-    ap.add_argument("--mask-source", choices=("labels", "start"), default="labels",
+    from afss.student.start_masks import MASK_SOURCES
+
+    ap.add_argument("--mask-source", choices=MASK_SOURCES, default="labels",
                     help="the masks the rounds' students learn (afss distill --mask-source)")
     ap.add_argument("--min-score", type=lambda v: v if v == "auto" else float(v), default=0.6,
                     help="confidence filter of every refinement: a number or auto")

@@ -250,8 +250,10 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     config = config or TrainConfig()
     out = Path(out).resolve()
     init = resolve_init(config.init)
-    donor = init if mask_start is None else resolve_init(str(mask_start))
-    identity = training_identity(labels, config, mask_start=None if mask_start is None else donor)
+    # the start whose outlines mask_source "start" takes; resolved (and loaded to check it) only then
+    given = mask_start is not None and config.mask_source == "start"
+    donor = resolve_init(str(mask_start)) if given else init
+    identity = training_identity(labels, config, mask_start=donor if given else None)
     _check_run_folder(out, identity, overwrite)
     if overwrite:
         _clear_run(out)
