@@ -171,12 +171,16 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
     Returns:
         One `RoundResult` per round run.
     """
-    from afss.student.model import StudentTeacher
+    from afss.student.model import StudentTeacher, check_device
     from afss.student.recipe import RECIPE_EPOCHS, plan_line
     from afss.student.train import TrainConfig, train_student
 
     config = config or DistillConfig()
     train = train or TrainConfig()
+    # what would fail only after the labelling and a training, checked first
+    check_device(train.device, "distill: the student's")
+    if gt is not None and not isinstance(gt, LabelSet):
+        gt = read_coco(gt)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise AfssError(f"{out}: exists and is not a folder; --out names the distillation folder")
@@ -331,13 +335,12 @@ def trained_as(run: str | os.PathLike, train) -> tuple[str, int]:
     return recipe, int(config.get("epochs") or train.epochs or RECIPE_EPOCHS[recipe])
 
 
-def _score(gt, refined: LabelSet, weights: Path, pool: LabelSet, folder: Path, train,
+def _score(gt: LabelSet, refined: LabelSet, weights: Path, pool: LabelSet, folder: Path, train,
            rescore: str | None = None) -> dict[str, Any]:
     """AP of the round's kept labels and of its student's predictions on the pool, against ``gt``."""
     from afss.evaluate import evaluate
     from afss.student.model import StudentTeacher
 
-    gt_set = read_coco(gt) if not isinstance(gt, LabelSet) else gt
     cached = folder / "student_predictions.json"
     predicted = read_finished(cached, "label")
     # made with another rescoring (a rerun may change it before round 2): scored again
@@ -351,7 +354,7 @@ def _score(gt, refined: LabelSet, weights: Path, pool: LabelSet, folder: Path, t
         predicted = label_images(student, pool, out=folder / "student_predictions.json")
     scores = {}
     for name, pred in (("refined", refined), ("student", predicted)):
-        report = evaluate(gt_set, pred, iou_types=("segm", "bbox"), protocols=("coco",))
+        report = evaluate(gt, pred, iou_types=("segm", "bbox"), protocols=("coco",))
         scores[name] = {f"{r.iou_type}_ap": r.ap for r in report.rows if r.category == "all"}
     write_json_atomic(folder / "metrics.json", scores, indent=2)
     return scores

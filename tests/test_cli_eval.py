@@ -54,7 +54,9 @@ def test_eval_options(files, capsys):
                  "--iou-type", "bbox", "--protocol", "paper", "--per-class", "--out", str(out_path)])
     out, _ = capsys.readouterr()
     assert code == 0
-    assert [line.split()[:4] for line in out.splitlines()[2:]] == [["paper", "bbox", "all", "100.0"]]
+    rows = [line for line in out.splitlines()[2:] if not line.startswith("note:")]
+    assert [line.split()[:4] for line in rows] == [["paper", "bbox", "all", "100.0"]]
+    assert "every prediction has the score 1" in out  # ground truth as predictions: no scores to rank by
     assert json.loads(out_path.read_text())["meta"]["per_class"] is True
 
 

@@ -86,6 +86,7 @@ def test_reads_polygons_and_crowd(tmp_path):
         ("{not json", "not valid JSON"),
         ("[1, 2, 3]", "not a COCO instances file"),
         ('{"annotations": []}', "not a COCO instances file"),
+        ('{"images": "x"}', "an 'images' list, found 'images' holding a str"),
         ('{"images": [{"id": 1}]}', "image 0: file_name is missing"),
         (('{"images": [{"id": 1, "file_name": "a", "height": 4, "width": 4}],'
          ' "annotations": [{"id": 9, "image_id": 2, "bbox": [0, 0, 1, 1]}]}'), "annotation 9 refers to unknown image_id 2"),

@@ -353,3 +353,21 @@ def test_only_labelled_skips_images_without_prediction_instead_of_missing_them()
     assert misses.ap == pytest.approx(51 / 101)  # recall stops at 0.5: 51 of 101 recall points
     assert kept.get("paper", "segm").ap == 1.0 and kept.num_images == 2
     assert any("2 image(s) without a predicted instance were skipped" in n for n in kept.notes)
+
+
+def test_review_findings_scoreless_predictions_empty_categories_only_labelled_nothing():
+    """A predictions file without scores reads as 1.0 everywhere: AP then ranks by file order, so the
+    report says so; no category at all, or --only-labelled on predictions that label nothing, name
+    their cause (review: 20.5 AP printed silently; 0 ground truth scored; an 'errors' message)."""
+    gt = gt_set()
+    pred = shifted(gt, 4)
+    unscored = pred.replace(images=tuple(im.replace(instances=tuple(i.replace(score=1.0) for i in im.instances))
+                                         for im in pred.images))
+    assert not any("every prediction has the score" in n for n in evaluate(gt, pred).notes)
+    notes = evaluate(gt, unscored).notes
+    assert any("every prediction has the score 1 (what a file without scores reads as)" in n for n in notes), notes
+    with pytest.raises(AfssError, match="no category given"):
+        evaluate(gt, pred, categories=[])
+    empty = pred.replace(images=tuple(im.replace(instances=()) for im in pred.images))
+    with pytest.raises(AfssError, match="only-labelled: .*labels none"):
+        evaluate(gt, empty, only_labelled=True)

@@ -283,6 +283,13 @@ def test_cli_refine_user_errors_exit_2(tmp_path, capsys):
     assert "did you mean 'vflip'" in capsys.readouterr().err
     code = main(["refine", "--labels", str(tmp_path / "missing.json"), "--out", str(tmp_path / "r.json")])
     assert code == 2 and "missing.json: no such file" in capsys.readouterr().err
+    # a score the refined labels will not carry: refused before any view runs, nothing left behind
+    for field, hint in (("mask_score", "with mask_fusion 'segmenter'"), ("views", "score, box_score")):
+        code = main(["-q", "refine", "--images", str(tmp_path), "--teacher", "photometric", "--score-field", field,
+                     "--out", str(tmp_path / "r.json")])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and hint in err, err
+    assert not list(tmp_path.glob("r.*"))
 
 
 # -- VLM teachers with tiny random weights, end to end ---------------------------------------------

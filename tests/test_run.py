@@ -17,7 +17,7 @@ import pytest
 
 from afss.errors import AfssError
 from afss.run import RunConfig, default_yaml, load_config, run_pipeline
-from afss.run.config import config_from_dict
+from afss.run.config import config_from_dict, config_to_dict
 
 if importlib.util.find_spec("ultralytics") is None:  # not importorskip: afss imports it offline, see student/env.py
     pytest.skip("the student extra is not installed: pip install 'afss[student]'", allow_module_level=True)
@@ -72,6 +72,8 @@ def test_relative_roots_are_taken_from_the_config_folder(tmp_path):
     ("eval: {seed: 0}\n", [], r"eval\.seed: 0 is data\.seed too"),
     ("data: {seed: 900000}\n", [], r"data\.seed: 900000 renders the scenes the student trains on"),
     ("data: {source: spark}\n", [], r"data\.root: source spark needs a root"),
+    ("", ["data.size=10"], r"data\.size must be a whole number in \[32, 8192\], got 10"),
+    ("eval: {domain: harshh}\n", [], r"eval\.domain: unknown value 'harshh' \(did you mean 'harsh'\?\)"),
     ("- a list\n", [], r"expected a mapping of sections"),
     ("data: [1, 2\n", [], r"c\.yaml: not valid YAML at line"),
     ("", ["student.epochs"], r"--set 'student\.epochs': expected SECTION\.KEY=VALUE"),
@@ -316,7 +318,6 @@ def test_the_defaults_listed_in_docs_run_md_are_afss_run_defaults():
 def test_a_multi_round_run_of_an_afss_before_choose_kept_its_last_round(tmp_path):
     """run.json written before ``distill.choose`` existed: with several rounds its student.pt is the
     last round's, so it continues only as ``choose: last``; a one-round run continues either way."""
-    from afss.run.config import config_to_dict
     from afss.run.runner import _Record
 
     for rounds in (2, 1):
@@ -324,7 +325,7 @@ def test_a_multi_round_run_of_an_afss_before_choose_kept_its_last_round(tmp_path
         out.mkdir()
         old = config_to_dict(config_from_dict({"distill": {"rounds": rounds}}))
         del old["distill"]["choose"]
-        (out / "run.json").write_text(json.dumps({"stage": "run", "config": old}))
+        (out / "run.json").write_text(json.dumps({"stage": "run", "config": old, "stages": {"data": {"done": True}}}))
         today = config_from_dict({"distill": {"rounds": rounds}})
         if rounds > 1:
             with pytest.raises(AfssError, match=r"another config \(distill\.choose 'last', now 'quality'\)"):
@@ -332,3 +333,17 @@ def test_a_multi_round_run_of_an_afss_before_choose_kept_its_last_round(tmp_path
             _Record(out, config_from_dict({"distill": {"rounds": rounds, "choose": "last"}}))
         else:
             _Record(out, today)
+
+
+def test_a_run_that_finished_no_stage_starts_over_with_the_new_config(tmp_path):
+    """Review: a run that failed before finishing any stage (a bad value) refused the fixed config."""
+    from afss.run.runner import _Record
+
+    (tmp_path / "run.json").write_text(json.dumps({"stage": "run", "stages": {"data": {"done": False}},
+                                                   "config": config_to_dict(config_from_dict({"data": {"size": 256}}))}))
+    record = _Record(tmp_path, config_from_dict({}))
+    assert record.data["config"]["data"]["size"] == 512 and not record.done("data")
+    (tmp_path / "run.json").write_text(json.dumps({"stage": "run", "stages": {"data": {"done": True}},
+                                                   "config": config_to_dict(config_from_dict({"data": {"size": 256}}))}))
+    with pytest.raises(AfssError, match=r"another config \(data\.size 256, now 512\)"):
+        _Record(tmp_path, config_from_dict({}))

@@ -18,7 +18,7 @@ if importlib.util.find_spec("ultralytics") is None:  # not importorskip: afss mu
 
 from afss.cli import main
 from afss.errors import AfssError
-from afss.io.coco import read_coco
+from afss.io.coco import read_coco, write_coco
 from afss.io.images import load_image, save_image
 from afss.student.dataset import export_yolo, mask_polygon
 from afss.types import ImageLabels, Instance, LabelSet
@@ -918,3 +918,63 @@ def test_the_cli_and_the_run_config_pass_the_mask_source_on(tmp_path, monkeypatc
                  "--out", str(tmp_path / "d"), "--mask-source", "start"]) == 130
     assert seen == ["start", "start"]
     assert config_from_dict({"student": {"mask_source": "start"}}).student.mask_source == "start"
+
+
+def test_a_bad_device_or_gt_fails_before_any_work(tmp_path, capsys):
+    """predict, train and distill with a device this machine lacks, distill with a ground truth it
+    cannot read, train on labels that keep nothing or with no training share: one line before any
+    image is labelled or any label judged (review: predict wrote every image as failed and exited 0;
+    train judged the labels and wrote its recipe first; distill read --gt after training)."""
+    import torch
+
+    from afss.distill import DistillConfig, distill
+    from afss.student.model import check_device
+    from afss.student.train import TrainConfig
+    from afss.teachers.base import Teacher
+
+    for bad in ("foo", "cuda:x", 1, "gpu"):
+        with pytest.raises(AfssError, match="device must be cpu, mps, cuda"):
+            check_device(bad)
+    with pytest.raises(AfssError, match="device must be"):
+        TrainConfig(device="foo")
+    for fine in (None, "cpu", "CPU"):
+        check_device(fine)
+    assert TrainConfig(device="0").device == "0"  # a GPU named here is checked where it trains, not in a config
+    with pytest.raises(AfssError, match=r"val_fraction must be a fraction in \[0, 1\), got 1"):
+        TrainConfig(val_fraction=1)
+
+    class Counting(Teacher):
+        name = "counting"
+        calls = 0
+
+        def label(self, images, prompt="spacecraft"):
+            Counting.calls += len(images)
+            return [[] for _ in images]
+
+    labels = _labelled_images(tmp_path)
+    from afss.student.train import train_student
+
+    empty = labels.replace(images=tuple(im.replace(instances=()) for im in labels.images))
+    with pytest.raises(AfssError, match="no image has a kept instance .* refine with a lower --min-score"):
+        train_student(empty, tmp_path / "e")
+    assert not (tmp_path / "e" / "recipe.json").exists()  # nothing decided or written for labels it cannot use
+    config = DistillConfig(rounds=1, min_score=0.0)
+    with pytest.raises(AfssError, match="no such file|not found|cannot read|No such"):
+        distill(Counting(), labels, tmp_path / "d1", config=config, gt=tmp_path / "missing.json")
+    assert Counting.calls == 0
+    if torch.cuda.is_available():
+        return
+    with pytest.raises(AfssError, match="no CUDA GPU"):
+        distill(Counting(), labels, tmp_path / "d2", config=config, train=TrainConfig(device="0"))
+    assert Counting.calls == 0
+    weights = str(Path(__file__).resolve().parents[1] / "afss" / "student" / "weights" / "student_synth.pt")
+    save_image(tmp_path / "one" / "a.png", np.zeros((32, 32, 3), np.uint8))
+    write_coco(labels, tmp_path / "labels.json")
+    capsys.readouterr()
+    for argv in (["predict", "--weights", weights, "--images", str(tmp_path / "one"), "--out", str(tmp_path / "p.json"),
+                  "--device", "cuda"],
+                 ["train", "--labels", str(tmp_path / "labels.json"), "--out", str(tmp_path / "t"), "--device", "0"]):
+        assert main(["-q", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("afss: error: ") and err.count("\n") == 1 and "no CUDA GPU" in err, err
+    assert not (tmp_path / "p.json").exists() and not (tmp_path / "t").exists()

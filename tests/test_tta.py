@@ -156,7 +156,9 @@ def test_parse_views_spec_round_trip():
         ("identity,vflp", "did you mean 'vflip'"),
         ("scal0.75", "did you mean 'scale0.75'"),
         ("bright1.2", "did you mean 'brightness1.2'"),
-        ("scale", "needs a factor"),
+        ("scale", r"needs a positive factor in \[0.25, 4\] after 'scale', e.g. 'scale1.25'$"),
+        ("scale-1", r"needs a positive factor .* got '-1'$"),  # review: the hint read 'scalee-1'
+        ("brightness-2", r"needs a positive factor in \[0.1, 10\] after 'brightness'"),  # and repeated the typo
         ("scale0", r"scale factor must be in \[0.25, 4\], got 0"),
         ("scale100", r"must be in \[0.25, 4\], got 100"),
         ("gamma0.01", r"gamma factor must be in \[0.1, 10\]"),

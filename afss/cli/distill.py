@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "same command to continue after a crash, or with a larger --rounds to add rounds. --gt only scores each round; nothing trains on it.",
     )
     add_image_source_arguments(p, gt_alias=False)
-    p.add_argument("--teacher", default=DEFAULT_TEACHER, choices=sorted(TEACHERS), help="round 1's teacher")
+    p.add_argument("--teacher", default=DEFAULT_TEACHER, choices=sorted(TEACHERS),
+                   help=f"round 1's teacher (default {DEFAULT_TEACHER}; 'photometric' needs no weights)")
     p.add_argument("--out", required=True, metavar="DIR", help="distillation folder")
     p.add_argument("--rounds", type=int, default=None,
                    help="at most this many rounds (default 1); rerun with a larger number to add rounds to a "

@@ -60,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 "passes the filter is kept (the teacher is asked for all its boxes too)")
     p.add_argument("--min-area", dest="min_area_px", type=float, default=None, help="smallest mask area, px (default 0)")
     p.add_argument("--score-field", default=None,
-                   help="score the filter reads: score (default; the segmenter's quality), box_score, mask_score")
+                   help="score the filter reads: score (default), box_score (the fused box's), mask_score (the "
+                        "segmenter's quality; with --mask-fusion segmenter)")
     p.add_argument("--iou-thr", type=float, default=None, help="WBF IoU threshold (default 0.55)")
     p.add_argument("--skip-box-thr", type=float, default=None, help="WBF minimum box score (default 0.05)")
     p.add_argument("--conf-type", default=None, choices=CONF_TYPES, help="WBF confidence rule (default avg)")

@@ -110,6 +110,8 @@ def evaluate(
     if reference and (per_class or categories is not None):
         raise AfssError("the reference protocol scores one class, the masks' foreground; "
                         "leave out per-class and categories (or the reference protocol)")
+    if categories is not None and not isinstance(categories, str) and len(categories) == 0:
+        raise AfssError("no category given to evaluate; name one or more, or leave categories out for all")
     gt_set, gt_name = load_labels(gt, "gt", image_root, allow_absolute_paths)
     pred_set, pred_name = load_predictions(pred, gt_set, allow_absolute_paths)
     if names is not None:
@@ -119,8 +121,15 @@ def evaluate(
                         only_labelled=only_labelled, gt_name=gt_name, pred_name=pred_name, progress=progress)
     notes = list(pairs.notes)
     if not pairs.gt:
-        raise AfssError(f"{gt_name}: no ground-truth image left to evaluate "
-                        f"({pairs.num_excluded} excluded for errors)")
+        why = f"{pairs.num_excluded} excluded for errors"
+        if only_labelled:
+            why += f"; only-labelled: {pred_name} labels none of the others"
+        raise AfssError(f"{gt_name}: no ground-truth image left to evaluate ({why})")
+    scores = {inst.score for im in pairs.pred for inst in im.instances}
+    if scores == {1.0} and sum(len(im.instances) for im in pairs.pred) > 1:
+        # a file without scores reads as 1.0 everywhere: AP then ranks by file order, silently
+        notes.append(f"{pred_name}: every prediction has the score 1 (what a file without scores reads as); "
+                     "AP cannot rank them, so it depends on their order")
 
     rows: list[EvalRow] = []
     for iou_type in iou_types:

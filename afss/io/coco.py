@@ -159,8 +159,13 @@ def labelset_from_coco(data: Any, *, image_root: str | None = None, where: str =
         AfssError: one line naming the file, the record and the field.
     """
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        found = type(data).__name__ if not isinstance(data, dict) else f"keys {sorted(data)[:6]}"
-        raise AfssError(f"{where}: not a COCO instances file (expected an object with 'images', found {found})")
+        if not isinstance(data, dict):
+            found = f"a {type(data).__name__}"
+        elif "images" in data:
+            found = f"'images' holding a {type(data['images']).__name__}"
+        else:
+            found = f"keys {sorted(data)[:6]}"
+        raise AfssError(f"{where}: not a COCO instances file (expected an object with an 'images' list, found {found})")
     info = dict(check_mapping(data.get("info"), where, "info"))
     if "image_root" in info and info["image_root"] is not None:
         check_text(info["image_root"], where, "info.image_root")

@@ -92,9 +92,20 @@ class RefineConfig:
         return self.prompt or "spacecraft"
 
     def resolved_mask_fusion(self, teacher: Teacher) -> str:
-        if self.mask_fusion is None:
-            return teacher.refine_mask_fusion
-        if self.mask_fusion == "segmenter" and not teacher.can_segment_boxes:
+        """The mask fusion for ``teacher``, checked with ``score_field`` against it before any image."""
+        fusion = teacher.refine_mask_fusion if self.mask_fusion is None else self.mask_fusion
+        if fusion == "segmenter" and not teacher.can_segment_boxes:
             raise AfssError(f"refine: mask_fusion 'segmenter' needs a teacher with a promptable segmenter; "
                             f"{teacher.name!r} has none (use 'vote')")
-        return self.mask_fusion
+        fields = score_fields(fusion)
+        if self.score_field not in fields:
+            why = " (mask_score: with mask_fusion 'segmenter')" if self.score_field == "mask_score" else ""
+            raise AfssError(f"refine: score_field must be one of {', '.join(fields)} for {teacher.name!r} with mask "
+                            f"fusion {fusion!r}{why}, got {self.score_field!r}")
+        return fusion
+
+
+def score_fields(mask_fusion: str) -> tuple[str, ...]:
+    """The scores a refined instance carries that a cut can read: its score, the fused box's, and
+    the segmenter's own where it re-segments (the views' counts are not scores)."""
+    return ("score", "box_score", "mask_score") if mask_fusion == "segmenter" else ("score", "box_score")

@@ -255,11 +255,14 @@ def parse_view(name: str) -> View:
         if not lo <= value <= hi:  # scale100 would make a 100x larger image: minutes and gigabytes per image
             raise AfssError(f"TTA view {name!r}: {kind} factor must be in [{lo:g}, {hi:g}], got {value:g}")
         return Scale(value) if kind == "scale" else Photometric(kind, value)
-    if key in _PARAMETRIC:
-        raise AfssError(f"TTA view {name!r} needs a factor, e.g. '{key}{1.25 if key == 'scale' else 1.2}'")
-    stem, number = re.match(r"^(.*?)([-0-9.e+]*)$", key).groups()
+    stem, rest = re.match(r"^([a-z_]*)(.*)$", key).groups()  # the name, then what should be its factor
+    if stem in _PARAMETRIC:
+        lo, hi = FACTOR_RANGES[stem]
+        given = f", got {rest!r}" if rest else ""
+        raise AfssError(f"TTA view {name!r} needs a positive factor in [{lo:g}, {hi:g}] after {stem!r}, "
+                        f"e.g. '{stem}{1.25 if stem == 'scale' else 1.2}'{given}")
     close = difflib.get_close_matches(stem or key, [*_FIXED, *_PARAMETRIC], n=1)
-    hint = f"; did you mean {close[0] + (number if close[0] in _PARAMETRIC else '')!r}?" if close else ""
+    hint = f"; did you mean {close[0] + (rest if close[0] in _PARAMETRIC else '')!r}?" if close else ""
     raise AfssError(f"unknown TTA view {name!r}, expected one of {', '.join(VIEW_NAMES)}{hint}")
 
 

@@ -257,6 +257,8 @@ def _check_semantics(config: RunConfig, where: str) -> None:
     from afss.evaluate.api import IOU_TYPES, PROTOCOLS
     from afss.student.pretrain import PRETRAIN_SEED
     from afss.student.train import REPLAY_SEED
+    from afss.synth.dataset import check_synth_numbers
+    from afss.synth.domains import DOMAINS
     from afss.teachers import TEACHERS
 
     def choice(key: str, value: Any, valid: tuple[str, ...]) -> None:
@@ -279,6 +281,12 @@ def _check_semantics(config: RunConfig, where: str) -> None:
         if section.source == "synth":
             if section.n is None or section.n < 1:
                 raise AfssError(f"{where}: {name}.n: synth needs the number of scenes to render, >= 1")
+            try:  # synth's own bounds, here so that --check catches them before a run record is made
+                check_synth_numbers(n=section.n, size=section.size, seed=section.seed)
+            except AfssError as e:
+                raise AfssError(f"{where}: {name}.{str(e).removeprefix('synth: ')}") from None
+            if section.domain is not None:
+                choice(f"{name}.domain", section.domain, DOMAINS)
             if section.seed in (PRETRAIN_SEED, REPLAY_SEED):
                 raise AfssError(f"{where}: {name}.seed: {section.seed} renders the scenes the student trains on "
                                 "(pretraining or replay); choose another seed")

@@ -16,9 +16,9 @@ Stages and what each leaves in the run folder (``afss report`` reads the same la
 
 ``run.json`` records the resolved config, package versions, models, every stage's timing, and the
 metrics; ``config.yaml`` the resolved config. A rerun of the same config skips the finished stages
-and continues an interrupted one from its journal (label, refine) or last epoch (training); a rerun
-with another config is refused, naming the keys that changed, so no result is recorded over work it
-did not make.
+and continues an interrupted one from its journal (label, refine) or last epoch (training); once a
+stage has finished, a rerun with another config is refused, naming the keys that changed, so no result
+is recorded over work it did not make (a run that finished no stage starts over).
 """
 
 from __future__ import annotations
@@ -202,7 +202,10 @@ class _Record:
             except AfssError:
                 pass
             changed = config_diff(before, self.config)
-            if changed:
+            finished = [k for k, v in (data.get("stages") or {}).items() if isinstance(v, dict) and v.get("done")]
+            if changed and not finished:  # nothing was made under the old config (e.g. it failed at once): start over
+                data = {}
+            elif changed:
                 raise AfssError(f"{out}: holds a run made with another config ({'; '.join(changed[:4])}"
                                 f"{'; ...' if len(changed) > 4 else ''}); rerun it as it was to continue, "
                                 "or choose another --out")

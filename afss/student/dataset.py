@@ -37,9 +37,9 @@ import numpy as np
 
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic, write_text_atomic
-from afss.types import Instance, LabelSet
+from afss.types import ImageLabels, Instance, LabelSet
 
-__all__ = ["YoloDataset", "export_yolo", "mask_polygon"]
+__all__ = ["YoloDataset", "check_trainable", "export_yolo", "mask_polygon"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,16 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+def check_trainable(labels: LabelSet) -> list[ImageLabels]:
+    """The images with a kept instance; one line saying why there is none otherwise."""
+    usable = [im for im in labels.images if im.instances]
+    if not usable:
+        reasons = sorted({(im.error or "no instance").split(":")[0] for im in labels.images})
+        raise AfssError(f"no image has a kept instance to train on ({len(labels)} images: "
+                        f"{', '.join(reasons) or 'none'}); refine with a lower --min-score, or label more images")
+    return usable
+
+
 def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
                 min_part_frac: float = 0.01, replay: LabelSet | None = None) -> YoloDataset:
     """Write ``labels`` (pseudo-labels) as an Ultralytics YOLO-seg dataset under ``out``.
@@ -122,11 +132,7 @@ def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float
     """
     if not 0.0 <= val_fraction < 1.0:
         raise AfssError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    usable = [im for im in labels.images if im.instances]
-    if not usable:
-        reasons = sorted({(im.error or "no instance").split(":")[0] for im in labels.images})
-        raise AfssError(f"no image has a kept instance to train on ({len(labels)} images: "
-                        f"{', '.join(reasons) or 'none'}); lower --min-score or label more images")
+    usable = check_trainable(labels)
     root = Path(out)
     if root.exists() and not root.is_dir():
         raise AfssError(f"{root}: exists and is not a folder; --out names the dataset folder")

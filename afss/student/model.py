@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,7 +26,7 @@ from afss.errors import AfssError
 from afss.teachers.base import Teacher, check_options
 from afss.types import Instance, mask_box_xyxy
 
-__all__ = ["DEFAULT_IMGSZ", "StudentTeacher", "check_rescorer", "load_yolo", "trained_imgsz"]
+__all__ = ["DEFAULT_IMGSZ", "StudentTeacher", "check_device", "check_rescorer", "load_yolo", "trained_imgsz"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,35 @@ DEFAULT_IMGSZ = 512
 DEFAULTS: dict[str, Any] = {"weights": "", "imgsz": None, "conf": 0.05, "iou": 0.7, "device": "cpu",
                             "max_det": 10, "half": False, "box": "mask", "rescore": None}
 BOX_SOURCES = ("mask", "head")
+_DEVICE = re.compile(r"(cpu|mps|cuda|cuda:\d+|\d+(,\d+)*)")
+
+
+def check_device(device: Any, what: str = "student", *, here: bool = True) -> None:
+    """One line unless ``device`` is a device Ultralytics takes (``None``: its choice, ``cpu``,
+    ``mps``, ``cuda``, ``cuda:N`` or GPU indices such as ``0`` or ``0,1``) and, with ``here``, one this
+    machine has. Checked before any work: Ultralytics itself fails only at the first image (predict:
+    once per image, and the run still "succeeds") or after the labels were read and judged (train)."""
+    if device is None:
+        return
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device.strip().lower()):
+        raise AfssError(f"{what}: device must be cpu, mps, cuda, cuda:N or GPU indices such as 0 or 0,1, got {device!r}")
+    name = device.strip().lower()
+    if name == "cpu" or not here:
+        return
+    try:
+        import torch
+    except ImportError:  # without torch there is no student to run; that error comes with its fix
+        return
+    if name == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise AfssError(f"{what}: device 'mps' requested, but MPS is not available here; use cpu")
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    wanted = [0] if name == "cuda" else [int(i) for i in name.removeprefix("cuda:").split(",")]
+    if not count:
+        raise AfssError(f"{what}: device {device!r} requested, but torch sees no CUDA GPU here; use cpu")
+    if max(wanted) >= count:
+        raise AfssError(f"{what}: device {device!r} requested, but torch sees {count} CUDA GPU(s) (0..{count - 1})")
 
 
 def load_yolo(weights: str | os.PathLike, *, what: str = "weights") -> Any:
@@ -161,6 +191,7 @@ class StudentTeacher(Teacher):
             raise AfssError(f"student: imgsz must be a whole number in [32, 4096], got {imgsz!r}")
         if opts["rescore"] is not None:
             check_rescorer(opts["rescore"])
+        check_device(opts["device"])
         if opts["box"] not in BOX_SOURCES:
             raise AfssError(f"student: box must be one of {', '.join(BOX_SOURCES)}, got {opts['box']!r}")
         for key in ("conf", "iou"):

@@ -30,7 +30,8 @@ from typing import Any
 
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
-from afss.student.dataset import YoloDataset, export_yolo
+from afss.student.dataset import YoloDataset, check_trainable, export_yolo
+from afss.student.model import check_device
 from afss.student.recipe import (
     BOX,
     FINETUNE,
@@ -123,8 +124,12 @@ class TrainConfig:
         if self.recipe not in RECIPES:
             raise AfssError(f"train: recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         recipe_args(self.recipe, self.init)  # a recipe that cannot start from init fails here, before any work
+        check_device(self.device, "train", here=False)  # whether this machine has it: when training starts
         if self.mask_source not in MASK_SOURCES:
             raise AfssError(f"train: mask_source must be one of {', '.join(MASK_SOURCES)}, got {self.mask_source!r}")
+        v = self.val_fraction
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+            raise AfssError(f"train: val_fraction must be a fraction in [0, 1), got {v!r}")
         for name, lo, hi in (("epochs", 1, 10_000), ("imgsz", 32, 4096), ("batch", 1, 4096), ("patience", 1, 10_000),
                              ("replay", 0, 100_000)):
             value = getattr(self, name)
@@ -261,6 +266,8 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
         log.info("%s: trained before on the same labels with the same recipe; returning that result "
                  "(overwrite=True trains again)", out)
         return done
+    check_device(config.device, "train")  # before the start judges the labels on it
+    check_trainable(labels)
     last_pt = out / "weights" / "last.pt"
     resume = last_pt.is_file() and not (out / "train.json").is_file()
     recipe, epochs, agreement = _decide(labels, config, init, out / "recipe.json", resume)
