@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from afss.evaluate.preview import box_iou
+from afss.evaluate.score_quality import spearman
 from afss.io.coco import read_coco
 from afss.types import decode_mask, rle_box_xyxy
 
@@ -55,12 +56,6 @@ def compare(teacher: np.ndarray, start: np.ndarray, truth: np.ndarray) -> dict[s
             "mask_iou": mask_iou(teacher, start),
             "start_inside": float((teacher & start).sum() / start.sum()) if start.any() else 0.0,
             "log_area_ratio": float(np.log((start.sum() + 1) / (teacher.sum() + 1)))}
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rank correlation (ties broken by order; enough for a sign and a size)."""
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1]) if len(a) > 2 else float("nan")
 
 
 def pool_rows(run: Path, start_weights: str) -> list[dict[str, float]]:

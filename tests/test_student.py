@@ -959,7 +959,7 @@ def test_a_bad_device_or_gt_fails_before_any_work(tmp_path, capsys):
         train_student(empty, tmp_path / "e")
     assert not (tmp_path / "e" / "recipe.json").exists()  # nothing decided or written for labels it cannot use
     config = DistillConfig(rounds=1, min_score=0.0)
-    with pytest.raises(AfssError, match="no such file|not found|cannot read|No such"):
+    with pytest.raises(AfssError, match=r"missing\.json: no such file"):
         distill(Counting(), labels, tmp_path / "d1", config=config, gt=tmp_path / "missing.json")
     assert Counting.calls == 0
     if torch.cuda.is_available():

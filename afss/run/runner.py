@@ -202,7 +202,7 @@ class _Record:
             except AfssError:
                 pass
             changed = config_diff(before, self.config)
-            finished = [k for k, v in (data.get("stages") or {}).items() if isinstance(v, dict) and v.get("done")]
+            finished = any(isinstance(v, dict) and v.get("done") for v in (data.get("stages") or {}).values())
             if changed and not finished:  # nothing was made under the old config (e.g. it failed at once): start over
                 data = {}
             elif changed:
