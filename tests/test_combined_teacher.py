@@ -59,6 +59,50 @@ def test_each_image_of_a_batch_is_decided_on_its_own():
     assert [f[0].box_xyxy for f in got] == [(0, 0, 5, 5), (1, 1, 6, 6), (2, 2, 7, 7)]  # the winner's own box
 
 
+class Fixed(Teacher):
+    """The same box and score on every image (boxes symmetric under a vertical flip of a 16 x 16
+    image), counting the images it was asked to label."""
+
+    def __init__(self, name: str, box, score: float) -> None:
+        self.name, self.box, self.score, self.seen = name, box, score, 0
+
+    def label(self, images, prompt="spacecraft"):
+        self.seen += len(images)
+        return [[Instance(box_xyxy=self.box, score=self.score, source=self.name)] for _ in images]
+
+
+PHOTO_BOX, SALIENT_BOX = (2.0, 2.0, 10.0, 14.0), (6.0, 4.0, 14.0, 12.0)  # box IoU 0.25: WBF keeps them apart
+
+
+def test_refinement_labels_an_images_views_with_the_member_that_labelled_it():
+    from afss.refine import RefineConfig, refine_image
+    from afss.refine.image import refine_batch
+    from afss.refine.tta import parse_views
+    from afss.types import ImageLabels
+
+    photo, salient = Fixed("photometric", PHOTO_BOX, 0.4), Fixed("salient", SALIENT_BOX, 0.99)
+    teacher = CombinedTeacher(CombinedConfig(), [photo, salient])
+    views, rgb, config = parse_views("identity,vflip"), np.zeros((16, 16, 3), np.uint8), RefineConfig(min_score=0.0)
+    # the salient member would win the flipped view (0.99 > 0.4): with both members on it, its box
+    # beats the photometric label's own (WBF halves a box one view of two found: 0.495 > 0.45)
+    given = [Instance(box_xyxy=PHOTO_BOX, score=0.5, source="photometric")]
+    assert teacher.view_teacher(given) is photo and teacher.view_teacher([]) is teacher
+    [refined] = refine_image(teacher, rgb, views, config=config, mask_fusion="vote", identity_instances=given)
+    assert refined.box_xyxy == pytest.approx(PHOTO_BOX) and refined.scores["views_agreeing"] == 2
+    assert (photo.seen, salient.seen) == (1, 0)  # only the member that made the label saw the flipped view
+    [mixed] = refine_image(teacher, rgb, views, config=config, mask_fusion="vote", identity_instances=None)
+    assert mixed.box_xyxy == pytest.approx(SALIENT_BOX)  # no given label: every member labels every view
+    # a batch: one label call per member, each with the views of the images it labelled
+    photo.seen = salient.seen = 0
+    ims = [ImageLabels(image_id=k, file_name=f"{k}.png", height=16, width=16) for k in (1, 2, 3)]
+    priors = {"1.png": ims[0].replace(instances=tuple(given)),
+              "2.png": ims[1].replace(instances=(Instance(box_xyxy=SALIENT_BOX, score=0.9, source="salient"),)),
+              "3.png": ims[2].replace(instances=(Instance(box_xyxy=PHOTO_BOX, score=0.3, source="photometric"),))}
+    out = refine_batch(teacher, ims, [rgb] * 3, priors, views, config=config, mask_fusion="vote")
+    assert [im.instances[0].box_xyxy for im in out] == [pytest.approx(b) for b in (PHOTO_BOX, SALIENT_BOX, PHOTO_BOX)]
+    assert (photo.seen, salient.seen) == (2, 1)
+
+
 # -- with the photometric teacher and the tiny ONNX model -------------------------------------------
 
 @pytest.fixture(scope="module")

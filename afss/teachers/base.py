@@ -94,6 +94,12 @@ class Teacher(abc.ABC):
         measures worse than its own labels returns ``"vote"``."""
         return "segmenter" if self.can_segment_boxes else "vote"
 
+    def view_teacher(self, given: Sequence[Instance]) -> Teacher:
+        """The teacher that labels the refinement views of an image whose label is ``given``: this one.
+        A teacher made of others (`CombinedTeacher`) returns the member that made ``given``, so all
+        views of one image come from one model and their boxes and masks are fused like with like."""
+        return self
+
     def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
         """Masks for given boxes on one image (``boxes_xyxy``: float ``(N, 4)`` pixels of ``image``).
 
