@@ -192,20 +192,6 @@ def _cell(key: str, value: float | None) -> str:
     return f"{value:18.2f}" if key.endswith("spearman") else f"{100 * value:18.1f}"
 
 
-def set_auto_keep_max(share: float) -> tuple[float, float]:
-    """Every ``auto`` cut in this process (refinement, distillation) keeps at most ``share`` of the
-    labelled images: `afss.refine.filtering`'s bound, which afss offers no option for (a measured
-    default, not a knob), replaced where the functions read it. Returns the new bound."""
-    from afss.refine import filtering
-
-    if not filtering.AUTO_KEEP[0] <= share <= 1.0:
-        sys.exit(f"--auto-keep-max must be in [{filtering.AUTO_KEEP[0]}, 1], got {share}")
-    bound = (filtering.AUTO_KEEP[0], share)
-    for fn in (filtering.cut_score, filtering.filter_labels):
-        fn.__kwdefaults__["auto_keep"] = bound
-    return bound
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", choices=("synth", "spark"), default="synth")
@@ -245,8 +231,8 @@ def main() -> None:
     ap.add_argument("--student-min-score", type=lambda v: v if v == "auto" else float(v), default=None,
                     help="cut of rounds > 1, where the student relabels (default: --min-score)")
     ap.add_argument("--auto-keep-max", type=float, default=None, metavar="F",
-                    help="the most share of the labelled images every auto cut keeps, instead of afss's "
-                         "AUTO_KEEP bound (0.8): what another bound does to distillation")
+                    help="the most share of the labelled images every auto cut keeps (afss distill --auto-keep "
+                         "0.3,F; default 0.8): what another bound does to distillation")
     ap.add_argument("--seed", type=int, default=0, help="training seed of every student row")
     ap.add_argument("-o", "--teacher-option", dest="teacher_options", action="append", default=None,
                     metavar="KEY=VALUE", help="photometric teacher option, value as JSON (as afss label -o)")
@@ -268,8 +254,13 @@ def main() -> None:
         ap.set_defaults(recipe=t.recipe, epochs=t.epochs, imgsz=t.imgsz, batch=t.batch, mask_source=t.mask_source, rounds=d.rounds,
                         min_score=d.min_score, rescore=d.rescore)
     args = ap.parse_args()
-    if args.auto_keep_max is not None:
-        set_auto_keep_max(args.auto_keep_max)
+    from afss.errors import AfssError
+    from afss.refine.filtering import AUTO_KEEP, check_auto_keep
+
+    try:
+        auto_keep = check_auto_keep((AUTO_KEEP[0], args.auto_keep_max or AUTO_KEEP[1]), "--auto-keep-max: the bound")
+    except AfssError as e:
+        sys.exit(str(e))
     from afss.student.train import SHIPPED_SYNTH_WEIGHTS
 
     if args.init is None and SHIPPED_SYNTH_WEIGHTS.is_file():
@@ -337,10 +328,12 @@ def main() -> None:
 
     row("teacher", lambda: label_images(teacher, val))
     row("teacher refined", lambda: refine_labels(teacher, val, views=args.tta,
-                                                 config=RefineConfig(min_score=args.min_score))[0])
+                                                 config=RefineConfig(min_score=args.min_score,
+                                                                     auto_keep=auto_keep))[0])
     pool_labels = label_images(teacher, pool, out=work / "pool_labels.json")
     pool_refined, _ = refine_labels(teacher, pool_labels, labels=pool_labels, views=args.tta,
-                                    config=RefineConfig(min_score=args.min_score), out=work / "pool_refined.json")
+                                    config=RefineConfig(min_score=args.min_score, auto_keep=auto_keep),
+                                    out=work / "pool_refined.json")
     row("student scratch", lambda: predict(trained(pool_refined, work / "scratch", train)))
     # the synth-init recipe of the rounds and of the upper bound
     tuned = TrainConfig(**{**train.__dict__, "init": args.init or train.init, "replay": args.replay if args.init else 0,
@@ -354,7 +347,7 @@ def main() -> None:
         rounds = [] if "rounds" in skip else distill(
             teacher, pool, work / "distill", train=tuned, config=DistillConfig(
                 rounds=args.rounds, views=args.tta, min_score=args.min_score, student_min_score=args.student_min_score,
-                rescore=args.rescore))
+                rescore=args.rescore, auto_keep=auto_keep))
         for r in rounds:
             row(f"student round {r.round}", lambda r=r: predict(r.weights))
             if args.rescore:

@@ -147,23 +147,3 @@ def test_rows_are_never_added_to_a_record_of_other_images(bench):
     with pytest.raises(SystemExit, match="--pool 400, now 100"):
         bench._check_same_sources(record, {**record["args"], "domain": "mixed", "pool": 100})
     bench._check_same_sources({"rows": {}}, {"source": "synth", "domain": "dim"})  # a new record
-
-
-def test_auto_keep_max_bounds_every_auto_cut_in_the_process(bench, monkeypatch):
-    """--auto-keep-max: the auto cut (Otsu on the scores, kept share within AUTO_KEEP) keeps at most the
-    share given, in refinement's filter too; afss's own bound is untouched outside this process."""
-    from afss.refine import filtering
-
-    for fn in (filtering.cut_score, filtering.filter_labels):
-        monkeypatch.setattr(fn, "__kwdefaults__", dict(fn.__kwdefaults__))  # restored after the test
-    scores = [0.9] * 70 + [0.1] * 30  # Otsu keeps the high 70 %
-    assert filtering.cut_score(scores, auto=True) == 0.9
-    assert bench.set_auto_keep_max(0.5) == (filtering.AUTO_KEEP[0], 0.5)
-    ranked = [0.9 - 0.001 * k for k in range(70)] + [0.1] * 30
-    cut = filtering.cut_score(ranked, auto=True)
-    assert sum(s >= cut for s in ranked) == 50  # Otsu's 70 %, bounded to half
-    labels = LabelSet(tuple(ImageLabels(f"{k}.png", 8, 8, (Instance(box_xyxy=(1.0, 1.0, 5.0, 5.0), score=s),))
-                            for k, s in enumerate(ranked)))
-    assert filtering.filter_labels(labels, min_score="auto")[1].kept == 50
-    with pytest.raises(SystemExit, match="must be in"):
-        bench.set_auto_keep_max(0.1)

@@ -128,6 +128,40 @@ def test_auto_cut_splits_two_groups_within_bounds():
     # other bounds, given: the two groups split at 50 %, so a 40 % ceiling cuts inside the high group
     _out, s = filter_labels(_scored(*high, *low), min_score="auto", auto_keep=(0.3, 0.4))
     assert s.kept == 4 and s.min_score == pytest.approx(0.85)
+    assert "(auto, keeping 30-40%)" in s.line() and s.to_dict()["auto_keep"] == [0.3, 0.4]
+
+
+@pytest.mark.parametrize("bound, message", [
+    ((0.5, 0.3), "0 < least <= most <= 1"), ((0.0, 0.5), "0 < least <= most <= 1"), ((0.3, 1.2), "0 < least"),
+    ((0.3,), "two shares"), ("0.3", "two shares"), (("a", 0.5), "two shares"),
+])
+def test_auto_keep_bounds_are_checked_wherever_they_are_given(bound, message):
+    from afss.distill import DistillConfig
+    from afss.refine import RefineConfig
+
+    for make in (lambda: filter_labels(_scored(0.5), min_score="auto", auto_keep=bound),
+                 lambda: RefineConfig(auto_keep=bound), lambda: DistillConfig(auto_keep=bound)):
+        with pytest.raises(AfssError, match=message):
+            make()
+    assert DistillConfig(auto_keep=[0.3, 0.5]).auto_keep == (0.3, 0.5)  # a YAML list becomes the tuple
+
+
+def test_refine_and_distill_take_the_auto_bound_from_the_cli_and_a_run_config(tmp_path, capsys):
+    import argparse
+
+    from afss.cli.common import add_cut_arguments, cut_options
+    from afss.run.config import config_from_dict
+
+    p = argparse.ArgumentParser()
+    add_cut_arguments(p)
+    assert cut_options(p.parse_args(["--min-score", "auto", "--auto-keep", "0.3,0.5"])) == {
+        "min_score": "auto", "auto_keep": (0.3, 0.5)}
+    with pytest.raises(AfssError, match="--auto-keep '0.5': expected two shares"):
+        cut_options(p.parse_args(["--auto-keep", "0.5"]))
+    assert config_from_dict({"refine": {"auto_keep": [0.3, 0.5]}}).refine.auto_keep == [0.3, 0.5]
+    assert config_from_dict({}).refine.auto_keep == [0.3, 0.8]
+    with pytest.raises(AfssError, match="refine.auto_keep must satisfy"):
+        config_from_dict({"refine": {"auto_keep": [0.6, 0.5]}})
 
 
 def test_cut_from_scores_with_nothing_labelled():

@@ -476,6 +476,10 @@ def test_cli_refine_chooses_the_cut_from_the_scores(tmp_path, capsys):
     assert summary["mode"] == "keep_top" and summary["keep_top"] == 0.5 and summary["kept"] == 2
     assert main([*base, "--min-score", "auto", "--out", str(tmp_path / "auto.json")]) == 0
     assert "(auto)" in capsys.readouterr().err
+    # the auto cut's bounds, given: at most a quarter (1 of 4 images) where 30-80 % allows more
+    assert main([*base, "--min-score", "auto", "--auto-keep", "0.25,0.25", "--out", str(tmp_path / "a25.json")]) == 0
+    assert "kept 1/4 images (25.0%) at score >= " in capsys.readouterr().err
+    assert json.loads((tmp_path / "a25.summary.json").read_text())["filter"]["auto_keep"] == [0.25, 0.25]
 
 
 def test_a_fixed_cut_that_keeps_under_30_percent_says_to_cut_by_rank(caplog):

@@ -180,16 +180,25 @@ def add_cut_arguments(p: argparse.ArgumentParser, *, default: str = "0.6, the pa
     cut.add_argument("--keep-top", default=None, metavar="FRACTION",
                      help="instead of --min-score, keep the best-scoring FRACTION of the images (e.g. 0.5): "
                           "needs no ground truth and no calibrated score; the summary names the cut")
+    p.add_argument("--auto-keep", default=None, metavar="LEAST,MOST",
+                   help="the least and most share of the labelled images --min-score auto keeps (default 0.3,0.8)")
 
 
 def cut_options(args: argparse.Namespace) -> dict:
-    """``--min-score X|auto`` / ``--keep-top F`` (or ``50%``) as RefineConfig fields (it checks ranges)."""
+    """``--min-score X|auto`` / ``--keep-top F`` (or ``50%``) / ``--auto-keep LO,HI`` as RefineConfig
+    fields (it checks ranges)."""
     out: dict = {}
     if args.min_score is not None:
         out["min_score"] = min_score_arg(args.min_score, "--min-score")
     if args.keep_top is not None:
         value = args.keep_top.strip()
         out["keep_top"] = number_arg(value[:-1], "--keep-top", "0.5") / 100 if value.endswith("%") else number_arg(value, "--keep-top", "0.5")
+    if args.auto_keep is not None:
+        parts = args.auto_keep.split(",")
+        if len(parts) != 2:
+            raise AfssError(f"--auto-keep {args.auto_keep!r}: expected two shares, the least and the most kept, "
+                            "like 0.3,0.8")
+        out["auto_keep"] = tuple(number_arg(v, "--auto-keep", "0.3,0.8") for v in parts)
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from afss.errors import AfssError, unknown_choice
+from afss.refine.filtering import AUTO_KEEP, check_auto_keep
 from afss.refine.fusion import CONF_TYPES
 from afss.teachers.base import Teacher
 
@@ -42,6 +43,8 @@ class RefineConfig:
         min_score: filter threshold on ``score_field`` (paper: 0.6; 0 keeps everything), or
             ``"auto"``: a cut chosen from the scores themselves (Otsu's split, keeping 30-80 % of
             the labelled images; see `afss.refine.filtering.cut_score`).
+        auto_keep: the least and most share of the labelled images the ``"auto"`` cut keeps
+            (default `afss.refine.filtering.AUTO_KEEP`, 30-80 %).
         keep_top: instead of ``min_score``, keep the best-scoring fraction (0, 1] of the images:
             needs no ground truth and no calibrated score, only one that ranks labels by quality.
         top1: at most one label per image (only the best fused box is segmented).
@@ -62,6 +65,7 @@ class RefineConfig:
     score_source: str = "mask"
     min_score: float | str = 0.6
     keep_top: float | None = None
+    auto_keep: tuple[float, float] = AUTO_KEEP
     top1: bool = True
     min_area_px: float = 0.0
     score_field: str = "score"
@@ -81,6 +85,7 @@ class RefineConfig:
             raise AfssError(f"refine: min_score must be in [0, 1] or 'auto', got {self.min_score!r}")
         if self.keep_top is not None and not 0.0 < self.keep_top <= 1.0:
             raise AfssError(f"refine: keep_top must be a fraction in (0, 1], e.g. 0.5, got {self.keep_top!r}")
+        object.__setattr__(self, "auto_keep", check_auto_keep(self.auto_keep, "refine: auto_keep"))
         if self.per_view_top_k is not None and self.per_view_top_k < 1:
             raise AfssError(f"refine: per_view_top_k must be >= 1, got {self.per_view_top_k}")
         if self.min_area_px < 0:

@@ -153,7 +153,8 @@ def refine_labels(
     no_det = sum(1 for im in refined.images if im.error == NO_DETECTION)
     agree = sum(1 for im in refined.images if im.instances and im.instances[0].scores.get("views_agreeing") == len(views))
     filtered, fsum = filter_labels(refined, min_score=config.min_score, keep_top=config.keep_top, top1=config.top1,
-                                   min_area_px=config.min_area_px, score_field=config.score_field)
+                                   min_area_px=config.min_area_px, score_field=config.score_field,
+                                   auto_keep=config.auto_keep)
     seconds = time.perf_counter() - t0
     summary = RefineSummary(images=len(refined), fused=fused, no_detection=no_det, failed=len(refined) - fused - no_det,
                             all_views_agree=agree, filter=fsum, views=tuple(v.name for v in views),
@@ -190,7 +191,7 @@ def summary_path(out: str | os.PathLike) -> Path:
 
 def _journal_header(teacher, views, config, mask_fusion, labels) -> dict[str, Any]:
     """What determines the unfiltered result (filter settings may change between resumed runs)."""
-    cfg = {k: v for k, v in asdict(config).items() if k not in ("min_score", "keep_top", "min_area_px", "score_field")}
+    cfg = {k: v for k, v in asdict(config).items() if k not in ("min_score", "keep_top", "auto_keep", "min_area_px", "score_field")}
     return {"teacher": teacher_provenance(teacher), "views": [v.name for v in views],
             "config": {**cfg, "mask_fusion": mask_fusion}, "given_labels": labels is not None}
 

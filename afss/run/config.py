@@ -24,6 +24,7 @@ from typing import Any
 
 from afss.distill import CHOICES, DistillConfig
 from afss.errors import AfssError
+from afss.refine.filtering import AUTO_KEEP, check_auto_keep
 from afss.run.ready import find_config
 from afss.student.recipe import RECIPE_HELP, RECIPES, recipe_args
 from afss.student.start_masks import MASK_SOURCES
@@ -79,6 +80,8 @@ class RefineSection:
                                          "the scores, as afss distill's default), or null (no fixed cut: keep_top "
                                          "alone, or every label)", "auto")
     keep_top: float | None = _doc("instead of min_score: keep the best-scoring fraction of images", None)
+    auto_keep: list[float] = _doc("the least and most share of the labelled images the auto cut keeps",
+                                  factory=lambda: list(AUTO_KEEP))
 
     @property
     def score_cut(self) -> float | str:
@@ -307,6 +310,7 @@ def _check_semantics(config: RunConfig, where: str) -> None:
         raise AfssError(f"{where}: refine.min_score: expected a number in [0, 1], auto or null, got {cut!r}")
     if config.refine.keep_top is not None and not 0.0 < config.refine.keep_top <= 1.0:
         raise AfssError(f"{where}: refine.keep_top: expected a fraction in (0, 1], got {config.refine.keep_top}")
+    check_auto_keep(config.refine.auto_keep, f"{where}: refine.auto_keep")
     cut = config.distill.student_min_score
     if cut is not None and cut != "auto" and (isinstance(cut, str) or not 0.0 <= cut <= 1.0):
         raise AfssError(f"{where}: distill.student_min_score: expected a number in [0, 1], auto or null, got {cut!r}")

@@ -331,7 +331,7 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
             with bar(f"teacher {config.teacher.name} (val)", len(val_images)) as advance:
                 label_images(teacher(), val_images, prompt=config.teacher.prompt, out=labels_file, progress=advance)
     refine = RefineConfig(min_score=config.refine.score_cut, keep_top=config.refine.keep_top,
-                          prompt=config.teacher.prompt)
+                          auto_keep=tuple(config.refine.auto_keep), prompt=config.teacher.prompt)
     if val_images is not None and not (record.done("refined") and refined_file.is_file()):
         with stage("refined"), bar(f"refine {config.refine.tta} (val)", len(val_images)) as advance:
             refine_labels(teacher(), val_images, views=config.refine.tta, labels=read_coco(labels_file),
@@ -346,7 +346,8 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
                         replay=config.student.replay, mask_source=config.student.mask_source,
                         extra=dict(config.student.extra))
     dconfig = DistillConfig(rounds=config.distill.rounds, views=config.refine.tta, min_score=config.refine.score_cut,
-                            keep_top=config.refine.keep_top, prompt=config.teacher.prompt,
+                            keep_top=config.refine.keep_top, auto_keep=tuple(config.refine.auto_keep),
+                            prompt=config.teacher.prompt,
                             finetune=config.distill.finetune, stable_iou=config.distill.stable_iou,
                             student_min_score=config.distill.student_min_score, rescore=config.distill.rescore,
                             choose=config.distill.choose)
