@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from afss.devices import unavailable
 from afss.errors import AfssError
 from afss.teachers.base import Teacher, check_options
 from afss.types import Instance, mask_box_xyxy
@@ -48,23 +49,11 @@ def check_device(device: Any, what: str = "student", *, here: bool = True) -> No
         return
     if not isinstance(device, str) or not _DEVICE.fullmatch(device.strip().lower()):
         raise AfssError(f"{what}: device must be cpu, mps, cuda, cuda:N or GPU indices such as 0 or 0,1, got {device!r}")
-    name = device.strip().lower()
-    if name == "cpu" or not here:
+    if not here:
         return
-    try:
-        import torch
-    except ImportError:  # without torch there is no student to run; that error comes with its fix
-        return
-    if name == "mps":
-        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise AfssError(f"{what}: device 'mps' requested, but MPS is not available here; use cpu")
-        return
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    wanted = [0] if name == "cuda" else [int(i) for i in name.removeprefix("cuda:").split(",")]
-    if not count:
-        raise AfssError(f"{what}: device {device!r} requested, but torch sees no CUDA GPU here; use cpu")
-    if max(wanted) >= count:
-        raise AfssError(f"{what}: device {device!r} requested, but torch sees {count} CUDA GPU(s) (0..{count - 1})")
+    problem = unavailable(device)
+    if problem:
+        raise AfssError(f"{what}: device {device!r} requested, but {problem}; use cpu")
 
 
 def load_yolo(weights: str | os.PathLike, *, what: str = "weights") -> Any:

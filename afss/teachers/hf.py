@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from afss.devices import cuda_count, mps_available, unavailable
 from afss.errors import AfssError, unknown_choice
 
 log = logging.getLogger(__name__)
@@ -40,15 +41,10 @@ def resolve_device(device: str = "auto"):
     if base not in DEVICES:
         raise unknown_choice("device", device, DEVICES)
     if base == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if base == "cuda" and not torch.cuda.is_available():
-        raise AfssError(f"device {device!r} requested, but torch sees no CUDA GPU; use device='cpu' or 'auto'")
-    if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise AfssError(f"device {device!r} requested, but MPS is not available; use device='cpu' or 'auto'")
+        return torch.device("cuda" if cuda_count() else "mps" if mps_available() else "cpu")
+    problem = unavailable(device)
+    if problem:
+        raise AfssError(f"device {device!r} requested, but {problem}; use device='cpu' or 'auto'")
     return torch.device(device)
 
 
