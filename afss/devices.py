@@ -31,7 +31,7 @@ def unavailable(device: str) -> str | None:
     or is not an accelerator (``cpu``, ``auto``). Takes torch's names (``mps``, ``cuda``, ``cuda:N``)
     and Ultralytics' GPU indices (``0``, ``0,1``); checks that each index exists."""
     name = device.strip().lower()
-    if name == "mps":
+    if name == "mps" or name.startswith("mps:"):
         return None if mps_available() else "MPS is not available here"
     if name == "cuda" or name.startswith("cuda:") or name[:1].isdigit():
         count = cuda_count()

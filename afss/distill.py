@@ -40,7 +40,7 @@ from afss.io.coco import read_coco, read_json_file
 from afss.io.outputs import input_identity, read_finished, writable_folder
 from afss.label import label_images
 from afss.refine import RefineConfig, refine_labels
-from afss.refine.filtering import AUTO_KEEP
+from afss.refine.filtering import AUTO_KEEP, check_auto_keep, is_auto_cut
 from afss.refine.tta import parse_views
 from afss.teachers.base import Teacher
 from afss.types import LabelSet
@@ -68,7 +68,8 @@ class DistillConfig:
             both keep about the same (169 and 162 of 300 images); on SPARK-2021, whose teacher scores sit
             lower, ``auto`` cut at 0.47 and kept 611 of 1,069 frames.
         keep_top: instead of ``min_score``, keep the best-scoring fraction of the pool every round.
-        auto_keep: the least and most share of the labelled images an ``"auto"`` cut keeps
+        auto_keep: the least and most share of the labelled images an ``"auto"`` cut keeps, in
+            round 1 and, with ``student_min_score="auto"``, in later rounds
             (`afss.refine.filtering.AUTO_KEEP`, 30-80 %: 50 % trained slightly worse students on
             render settings no choice saw, docs/label.md).
         student_min_score: the cut of rounds > 1, where a student relabels the pool (``None``: the
@@ -108,8 +109,12 @@ class DistillConfig:
             raise AfssError(f"distill: choose must be one of {', '.join(CHOICES)}, got {self.choose!r}")
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or not 1 <= self.rounds <= 20:
             raise AfssError(f"distill: rounds must be a whole number in [1, 20], got {self.rounds!r}")
-        object.__setattr__(self, "auto_keep", RefineConfig(  # the same checks as refine's
-            min_score=self.min_score, keep_top=self.keep_top, auto_keep=self.auto_keep).auto_keep)
+        RefineConfig(min_score=self.min_score, keep_top=self.keep_top)  # the same checks as refine's
+        object.__setattr__(self, "auto_keep", check_auto_keep(self.auto_keep, "distill: auto_keep"))
+        if self.auto_keep != AUTO_KEEP and not (is_auto_cut(self.min_score, self.keep_top)
+                                                or self.student_min_score == "auto"):
+            raise AfssError("distill: auto_keep bounds only an auto cut (min_score or student_min_score 'auto'); "
+                            "with these cuts it would change nothing")
         if self.student_min_score is not None:
             RefineConfig(min_score=self.student_min_score)
         parse_views(self.views)
@@ -202,8 +207,9 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
     planned: tuple[str, int] | None = None  # round 1's recipe and epochs, `auto` made concrete
     previous: LabelSet | None = None
     weights: Path | None = None
-    refine_config = RefineConfig(min_score=config.min_score, keep_top=config.keep_top, auto_keep=config.auto_keep,
-                                 prompt=config.prompt)
+    refine_config = RefineConfig(min_score=config.min_score, keep_top=config.keep_top, prompt=config.prompt,
+                                 auto_keep=config.auto_keep if is_auto_cut(config.min_score, config.keep_top)
+                                 else AUTO_KEEP)
     for k in range(1, config.rounds + 1):
         t0 = time.perf_counter()
         folder = out / f"round-{k}"
@@ -224,7 +230,8 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
         if refined is None:
             cut = refine_config
             if k > 1 and config.student_min_score is not None:
-                cut = replace(refine_config, min_score=config.student_min_score, keep_top=None)
+                cut = replace(refine_config, min_score=config.student_min_score, keep_top=None,
+                              auto_keep=config.auto_keep if config.student_min_score == "auto" else AUTO_KEEP)
             with bar(f"round {k}: refine {config.views}", len(pool)) as advance:
                 refined, summary = refine_labels(labeller, pool if given is None else given, views=config.views,
                                                  labels=given, config=cut, out=folder / "refined.json",

@@ -258,7 +258,8 @@ def main() -> None:
     from afss.refine.filtering import AUTO_KEEP, check_auto_keep
 
     try:
-        auto_keep = check_auto_keep((AUTO_KEEP[0], args.auto_keep_max or AUTO_KEEP[1]), "--auto-keep-max: the bound")
+        auto_keep = check_auto_keep((AUTO_KEEP[0], AUTO_KEEP[1] if args.auto_keep_max is None else args.auto_keep_max),
+                                    "--auto-keep-max: the bound")
     except AfssError as e:
         sys.exit(str(e))
     from afss.student.train import SHIPPED_SYNTH_WEIGHTS

@@ -101,6 +101,49 @@ def test_refinement_labels_an_images_views_with_the_member_that_labelled_it():
     out = refine_batch(teacher, ims, [rgb] * 3, priors, views, config=config, mask_fusion="vote")
     assert [im.instances[0].box_xyxy for im in out] == [pytest.approx(b) for b in (PHOTO_BOX, SALIENT_BOX, PHOTO_BOX)]
     assert (photo.seen, salient.seen) == (2, 1)
+    # a prior that found nothing has no member: every member labels its other views, as without labels
+    photo.seen = salient.seen = 0
+    nothing = {"1.png": ims[0].replace(instances=(), error="no detection")}
+    [again] = refine_batch(teacher, ims[:1], [rgb], nothing, views, config=config, mask_fusion="vote")
+    assert (photo.seen, salient.seen) == (1, 1) and again.instances[0].box_xyxy == pytest.approx(SALIENT_BOX)
+
+
+def test_a_member_that_fails_costs_only_the_images_it_labelled():
+    from afss.refine import RefineConfig
+    from afss.refine.image import refine_batch
+    from afss.refine.tta import parse_views
+    from afss.types import ImageLabels
+
+    class Broken(Fixed):
+        def label(self, images, prompt="spacecraft"):
+            raise RuntimeError("out of memory")
+
+    photo, salient = Fixed("photometric", PHOTO_BOX, 0.4), Broken("salient", SALIENT_BOX, 0.9)
+    teacher = CombinedTeacher(CombinedConfig(), [photo, salient])
+    ims = [ImageLabels(image_id=k, file_name=f"{k}.png", height=16, width=16) for k in (1, 2, 3)]
+    priors = {im.file_name: im.replace(instances=(Instance(box_xyxy=box, score=0.5, source=src),))
+              for im, (box, src) in zip(ims, [(PHOTO_BOX, "photometric"), (SALIENT_BOX, "salient"),
+                                              (SALIENT_BOX, "salient")])}
+    out = refine_batch(teacher, ims, [np.zeros((16, 16, 3), np.uint8)] * 3, priors, parse_views("identity,vflip"),
+                       config=RefineConfig(min_score=0.0), mask_fusion="vote")
+    assert out[0].error is None and out[0].instances[0].box_xyxy == pytest.approx(PHOTO_BOX)
+    # the failed group is retried image by image, and each records why
+    assert [im.error for im in out[1:]] == ["teacher failed: RuntimeError: out of memory"] * 2
+    assert not out[1].instances and not out[2].instances
+
+
+def test_a_refine_journal_says_whose_views_it_holds(model_path):
+    """An interrupted refinement from before `view_teacher`, where every member labelled every view,
+    is not continued with member-labelled views (its journal header lacks the mark)."""
+    from afss.refine.refiner import _journal_header
+    from afss.refine.tta import parse_views
+
+    views = parse_views("identity,vflip")
+    from afss.refine import RefineConfig
+
+    combined = CombinedTeacher(CombinedConfig(), [Stub("photometric", [0.5]), Stub("salient", [0.5])])
+    assert _journal_header(combined, views, RefineConfig(), "vote", None)["views_by_label_member"] is True
+    assert "views_by_label_member" not in _journal_header(build_teacher("photometric"), views, RefineConfig(), "vote", None)
 
 
 # -- with the photometric teacher and the tiny ONNX model -------------------------------------------

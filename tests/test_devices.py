@@ -12,7 +12,8 @@ from afss.errors import AfssError
 @pytest.mark.parametrize("gpus, mps, device, problem", [
     (0, False, "cpu", None), (0, False, "auto", None),
     (0, False, "cuda", "torch sees no CUDA GPU here"), (0, False, "0,1", "torch sees no CUDA GPU here"),
-    (0, False, "mps", "MPS is not available here"), (0, True, "mps", None),
+    (0, False, "mps", "MPS is not available here"), (0, False, "mps:0", "MPS is not available here"),
+    (0, True, "mps", None),
     (1, False, "cuda", None), (1, False, "0", None), (1, False, "cuda:0", None),
     (1, False, "cuda:1", "torch sees 1 CUDA GPU(s) (0..0)"), (1, False, "0,1", "torch sees 1 CUDA GPU(s) (0..0)"),
     (2, False, "0,1", None), (2, False, " CUDA:1 ", None),

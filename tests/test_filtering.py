@@ -129,21 +129,39 @@ def test_auto_cut_splits_two_groups_within_bounds():
     _out, s = filter_labels(_scored(*high, *low), min_score="auto", auto_keep=(0.3, 0.4))
     assert s.kept == 4 and s.min_score == pytest.approx(0.85)
     assert "(auto, keeping 30-40%)" in s.line() and s.to_dict()["auto_keep"] == [0.3, 0.4]
+    # ties fill the bounds, so no split inside them: the most allowed is kept (ties at the cut too), never one
+    tied = [0.9, 0.8] + [0.5] * 7 + [0.1]
+    assert cut_score(tied, auto=True) == 0.5
+    assert cut_score([0.9, 0.8, 0.7, 0.6], auto=True, auto_keep=(1.0, 1.0)) == 0.6
 
 
 @pytest.mark.parametrize("bound, message", [
     ((0.5, 0.3), "0 < least <= most <= 1"), ((0.0, 0.5), "0 < least <= most <= 1"), ((0.3, 1.2), "0 < least"),
-    ((0.3,), "two shares"), ("0.3", "two shares"), (("a", 0.5), "two shares"),
+    ((0.3,), "two shares"), ("0.3,0.8", "two shares"), ("11", "two shares"), (("a", 0.5), "two shares"),
+    ((0.3, 0.5, 0.8), "two shares"),
 ])
 def test_auto_keep_bounds_are_checked_wherever_they_are_given(bound, message):
     from afss.distill import DistillConfig
     from afss.refine import RefineConfig
 
     for make in (lambda: filter_labels(_scored(0.5), min_score="auto", auto_keep=bound),
-                 lambda: RefineConfig(auto_keep=bound), lambda: DistillConfig(auto_keep=bound)):
+                 lambda: RefineConfig(min_score="auto", auto_keep=bound), lambda: DistillConfig(auto_keep=bound)):
         with pytest.raises(AfssError, match=message):
             make()
     assert DistillConfig(auto_keep=[0.3, 0.5]).auto_keep == (0.3, 0.5)  # a YAML list becomes the tuple
+
+
+def test_a_bound_without_an_auto_cut_is_refused_since_it_would_change_nothing():
+    from afss.distill import DistillConfig
+    from afss.refine import RefineConfig
+
+    for kw in ({"min_score": 0.6}, {"min_score": "auto", "keep_top": 0.5}):
+        with pytest.raises(AfssError, match="auto_keep bounds only the auto cut"):
+            RefineConfig(auto_keep=(0.3, 0.5), **kw)
+        assert RefineConfig(**kw).auto_keep == (0.3, 0.8)  # the default bound is no request
+    with pytest.raises(AfssError, match="distill: auto_keep bounds only an auto cut"):
+        DistillConfig(min_score=0.6, auto_keep=(0.3, 0.5))
+    assert DistillConfig(min_score=0.6, student_min_score="auto", auto_keep=(0.3, 0.5)).auto_keep == (0.3, 0.5)
 
 
 def test_refine_and_distill_take_the_auto_bound_from_the_cli_and_a_run_config(tmp_path, capsys):
@@ -158,10 +176,29 @@ def test_refine_and_distill_take_the_auto_bound_from_the_cli_and_a_run_config(tm
         "min_score": "auto", "auto_keep": (0.3, 0.5)}
     with pytest.raises(AfssError, match="--auto-keep '0.5': expected two shares"):
         cut_options(p.parse_args(["--auto-keep", "0.5"]))
+    assert cut_options(p.parse_args(["--min-score", "auto", "--auto-keep", "30%,50%"]))["auto_keep"] == (0.3, 0.5)
+    with pytest.raises(AfssError, match=r"^--auto-keep '0.9,0.5': expected 0 < least <= most <= 1"):
+        cut_options(p.parse_args(["--auto-keep", "0.9,0.5"]))
     assert config_from_dict({"refine": {"auto_keep": [0.3, 0.5]}}).refine.auto_keep == [0.3, 0.5]
+    assert config_from_dict({"refine": {"auto_keep": "0.3,0.5"}}).refine.auto_keep == [0.3, 0.5]  # as --set gives it
     assert config_from_dict({}).refine.auto_keep == [0.3, 0.8]
-    with pytest.raises(AfssError, match="refine.auto_keep must satisfy"):
+    with pytest.raises(AfssError, match=r"refine.auto_keep: expected 0 < least <= most <= 1"):
         config_from_dict({"refine": {"auto_keep": [0.6, 0.5]}})
+    with pytest.raises(AfssError, match=r"refine.auto_keep\[0\]: expected a number, got 'x'"):
+        config_from_dict({"refine": {"auto_keep": "x,0.5"}})
+    with pytest.raises(AfssError, match=r"refine.auto_keep: bounds only an auto cut"):
+        config_from_dict({"refine": {"min_score": 0.6, "auto_keep": [0.3, 0.5]}})
+    with pytest.raises(AfssError, match=r"refine.auto_keep: expected a list of numbers, got 3"):
+        config_from_dict({"refine": {"auto_keep": 3}})
+
+
+def test_the_report_names_a_bound_that_is_not_the_default():
+    from afss.report.build import _filter_line
+
+    _out, s = filter_labels(_scored(0.9, 0.8, 0.7, 0.2), min_score="auto", auto_keep=(0.3, 0.5))
+    assert "(auto, keeping 30-50%)" in _filter_line({"filter": s.to_dict()})
+    _out, s = filter_labels(_scored(0.9, 0.8, 0.7, 0.2), min_score="auto")
+    assert "(auto)" in _filter_line({"filter": s.to_dict()})  # the default bound, from JSON, is not named
 
 
 def test_cut_from_scores_with_nothing_labelled():

@@ -181,7 +181,8 @@ def add_cut_arguments(p: argparse.ArgumentParser, *, default: str = "0.6, the pa
                      help="instead of --min-score, keep the best-scoring FRACTION of the images (e.g. 0.5): "
                           "needs no ground truth and no calibrated score; the summary names the cut")
     p.add_argument("--auto-keep", default=None, metavar="LEAST,MOST",
-                   help="the least and most share of the labelled images --min-score auto keeps (default 0.3,0.8)")
+                   help="with --min-score auto: the least and most share of the labelled images it keeps "
+                        "(default 0.3,0.8; or 30%%,80%%)")
 
 
 def cut_options(args: argparse.Namespace) -> dict:
@@ -194,11 +195,15 @@ def cut_options(args: argparse.Namespace) -> dict:
         value = args.keep_top.strip()
         out["keep_top"] = number_arg(value[:-1], "--keep-top", "0.5") / 100 if value.endswith("%") else number_arg(value, "--keep-top", "0.5")
     if args.auto_keep is not None:
-        parts = args.auto_keep.split(",")
+        from afss.refine.filtering import check_auto_keep
+
+        parts = [v.strip() for v in args.auto_keep.split(",")]
         if len(parts) != 2:
             raise AfssError(f"--auto-keep {args.auto_keep!r}: expected two shares, the least and the most kept, "
-                            "like 0.3,0.8")
-        out["auto_keep"] = tuple(number_arg(v, "--auto-keep", "0.3,0.8") for v in parts)
+                            "like 0.3,0.8 or 30%,80%")
+        shares = [number_arg(v[:-1], "--auto-keep", "0.3,0.8") / 100 if v.endswith("%")
+                  else number_arg(v, "--auto-keep", "0.3,0.8") for v in parts]
+        out["auto_keep"] = check_auto_keep(shares, f"--auto-keep {args.auto_keep!r}")
     return out
 
 

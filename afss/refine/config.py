@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from afss.errors import AfssError, unknown_choice
-from afss.refine.filtering import AUTO_KEEP, check_auto_keep
+from afss.refine.filtering import AUTO_KEEP, check_auto_keep, is_auto_cut
 from afss.refine.fusion import CONF_TYPES
 from afss.teachers.base import Teacher
 
@@ -44,7 +44,8 @@ class RefineConfig:
             ``"auto"``: a cut chosen from the scores themselves (Otsu's split, keeping 30-80 % of
             the labelled images; see `afss.refine.filtering.cut_score`).
         auto_keep: the least and most share of the labelled images the ``"auto"`` cut keeps
-            (default `afss.refine.filtering.AUTO_KEEP`, 30-80 %).
+            (default `afss.refine.filtering.AUTO_KEEP`, 30-80 %); another bound with another cut is
+            refused, since it would change nothing.
         keep_top: instead of ``min_score``, keep the best-scoring fraction (0, 1] of the images:
             needs no ground truth and no calibrated score, only one that ranks labels by quality.
         top1: at most one label per image (only the best fused box is segmented).
@@ -86,6 +87,10 @@ class RefineConfig:
         if self.keep_top is not None and not 0.0 < self.keep_top <= 1.0:
             raise AfssError(f"refine: keep_top must be a fraction in (0, 1], e.g. 0.5, got {self.keep_top!r}")
         object.__setattr__(self, "auto_keep", check_auto_keep(self.auto_keep, "refine: auto_keep"))
+        if self.auto_keep != AUTO_KEEP and not is_auto_cut(self.min_score, self.keep_top):
+            raise AfssError(f"refine: auto_keep bounds only the auto cut (min_score 'auto'); with "
+                            f"{'keep_top' if self.keep_top is not None else f'min_score {self.min_score!r}'} it would "
+                            "change nothing")
         if self.per_view_top_k is not None and self.per_view_top_k < 1:
             raise AfssError(f"refine: per_view_top_k must be >= 1, got {self.per_view_top_k}")
         if self.min_area_px < 0:

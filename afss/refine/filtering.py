@@ -38,7 +38,7 @@ from afss.types import ImageLabels, Instance, LabelSet
 log = logging.getLogger(__name__)
 
 __all__ = ["AUTO_KEEP", "DROP_REASONS", "FILTERED_PREFIX", "FilterSummary", "check_auto_keep", "cut_score",
-           "filter_labels", "instance_score"]
+           "filter_labels", "instance_score", "is_auto_cut"]
 
 FILTERED_PREFIX = "filtered: "
 DROP_REASONS = ("low_score", "small_area", "no_detection", "failed")
@@ -57,12 +57,20 @@ def check_auto_keep(bound: Sequence[float], what: str = "auto_keep") -> tuple[fl
     """``(least, most)`` shares of the labelled images the ``auto`` cut keeps, as floats with
     ``0 < least <= most <= 1``; else `AfssError` naming ``what``."""
     try:
+        if isinstance(bound, str | bytes) or len(bound) != 2:
+            raise TypeError
         lo, hi = (float(v) for v in bound)
     except (TypeError, ValueError):
-        raise AfssError(f"{what} must be two shares, the least and the most kept, like 0.3,0.8, got {bound!r}") from None
+        raise AfssError(f"{what}: expected two shares, the least and the most kept, like 0.3,0.8, "
+                        f"got {bound!r}") from None
     if not 0.0 < lo <= hi <= 1.0:
-        raise AfssError(f"{what} must satisfy 0 < least <= most <= 1, like 0.3,0.8, got {lo:g},{hi:g}")
+        raise AfssError(f"{what}: expected 0 < least <= most <= 1, like 0.3,0.8, got {lo:g},{hi:g}")
     return lo, hi
+
+
+def is_auto_cut(min_score: float | str | None, keep_top: float | None = None) -> bool:
+    """Whether these settings cut with ``auto`` (the only cut ``auto_keep`` bounds)."""
+    return keep_top is None and min_score == "auto"
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,8 @@ class FilterSummary:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dropped", MappingProxyType(dict(self.dropped)))
+        if self.auto_keep is not None:  # a JSON list from a summary file, or a tuple
+            object.__setattr__(self, "auto_keep", tuple(float(v) for v in self.auto_keep))
 
     @property
     def kept_fraction(self) -> float:
@@ -167,8 +177,11 @@ def cut_score(scores: Sequence[float], *, images: int | None = None, keep_top: f
     between = k * (len(s) - k) * (m_top - m_rest) ** 2
     between[s[k - 1] == s[k]] = -1.0  # a cut must fall between two different scores
     lo, hi = (max(1, math.ceil(f * len(s))) for f in auto_keep)
-    best = int(np.argmax(np.where((k >= lo) & (k <= hi), between, -1.0)))
-    kept = k[best] if between[best] >= 0 else min(hi, len(s))
+    allowed = np.where((k >= lo) & (k <= hi), between, -1.0)
+    best = int(np.argmax(allowed))
+    # no split between two different scores inside the bounds (ties throughout): keep the most
+    # allowed, ties at the cut included
+    kept = k[best] if allowed[best] >= 0 else min(hi, len(s))
     return float(s[kept - 1])
 
 

@@ -148,7 +148,8 @@ def refine_batch(
     config: RefineConfig,
     mask_fusion: str,
 ) -> list[ImageLabels]:
-    """Refine several images with one ``teacher.label`` call for all their views.
+    """Refine several images with one ``label`` call for all their views (one per view teacher,
+    `Teacher.view_teacher`: a combined teacher's members each label the views of the images they labelled).
 
     Args:
         batch: the images; ``loaded``: their pixels (or why they could not be read, see `afss.resumable`).

@@ -428,7 +428,7 @@ def _filter_line(summary: Any) -> str:
             images_in=f["images_in"], kept=f["kept"], dropped=f["dropped"], instances_in=f["instances_in"],
             instances_kept=f["instances_kept"], min_score=math.inf if min_score is None else float(min_score),
             top1=f["top1"], min_area_px=f["min_area_px"], score_field=f.get("score_field", "score"),
-            mode=f.get("mode", "min_score"), keep_top=f.get("keep_top")).line()
+            mode=f.get("mode", "min_score"), keep_top=f.get("keep_top"), auto_keep=f.get("auto_keep")).line()
         fixed = f.get("mode", "min_score") == "min_score" and min_score is not None  # line() names only other cuts
         return (f"Filter {f.get('score_field', 'score')} >= {min_score:g}: " if fixed else "Filter: ") + line + "."
     except (KeyError, TypeError, ValueError):

@@ -24,7 +24,7 @@ from typing import Any
 
 from afss.distill import CHOICES, DistillConfig
 from afss.errors import AfssError
-from afss.refine.filtering import AUTO_KEEP, check_auto_keep
+from afss.refine.filtering import AUTO_KEEP, check_auto_keep, is_auto_cut
 from afss.run.ready import find_config
 from afss.student.recipe import RECIPE_HELP, RECIPES, recipe_args
 from afss.student.start_masks import MASK_SOURCES
@@ -188,10 +188,10 @@ def _check_value(value: Any, tp: Any, key: str, where: str) -> Any:
         return value
     if origin is list:
         (item,) = typing.get_args(tp)
-        if isinstance(value, str):  # "segm,bbox" is accepted for a list of names
-            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, str):  # "segm,bbox" (or "0.3,0.8", as --set gives it) is accepted for a list
+            value = [_number(v.strip()) if item in (int, float) else v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list):
-            raise AfssError(f"{where}: {key}: expected a list of {_type_name(item)}, got {value!r}")
+            raise AfssError(f"{where}: {key}: expected {_type_name(tp)}, got {value!r}")
         return [_check_value(v, item, f"{key}[{k}]", where) for k, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
@@ -216,13 +216,25 @@ def _check_value(value: Any, tp: Any, key: str, where: str) -> Any:
     raise TypeError(f"unsupported config type {tp!r}")  # a schema bug, not user input
 
 
+def _number(text: str) -> Any:
+    """``"0.3"`` -> 0.3, ``"2"`` -> 2; other text as it is (the item check then names it)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         names = [_type_name(t) for t in typing.get_args(tp) if t is not type(None)]
         return " or ".join(names) + (" or null" if type(None) in typing.get_args(tp) else "")
     if origin is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+        item = typing.get_args(tp)[0]
+        return "a list of " + {bool: "true or false values", int: "whole numbers", float: "numbers",
+                               str: "names"}.get(item, _type_name(item))
     return {bool: "true or false", int: "a whole number", float: "a number", str: "text",
             dict: "a mapping"}.get(origin or tp, str(tp))
 
@@ -310,7 +322,10 @@ def _check_semantics(config: RunConfig, where: str) -> None:
         raise AfssError(f"{where}: refine.min_score: expected a number in [0, 1], auto or null, got {cut!r}")
     if config.refine.keep_top is not None and not 0.0 < config.refine.keep_top <= 1.0:
         raise AfssError(f"{where}: refine.keep_top: expected a fraction in (0, 1], got {config.refine.keep_top}")
-    check_auto_keep(config.refine.auto_keep, f"{where}: refine.auto_keep")
+    if tuple(check_auto_keep(config.refine.auto_keep, f"{where}: refine.auto_keep")) != AUTO_KEEP and not (
+            is_auto_cut(config.refine.min_score, config.refine.keep_top) or config.distill.student_min_score == "auto"):
+        raise AfssError(f"{where}: refine.auto_keep: bounds only an auto cut (refine.min_score or "
+                        "distill.student_min_score auto); with these cuts it would change nothing")
     cut = config.distill.student_min_score
     if cut is not None and cut != "auto" and (isinstance(cut, str) or not 0.0 <= cut <= 1.0):
         raise AfssError(f"{where}: distill.student_min_score: expected a number in [0, 1], auto or null, got {cut!r}")

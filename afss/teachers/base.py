@@ -57,6 +57,8 @@ class Teacher(abc.ABC):
     """
 
     name: ClassVar[str]
+    views_by_member: ClassVar[bool] = False
+    """Whether `view_teacher` hands an image's refinement views to a member model (a combined teacher)."""
 
     @abc.abstractmethod
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:

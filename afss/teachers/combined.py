@@ -127,6 +127,7 @@ class CombinedTeacher(Teacher):
     """Several teachers as one (see the module docstring)."""
 
     name: ClassVar[str] = "combined"
+    views_by_member: ClassVar[bool] = True
 
     def __init__(self, config: CombinedConfig, members: Sequence[Teacher]) -> None:
         if [t.name for t in members] != list(config.members):
