@@ -1,8 +1,7 @@
 """Refining one image, or a batch: run the teacher on the views, map back, fuse, re-segment or vote.
 
 `refine_batch` sends every view of several images to the teacher in one ``label`` call (what a GPU
-wants; one per member for a combined teacher, whose member that labelled an image labels its views,
-`Teacher.view_teacher`), then fuses image by image with `fuse_views`. Nothing here raises for a bad image: an
+wants), then fuses image by image with `fuse_views`. Nothing here raises for a bad image: an
 unreadable file or a teacher error becomes the image's ``error``.
 """
 
@@ -45,9 +44,7 @@ def refine_image(
         rgb: ``(H, W, 3)`` uint8 original image.
         views: the TTA views.
         mask_fusion: ``"segmenter"`` or ``"vote"`` (see `RefineConfig`).
-        identity_instances: detections to use for the identity view instead of running the teacher;
-            the other views are labelled by ``teacher.view_teacher(identity_instances)`` (a combined
-            teacher's member that made them).
+        identity_instances: detections to use for the identity view instead of running the teacher.
 
     Returns:
         Instances with ``box_xyxy`` the fused box, the mask, ``score`` (segmenter quality, or the
@@ -56,8 +53,7 @@ def refine_image(
         and ``views``.
     """
     run = views_to_run(views, identity_instances is not None)
-    labeller = teacher.view_teacher(identity_instances or ())
-    found = labeller.label([v.apply(rgb) for v in run], config.text_prompt) if run else []
+    found = teacher.label([v.apply(rgb) for v in run], config.text_prompt) if run else []
     return fuse_views(teacher, rgb, views, dict(zip(run, found, strict=True)), config=config,
                       mask_fusion=mask_fusion, identity_instances=identity_instances)
 
@@ -148,8 +144,7 @@ def refine_batch(
     config: RefineConfig,
     mask_fusion: str,
 ) -> list[ImageLabels]:
-    """Refine several images with one ``label`` call for all their views (one per view teacher,
-    `Teacher.view_teacher`: a combined teacher's members each label the views of the images they labelled).
+    """Refine several images with one ``teacher.label`` call for all their views.
 
     Args:
         batch: the images; ``loaded``: their pixels (or why they could not be read, see `afss.resumable`).
@@ -176,38 +171,29 @@ def refine_batch(
         prior = _usable_prior(prior)
         ident = None if prior is None else prior.instances
         jobs.append((k, pixels, views_to_run(views, ident is not None), ident))
-    by_labeller: dict[int, list] = {}  # one label call per view teacher (one, unless a combined teacher's)
-    for job in jobs:
-        labeller = teacher.view_teacher(job[3] or ())
-        by_labeller.setdefault(id(labeller), [labeller, []])[1].append(job)
-    found_by_job: dict[int, list | None] = {}
-    failures: dict[int, str] = {}
-    for labeller, group in by_labeller.values():
-        flat = [v.apply(px) for _, px, run, _ in group for v in run]
-        try:
-            found_flat = list(labeller.label(flat, config.text_prompt)) if flat else []
-            if len(found_flat) != len(flat):
-                raise ValueError(f"teacher returned {len(found_flat)} results for {len(flat)} images")
-        except Exception as e:  # noqa: BLE001 - one bad image must not sink the batch: retried one by one
-            for k, *_ in group:
-                found_by_job[k] = None
-            if len(group) == 1:
-                failures[group[0][0]] = _failure(batch[group[0][0]], e)
-            continue
-        pos = 0
-        for k, _, run, _ in group:
-            found_by_job[k], pos = found_flat[pos:pos + len(run)], pos + len(run)
+    flat = [v.apply(px) for _, px, run, _ in jobs for v in run]
+    found_flat: list | None = None
+    failure: str | None = None
+    try:
+        found_flat = list(teacher.label(flat, config.text_prompt)) if flat else []
+        if len(found_flat) != len(flat):
+            raise ValueError(f"teacher returned {len(found_flat)} results for {len(flat)} images")
+    except Exception as e:  # noqa: BLE001 - one bad image must not sink the batch: retried one by one
+        found_flat = None
+        failure = _failure(batch[jobs[0][0]], e) if len(jobs) == 1 else None
+    pos = 0
     for k, pixels, run, ident in jobs:
         im, (h, w) = batch[k], pixels.shape[:2]
-        if k in failures:
-            results[k] = im.replace(height=h, width=w, instances=(), error=failures[k])
+        start, pos = pos, pos + len(run)
+        if failure is not None:
+            results[k] = im.replace(height=h, width=w, instances=(), error=failure)
             continue
         try:
-            if found_by_job[k] is None:
+            if found_flat is None:
                 instances = refine_image(teacher, pixels, views, config=config, mask_fusion=mask_fusion,
                                          identity_instances=ident)
             else:
-                found = dict(zip(run, found_by_job[k], strict=True))
+                found = dict(zip(run, found_flat[start:pos], strict=True))
                 instances = fuse_views(teacher, pixels, views, found, config=config, mask_fusion=mask_fusion,
                                        identity_instances=ident)
         except Exception as e:  # noqa: BLE001 - recorded in error, the run goes on

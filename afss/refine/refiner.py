@@ -191,12 +191,10 @@ def summary_path(out: str | os.PathLike) -> Path:
 
 def _journal_header(teacher, views, config, mask_fusion, labels) -> dict[str, Any]:
     """What determines the unfiltered result (filter settings may change between resumed runs)."""
-    cfg = {k: v for k, v in asdict(config).items() if k not in ("min_score", "keep_top", "auto_keep", "min_area_px", "score_field")}
-    # a teacher whose member labels the views (combined, since view_teacher): a journal of the refinement
-    # before it, where every member labelled every view, is not continued with it
-    follows = {"views_by_label_member": True} if getattr(teacher, "views_by_member", False) else {}
+    cfg = {k: v for k, v in asdict(config).items()
+           if k not in ("min_score", "keep_top", "auto_keep", "min_area_px", "score_field")}
     return {"teacher": teacher_provenance(teacher), "views": [v.name for v in views],
-            "config": {**cfg, "mask_fusion": mask_fusion}, "given_labels": labels is not None, **follows}
+            "config": {**cfg, "mask_fusion": mask_fusion}, "given_labels": labels is not None}
 
 
 def _provenance(teacher, views, config, mask_fusion, labels, summary) -> dict[str, Any]:

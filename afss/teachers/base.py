@@ -57,8 +57,6 @@ class Teacher(abc.ABC):
     """
 
     name: ClassVar[str]
-    views_by_member: ClassVar[bool] = False
-    """Whether `view_teacher` hands an image's refinement views to a member model (a combined teacher)."""
 
     @abc.abstractmethod
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:
@@ -95,12 +93,6 @@ class Teacher(abc.ABC):
         there is one, else ``"vote"`` (the views' own masks, voted). A teacher whose `segment_boxes`
         measures worse than its own labels returns ``"vote"``."""
         return "segmenter" if self.can_segment_boxes else "vote"
-
-    def view_teacher(self, given: Sequence[Instance]) -> Teacher:
-        """The teacher that labels the refinement views of an image whose label is ``given``: this one.
-        A teacher made of others (`CombinedTeacher`) returns the member that made ``given``, so all
-        views of one image come from one model and their boxes and masks are fused like with like."""
-        return self
 
     def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
         """Masks for given boxes on one image (``boxes_xyxy``: float ``(N, 4)`` pixels of ``image``).

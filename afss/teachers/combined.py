@@ -17,8 +17,7 @@ refine filter or an analysis can see how close the call was.
 default the first member (``photometric``: fast, and what refining photometric labels did before),
 ``segmenter=salient`` runs the network on each box's crop, ``segmenter=none`` leaves refinement to
 vote the views' masks. `segment_boxes` sees only an image and boxes, so it cannot follow the member
-that won that image's label; the views refinement labels can, and do (`view_teacher`): an image
-the photometric member labelled is refined with the photometric teacher's views alone.
+that won that image's label.
 
 Options (``-o key=value``, ``teacher.options`` in a run config, ``build_teacher("combined", ...)``):
 ``members`` (teacher names), ``rule``, ``segmenter``, ``top1`` (passed to every member: ``afss label
@@ -127,7 +126,6 @@ class CombinedTeacher(Teacher):
     """Several teachers as one (see the module docstring)."""
 
     name: ClassVar[str] = "combined"
-    views_by_member: ClassVar[bool] = True
 
     def __init__(self, config: CombinedConfig, members: Sequence[Teacher]) -> None:
         if [t.name for t in members] != list(config.members):
@@ -182,13 +180,6 @@ class CombinedTeacher(Teacher):
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:
         per_member = [t.label(images, prompt) for t in self.members]
         return [self._choose([labels[k] for labels in per_member]) for k in range(len(images))]
-
-    def view_teacher(self, given: Sequence[Instance]) -> Teacher:
-        """The member that labelled ``given`` (its ``source``; this teacher where none did): refinement's
-        other views are labelled by that member alone, so a view the other member wins cannot pull the
-        fused box and the voted mask towards a second teacher's label."""
-        by_name = {t.name: t for t in self.members}
-        return by_name.get(given[0].source, self) if given else self
 
     def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
         """The ``segmenter`` member's masks for the boxes (see the module docstring)."""
