@@ -984,9 +984,9 @@ def test_a_bad_device_or_gt_fails_before_any_work(tmp_path, capsys):
     ({"auto_keep": (0.3, 0.5)}, (0.3, 0.5)),  # min_score auto, the default
     ({"min_score": 0.6, "student_min_score": "auto", "auto_keep": (0.3, 0.5)}, (0.3, 0.8)),  # only rounds > 1 cut auto
 ])
-def test_distill_and_a_run_cut_with_the_bound_they_are_given(tmp_path, monkeypatch, config, round1_bound):
+def test_distill_cuts_with_the_bound_it_is_given(tmp_path, monkeypatch, config, round1_bound):
     """The bound reaches the refinement that cuts: round 1's where its cut is auto (a fixed cut takes
-    no bound), and a run config's refine.auto_keep reaches both the teacher's refined row and distill."""
+    no bound)."""
     import afss.distill
     from afss.distill import DistillConfig, distill
     from afss.teachers.base import Teacher
@@ -997,37 +997,42 @@ def test_distill_and_a_run_cut_with_the_bound_they_are_given(tmp_path, monkeypat
         def label(self, images, prompt="spacecraft"):
             return [[] for _ in images]
 
-    class Seen(Exception):
-        pass
-
     def capture(*args, config, **kwargs):
-        raise Seen(config)
+        raise _Seen(config)
 
     monkeypatch.setattr(afss.distill, "refine_labels", capture)
     labels = _labelled_images(tmp_path)
-    with pytest.raises(Seen) as seen:
+    with pytest.raises(_Seen) as seen:
         distill(Nothing(), labels, tmp_path / "d", config=DistillConfig(rounds=2, **config))
     assert seen.value.args[0].auto_keep == round1_bound
 
+
+class _Seen(Exception):
+    """Raised by a stand-in with the config it was given, to stop the pipeline there."""
+
+
+def test_a_run_cuts_with_the_bound_its_config_gives(tmp_path, monkeypatch):
+    """A run config's refine.auto_keep reaches both the teacher's refined row and distill."""
+    import afss.distill
     import afss.refine
     from afss.run.config import config_from_dict
     from afss.run.runner import run_pipeline
 
     got = {}
 
-    def refine_then_stop(*args, config, **kwargs):
+    def refine_and_note(*args, config, **kwargs):
         got["refine"] = config.auto_keep
         return real_refine(*args, config=config, **kwargs)
 
     def distill_stub(*args, config, **kwargs):
-        raise Seen(config)
+        raise _Seen(config)
 
     real_refine = afss.refine.refine_labels
-    monkeypatch.setattr(afss.refine, "refine_labels", refine_then_stop)
+    monkeypatch.setattr(afss.refine, "refine_labels", refine_and_note)
     monkeypatch.setattr(afss.distill, "distill", distill_stub)
     run = config_from_dict({"data": {"source": "synth", "n": 3, "size": 96, "seed": 3},
                             "eval": {"source": "synth", "n": 2, "size": 96, "seed": 4},
                             "refine": {"auto_keep": [0.3, 0.5]}, "report": False})
-    with pytest.raises(Seen) as seen:
+    with pytest.raises(_Seen) as seen:
         run_pipeline(run, tmp_path / "run", progress=False)
     assert got["refine"] == (0.3, 0.5) and seen.value.args[0].auto_keep == (0.3, 0.5)

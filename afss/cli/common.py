@@ -192,19 +192,23 @@ def cut_options(args: argparse.Namespace) -> dict:
     if args.min_score is not None:
         out["min_score"] = min_score_arg(args.min_score, "--min-score")
     if args.keep_top is not None:
-        value = args.keep_top.strip()
-        out["keep_top"] = number_arg(value[:-1], "--keep-top", "0.5") / 100 if value.endswith("%") else number_arg(value, "--keep-top", "0.5")
+        out["keep_top"] = share_arg(args.keep_top, "--keep-top", "0.5")
     if args.auto_keep is not None:
         from afss.refine.filtering import check_auto_keep
 
-        parts = [v.strip() for v in args.auto_keep.split(",")]
+        parts = args.auto_keep.split(",")
         if len(parts) != 2:
             raise AfssError(f"--auto-keep {args.auto_keep!r}: expected two shares, the least and the most kept, "
                             "like 0.3,0.8 or 30%,80%")
-        shares = [number_arg(v[:-1], "--auto-keep", "0.3,0.8") / 100 if v.endswith("%")
-                  else number_arg(v, "--auto-keep", "0.3,0.8") for v in parts]
+        shares = [share_arg(v, "--auto-keep", "0.3,0.8") for v in parts]
         out["auto_keep"] = check_auto_keep(shares, f"--auto-keep {args.auto_keep!r}")
     return out
+
+
+def share_arg(text: str, flag: str, example: str) -> float:
+    """``"0.5"`` or ``"50%"`` -> 0.5 (the config checks its range)."""
+    value = text.strip()
+    return number_arg(value[:-1], flag, example) / 100 if value.endswith("%") else number_arg(value, flag, example)
 
 
 def min_score_arg(text: str, flag: str) -> float | str:
