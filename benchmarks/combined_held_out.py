@@ -18,7 +18,9 @@ Writes ``benchmarks/results/combined_held_out.{json,md}`` (``--out``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -38,7 +40,9 @@ from afss.label import label_images
 from afss.refine import RefineConfig, filter_labels, refine_labels
 from afss.synth.dataset import render_or_reuse
 from afss.teachers import build_teacher
-from afss.types import LabelSet
+from afss.teachers.base import Teacher
+from afss.teachers.combined import RULES, CombinedConfig, CombinedTeacher
+from afss.types import Instance, LabelSet
 
 
 def _sources(args) -> list[tuple[str, LabelSet, str]]:
@@ -86,6 +90,42 @@ def _ap(gt: LabelSet, pred: LabelSet, iou: str, names: set[str] | None = None) -
     return evaluate(gt, pred, iou_types=(iou,)).get("coco", iou).ap
 
 
+class _Remembered(Teacher):
+    """A member whose labels are kept on disk by image content, so that every rule compared reuses one
+    run of the network per image and view."""
+
+    def __init__(self, inner: Teacher, path: Path) -> None:
+        self.inner, self.path, self.name = inner, path, inner.name
+        self.memo: dict[str, list[dict]] = pickle.loads(path.read_bytes()) if path.exists() else {}
+
+    def label(self, images, prompt="spacecraft"):
+        keys = [hashlib.sha1(np.ascontiguousarray(im).tobytes() + prompt.encode()).hexdigest() for im in images]
+        todo = [k for k, key in enumerate(keys) if key not in self.memo]
+        if todo:
+            for k, found in zip(todo, self.inner.label([images[k] for k in todo], prompt)):
+                # plain dicts: an Instance's read-only mappings do not pickle
+                self.memo[keys[k]] = [{**vars(i), "scores": dict(i.scores), "parts": dict(i.parts)} for i in found]
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_bytes(pickle.dumps(self.memo))
+            tmp.replace(self.path)
+        return [[Instance(**i) for i in self.memo[key]] for key in keys]
+
+    @property
+    def options(self):
+        return self.inner.options
+
+    @property
+    def can_segment_boxes(self) -> bool:
+        return self.inner.can_segment_boxes
+
+    @property
+    def refine_mask_fusion(self) -> str:
+        return self.inner.refine_mask_fusion
+
+    def segment_boxes(self, image, boxes_xyxy):
+        return self.inner.segment_boxes(image, boxes_xyxy)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=30, help="afss synth scenes per domain")
@@ -94,17 +134,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spark-per", type=int, default=10, help="frames per SPARK-2021 spacecraft")
     ap.add_argument("--threads", type=int, default=1, help="the salient network's onnxruntime threads")
     ap.add_argument("--tta", default="identity,vflip")
+    ap.add_argument("--rule", default="best_score", choices=RULES, help="the combined teacher's rule")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench" / "combined_held_out"),
                     help="where each source's labels are kept")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "combined_held_out.json"))
     args = ap.parse_args(argv)
     photometric = build_teacher("photometric")
-    combined = build_teacher("combined", salient={"threads": args.threads})
-    rows = []
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    # the network's labels of every image and view are kept in --work/salient.pkl: each rule reuses them
+    salient = _Remembered(build_teacher("salient", threads=args.threads), work / "salient.pkl")
+    combined = CombinedTeacher(CombinedConfig(rule=args.rule), [build_teacher("photometric"), salient])
+    if args.rule != "best_score":
+        work = work / args.rule
+        work.mkdir(exist_ok=True)
+    rows = []
     t_start = time.perf_counter()
-    done: dict[str, tuple] = {}  # absolute file name -> (photometric, combined, refined) labels: families reuse them
+    done: dict[str, tuple] = {}  # file name -> (photometric, combined, refined, photometric refined): families reuse them
     for name, gt, iou in _sources(args):
         gt = _absolute(gt)
         todo = gt.replace(images=tuple(im.replace(instances=()) for im in gt.images if im.file_name not in done))
@@ -115,17 +161,21 @@ def main(argv: list[str] | None = None) -> int:
             refined = read_finished(work / f"{slug}.refined.json", "refine") or refine_labels(
                 combined, todo, labels=raw_c, views=args.tta, config=RefineConfig(min_score=0.0),
                 out=work / f"{slug}.refined.json")[0]
-            for trio in zip(label_images(photometric, todo).images, raw_c.images, refined.images, strict=True):
-                done[trio[0].file_name] = trio
-        raw_p, raw_c, refined = (gt.replace(images=tuple(done[im.file_name][k].replace(image_id=im.image_id)
-                                                         for im in gt.images)) for k in range(3))
+            raw_p = label_images(photometric, todo)
+            refined_p = refine_labels(photometric, todo, labels=raw_p, views=args.tta, config=RefineConfig(min_score=0.0))[0]
+            for four in zip(raw_p.images, raw_c.images, refined.images, refined_p.images, strict=True):
+                done[four[0].file_name] = four
+        raw_p, raw_c, refined, refined_p = (gt.replace(images=tuple(done[im.file_name][k].replace(image_id=im.image_id)
+                                                                    for im in gt.images)) for k in range(4))
         row = {"source": name, "images": len(gt), "photometric": _ap(gt, raw_p, iou), "combined": _ap(gt, raw_c, iou),
                "refined": _ap(gt, refined, iou), "salient_won": sum(
-                   1 for im in raw_c.images if im.instances and im.instances[0].source == "salient"), "cuts": {}}
+                   1 for im in raw_c.images if im.instances and im.instances[0].source == "salient"), "cuts": {},
+               "photometric_refined": _ap(gt, refined_p, iou), "photometric_cuts": {}}
         for cut, kw in CUTS:
-            kept, _ = filter_labels(refined, **kw)
-            names = {im.file_name for im in kept.images if im.instances}
-            row["cuts"][cut] = {"kept": round(len(names) / len(gt), 3), "ap_kept": _ap(gt, kept, iou, names)}
+            for key, labels in (("cuts", refined), ("photometric_cuts", refined_p)):
+                kept, _ = filter_labels(labels, **kw)
+                names = {im.file_name for im in kept.images if im.instances}
+                row[key][cut] = {"kept": round(len(names) / len(gt), 3), "ap_kept": _ap(gt, kept, iou, names)}
         rows.append(row)
         print(_line(row), flush=True)
     print(f"{time.perf_counter() - t_start:.0f} s")

@@ -1,0 +1,93 @@
+"""benchmarks/combined_held_out.py and combined_rules.py: the network's labels are kept by image content
+(every rule compared reuses one run), and the rule is chosen without the source it is reported on."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from afss.teachers.base import Teacher
+from afss.types import Instance
+from tests.project_scripts import load_script
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return load_script("benchmarks/combined_held_out.py", "combined_held_out_benchmark")
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return load_script("benchmarks/combined_rules.py", "combined_rules_benchmark")
+
+
+class Counting(Teacher):
+    name = "salient"
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def label(self, images, prompt="spacecraft"):
+        self.seen += len(images)
+        out = []
+        for im in images:
+            mask = im[..., 0] > 100
+            out.append([Instance.from_mask(mask, score=0.7, source="salient", scores={"stability": 0.7})]
+                       if mask.any() else [])
+        return out
+
+
+def test_labels_are_remembered_by_image_content(held_out, tmp_path):
+    a = np.zeros((16, 16, 3), np.uint8)
+    a[4:9, 2:7] = 200
+    b = np.zeros((16, 16, 3), np.uint8)
+    inner = Counting()
+    first = held_out._Remembered(inner, tmp_path / "salient.pkl")
+    got = first.label([a, b])
+    assert inner.seen == 2 and got[0][0].box_xyxy == (2, 4, 7, 9) and got[1] == []
+    assert first.label([b.copy(), a.copy()]) == [got[1], got[0]] and inner.seen == 2  # same pixels: no new run
+    again = held_out._Remembered(inner, tmp_path / "salient.pkl")  # a later run reads them from disk
+    assert again.label([a]) == [got[0]] and inner.seen == 2
+    assert dict(again.label([a])[0][0].scores) == {"stability": 0.7}
+    assert again.label([np.flipud(a)])[0][0].box_xyxy == (2, 7, 7, 12) and inner.seen == 3  # another view runs
+
+
+def _record(rule: str, raw: list[float], refined: list[float] | None = None) -> dict:
+    refined = refined or raw
+    rows = []
+    for k, (r, f) in enumerate(zip(raw, refined)):
+        cut = {"kept": 0.5, "ap_kept": f + 0.2}
+        rows.append({"source": f"s{k}", "photometric": 0.3, "combined": r, "refined": f, "cuts": {"auto": cut},
+                     "photometric_refined": 0.3, "photometric_cuts": {"auto": {"kept": 0.5, "ap_kept": 0.35}}})
+    return {"args": {"rule": rule}, "rows": rows}
+
+
+def test_the_rule_is_chosen_without_the_held_out_source(rules, tmp_path):
+    paths = []
+    # `spike` is best on s0 alone, `steady` on the others: s0's row must still report `steady`
+    for rule, raw in (("spike", [0.9, 0.4, 0.4]), ("steady", [0.5, 0.5, 0.5])):
+        paths.append(tmp_path / f"{rule}.json")
+        paths[-1].write_text(json.dumps(_record(rule, raw)))
+    out = tmp_path / "rules.json"
+    assert rules.main([*map(str, paths), "--criterion", "raw", "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert [r["chosen"] for r in got["rows"]] == ["steady", "spike", "spike"]
+    assert got["rows"][0]["raw"] == 0.5 and got["rows"][1]["raw"] == 0.4  # reported on the held-out source
+    assert got["summary"]["photometric alone"]["auto_bar"] == 0  # 35 against 30: not 10 points above
+    assert got["summary"]["steady"]["auto_bar"] == 3 and got["summary"]["steady"]["beats_photometric"] == 3
+    assert "| s0 |" in out.with_suffix(".md").read_text()
+
+
+def test_the_bars_criterion_counts_refinement_and_the_cut(rules, tmp_path):
+    paths = []
+    # `sharp` has the higher raw AP, but its refinement loses 1 AP everywhere: the bars choose `safe`
+    for rule, raw, refined in (("sharp", [0.6] * 3, [0.59] * 3), ("safe", [0.5] * 3, [0.5] * 3)):
+        paths.append(tmp_path / f"{rule}.json")
+        paths[-1].write_text(json.dumps(_record(rule, raw, refined)))
+    out = tmp_path / "rules.json"
+    assert rules.main([*map(str, paths), "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert {r["chosen"] for r in got["rows"]} == {"safe"}
+    assert got["summary"]["sharp"]["refine_within_0.3"] == 0 and got["summary"]["safe"]["refine_within_0.3"] == 3
