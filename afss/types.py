@@ -50,11 +50,6 @@ def rle_area(rle: Rle) -> int:
     return int(mask_utils.area(_bytes_rle(rle)))
 
 
-def rle_iou(a: Rle, b: Rle) -> float:
-    """IoU of two RLE masks of the same size (0 when both are empty)."""
-    return float(mask_utils.iou([_bytes_rle(a)], [_bytes_rle(b)], [0])[0, 0])
-
-
 def rle_box_xyxy(rle: Rle) -> tuple[float, float, float, float]:
     """Tight box of an RLE mask; ``(0, 0, 0, 0)`` for an empty mask."""
     x, y, w, h = mask_utils.toBbox(_bytes_rle(rle)).tolist()

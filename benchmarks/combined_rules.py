@@ -2,13 +2,14 @@
 
 Each record is one rule's run of ``benchmarks/combined_held_out.py`` on the same held-out sources
 (the network's labels are kept in ``--work``, so every rule after the first costs minutes). For
-each source in turn, the rule is chosen on the *other* sources (the highest mean raw AP; the
-photometric teacher alone is a candidate too) and reported on the one left out: its raw AP, its
-refined AP's change and its ``auto`` cut, beside the photometric teacher's raw AP.
+each source in turn, the rule is chosen on the *other* sources (``--criterion``: by default the
+most sources where refinement stays within -0.3 AP of the raw labels and the ``auto`` cut keeps
+>= 30 % at >= 10 AP above all; the photometric teacher alone is a candidate too) and reported on
+the one left out: its raw AP, its refined AP's change and its ``auto`` cut.
 
-    for r in best_score agreement agreement_or_first; do
-      .venv/bin/python benchmarks/combined_held_out.py --n 30 --spark data/spark2021 --spark-per 10 \\
-          --rule $r --work runs/bench/combined_rules --out runs/bench/combined_rules_$r.json
+    for r in best_score ...; do      # the rules of afss.teachers.combined.RULES (at 9272e54: four)
+      .venv/bin/python benchmarks/combined_held_out.py --n 60 --spark data/spark2021 --spark-per 30 \\
+          --rule $r --work runs/bench/combined_rules60 --out runs/bench/combined_rules_$r.json
     done
     .venv/bin/python benchmarks/combined_rules.py runs/bench/combined_rules_*.json
 

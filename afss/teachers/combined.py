@@ -1,22 +1,13 @@
 """Two or more teachers as one: per image, the label of whichever member is most confident.
 
 Each image is labelled by every member (default: ``photometric`` and ``salient``) and the rule
-decides what to keep. The default rule, ``best_score``, keeps the instances of the member whose
-top-1 instance scores highest (ties go to the earlier member; a member that finds nothing loses to
-one that finds something). It was chosen on 60 afss synth mixed scenes of seed 11 among three simple
+decides what to keep. The one rule, ``best_score``, keeps the instances of the member whose top-1
+instance scores highest (ties go to the earlier member; a member that finds nothing loses to one
+that finds something). It was chosen on 60 afss synth mixed scenes of seed 11 among three simple
 combinations (``benchmarks/salient_teacher.py``) before the held-out seeds were looked at, and on
 those it beat both members (docs/teachers_salient.md). It relies on the members' scores meaning
 roughly the same thing: the photometric score is a logistic estimate of the mask IoU, the salient
 score the mask's stability (SAM's stability score), both in [0, 1] and both ranking labels by IoU.
-
-The other rules ask whether another member backs a label: its top-1 mask's IoU with another
-member's top-1 (box IoU where either has no mask) reaching ``agree_iou`` (0.5). A label no other
-member backs keeps half its score, so that a cut ranks it below the ones they agree on.
-``agreement`` is ``best_score`` with that halving; ``agreement_or_first`` takes the first member's
-label where the best-scoring one is not backed; ``first_backed`` always takes the first member's
-label (the next member's where it finds nothing) and lets the others only back it: with the
-default members, the photometric teacher's labels ranked by whether the network finds the same
-thing. docs/teachers_salient.md compares the four on held-out sources.
 
 Each instance keeps its member's name in ``source`` and its member's cues in ``scores``, plus
 ``<member>_score``: every member's top-1 score on that image (0 where it found nothing), so a
@@ -29,7 +20,7 @@ vote the views' masks. `segment_boxes` sees only an image and boxes, so it canno
 that won that image's label.
 
 Options (``-o key=value``, ``teacher.options`` in a run config, ``build_teacher("combined", ...)``):
-``members`` (teacher names), ``rule``, ``agree_iou``, ``segmenter``, ``top1`` (passed to every member: ``afss label
+``members`` (teacher names), ``rule``, ``segmenter``, ``top1`` (passed to every member: ``afss label
 --top1 / --all``), and each member's own options either as a mapping under its name (``salient:
 {model: isnet, threads: 1}``) or as dotted keys (``-o salient.threads=1``).
 
@@ -50,15 +41,12 @@ import numpy as np
 
 from afss.errors import AfssError, unknown_choice
 from afss.teachers.base import Teacher, teacher_provenance
-from afss.teachers.photometric_ops import box_iou
-from afss.types import Instance, rle_iou
+from afss.types import Instance
 
 __all__ = ["DEFAULT_MEMBERS", "RULES", "CombinedConfig", "CombinedTeacher"]
 
 DEFAULT_MEMBERS = ("photometric", "salient")
-RULES = ("best_score", "agreement", "agreement_or_first", "first_backed")
-AGREE_IOU = 0.5  # two members' top-1 masks with this IoU or more find the same thing
-_OWN = ("members", "rule", "agree_iou", "segmenter")  # the teacher's own options; the rest are members'
+RULES = ("best_score",)
 _NO_SEGMENTER = "none"
 _WHAT = "combined teacher"
 
@@ -69,12 +57,7 @@ class CombinedConfig:
 
     Attributes:
         members: the teachers labelled with, by name (two or more, distinct; not ``combined``).
-        rule: how an image's labels are chosen: ``best_score`` (the member whose top-1 scores
-            highest), ``agreement`` (the same, at half its score where no other member's top-1
-            overlaps it by ``agree_iou``), ``agreement_or_first`` (as ``agreement``, but an
-            unbacked label is the first member's, at half its score) or ``first_backed`` (the first
-            member's label, at half its score where no other member backs it).
-        agree_iou: the mask IoU (box IoU without masks) at which two members' top-1 agree.
+        rule: how an image's labels are chosen: ``best_score`` (the member whose top-1 scores highest).
         segmenter: the member whose `segment_boxes` refinement uses, ``none`` (refinement votes the
             views' masks), or ``""``: the first member.
         member_options: each member's build options by member name (missing: its defaults).
@@ -82,7 +65,6 @@ class CombinedConfig:
 
     members: tuple[str, ...] = DEFAULT_MEMBERS
     rule: str = "best_score"
-    agree_iou: float = AGREE_IOU
     segmenter: str = ""
     member_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -103,10 +85,6 @@ class CombinedConfig:
         object.__setattr__(self, "members", tuple(members))
         if self.rule not in RULES:
             raise unknown_choice(f"{_WHAT} rule", self.rule, RULES)
-        if isinstance(self.agree_iou, bool) or not isinstance(self.agree_iou, (int, float)) \
-                or not 0.0 < self.agree_iou <= 1.0:
-            raise AfssError(f"{_WHAT} option agree_iou={self.agree_iou!r}: expected an IoU in (0, 1], like {AGREE_IOU}")
-        object.__setattr__(self, "agree_iou", float(self.agree_iou))
         if self.segmenter not in ("", _NO_SEGMENTER, *members):
             raise unknown_choice(f"{_WHAT} segmenter", self.segmenter, (_NO_SEGMENTER, *members))
         object.__setattr__(self, "segmenter", self.segmenter or members[0])
@@ -116,9 +94,9 @@ class CombinedConfig:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> CombinedConfig:
-        """From flat build options: ``members``, ``rule``, ``agree_iou``, ``segmenter``, ``<member>: {...}``
-        and ``<member>.<key>: value``; unknown keys get a close-match suggestion."""
-        own = {k: options[k] for k in _OWN if k in options}
+        """From flat build options: ``members``, ``rule``, ``segmenter``, ``<member>: {...}`` and
+        ``<member>.<key>: value``; unknown keys get a close-match suggestion."""
+        own = {k: options[k] for k in ("members", "rule", "segmenter") if k in options}
         shared = {k: options[k] for k in ("top1",) if k in options}  # afss label --top1 / --all
         for key in ("rule", "segmenter"):
             if key in own and not isinstance(own[key], str):
@@ -132,7 +110,7 @@ class CombinedConfig:
                 continue
             name, dot, sub = key.partition(".")
             if name not in per:
-                raise unknown_choice(f"{_WHAT} option", key, [*_OWN, "top1", *members])
+                raise unknown_choice(f"{_WHAT} option", key, ["members", "rule", "segmenter", "top1", *members])
             if dot:
                 per[name][sub] = value
             elif isinstance(value, Mapping):
@@ -186,8 +164,7 @@ class CombinedTeacher(Teacher):
     @property
     def options(self) -> dict[str, Any]:
         """What `build` takes to rebuild this teacher (``afss refine`` reuses the recorded options)."""
-        return {"members": list(self.config.members), "rule": self.config.rule, "agree_iou": self.config.agree_iou,
-                "segmenter": self.config.segmenter,
+        return {"members": list(self.config.members), "rule": self.config.rule, "segmenter": self.config.segmenter,
                 **{t.name: teacher_provenance(t)["options"] for t in self.members}}
 
     @property
@@ -213,33 +190,12 @@ class CombinedTeacher(Teacher):
     # -- internals ---------------------------------------------------------------------------------
 
     def _choose(self, found: list[list[Instance]]) -> list[Instance]:
-        """The instances of the member the rule picks, each with every member's top-1 score added to
-        ``scores`` (and, for the other rules, ``member_agreement``: the IoU of the top-1 the rule
-        starts from, the best-scoring one or the first member's, with the closest other member's)."""
-        tops = [max(f, key=lambda i: i.score, default=None) for f in found]  # first of equal scores
+        """``best_score``: the instances of the member whose top-1 scores highest, each with every
+        member's top-1 score added to ``scores``."""
+        tops = [max((i.score for i in f), default=None) for f in found]
         if all(t is None for t in tops):
             return []
-        scores = [None if t is None else t.score for t in tops]
-        winner = max((k for k, t in enumerate(scores) if t is not None), key=lambda k: scores[k])  # first on ties
-        if self.config.rule == "first_backed":
-            winner = next(k for k, t in enumerate(tops) if t is not None)
-        added = {f"{t.name}_score": round(float(s or 0.0), 6) for t, s in zip(self.members, scores)}
-        scale = 1.0
-        if self.config.rule != "best_score":
-            agree = max((_overlap(tops[winner], t) for k, t in enumerate(tops) if k != winner and t is not None),
-                        default=0.0)
-            added["member_agreement"] = round(agree, 6)
-            if agree < self.config.agree_iou:
-                scale = 0.5  # a label no other member backs ranks below the ones they agree on
-                if self.config.rule == "agreement_or_first":
-                    winner = next(k for k, t in enumerate(tops) if t is not None)
-        return [dataclasses.replace(i, score=i.score * scale, source=i.source or self.members[winner].name,
-                                    scores={**i.scores, **added})
+        winner = max((k for k, t in enumerate(tops) if t is not None), key=lambda k: tops[k])  # first on ties
+        added = {f"{t.name}_score": round(float(s or 0.0), 6) for t, s in zip(self.members, tops)}
+        return [dataclasses.replace(i, source=i.source or self.members[winner].name, scores={**i.scores, **added})
                 for i in found[winner]]
-
-
-def _overlap(a: Instance, b: Instance) -> float:
-    """Mask IoU of two instances, box IoU where either has no mask."""
-    if a.rle is not None and b.rle is not None and list(a.rle["size"]) == list(b.rle["size"]):
-        return rle_iou(a.rle, b.rle)
-    return box_iou(np.asarray(a.box_xyxy), np.asarray(b.box_xyxy))
