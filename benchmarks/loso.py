@@ -74,6 +74,9 @@ CONFIDENCES = {
     "agreement only": ("bias", "agreement"),
     "4 cues": ("bias", "stability", "ambiguity", "agreement"),
     "5 cues": ("bias", "stability", "ambiguity", "agreement", "border"),
+    "size only": ("bias", "log(area_frac)"),
+    "size+agreement": ("bias", "agreement", "log(area_frac)"),
+    "size+agreement+ambiguity": ("bias", "ambiguity", "agreement", "log(area_frac)"),
 }
 REFINES = {  # the first is the teacher's default (`PhotometricTeacher.refine_mask_fusion`); cuts are on its labels
     "vote": {"mask_fusion": "vote"},
