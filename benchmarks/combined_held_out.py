@@ -40,7 +40,7 @@ from afss.label import label_images
 from afss.refine import RefineConfig, filter_labels, refine_labels
 from afss.synth.dataset import render_or_reuse
 from afss.teachers import build_teacher
-from afss.teachers.base import Teacher
+from afss.teachers.base import Teacher, teacher_provenance
 from afss.teachers.combined import RULES, CombinedConfig, CombinedTeacher
 from afss.types import Instance, LabelSet
 
@@ -99,7 +99,10 @@ class _Remembered(Teacher):
         self.memo: dict[str, list[dict]] = pickle.loads(path.read_bytes()) if path.exists() else {}
 
     def label(self, images, prompt="spacecraft"):
-        keys = [hashlib.sha1(np.ascontiguousarray(im).tobytes() + prompt.encode()).hexdigest() for im in images]
+        # the pixels, their layout, the prompt and the network's options: another setting is another label
+        setting = f"{prompt}|{json.dumps(teacher_provenance(self.inner), sort_keys=True, default=str)}"
+        keys = [hashlib.sha1(f"{im.shape}|{im.dtype}|{setting}".encode() + np.ascontiguousarray(im).tobytes()).hexdigest()
+                for im in images]
         todo = [k for k, key in enumerate(keys) if key not in self.memo]
         if todo:
             for k, found in zip(todo, self.inner.label([images[k] for k in todo], prompt)):
@@ -112,7 +115,7 @@ class _Remembered(Teacher):
 
     @property
     def options(self):
-        return self.inner.options
+        return teacher_provenance(self.inner)["options"]
 
     @property
     def can_segment_boxes(self) -> bool:

@@ -262,7 +262,7 @@ def main() -> None:
                                     "--auto-keep-max: the bound")
     except AfssError as e:
         sys.exit(str(e))
-    if args.auto_keep_max is not None and "auto" not in (args.min_score, args.student_min_score):
+    if args.auto_keep_max not in (None, AUTO_KEEP[1]) and "auto" not in (args.min_score, args.student_min_score):
         # refused here, not after the validation frames are labelled (afss distill refuses it too)
         sys.exit("--auto-keep-max bounds only an auto cut: give --min-score auto (or --student-min-score auto)")
     from afss.student.train import SHIPPED_SYNTH_WEIGHTS

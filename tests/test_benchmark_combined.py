@@ -26,8 +26,9 @@ def rules():
 class Counting(Teacher):
     name = "salient"
 
-    def __init__(self) -> None:
+    def __init__(self, threshold: float = 0.5) -> None:
         self.seen = 0
+        self.options = {"threshold": threshold}
 
     def label(self, images, prompt="spacecraft"):
         self.seen += len(images)
@@ -52,14 +53,18 @@ def test_labels_are_remembered_by_image_content(held_out, tmp_path):
     assert again.label([a]) == [got[0]] and inner.seen == 2
     assert dict(again.label([a])[0][0].scores) == {"stability": 0.7}
     assert again.label([np.flipud(a)])[0][0].box_xyxy == (2, 7, 7, 12) and inner.seen == 3  # another view runs
+    other = Counting(threshold=0.3)
+    held_out._Remembered(other, tmp_path / "salient.pkl").label([a])  # other options: not the same label
+    assert other.seen == 1
 
 
-def _record(rule: str, raw: list[float], refined: list[float] | None = None) -> dict:
+def _record(rule: str, raw: list[float], refined: list[float] | None = None, names: list[str] | None = None) -> dict:
     refined = refined or raw
+    names = names or [f"s{k}" for k in range(len(raw))]
     rows = []
-    for k, (r, f) in enumerate(zip(raw, refined)):
+    for name, r, f in zip(names, raw, refined):
         cut = {"kept": 0.5, "ap_kept": f + 0.2}
-        rows.append({"source": f"s{k}", "photometric": 0.3, "combined": r, "refined": f, "cuts": {"auto": cut},
+        rows.append({"source": name, "photometric": 0.3, "combined": r, "refined": f, "cuts": {"auto": cut},
                      "photometric_refined": 0.3, "photometric_cuts": {"auto": {"kept": 0.5, "ap_kept": 0.35}}})
     return {"args": {"rule": rule}, "rows": rows}
 
@@ -91,3 +96,18 @@ def test_the_bars_criterion_counts_refinement_and_the_cut(rules, tmp_path):
     got = json.loads(out.read_text())
     assert {r["chosen"] for r in got["rows"]} == {"safe"}
     assert got["summary"]["sharp"]["refine_within_0.3"] == 0 and got["summary"]["safe"]["refine_within_0.3"] == 3
+
+
+def test_sources_sharing_images_are_left_out_together(rules, tmp_path):
+    # the synth domains and families are the same scenes: holding out a domain leaves out the families too
+    names = ["synth domain: earth", "synth family: tango", "SPARK-2021 spacecraft: soho", "never tuned on: dim"]
+    paths = []
+    for rule, raw in (("synthy", [0.2, 0.9, 0.1, 0.1]), ("sparky", [0.5, 0.1, 0.4, 0.4])):
+        paths.append(tmp_path / f"{rule}.json")
+        paths[-1].write_text(json.dumps(_record(rule, raw, names=names)))
+    out = tmp_path / "rules.json"
+    assert rules.main([*map(str, paths), "--criterion", "raw", "--out", str(out)]) == 0
+    chosen = {r["source"]: r["chosen"] for r in json.loads(out.read_text())["rows"]}
+    # without the family's 0.9 (same scenes), `sparky` wins the choice for the Earth domain
+    assert chosen["synth domain: earth"] == "sparky" and chosen["synth family: tango"] == "sparky"
+    assert chosen["never tuned on: dim"] == "synthy"  # 0.9 counts where it shares no image
