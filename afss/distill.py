@@ -110,11 +110,9 @@ class DistillConfig:
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or not 1 <= self.rounds <= 20:
             raise AfssError(f"distill: rounds must be a whole number in [1, 20], got {self.rounds!r}")
         RefineConfig(min_score=self.min_score, keep_top=self.keep_top)  # the same checks as refine's
-        object.__setattr__(self, "auto_keep", check_auto_keep(self.auto_keep, "distill: auto_keep"))
-        if self.auto_keep != AUTO_KEEP and not (is_auto_cut(self.min_score, self.keep_top)
-                                                or self.student_min_score == "auto"):
-            raise AfssError("distill: auto_keep bounds only an auto cut (min_score or student_min_score 'auto'); "
-                            "with these cuts it would change nothing")
+        object.__setattr__(self, "auto_keep", check_auto_keep(
+            self.auto_keep, "distill: auto_keep", needs="min_score or student_min_score 'auto'",
+            auto_cut=is_auto_cut(self.min_score, self.keep_top) or self.student_min_score == "auto"))
         if self.student_min_score is not None:
             RefineConfig(min_score=self.student_min_score)
         parse_views(self.views)

@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     # the network's labels of every image and view are kept in --work/salient.pkl: each rule reuses them
     salient = _Remembered(build_teacher("salient", threads=args.threads), work / "salient.pkl")
-    combined = CombinedTeacher(CombinedConfig(rule=args.rule), [build_teacher("photometric"), salient])
+    combined = CombinedTeacher(CombinedConfig(rule=args.rule), [photometric, salient])
     if args.rule != "best_score":
         work = work / args.rule
         work.mkdir(exist_ok=True)

@@ -254,23 +254,23 @@ def main() -> None:
         ap.set_defaults(recipe=t.recipe, epochs=t.epochs, imgsz=t.imgsz, batch=t.batch, mask_source=t.mask_source, rounds=d.rounds,
                         min_score=d.min_score, rescore=d.rescore)
     args = ap.parse_args()
+    from afss.distill import DistillConfig
     from afss.errors import AfssError
     from afss.refine.filtering import AUTO_KEEP, check_auto_keep
 
     try:
         auto_keep = check_auto_keep((AUTO_KEEP[0], AUTO_KEEP[1] if args.auto_keep_max is None else args.auto_keep_max),
                                     "--auto-keep-max: the bound")
+        # afss distill's own checks, here rather than after the validation frames are labelled
+        DistillConfig(min_score=args.min_score, student_min_score=args.student_min_score, auto_keep=auto_keep)
     except AfssError as e:
         sys.exit(str(e))
-    if args.auto_keep_max not in (None, AUTO_KEEP[1]) and "auto" not in (args.min_score, args.student_min_score):
-        # refused here, not after the validation frames are labelled (afss distill refuses it too)
-        sys.exit("--auto-keep-max bounds only an auto cut: give --min-score auto (or --student-min-score auto)")
     from afss.student.train import SHIPPED_SYNTH_WEIGHTS
 
     if args.init is None and SHIPPED_SYNTH_WEIGHTS.is_file():
         args.init = str(SHIPPED_SYNTH_WEIGHTS)
 
-    from afss.distill import DistillConfig, distill
+    from afss.distill import distill
     from afss.label import label_images
     from afss.refine import RefineConfig, refine_labels
     from afss.student.train import TrainConfig, train_student

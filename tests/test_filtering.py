@@ -156,7 +156,7 @@ def test_a_bound_without_an_auto_cut_is_refused_since_it_would_change_nothing():
     from afss.refine import RefineConfig
 
     for kw in ({"min_score": 0.6}, {"min_score": "auto", "keep_top": 0.5}):
-        with pytest.raises(AfssError, match="auto_keep bounds only the auto cut"):
+        with pytest.raises(AfssError, match="auto_keep bounds only an auto cut"):
             RefineConfig(auto_keep=(0.3, 0.5), **kw)
         assert RefineConfig(**kw).auto_keep == (0.3, 0.8)  # the default bound is no request
     with pytest.raises(AfssError, match="distill: auto_keep bounds only an auto cut"):
@@ -186,7 +186,7 @@ def test_refine_and_distill_take_the_auto_bound_from_the_cli_and_a_run_config(tm
         config_from_dict({"refine": {"auto_keep": [0.6, 0.5]}})
     with pytest.raises(AfssError, match=r"refine.auto_keep\[0\]: expected a number, got 'x'"):
         config_from_dict({"refine": {"auto_keep": "x,0.5"}})
-    with pytest.raises(AfssError, match=r"refine.auto_keep: bounds only an auto cut"):
+    with pytest.raises(AfssError, match=r"refine.auto_keep bounds only an auto cut"):
         config_from_dict({"refine": {"min_score": 0.6, "auto_keep": [0.3, 0.5]}})
     with pytest.raises(AfssError, match=r"refine.auto_keep: expected a list of numbers, got 3"):
         config_from_dict({"refine": {"auto_keep": 3}})

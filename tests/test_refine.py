@@ -506,7 +506,7 @@ def test_a_fixed_cut_that_keeps_under_30_percent_says_to_cut_by_rank(caplog):
     (["--keep-top", "0"], "afss: error: refine: keep_top must be a fraction in (0, 1]"),
     (["--min-score", "best"], "afss: error: --min-score 'best': expected a number, e.g. 0.6 or auto"),
     (["--min-score", "2"], "afss: error: refine: min_score must be in [0, 1] or 'auto', got 2.0"),
-    (["--auto-keep", "0.3,0.5"], ("afss: error: refine: auto_keep bounds only the auto cut (min_score 'auto'); "
+    (["--auto-keep", "0.3,0.5"], ("afss: error: refine: auto_keep bounds only an auto cut (min_score 'auto'); "
                                   "with min_score 0.6 it would change nothing")),
     (["--min-score", "auto", "--auto-keep", "0.5"], "afss: error: --auto-keep '0.5': expected two shares"),
 ])

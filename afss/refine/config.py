@@ -86,11 +86,9 @@ class RefineConfig:
             raise AfssError(f"refine: min_score must be in [0, 1] or 'auto', got {self.min_score!r}")
         if self.keep_top is not None and not 0.0 < self.keep_top <= 1.0:
             raise AfssError(f"refine: keep_top must be a fraction in (0, 1], e.g. 0.5, got {self.keep_top!r}")
-        object.__setattr__(self, "auto_keep", check_auto_keep(self.auto_keep, "refine: auto_keep"))
-        if self.auto_keep != AUTO_KEEP and not is_auto_cut(self.min_score, self.keep_top):
-            raise AfssError(f"refine: auto_keep bounds only the auto cut (min_score 'auto'); with "
-                            f"{'keep_top' if self.keep_top is not None else f'min_score {self.min_score!r}'} it would "
-                            "change nothing")
+        given = "keep_top" if self.keep_top is not None else f"min_score {self.min_score!r}"
+        object.__setattr__(self, "auto_keep", check_auto_keep(
+            self.auto_keep, "refine: auto_keep", auto_cut=is_auto_cut(self.min_score, self.keep_top), given=given))
         if self.per_view_top_k is not None and self.per_view_top_k < 1:
             raise AfssError(f"refine: per_view_top_k must be >= 1, got {self.per_view_top_k}")
         if self.min_area_px < 0:

@@ -53,9 +53,12 @@ under distillation: 50 % met the leave-one-source-out precision bar more often b
 worse students (docs/label.md); ``RefineConfig.auto_keep`` / ``--auto-keep`` sets another."""
 
 
-def check_auto_keep(bound: Sequence[float], what: str = "auto_keep") -> tuple[float, float]:
+def check_auto_keep(bound: Sequence[float], what: str = "auto_keep", *, auto_cut: bool = True,
+                    needs: str = "min_score 'auto'", given: str = "these cuts") -> tuple[float, float]:
     """``(least, most)`` shares of the labelled images the ``auto`` cut keeps, as floats with
-    ``0 < least <= most <= 1``; else `AfssError` naming ``what``."""
+    ``0 < least <= most <= 1``; else `AfssError` naming ``what``. A bound other than `AUTO_KEEP`
+    where no cut is ``auto`` (``auto_cut=False``) is refused too: it would change nothing
+    (``needs``: the settings that would make one ``auto``; ``given``: the cuts given instead)."""
     try:
         if isinstance(bound, str | bytes) or len(bound) != 2:
             raise TypeError
@@ -65,6 +68,8 @@ def check_auto_keep(bound: Sequence[float], what: str = "auto_keep") -> tuple[fl
                         f"got {bound!r}") from None
     if not 0.0 < lo <= hi <= 1.0:
         raise AfssError(f"{what}: expected 0 < least <= most <= 1, like 0.3,0.8, got {lo:g},{hi:g}")
+    if (lo, hi) != AUTO_KEEP and not auto_cut:
+        raise AfssError(f"{what} bounds only an auto cut ({needs}); with {given} it would change nothing")
     return lo, hi
 
 

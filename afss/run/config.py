@@ -322,10 +322,10 @@ def _check_semantics(config: RunConfig, where: str) -> None:
         raise AfssError(f"{where}: refine.min_score: expected a number in [0, 1], auto or null, got {cut!r}")
     if config.refine.keep_top is not None and not 0.0 < config.refine.keep_top <= 1.0:
         raise AfssError(f"{where}: refine.keep_top: expected a fraction in (0, 1], got {config.refine.keep_top}")
-    if tuple(check_auto_keep(config.refine.auto_keep, f"{where}: refine.auto_keep")) != AUTO_KEEP and not (
-            is_auto_cut(config.refine.min_score, config.refine.keep_top) or config.distill.student_min_score == "auto"):
-        raise AfssError(f"{where}: refine.auto_keep: bounds only an auto cut (refine.min_score or "
-                        "distill.student_min_score auto); with these cuts it would change nothing")
+    check_auto_keep(config.refine.auto_keep, f"{where}: refine.auto_keep",
+                    needs="refine.min_score or distill.student_min_score auto",
+                    auto_cut=is_auto_cut(config.refine.min_score, config.refine.keep_top)
+                    or config.distill.student_min_score == "auto")
     cut = config.distill.student_min_score
     if cut is not None and cut != "auto" and (isinstance(cut, str) or not 0.0 <= cut <= 1.0):
         raise AfssError(f"{where}: distill.student_min_score: expected a number in [0, 1], auto or null, got {cut!r}")
