@@ -68,9 +68,7 @@ NEVER_TUNED = {
 }
 CONFIDENCES = {
     "8 cues (shipped set)": CONFIDENCE_CUES[:8],
-    "10 cues": CONFIDENCE_CUES[:10],
-    "8 cues+growth": (*CONFIDENCE_CUES[:8], "log(growth)"),
-    "4 cues+growth": ("bias", "stability", "ambiguity", "agreement", "log(growth)"),
+    "10 cues": CONFIDENCE_CUES,
     "46027f2 set": ("bias", "stability", "log(1+cnr)", "log(1+surround)", "border", "ambiguity", "solidity", "earth"),
     "stability+agreement": ("bias", "stability", "agreement"),
     "agreement only": ("bias", "agreement"),

@@ -71,11 +71,9 @@ _DISK_8 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))
 _MIN_AREA_PX = 48  # at work scale: anything smaller is a star, a hot pixel or noise
 _SHARP_EDGE = 0.2  # boundary gradient / inside contrast of a crisp edge; clouds and veils are far softer
 CONFIDENCE_CUES = ("bias", "stability", "ambiguity", "agreement", "log(area_frac)", "earth", "log(1+cnr)",
-                   "border", "log(1+surround)", "solidity", "log(growth)")
+                   "border", "log(1+surround)", "solidity")
 """What `confidence_features` returns, in order (see `PhotometricConfig.calibration`). A calibration
-of the first 8 or 10 weights (fitted before the later cues were offered) is read with zeros for the
-others."""
-_LOOSE = 0.25  # the growth cue's threshold, as a share of the grow threshold: about one noise sigma
+of the first 8 weights (before the last two cues were offered) is read with zeros for the others."""
 _SPACECRAFT_WORDS = ("spacecraft", "satellite", "space", "probe", "station", "cubesat", "rocket",
                      "debris", "target", "craft", "module", "vehicle", "telescope", "object")
 
@@ -141,9 +139,8 @@ class PhotometricConfig:
             raise AfssError(f"photometric teacher: need 0 < k_grow <= k_seed, got {self.k_grow}, {self.k_seed}")
         if self.threads < 1:
             raise AfssError(f"photometric teacher: threads must be >= 1, got {self.threads}")
-        if len(self.calibration) in (8, 10):  # weights fitted before the later cues existed: the same confidence
-            object.__setattr__(self, "calibration",
-                               (*self.calibration, *[0.0] * (len(CONFIDENCE_CUES) - len(self.calibration))))
+        if len(self.calibration) == 8:  # weights fitted before the last two cues existed: the same confidence
+            object.__setattr__(self, "calibration", (*self.calibration, 0.0, 0.0))
         if len(self.calibration) != len(CONFIDENCE_CUES):
             raise AfssError(f"photometric teacher: calibration needs {len(CONFIDENCE_CUES)} weights "
                             f"({', '.join(CONFIDENCE_CUES)}), got {len(self.calibration)}")
@@ -261,8 +258,7 @@ class PhotometricTeacher(Teacher):
             if not mask.any():
                 continue
             score = self._confidence(cand, cands)
-            cues = {k: round(float(cand[k]), 4)
-                    for k in ("stability", "cnr", "surround", "earth", "border", "solidity", "growth")}
+            cues = {k: round(float(cand[k]), 4) for k in ("stability", "cnr", "surround", "earth", "border", "solidity")}
             cues["ambiguity"] = round(_ambiguity(cand, cands), 4)
             cues["agreement"] = round(cand["agreement"], 4)
             cues["area_frac"] = round(cand["area_frac"], 6)
@@ -334,13 +330,7 @@ class PhotometricTeacher(Teacher):
             fg = self._with_faint(scene, fg, earth, inside)
         min_area = max(cfg.min_area_frac * h * w, _MIN_AREA_PX)
         n, labels, stats = ops.group_components(fg, min_area, round(cfg.group_frac * max(h, w)), earth)
-        grow_at = max(cfg.k_grow * scene.noise_wide, cfg.min_contrast / 2)
-        strict = resid_wide > 2.0 * grow_at
-        # growth: how far the label would spread at about one noise sigma (a quarter of the grow
-        # threshold): a label that is only the lit part of a dimmer whole spreads far
-        _, loose, loose_stats, _ = cv2.connectedComponentsWithStats((resid_wide > _LOOSE * grow_at).astype(np.uint8))
-        loose_area = loose_stats[:, cv2.CC_STAT_AREA].astype(np.int64)
-        loose_area[0] = 0
+        strict = resid_wide > 2.0 * max(cfg.k_grow * scene.noise_wide, cfg.min_contrast / 2)
         cands = []
         for k in range(1, n):
             x, y, bw, bh, area = (int(v) for v in stats[k])
@@ -362,8 +352,6 @@ class PhotometricTeacher(Teacher):
             mp = (labels[pad] == k).astype(np.uint8)
             outer = cv2.dilate(mp, _DISK_8).astype(bool) & ~cv2.dilate(mp, _DISK_2).astype(bool)
             surround = float(resid_sky[pad][outer].mean()) / max(scene.noise_fine, 1e-3) if outer.any() else 0.0
-            touched = loose[sl][m]
-            growth = (int(loose_area[np.unique(touched)].sum()) + int((touched == 0).sum())) / area
             sharpness = min(1.0, max(0.15, cnr / max(contrast, 1e-3) / _SHARP_EDGE))
             saliency = (math.sqrt(area) * math.log1p(contrast) * (0.5 + solidity) * (0.25 + stability) * sharpness
                         * (1.0 - 0.5 * border))
@@ -372,7 +360,7 @@ class PhotometricTeacher(Teacher):
             cands.append({"mask": full, "box": (x, y, x + bw, y + bh), "area": area, "area_frac": area / (h * w),
                           "earth": against_earth, "contrast": contrast,
                           "solidity": solidity, "border": border, "stability": stability, "cnr": cnr,
-                          "surround": surround, "growth": growth, "saliency": saliency})
+                          "surround": surround, "saliency": saliency})
         cands.sort(key=lambda c: -c["saliency"])
         return cands
 
@@ -412,8 +400,7 @@ def confidence_features(cand: dict[str, Any], cands: Sequence[dict[str, Any]]) -
     `PhotometricConfig.calibration`)."""
     return np.array([1.0, cand["stability"], _ambiguity(cand, cands), cand.get("agreement", 0.0),
                      math.log(max(cand["area_frac"], 1e-6)), cand["earth"], math.log1p(cand["cnr"]),
-                     cand["border"], math.log1p(cand["surround"]), cand["solidity"],
-                     math.log(max(cand["growth"], 1.0))])
+                     cand["border"], math.log1p(cand["surround"]), cand["solidity"]])
 
 
 # -- helpers (pure functions on work-scale arrays) ---------------------------------------------------
