@@ -221,7 +221,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
                                          progress=advance)
             say(f"round {k}: teacher labels -> {folder / 'labels.json'}")
         else:
-            labeller = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu",
+            labeller = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device,
                                             rescore=config.rescore)
             given = None
         refined = read_finished(folder / "refined.json", "refine")
@@ -327,7 +327,7 @@ def label_free_quality(weights: str | os.PathLike, pool: LabelSet, *, imgsz: int
         keep = np.random.default_rng(0).choice(len(images), size=sample, replace=False)
         images = [images[i] for i in sorted(keep)]
     subset = pool.replace(images=tuple(im.replace(instances=(), error=None) for im in images))
-    student = StudentTeacher.build(weights=str(weights), imgsz=imgsz, device=device or "cpu", rescore=judge)
+    student = StudentTeacher.build(weights=str(weights), imgsz=imgsz, device=device, rescore=judge)
     found = label_images(student, subset)
     return float(np.mean([max(im.instances, key=lambda i: i.score).scores["rescore_score"] if im.instances else 0.0
                           for im in found.images]))
@@ -361,7 +361,7 @@ def _score(gt: LabelSet, refined: LabelSet, weights: Path, pool: LabelSet, folde
         cached.unlink()
     _drop_stale_journal(cached, rescore)
     if predicted is None:  # the student is loaded only when its predictions are not there yet
-        student = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu",
+        student = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device,
                                        rescore=rescore)
         predicted = label_images(student, pool, out=folder / "student_predictions.json")
     scores = {}

@@ -940,6 +940,11 @@ def test_a_bad_device_or_gt_fails_before_any_work(tmp_path, capsys):
     for fine in (None, "cpu", "CPU"):
         check_device(fine)
     assert TrainConfig(device="0").device == "0"  # a GPU named here is checked where it trains, not in a config
+    # a training's `device: null` (Ultralytics' choice) carries over to the student that relabels: not the CPU
+    from afss.student.model import StudentTeacher
+
+    assert StudentTeacher._checked({"weights": "w.pt", "device": None})["device"] is None
+    assert StudentTeacher._checked({"weights": "w.pt"})["device"] == "cpu"
     with pytest.raises(AfssError, match=r"val_fraction must be a fraction in \[0, 1\), got 1"):
         TrainConfig(val_fraction=1)
 

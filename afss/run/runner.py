@@ -366,7 +366,7 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
     def predict(weights: str | Path, path: Path, desc: str, images: LabelSet | None = None) -> None:
         """A student's labels of ``images`` (default: the val images) into ``path``."""
         images = val_images if images is None else images
-        student = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device or "cpu",
+        student = StudentTeacher.build(weights=str(weights), imgsz=train.imgsz, device=train.device,
                                        rescore=config.distill.rescore)
         path.parent.mkdir(parents=True, exist_ok=True)
         with bar(desc, len(images)) as advance:

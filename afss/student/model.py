@@ -128,7 +128,7 @@ class StudentTeacher(Teacher):
     Options (``build_teacher("student", **options)``): ``weights`` (``.pt`` or ``.onnx``, required),
     ``imgsz`` (inference size; default: the size a ``.pt`` was trained at, `trained_imgsz`; ONNX files
     have their own), ``conf`` (minimum confidence), ``iou``
-    (NMS IoU), ``device`` (``cpu``, ``cuda``, ``0``), ``max_det``, ``half``, and ``box``:
+    (NMS IoU), ``device`` (``cpu``, ``cuda``, ``0``; ``None``: Ultralytics' choice), ``max_det``, ``half``, and ``box``:
 
     * ``"mask"`` (default): an instance's box is the tight box of its mask at the image's size, as
       the teachers' and the datasets' boxes are. Ultralytics crops each mask to the box its head
@@ -171,7 +171,13 @@ class StudentTeacher(Teacher):
     @classmethod
     def _checked(cls, options: dict[str, Any]) -> dict[str, Any]:
         """Every option with its default filled in, checked; nothing loaded."""
-        opts = {**DEFAULTS, **check_options(options, DEFAULTS, "student")}
+        # device None is Ultralytics' choice, as a training's `device: null` is: the student that run trains
+        # relabels on the device it trained on, not on the CPU
+        choose = "device" in options and options["device"] is None
+        opts = {**DEFAULTS, **check_options({k: v for k, v in options.items() if not (choose and k == "device")},
+                                            DEFAULTS, "student")}
+        if choose:
+            opts["device"] = None
         if not opts["weights"]:
             raise AfssError("student: weights=PATH is required (a .pt from afss train, or an .onnx from afss export)")
         imgsz = opts["imgsz"]

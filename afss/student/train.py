@@ -284,7 +284,7 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     if config.mask_source == "start" and recipe in MASK_LEARNING and not donor.endswith((".yaml", ".yml")):
         from afss.student.model import StudentTeacher
 
-        start = StudentTeacher.build(weights=donor, imgsz=config.imgsz, device=config.device or "cpu")
+        start = StudentTeacher.build(weights=donor, imgsz=config.imgsz, device=config.device)
         labels, swap = swap_in_start_masks(labels, start)
         log.info("%s", swap.line())
     elif config.mask_source == "start":
@@ -413,7 +413,7 @@ def start_agreement(weights: str | os.PathLike, labels: LabelSet, *, imgsz: int 
         keep = np.random.default_rng(0).choice(len(labelled), size=sample, replace=False)
         labelled = [labelled[i] for i in sorted(keep)]
     subset = labels.replace(images=tuple(im.replace(instances=()) for im in labelled))
-    start = StudentTeacher.build(weights=str(weights), imgsz=imgsz, device=device or "cpu")
+    start = StudentTeacher.build(weights=str(weights), imgsz=imgsz, device=device)
     found = label_images(start, subset)
     ious = []
     for want, got in zip(labelled, found.images, strict=True):
