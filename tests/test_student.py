@@ -918,9 +918,13 @@ def test_the_cli_and_the_run_config_pass_the_mask_source_on(tmp_path, monkeypatc
                  "--out", str(tmp_path / "d"), "--mask-source", "start"]) == 130
     assert seen == ["start", "start"]
     assert config_from_dict({"student": {"mask_source": "start"}}).student.mask_source == "start"
+    # YAML reads `device: 0` as a number: the GPU index the help names, not refused as "expected text"
+    assert config_from_dict({"student": {"device": 0}}).student.device == "0"
+    with pytest.raises(AfssError, match="student.device: expected text or null, got True"):
+        config_from_dict({"student": {"device": True}})
 
 
-def test_a_bad_device_or_gt_fails_before_any_work(tmp_path, capsys):
+def test_a_bad_device_or_gt_fails_before_any_work(tmp_path, capsys, monkeypatch):
     """predict, train and distill with a device this machine lacks, distill with a ground truth it
     cannot read, train on labels that keep nothing or with no training share: one line before any
     image is labelled or any label judged (review: predict wrote every image as failed and exited 0;
@@ -945,6 +949,21 @@ def test_a_bad_device_or_gt_fails_before_any_work(tmp_path, capsys):
 
     assert StudentTeacher._checked({"weights": "w.pt", "device": None})["device"] is None
     assert StudentTeacher._checked({"weights": "w.pt"})["device"] == "cpu"
+    from afss.student.train import start_agreement
+
+    built = {}
+
+    def record(**options):
+        built.update(options)
+        raise RuntimeError("built")  # nothing to run: only what the start was built with matters
+
+    monkeypatch.setattr(StudentTeacher, "build", record)
+    one = LabelSet(images=(ImageLabels("a.png", 64, 64, (Instance(box_xyxy=(1, 1, 9, 9), score=0.9),)),),
+                   categories={1: "spacecraft"})
+    with pytest.raises(RuntimeError, match="built"):
+        start_agreement("w.pt", one, device=None)
+    assert built["device"] is None
+    monkeypatch.undo()
     with pytest.raises(AfssError, match=r"val_fraction must be a fraction in \[0, 1\), got 1"):
         TrainConfig(val_fraction=1)
 

@@ -210,6 +210,8 @@ def _check_value(value: Any, tp: Any, key: str, where: str) -> Any:
             raise AfssError(f"{where}: {key}: expected a number, got {value!r}")
         return float(value)
     if tp is str:
+        if key.rsplit(".", 1)[-1] == "device" and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # YAML reads `device: 0` as a number: a GPU index, as Ultralytics takes it
         if not isinstance(value, str):
             raise AfssError(f"{where}: {key}: expected text, got {value!r}")
         return value
