@@ -922,6 +922,8 @@ def test_the_cli_and_the_run_config_pass_the_mask_source_on(tmp_path, monkeypatc
     assert config_from_dict({"student": {"device": 0}}).student.device == "0"
     with pytest.raises(AfssError, match="student.device: expected text or null, got True"):
         config_from_dict({"student": {"device": True}})
+    with pytest.raises(AfssError, match="config: student: device must be cpu, mps, cuda"):
+        config_from_dict({"student": {"device": "gpu"}})  # before a run labels anything, not at training
 
 
 def test_a_bad_device_or_gt_fails_before_any_work(tmp_path, capsys, monkeypatch):

@@ -355,6 +355,11 @@ def _check_semantics(config: RunConfig, where: str) -> None:
     if config.student.mask_source not in MASK_SOURCES:
         raise AfssError(f"{where}: student.mask_source: expected {' or '.join(MASK_SOURCES)}, "
                         f"got {config.student.mask_source!r}")
+    from afss.student.model import check_device
+
+    # the form only (whether this machine has it is checked where it trains): a misspelt device fails here,
+    # before a run labels its pool, not at training
+    check_device(config.student.device, f"{where}: student", here=False)
 
 
 def _parse_override(item: str) -> tuple[list[str], Any]:
