@@ -48,7 +48,7 @@ def extent_kind(label: tuple[float, ...] | None, truth: tuple[float, ...]) -> st
     inter = iw * ih
     a = (label[2] - label[0]) * (label[3] - label[1])
     b = (truth[2] - truth[0]) * (truth[3] - truth[1])
-    iou = inter / (a + b - inter) if a + b - inter > 0 else 0.0
+    iou = box_iou(label, truth)
     if iou >= 0.75:
         return "close"
     if a > 0 and inter / a >= 0.9:

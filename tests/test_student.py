@@ -920,7 +920,7 @@ def test_the_cli_and_the_run_config_pass_the_mask_source_on(tmp_path, monkeypatc
     assert config_from_dict({"student": {"mask_source": "start"}}).student.mask_source == "start"
     # YAML reads `device: 0` as a number: the GPU index the help names, not refused as "expected text"
     assert config_from_dict({"student": {"device": 0}}).student.device == "0"
-    with pytest.raises(AfssError, match="student.device: expected text or null, got True"):
+    with pytest.raises(AfssError, match="student.device: expected text or a whole number or null, got True"):
         config_from_dict({"student": {"device": True}})
     with pytest.raises(AfssError, match="config: student: device must be cpu, mps, cuda"):
         config_from_dict({"student": {"device": "gpu"}})  # before a run labels anything, not at training

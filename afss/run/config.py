@@ -100,7 +100,7 @@ class StudentSection:
     epochs: int | None = _doc("epochs per round; null: the recipe's schedule (10, ultralytics 25)", TrainConfig.epochs)
     imgsz: int = _doc("training and inference size", TrainConfig.imgsz)
     batch: int = _doc("batch size", TrainConfig.batch)
-    device: str | None = _doc("cpu | 0 | cuda:0 | mps", TrainConfig.device)
+    device: str | int | None = _doc("cpu | 0 | cuda:0 | mps", TrainConfig.device)
     val_fraction: float = _doc("validation split carved from the pseudo-labels (no ground truth)",
                                TrainConfig.val_fraction)
     recipe: str = _doc(RECIPE_HELP, TrainConfig.recipe)
@@ -110,6 +110,10 @@ class StudentSection:
                             "with a label's; only where the mask branch learns)", TrainConfig.mask_source)
     extra: dict[str, Any] = _doc("further Ultralytics train arguments, e.g. {close_mosaic: 2, lr0: 0.005}",
                                  factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.device, int):  # YAML reads `device: 0` as a number: the GPU index Ultralytics takes
+            object.__setattr__(self, "device", str(self.device))
 
 
 @dataclass(frozen=True)
@@ -210,8 +214,6 @@ def _check_value(value: Any, tp: Any, key: str, where: str) -> Any:
             raise AfssError(f"{where}: {key}: expected a number, got {value!r}")
         return float(value)
     if tp is str:
-        if key.rsplit(".", 1)[-1] == "device" and isinstance(value, int) and not isinstance(value, bool):
-            return str(value)  # YAML reads `device: 0` as a number: a GPU index, as Ultralytics takes it
         if not isinstance(value, str):
             raise AfssError(f"{where}: {key}: expected text, got {value!r}")
         return value

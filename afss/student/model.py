@@ -171,13 +171,10 @@ class StudentTeacher(Teacher):
     @classmethod
     def _checked(cls, options: dict[str, Any]) -> dict[str, Any]:
         """Every option with its default filled in, checked; nothing loaded."""
-        # device None is Ultralytics' choice, as a training's `device: null` is: the student that run trains
-        # relabels on the device it trained on, not on the CPU
-        choose = "device" in options and options["device"] is None
-        opts = {**DEFAULTS, **check_options({k: v for k, v in options.items() if not (choose and k == "device")},
-                                            DEFAULTS, "student")}
-        if choose:
-            opts["device"] = None
+        # the device is checked by check_device below, which also takes None (Ultralytics' choice, as a
+        # training's `device: null` is: the student that run trains relabels on that device, not on the CPU)
+        opts = {**DEFAULTS, **check_options({k: v for k, v in options.items() if k != "device"}, DEFAULTS, "student")}
+        opts["device"] = options.get("device", DEFAULTS["device"])
         if not opts["weights"]:
             raise AfssError("student: weights=PATH is required (a .pt from afss train, or an .onnx from afss export)")
         imgsz = opts["imgsz"]
