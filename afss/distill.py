@@ -40,7 +40,7 @@ from afss.io.coco import read_coco, read_json_file
 from afss.io.outputs import input_identity, read_finished, writable_folder
 from afss.label import label_images
 from afss.refine import RefineConfig, refine_labels
-from afss.refine.filtering import AUTO_KEEP, check_auto_keep, is_auto_cut
+from afss.refine.filtering import TRAIN_AUTO_KEEP, bound_for, check_auto_keep, is_auto_cut
 from afss.refine.tta import parse_views
 from afss.teachers.base import Teacher
 from afss.types import LabelSet
@@ -70,8 +70,8 @@ class DistillConfig:
         keep_top: instead of ``min_score``, keep the best-scoring fraction of the pool every round.
         auto_keep: the least and most share of the labelled images an ``"auto"`` cut keeps, in
             round 1 and, with ``student_min_score="auto"``, in later rounds
-            (`afss.refine.filtering.AUTO_KEEP`, 30-80 %: 50 % trained slightly worse students on
-            render settings no choice saw, docs/label.md).
+            (`afss.refine.filtering.TRAIN_AUTO_KEEP`, 30-80 %, wider than ``afss refine``'s 30-50 %:
+            50 % trained slightly worse students on render settings no choice saw, docs/label.md).
         student_min_score: the cut of rounds > 1, where a student relabels the pool (``None``: the
             same as round 1). A student's score is its class confidence, not the teacher's calibrated
             one: on SPARK-2021 the teacher's 0.6 kept 2 of 400 images of the student's labels, so
@@ -96,7 +96,7 @@ class DistillConfig:
     views: str = "identity,vflip"
     min_score: float | str = "auto"
     keep_top: float | None = None
-    auto_keep: tuple[float, float] = AUTO_KEEP
+    auto_keep: tuple[float, float] = TRAIN_AUTO_KEEP
     student_min_score: float | str | None = None
     prompt: str = "spacecraft"
     finetune: bool = True
@@ -111,7 +111,7 @@ class DistillConfig:
             raise AfssError(f"distill: rounds must be a whole number in [1, 20], got {self.rounds!r}")
         RefineConfig(min_score=self.min_score, keep_top=self.keep_top)  # the same checks as refine's
         object.__setattr__(self, "auto_keep", check_auto_keep(
-            self.auto_keep, "distill: auto_keep", needs="min_score or student_min_score 'auto'",
+            self.auto_keep, "distill: auto_keep", needs="min_score or student_min_score 'auto'", default=TRAIN_AUTO_KEEP,
             auto_cut=is_auto_cut(self.min_score, self.keep_top) or self.student_min_score == "auto"))
         if self.student_min_score is not None:
             RefineConfig(min_score=self.student_min_score)
@@ -206,8 +206,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
     previous: LabelSet | None = None
     weights: Path | None = None
     refine_config = RefineConfig(min_score=config.min_score, keep_top=config.keep_top, prompt=config.prompt,
-                                 auto_keep=config.auto_keep if is_auto_cut(config.min_score, config.keep_top)
-                                 else AUTO_KEEP)
+                                 auto_keep=bound_for(config.auto_keep, config.min_score, config.keep_top))
     for k in range(1, config.rounds + 1):
         t0 = time.perf_counter()
         folder = out / f"round-{k}"
@@ -229,7 +228,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
             cut = refine_config
             if k > 1 and config.student_min_score is not None:
                 cut = replace(refine_config, min_score=config.student_min_score, keep_top=None,
-                              auto_keep=config.auto_keep if config.student_min_score == "auto" else AUTO_KEEP)
+                              auto_keep=bound_for(config.auto_keep, config.student_min_score))
             with bar(f"round {k}: refine {config.views}", len(pool)) as advance:
                 refined, summary = refine_labels(labeller, pool if given is None else given, views=config.views,
                                                  labels=given, config=cut, out=folder / "refined.json",

@@ -256,13 +256,17 @@ def main() -> None:
     args = ap.parse_args()
     from afss.distill import DistillConfig
     from afss.errors import AfssError
-    from afss.refine.filtering import AUTO_KEEP, check_auto_keep
+    from afss.refine import RefineConfig
+    from afss.refine.filtering import TRAIN_AUTO_KEEP, bound_for, check_auto_keep
 
     try:
-        auto_keep = check_auto_keep((AUTO_KEEP[0], AUTO_KEEP[1] if args.auto_keep_max is None else args.auto_keep_max),
+        auto_keep = check_auto_keep((TRAIN_AUTO_KEEP[0], TRAIN_AUTO_KEEP[1] if args.auto_keep_max is None
+                                     else args.auto_keep_max),
                                     "--auto-keep-max: the bound")
         # afss distill's own checks, here rather than after the validation frames are labelled
         DistillConfig(min_score=args.min_score, student_min_score=args.student_min_score, auto_keep=auto_keep)
+        # the teacher's rows cut as round 1 does: the pool's bound where that cut is auto
+        teacher_cut = RefineConfig(min_score=args.min_score, auto_keep=bound_for(auto_keep, args.min_score))
     except AfssError as e:
         sys.exit(str(e))
     from afss.student.train import SHIPPED_SYNTH_WEIGHTS
@@ -272,7 +276,7 @@ def main() -> None:
 
     from afss.distill import distill
     from afss.label import label_images
-    from afss.refine import RefineConfig, refine_labels
+    from afss.refine import refine_labels
     from afss.student.train import TrainConfig, train_student
     from afss.teachers import build_teacher
 
@@ -332,11 +336,10 @@ def main() -> None:
 
     row("teacher", lambda: label_images(teacher, val))
     row("teacher refined", lambda: refine_labels(teacher, val, views=args.tta,
-                                                 config=RefineConfig(min_score=args.min_score,
-                                                                     auto_keep=auto_keep))[0])
+                                                 config=teacher_cut)[0])
     pool_labels = label_images(teacher, pool, out=work / "pool_labels.json")
     pool_refined, _ = refine_labels(teacher, pool_labels, labels=pool_labels, views=args.tta,
-                                    config=RefineConfig(min_score=args.min_score, auto_keep=auto_keep),
+                                    config=teacher_cut,
                                     out=work / "pool_refined.json")
     row("student scratch", lambda: predict(trained(pool_refined, work / "scratch", train)))
     # the synth-init recipe of the rounds and of the upper bound

@@ -48,6 +48,7 @@ from afss.io.atomic import write_json_atomic
 from afss.io.coco import read_coco
 from afss.label import label_images
 from afss.refine import RefineConfig, filter_labels, refine_labels
+from afss.refine.filtering import AUTO_KEEP
 from afss.teachers import build_teacher
 from afss.types import LabelSet
 
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     md = "\n\n".join(_table(r) for r in results)
     print(md)
     meta = {"tta": args.tta, "synth_n": args.n, "synth_seed": args.seed, "teacher": "photometric",
+            "auto_keep": list(AUTO_KEEP),  # the auto rows' bound (afss refine's default)
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
             "python": platform.python_version()}
     out = Path(args.out)

@@ -57,6 +57,14 @@ def test_tiny_run_holds_out_every_source(loso, tmp_path, monkeypatch):
         assert set(row["refined"]["vote"]["cuts"]) == {"score >= 0.6", "top 50%", "auto"}
     assert result["summary"]["refines"]["vote"]["sources"] == len(result["rows"])
     assert "| never tuned on: sensor |" in (tmp_path / "loso.md").read_text()
+    # the perfect confidence's ceiling: 30 % kept, counted in the summary and shown in the table
+    assert result["auto_keep"] == [0.3, 0.5]  # the bound the auto column used
+    for row in result["rows"]:
+        vote = row["refined"]["vote"]
+        assert vote["perfect"]["kept"] == pytest.approx(0.3, abs=1 / row["images"] + 1e-9)
+    perfect = sum(loso._perfectly_reachable(r["refined"]["vote"]) for r in result["rows"])
+    assert result["summary"]["refines"]["vote"]["bar_reachable_by_a_perfect_confidence"] == perfect
+    assert "a perfect confidence's 30 %" in (tmp_path / "loso.md").read_text()
     # the settings never tuned on are in no fit, and no fit holds the source it is judged on
     assert fitted_on and not any(im.groups.get("setting") in ("dim", "sensor") for fold in fitted_on for im in fold)
     assert not any(im.groups.get("setting") == "clean" for im in fitted_on[0])  # the first fold holds out clean
@@ -96,3 +104,23 @@ def test_the_auto_cuts_bound_is_chosen_without_the_held_out_source(loso):
     assert result["met"] == 3 and result["met_by_u"] == {"0.5": 3, "0.8": 1}
     pair = loso._loso_auto_keep(rows[:1] + rows[3:], "vote")  # a and c: each takes the bound the other meets with
     assert [v["u"] for v in pair["per_source"].values()] == ["0.8", "0.5"]
+
+
+def test_a_perfect_confidence_keeps_the_labels_closest_to_the_truth(loso):
+    """The ceiling no confidence can pass: the 30 % of highest true IoU, whatever the labels' scores."""
+    from afss.types import Instance, LabelSet
+
+    truth = [ImageLabels(f"{k}.png", 100, 100, image_id=k + 1, instances=(Instance((0.0, 0.0, 40.0, 40.0)),))
+             for k in range(10)]
+    held = [loso.Analysed("spark", {"spacecraft": "x"}, t, None, None, 0.0) for t in truth]
+    # label k covers the truth's top rows 0..4k+4: its IoU grows with k; scores run the other way
+    labels = LabelSet(images=tuple(
+        t.replace(instances=(Instance((0.0, 0.0, 40.0, 4.0 * k + 4), score=1.0 - 0.05 * k),)) for k, t in enumerate(truth)),
+        categories={1: "spacecraft"}, image_root="/")
+    best = loso._perfect(held, labels)
+    assert best["kept"] == 0.3
+    # kept: IoU 0.8, 0.9, 1.0 -> AP at thresholds 0.50..0.80 all three, 0.85/0.90 two, 0.95 one
+    assert best["ap_kept"] == pytest.approx((7 * 1.0 + 2 * (2 / 3) + 1 / 3) / 10, abs=0.02)
+    worst, _ = loso.filter_labels(labels, keep_top=0.3)  # the labels' own (reversed) scores keep IoU 0.1-0.3
+    names = {im.file_name for im in worst.images if im.instances}
+    assert loso._ap(held, worst, names) == 0.0

@@ -116,7 +116,7 @@ def test_auto_cut_splits_two_groups_within_bounds():
     high, low = [0.9, 0.85, 0.88, 0.92, 0.8], [0.2, 0.1, 0.25, 0.15, 0.3]
     assert cut_score(high + low, auto=True) == pytest.approx(0.8)  # between the two groups
     out, s = filter_labels(_scored(*high, *low), min_score="auto")
-    assert s.kept == 5 and s.mode == "auto" and "(auto)" in s.line()
+    assert s.kept == 5 and s.mode == "auto" and "(auto, keeping 30-50%)" in s.line()
     assert out.images[5].error == "filtered: score 0.2 < 0.8"
     # one tight group: no split to find, the bounds decide (never more than AUTO_KEEP[1])
     same = [0.5 + 0.001 * k for k in range(20)]
@@ -157,11 +157,33 @@ def test_a_bound_without_an_auto_cut_is_refused_since_it_would_change_nothing():
 
     for kw in ({"min_score": 0.6}, {"min_score": "auto", "keep_top": 0.5}):
         with pytest.raises(AfssError, match="auto_keep bounds only an auto cut"):
-            RefineConfig(auto_keep=(0.3, 0.5), **kw)
-        assert RefineConfig(**kw).auto_keep == (0.3, 0.8)  # the default bound is no request
+            RefineConfig(auto_keep=(0.3, 0.6), **kw)
+        assert RefineConfig(**kw).auto_keep == (0.3, 0.5)  # the default bound is no request
     with pytest.raises(AfssError, match="distill: auto_keep bounds only an auto cut"):
-        DistillConfig(min_score=0.6, auto_keep=(0.3, 0.5))
+        DistillConfig(min_score=0.6, auto_keep=(0.3, 0.5))  # refine's default is not distill's
+    assert DistillConfig(min_score=0.6).auto_keep == (0.3, 0.8)
     assert DistillConfig(min_score=0.6, student_min_score="auto", auto_keep=(0.3, 0.5)).auto_keep == (0.3, 0.5)
+
+
+def test_labels_kept_for_their_own_sake_are_cut_tighter_than_a_training_pool(capsys):
+    """refine's auto keeps at most half (chosen leave-one-source-out for precision); distill and a run
+    train on up to 80 % (students measured better with more images)."""
+    from afss.cli import main
+    from afss.distill import DistillConfig
+    from afss.refine import RefineConfig
+    from afss.run.config import config_from_dict
+
+    scores = [0.86, 0.85, 0.84, 0.83, 0.82, 0.81, 0.80, 0.2, 0.15, 0.1]  # the high group is 70 %
+    _out, s = filter_labels(_scored(*scores), min_score="auto")
+    assert s.kept == 5 and s.min_score == pytest.approx(0.82) and "(auto, keeping 30-50%)" in s.line()
+    _out, s = filter_labels(_scored(*scores), min_score="auto", auto_keep=DistillConfig().auto_keep)
+    assert s.kept == 7 and s.min_score == pytest.approx(0.80) and "(auto, keeping 30-80%)" in s.line()
+    assert RefineConfig(min_score="auto").auto_keep == (0.3, 0.5)
+    assert config_from_dict({}).refine.auto_keep == [0.3, 0.8]
+    for command, bound in (("refine", "(default 0.3,0.5; or 30%,50%)"), ("distill", "(default 0.3,0.8; or 30%,80%)")):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert bound in " ".join(capsys.readouterr().out.split())
 
 
 def test_refine_and_distill_take_the_auto_bound_from_the_cli_and_a_run_config(tmp_path, capsys):
@@ -181,7 +203,6 @@ def test_refine_and_distill_take_the_auto_bound_from_the_cli_and_a_run_config(tm
         cut_options(p.parse_args(["--auto-keep", "0.9,0.5"]))
     assert config_from_dict({"refine": {"auto_keep": [0.3, 0.5]}}).refine.auto_keep == [0.3, 0.5]
     assert config_from_dict({"refine": {"auto_keep": "0.3,0.5"}}).refine.auto_keep == [0.3, 0.5]  # as --set gives it
-    assert config_from_dict({}).refine.auto_keep == [0.3, 0.8]
     with pytest.raises(AfssError, match=r"refine.auto_keep: expected 0 < least <= most <= 1"):
         config_from_dict({"refine": {"auto_keep": [0.6, 0.5]}})
     with pytest.raises(AfssError, match=r"refine.auto_keep\[0\]: expected a number, got 'x'"):
@@ -192,13 +213,15 @@ def test_refine_and_distill_take_the_auto_bound_from_the_cli_and_a_run_config(tm
         config_from_dict({"refine": {"auto_keep": 3}})
 
 
-def test_the_report_names_a_bound_that_is_not_the_default():
+def test_the_report_names_the_auto_cuts_bound():
     from afss.report.build import _filter_line
 
-    _out, s = filter_labels(_scored(0.9, 0.8, 0.7, 0.2), min_score="auto", auto_keep=(0.3, 0.5))
-    assert "(auto, keeping 30-50%)" in _filter_line({"filter": s.to_dict()})
+    _out, s = filter_labels(_scored(0.9, 0.8, 0.7, 0.2), min_score="auto", auto_keep=(0.3, 0.8))
+    assert "(auto, keeping 30-80%)" in _filter_line({"filter": s.to_dict()})  # a training pool's
     _out, s = filter_labels(_scored(0.9, 0.8, 0.7, 0.2), min_score="auto")
-    assert "(auto)" in _filter_line({"filter": s.to_dict()})  # the default bound, from JSON, is not named
+    assert "(auto, keeping 30-50%)" in _filter_line({"filter": s.to_dict()})  # refine's, named as well
+    old = {**s.to_dict(), "auto_keep": None}  # a summary written before the bound was recorded
+    assert "(auto);" in _filter_line({"filter": old})
 
 
 def test_cut_from_scores_with_nothing_labelled():

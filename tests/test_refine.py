@@ -475,7 +475,7 @@ def test_cli_refine_chooses_the_cut_from_the_scores(tmp_path, capsys):
     summary = json.loads((tmp_path / "top.summary.json").read_text())["filter"]
     assert summary["mode"] == "keep_top" and summary["keep_top"] == 0.5 and summary["kept"] == 2
     assert main([*base, "--min-score", "auto", "--out", str(tmp_path / "auto.json")]) == 0
-    assert "(auto)" in capsys.readouterr().err
+    assert "(auto, keeping 30-50%)" in capsys.readouterr().err
     # the auto cut's bounds, given: at most a quarter (1 of 4 images) where 30-80 % allows more
     assert main([*base, "--min-score", "auto", "--auto-keep", "0.25,0.25", "--out", str(tmp_path / "a25.json")]) == 0
     assert "kept 1/4 images (25.0%) at score >= " in capsys.readouterr().err
@@ -506,7 +506,7 @@ def test_a_fixed_cut_that_keeps_under_30_percent_says_to_cut_by_rank(caplog):
     (["--keep-top", "0"], "afss: error: refine: keep_top must be a fraction in (0, 1]"),
     (["--min-score", "best"], "afss: error: --min-score 'best': expected a number, e.g. 0.6 or auto"),
     (["--min-score", "2"], "afss: error: refine: min_score must be in [0, 1] or 'auto', got 2.0"),
-    (["--auto-keep", "0.3,0.5"], ("afss: error: refine: auto_keep bounds only an auto cut (min_score 'auto'); "
+    (["--auto-keep", "0.3,0.6"], ("afss: error: refine: auto_keep bounds only an auto cut (min_score 'auto'); "
                                   "with min_score 0.6 it would change nothing")),
     (["--min-score", "auto", "--auto-keep", "0.5"], "afss: error: --auto-keep '0.5': expected two shares"),
 ])

@@ -1007,8 +1007,10 @@ def test_a_bad_device_or_gt_fails_before_any_work(tmp_path, capsys, monkeypatch)
 
 
 @pytest.mark.parametrize("config, round1_bound", [
-    ({"auto_keep": (0.3, 0.5)}, (0.3, 0.5)),  # min_score auto, the default
-    ({"min_score": 0.6, "student_min_score": "auto", "auto_keep": (0.3, 0.5)}, (0.3, 0.8)),  # only rounds > 1 cut auto
+    ({}, (0.3, 0.8)),  # min_score auto, the default, with a training pool's bound (not refine's 0.3-0.5)
+    ({"auto_keep": (0.3, 0.6)}, (0.3, 0.6)),
+    ({"min_score": 0.6, "student_min_score": "auto", "auto_keep": (0.3, 0.6)}, (0.3, 0.5)),  # only rounds > 1 cut
+    # auto: round 1's fixed cut takes refine's default bound, which asks for nothing
 ])
 def test_distill_cuts_with_the_bound_it_is_given(tmp_path, monkeypatch, config, round1_bound):
     """The bound reaches the refinement that cuts: round 1's where its cut is auto (a fixed cut takes
@@ -1037,8 +1039,15 @@ class _Seen(Exception):
     """Raised by a stand-in with the config it was given, to stop the pipeline there."""
 
 
-def test_a_run_cuts_with_the_bound_its_config_gives(tmp_path, monkeypatch):
-    """A run config's refine.auto_keep reaches both the teacher's refined row and distill."""
+@pytest.mark.parametrize("refine, val_bound, pool_bound", [
+    ({"auto_keep": [0.3, 0.6]}, (0.3, 0.6), (0.3, 0.6)),
+    ({}, (0.3, 0.8), (0.3, 0.8)),  # a run's default is a training pool's, for its val labels too
+    ({"min_score": 0.6}, (0.3, 0.5), (0.3, 0.8)),  # a fixed cut takes no bound (refine's default asks nothing)
+    ({"keep_top": 0.5}, (0.3, 0.5), (0.3, 0.8)),
+])
+def test_a_run_cuts_with_the_bound_its_config_gives(tmp_path, monkeypatch, refine, val_bound, pool_bound):
+    """A run config's refine.auto_keep reaches both the teacher's refined row and distill; with a
+    fixed cut the run still refines (the training pool's default bound is no request)."""
     import afss.distill
     import afss.refine
     from afss.run.config import config_from_dict
@@ -1058,7 +1067,7 @@ def test_a_run_cuts_with_the_bound_its_config_gives(tmp_path, monkeypatch):
     monkeypatch.setattr(afss.distill, "distill", distill_stub)
     run = config_from_dict({"data": {"source": "synth", "n": 3, "size": 96, "seed": 3},
                             "eval": {"source": "synth", "n": 2, "size": 96, "seed": 4},
-                            "refine": {"auto_keep": [0.3, 0.5]}, "report": False})
+                            "refine": refine, "report": False})
     with pytest.raises(_Seen) as seen:
         run_pipeline(run, tmp_path / "run", progress=False)
-    assert got["refine"] == (0.3, 0.5) and seen.value.args[0].auto_keep == (0.3, 0.5)
+    assert got["refine"] == val_bound and seen.value.args[0].auto_keep == pool_bound

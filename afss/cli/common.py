@@ -171,18 +171,25 @@ def add_top1_arguments(p: argparse.ArgumentParser, *, top1_help: str = "keep the
     keep.add_argument("--all", dest="top1", action="store_false", help=all_help)
 
 
-def add_cut_arguments(p: argparse.ArgumentParser, *, default: str = "0.6, the paper's") -> None:
-    """``--min-score X|auto`` or ``--keep-top FRACTION``: the confidence filter (refine, distill)."""
+def add_cut_arguments(p: argparse.ArgumentParser, *, default: str = "0.6, the paper's",
+                      auto_keep: tuple[float, float] | None = None) -> None:
+    """``--min-score X|auto`` or ``--keep-top FRACTION``: the confidence filter (refine, distill);
+    ``auto_keep``: the ``--auto-keep`` default the help names (the command's config's; refine's
+    `afss.refine.filtering.AUTO_KEEP` when ``None``)."""
+    from afss.refine.filtering import AUTO_KEEP
+
+    auto_keep = auto_keep or AUTO_KEEP
+    lo, hi = (round(100 * v) for v in auto_keep)
     cut = p.add_mutually_exclusive_group()
     cut.add_argument("--min-score", default=None, metavar="X|auto",
                      help=f"keep labels scoring at least X (default {default}), or 'auto': a cut chosen from the "
-                          "scores (Otsu's split, keeping 30-80%% of the labelled images); the summary names it")
+                          f"scores (Otsu's split, keeping {lo}-{hi}%% of the labelled images); the summary names it")
     cut.add_argument("--keep-top", default=None, metavar="FRACTION",
                      help="instead of --min-score, keep the best-scoring FRACTION of the images (e.g. 0.5): "
                           "needs no ground truth and no calibrated score; the summary names the cut")
     p.add_argument("--auto-keep", default=None, metavar="LEAST,MOST",
                    help="with --min-score auto: the least and most share of the labelled images it keeps "
-                        "(default 0.3,0.8; or 30%%,80%%)")
+                        f"(default {auto_keep[0]:g},{auto_keep[1]:g}; or {lo}%%,{hi}%%)")
 
 
 def cut_options(args: argparse.Namespace) -> dict:

@@ -24,6 +24,7 @@ from afss.cli.common import (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from afss.distill import CHOICES
+    from afss.refine.filtering import TRAIN_AUTO_KEEP
     from afss.teachers import DEFAULT_TEACHER, TEACHERS
 
     p = subparsers.add_parser(
@@ -49,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="wherever the student labels, score each of its instances by sqrt(its confidence x this "
                         "teacher's confidence in the box) (default photometric; none: its class confidence)")
     p.add_argument("--tta", dest="views", default=None, help="TTA views of every refinement (default identity,vflip)")
-    add_cut_arguments(p, default="auto")
+    add_cut_arguments(p, default="auto", auto_keep=TRAIN_AUTO_KEEP)
     p.add_argument("--student-min-score", default=None, metavar="X|auto",
                    help="the cut of rounds > 1, where the student relabels (default: the same as round 1); "
                         "'auto' chooses it from the student's own scores")

@@ -24,7 +24,7 @@ from typing import Any
 
 from afss.distill import CHOICES, DistillConfig
 from afss.errors import AfssError
-from afss.refine.filtering import AUTO_KEEP, check_auto_keep, is_auto_cut
+from afss.refine.filtering import TRAIN_AUTO_KEEP, check_auto_keep, is_auto_cut
 from afss.run.ready import find_config
 from afss.student.recipe import RECIPE_HELP, RECIPES, recipe_args
 from afss.student.start_masks import MASK_SOURCES
@@ -80,8 +80,10 @@ class RefineSection:
                                          "the scores, as afss distill's default), or null (no fixed cut: keep_top "
                                          "alone, or every label)", "auto")
     keep_top: float | None = _doc("instead of min_score: keep the best-scoring fraction of images", None)
-    auto_keep: list[float] = _doc("the least and most share of the labelled images the auto cut keeps",
-                                  factory=lambda: list(AUTO_KEEP))
+    auto_keep: list[float] = _doc("the least and most share of the labelled images the auto cut keeps, of the "
+                                  "training pool and the val labels alike (a training pool's bound, as afss "
+                                  "distill's: wider than afss refine's 0.3,0.5)",
+                                  factory=lambda: list(TRAIN_AUTO_KEEP))
 
     @property
     def score_cut(self) -> float | str:
@@ -327,7 +329,7 @@ def _check_semantics(config: RunConfig, where: str) -> None:
     if config.refine.keep_top is not None and not 0.0 < config.refine.keep_top <= 1.0:
         raise AfssError(f"{where}: refine.keep_top: expected a fraction in (0, 1], got {config.refine.keep_top}")
     check_auto_keep(config.refine.auto_keep, f"{where}: refine.auto_keep",
-                    needs="refine.min_score or distill.student_min_score auto",
+                    needs="refine.min_score or distill.student_min_score auto", default=TRAIN_AUTO_KEEP,
                     auto_cut=is_auto_cut(config.refine.min_score, config.refine.keep_top)
                     or config.distill.student_min_score == "auto")
     cut = config.distill.student_min_score

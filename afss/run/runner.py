@@ -322,6 +322,7 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
 
     from afss.label import label_images
     from afss.refine import RefineConfig, refine_labels
+    from afss.refine.filtering import bound_for
 
     val_images = _strip(val_gt) if val_gt is not None else None
     labels_file, refined_file = out / "teacher" / "val_labels.json", out / "teacher" / "val_refined.json"
@@ -330,8 +331,11 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
             labels_file.parent.mkdir(parents=True, exist_ok=True)
             with bar(f"teacher {config.teacher.name} (val)", len(val_images)) as advance:
                 label_images(teacher(), val_images, prompt=config.teacher.prompt, out=labels_file, progress=advance)
+    # the val labels are cut as the training pool is (refine.auto_keep bounds both), so the report's
+    # refined row shows what the student learns from
     refine = RefineConfig(min_score=config.refine.score_cut, keep_top=config.refine.keep_top,
-                          auto_keep=tuple(config.refine.auto_keep), prompt=config.teacher.prompt)
+                          auto_keep=bound_for(config.refine.auto_keep, config.refine.score_cut,
+                                              config.refine.keep_top), prompt=config.teacher.prompt)
     if val_images is not None and not (record.done("refined") and refined_file.is_file()):
         with stage("refined"), bar(f"refine {config.refine.tta} (val)", len(val_images)) as advance:
             refine_labels(teacher(), val_images, views=config.refine.tta, labels=read_coco(labels_file),
