@@ -124,3 +124,21 @@ def test_a_perfect_confidence_keeps_the_labels_closest_to_the_truth(loso):
     worst, _ = loso.filter_labels(labels, keep_top=0.3)  # the labels' own (reversed) scores keep IoU 0.1-0.3
     names = {im.file_name for im in worst.images if im.instances}
     assert loso._ap(held, worst, names) == 0.0
+
+
+def test_cue_design_ranks_each_named_cue_against_the_iou(tmp_path):
+    """benchmarks/cue_design.py: Spearman of each named cue (and of the score) with the top-1 IoU,
+    per design set and group; a cue the labels lack is one clear line."""
+    from afss.synth import render_dataset
+
+    design = load_script("benchmarks/cue_design.py", "cue_design_benchmark")
+    render_dataset(tmp_path / "scenes", n=12, size=256, domain="clean", seed=0)
+    out = tmp_path / "cues.json"
+    assert design.main(["--gt", str(tmp_path / "scenes" / "gt.json"), "--cues", "stability,solidity",
+                        "--out", str(out)]) == 0
+    entry = json.loads(out.read_text())["sets"][str(tmp_path / "scenes" / "gt.json")]
+    assert 8 <= entry["images"] <= 12 and set(entry["cues"]) == {"stability", "solidity"}
+    assert all(-1.0 <= v <= 1.0 for v in (entry["score"], *entry["cues"].values()))
+    assert sum(g["images"] for g in entry["groups"].values()) == entry["images"]  # grouped by family
+    with pytest.raises(SystemExit, match="no cue sharpness; they have"):
+        design.main(["--gt", str(tmp_path / "scenes" / "gt.json"), "--cues", "sharpness", "--out", str(out)])
