@@ -69,8 +69,6 @@ NEVER_TUNED = {
 CONFIDENCES = {
     "8 cues (shipped set)": CONFIDENCE_CUES[:8],
     "10 cues": CONFIDENCE_CUES[:10],
-    "8 cues+soft": (*CONFIDENCE_CUES[:8], "soft"),
-    "4 cues+soft": ("bias", "stability", "ambiguity", "agreement", "soft"),
     "46027f2 set": ("bias", "stability", "log(1+cnr)", "log(1+surround)", "border", "ambiguity", "solidity", "earth"),
     "stability+agreement": ("bias", "stability", "agreement"),
     "agreement only": ("bias", "agreement"),

@@ -67,7 +67,7 @@ def test_clean_scene_found_with_high_confidence(teacher):
     x0, y0, x1, y1 = inst.box_xyxy
     assert abs(x0 - 48) <= 3 and abs(x1 - 208) <= 3 and abs(y0 - 108) <= 3 and abs(y1 - 148) <= 4
     assert set(inst.scores) == {"stability", "cnr", "surround", "earth", "border", "solidity", "ambiguity",
-                                "agreement", "area_frac", "soft"}
+                                "agreement", "area_frac"}
     assert inst.scores["agreement"] > 0.9  # the half-scale view finds the same box
 
 
@@ -128,12 +128,12 @@ def test_options_typed_and_checked():
         PhotometricTeacher.build(k_grwo=2.0)
     with pytest.raises(AfssError, match="k_grow <= k_seed"):
         PhotometricConfig(k_grow=9.0, k_seed=4.0)
-    # a calibration fitted before the cues changed (6 weights) names the 11 it needs
-    with pytest.raises(AfssError, match=r"needs 11 weights \(bias, stability, .*soft\), got 6"):
+    # a calibration fitted before the cues changed (6 weights) names the 10 it needs
+    with pytest.raises(AfssError, match=r"needs 10 weights \(bias, stability, .*solidity\), got 6"):
         PhotometricTeacher.build(calibration=[-1.071, 1.341, -1.424, 0.811, 0.050, -0.497])
     # 8 weights (fitted before the last two cues were offered) mean zeros for those two
     eight = (-0.857, 0.177, -1.082, 0.466, 0.200, -0.583, 0.733, -0.817)
-    assert PhotometricTeacher.build(calibration=list(eight)).config.calibration == (*eight, 0.0, 0.0, 0.0)
+    assert PhotometricTeacher.build(calibration=list(eight)).config.calibration == (*eight, 0.0, 0.0)
 
 
 def test_prompt_recorded_not_read_warns_once(teacher, caplog):

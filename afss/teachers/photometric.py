@@ -71,7 +71,7 @@ _DISK_8 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))
 _MIN_AREA_PX = 48  # at work scale: anything smaller is a star, a hot pixel or noise
 _SHARP_EDGE = 0.2  # boundary gradient / inside contrast of a crisp edge; clouds and veils are far softer
 CONFIDENCE_CUES = ("bias", "stability", "ambiguity", "agreement", "log(area_frac)", "earth", "log(1+cnr)",
-                   "border", "log(1+surround)", "solidity", "soft")
+                   "border", "log(1+surround)", "solidity")
 """What `confidence_features` returns, in order (see `PhotometricConfig.calibration`). A calibration
 of the first 8 weights (before the last two cues were offered) is read with zeros for the others."""
 _SPACECRAFT_WORDS = ("spacecraft", "satellite", "space", "probe", "station", "cubesat", "rocket",
@@ -139,9 +139,8 @@ class PhotometricConfig:
             raise AfssError(f"photometric teacher: need 0 < k_grow <= k_seed, got {self.k_grow}, {self.k_seed}")
         if self.threads < 1:
             raise AfssError(f"photometric teacher: threads must be >= 1, got {self.threads}")
-        if len(self.calibration) in (8, 10):  # weights fitted before the later cues existed: the same confidence
-            object.__setattr__(self, "calibration",
-                               (*self.calibration, *[0.0] * (len(CONFIDENCE_CUES) - len(self.calibration))))
+        if len(self.calibration) == 8:  # weights fitted before the last two cues existed: the same confidence
+            object.__setattr__(self, "calibration", (*self.calibration, 0.0, 0.0))
         if len(self.calibration) != len(CONFIDENCE_CUES):
             raise AfssError(f"photometric teacher: calibration needs {len(CONFIDENCE_CUES)} weights "
                             f"({', '.join(CONFIDENCE_CUES)}), got {len(self.calibration)}")
@@ -259,8 +258,7 @@ class PhotometricTeacher(Teacher):
             if not mask.any():
                 continue
             score = self._confidence(cand, cands)
-            cues = {k: round(float(cand[k]), 4)
-                    for k in ("stability", "cnr", "surround", "earth", "border", "solidity", "soft")}
+            cues = {k: round(float(cand[k]), 4) for k in ("stability", "cnr", "surround", "earth", "border", "solidity")}
             cues["ambiguity"] = round(_ambiguity(cand, cands), 4)
             cues["agreement"] = round(cand["agreement"], 4)
             cues["area_frac"] = round(cand["area_frac"], 6)
@@ -348,10 +346,6 @@ class PhotometricTeacher(Teacher):
             stability = float(tight.sum()) / area
             ring = cv2.dilate(m.astype(np.uint8), None, iterations=1).astype(bool) ^ cv2.erode(m.astype(np.uint8), None, iterations=1).astype(bool)
             cnr = float(grad[sl][ring].mean()) / max(scene.noise_fine, 1e-3) if ring.any() else 0.0
-            # soft: the share of the boundary whose edge is far softer than its crisp sides, where a
-            # lit part fades into an unlit one (the label then stops short of the whole)
-            edge = grad[sl][ring]
-            soft = float((edge < 0.25 * np.percentile(edge, 90)).mean()) if edge.size else 0.0
             against_earth = max(float(earth[sl][ring].mean()) if ring.any() else 0.0, float(scene.glare[sl][m].mean()))
             # what surrounds the target (3..8 px outside): black sky ~1 sigma, Earth or glare far more
             pad = (slice(max(0, y - 8), min(h, y + bh + 8)), slice(max(0, x - 8), min(w, x + bw + 8)))
@@ -366,7 +360,7 @@ class PhotometricTeacher(Teacher):
             cands.append({"mask": full, "box": (x, y, x + bw, y + bh), "area": area, "area_frac": area / (h * w),
                           "earth": against_earth, "contrast": contrast,
                           "solidity": solidity, "border": border, "stability": stability, "cnr": cnr,
-                          "surround": surround, "soft": soft, "saliency": saliency})
+                          "surround": surround, "saliency": saliency})
         cands.sort(key=lambda c: -c["saliency"])
         return cands
 
@@ -406,7 +400,7 @@ def confidence_features(cand: dict[str, Any], cands: Sequence[dict[str, Any]]) -
     `PhotometricConfig.calibration`)."""
     return np.array([1.0, cand["stability"], _ambiguity(cand, cands), cand.get("agreement", 0.0),
                      math.log(max(cand["area_frac"], 1e-6)), cand["earth"], math.log1p(cand["cnr"]),
-                     cand["border"], math.log1p(cand["surround"]), cand["solidity"], cand["soft"]])
+                     cand["border"], math.log1p(cand["surround"]), cand["solidity"]])
 
 
 # -- helpers (pure functions on work-scale arrays) ---------------------------------------------------
