@@ -68,7 +68,7 @@ NEVER_TUNED = {
 }
 CONFIDENCES = {
     "8 cues (shipped set)": CONFIDENCE_CUES[:8],
-    "10 cues": CONFIDENCE_CUES[:10],
+    "10 cues": CONFIDENCE_CUES,
     "46027f2 set": ("bias", "stability", "log(1+cnr)", "log(1+surround)", "border", "ambiguity", "solidity", "earth"),
     "stability+agreement": ("bias", "stability", "agreement"),
     "agreement only": ("bias", "agreement"),

@@ -142,3 +142,14 @@ def test_cue_design_ranks_each_named_cue_against_the_iou(tmp_path):
     assert sum(g["images"] for g in entry["groups"].values()) == entry["images"]  # grouped by family
     with pytest.raises(SystemExit, match="no cue sharpness; they have"):
         design.main(["--gt", str(tmp_path / "scenes" / "gt.json"), "--cues", "sharpness", "--out", str(out)])
+    # a cue that never varies ranks nothing (None, not NaN: the JSON stays JSON); --subset keeps one subset
+    gt = json.loads((tmp_path / "scenes" / "gt.json").read_text())
+    for k, im in enumerate(gt["images"]):
+        im.setdefault("afss_meta", {})["subset"] = "dev" if k < 3 else "report"
+    (tmp_path / "subsets.json").write_text(json.dumps(gt))
+    (tmp_path / "images").symlink_to(tmp_path / "scenes" / "images")
+    assert design.main(["--gt", str(tmp_path / "scenes" / "gt.json"), "--gt", str(tmp_path / "subsets.json"),
+                        "--subset", "dev", "--cues", "earth", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["sets"][str(tmp_path / "scenes" / "gt.json")]["cues"]["earth"] is None  # clean: no Earth
+    assert result["sets"][str(tmp_path / "subsets.json")]["images"] <= 3  # the dev subset alone
