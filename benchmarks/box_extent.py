@@ -27,8 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import numpy as np
+from loso import perfect_share
 
 from afss.evaluate import evaluate
 from afss.evaluate.preview import box_iou
@@ -64,13 +65,7 @@ def _ap_and_ceiling(gt, labels, name: str) -> tuple[float, float]:
     truth = gt.replace(images=tuple(t for t, _ in pairs))
     got = labels.replace(images=tuple(g for _, g in pairs))
     all_ap = evaluate(truth, got, iou_types=("bbox",)).get("coco", "bbox").ap
-    ious = [max((box_iou(i.box_xyxy, t.instances[0].box_xyxy) for i in g.instances), default=0.0) for t, g in pairs]
-    keep = np.argsort(ious)[::-1][:int(np.ceil(0.3 * len(pairs)))]
-    best = [pairs[k] for k in keep]
-    oracle = labels.replace(images=tuple(
-        g.replace(instances=tuple(i.replace(score=box_iou(i.box_xyxy, t.instances[0].box_xyxy)) for i in g.instances))
-        for t, g in best))
-    return all_ap, evaluate(gt.replace(images=tuple(t for t, _ in best)), oracle, iou_types=("bbox",)).get("coco", "bbox").ap
+    return all_ap, perfect_share(truth, got, "bbox")["ap_kept"]
 
 
 def main(argv: list[str] | None = None) -> int:

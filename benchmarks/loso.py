@@ -337,18 +337,28 @@ def _ceiling(held: list[Analysed], refined: LabelSet) -> dict:
     return best
 
 
-def _perfect(held: list[Analysed], refined: LabelSet, share: float = 0.3) -> dict:
+def perfect_share(gt: LabelSet, labels: LabelSet, iou_type: str, share: float = 0.3) -> dict:
     """What a *perfect* confidence would reach with these labels: each label scored by its true IoU
-    (mask IoU on afss synth, box IoU on SPARK-2021's boxes-only truth, as the AP is scored), the
-    best ``share`` kept. Where even this gains < 10 AP, no confidence can meet the auto cut's bar
-    there: the labels themselves are the limit (already near the top, or drawn to another extent)."""
-    truth = {im.file_name: im for im in _gt(held).images}
-    oracle = refined.replace(images=tuple(
+    (`top1_iou`: mask IoU where the truth has masks, else box IoU, as the AP is scored), the best
+    ``share`` of the images kept (ties at the cut too). Where even this gains < 10 AP, no
+    confidence can meet the auto cut's bar there: the labels themselves are the limit (already near
+    the top, or drawn to another extent). Also `benchmarks/box_extent.py`'s ceiling."""
+    truth = {im.file_name: im for im in gt.images}
+    oracle = labels.replace(images=tuple(
         im.replace(instances=tuple(i.replace(score=top1_iou(truth[im.file_name], i) or 0.0) for i in im.instances))
-        for im in refined.images))
+        for im in labels.images))
     kept, _ = filter_labels(oracle, keep_top=share)
     names = {im.file_name for im in kept.images if im.instances}
-    return {"kept": round(len(names) / len(held), 3), "ap_kept": _ap(held, kept, names)}
+    if not names:
+        return {"kept": 0.0, "ap_kept": None}
+    scored = evaluate(gt.replace(images=tuple(im for im in gt.images if im.file_name in names)),
+                      kept.replace(images=tuple(im for im in kept.images if im.file_name in names)),
+                      iou_types=(iou_type,))
+    return {"kept": round(len(names) / len(gt), 3), "ap_kept": scored.get("coco", iou_type).ap}
+
+
+def _perfect(held: list[Analysed], refined: LabelSet) -> dict:
+    return perfect_share(_gt(held), refined, "segm" if held[0].dataset == "synth" else "bbox")
 
 
 class _SalientSegmenter(Teacher):
@@ -393,7 +403,7 @@ def _summary(rows: list[dict], args) -> dict:
                      "sources_within_0.3": sum(d >= -0.3 for d in deltas), "auto_bar_met": auto_ok,
                      "bar_reachable_by_any_cut": reachable,
                      "bar_reachable_by_a_perfect_confidence": sum(1 for r in rows
-                                                                  if _perfectly_reachable(r["refined"][name])),
+                                                                  if _reachable(r["refined"][name], "perfect")),
                      "sources": len(rows)}
     return {"confidences": conf, "refines": ref}
 
@@ -403,8 +413,10 @@ def _auto_ok(res: dict) -> bool:
     return cut["kept"] >= 0.3 and cut["ap_kept"] is not None and cut["ap_kept"] >= res["ap"] + 0.10
 
 
-def _reachable(res: dict) -> bool:
-    best = res.get("ceiling") or {}
+def _reachable(res: dict, ceiling: str = "ceiling") -> bool:
+    """Whether ``res[ceiling]`` (the best cut on the truth, or a perfect confidence's ``"perfect"``)
+    keeps its images at >= 10 AP above all the labels."""
+    best = res.get(ceiling) or {}
     return best.get("ap_kept") is not None and best["ap_kept"] >= res["ap"] + 0.10
 
 
@@ -419,23 +431,13 @@ def _print_row(row: dict, refine_conf: str) -> None:
           f"raw={_pct(c['raw_ap'])} {ref}", file=sys.stderr, flush=True)
 
 
-def _perfectly_reachable(res: dict) -> bool:
-    best = res.get("perfect") or {}
-    return best.get("ap_kept") is not None and best["ap_kept"] >= res["ap"] + 0.10
-
-
-def _perfect_cell(res: dict) -> str:
-    best = res.get("perfect") or {}
+def _ceiling_cell(res: dict, ceiling: str = "ceiling") -> str:
+    """A ceiling's AP on its kept images (and, for the best cut, the share it keeps)."""
+    best = res.get(ceiling) or {}
     if best.get("ap_kept") is None:
         return "-"
-    return f"{_pct(best['ap_kept'])}" + (" (≥ +10)" if _perfectly_reachable(res) else "")
-
-
-def _ceiling_cell(res: dict) -> str:
-    best = res.get("ceiling") or {}
-    if best.get("ap_kept") is None:
-        return "-"
-    return f"{100 * best['kept']:.0f}%, {_pct(best['ap_kept'])}" + (" (≥ +10)" if _reachable(res) else "")
+    share = f"{100 * best['kept']:.0f}%, " if ceiling == "ceiling" else ""
+    return f"{share}{_pct(best['ap_kept'])}" + (" (≥ +10)" if _reachable(res, ceiling) else "")
 
 
 def _markdown(result: dict) -> str:
@@ -471,7 +473,7 @@ def _markdown(result: dict) -> str:
                      + f" | {100 * cuts['score >= 0.6']['kept']:.0f}%, {_pct(cuts['score >= 0.6']['ap_kept'])} | "
                      f"{_pct(cuts['top 50%']['ap_kept'])} | {100 * cuts['auto']['kept']:.0f}%, "
                      f"{_pct(cuts['auto']['ap_kept'])} | {_ceiling_cell(r['refined'][refines[0]])} | "
-                     f"{_perfect_cell(r['refined'][refines[0]])} |")
+                     f"{_ceiling_cell(r['refined'][refines[0]], 'perfect')} |")
     lines += ["", ("| refinement | worst Δ AP | mean Δ AP | sources within −0.3 | auto cut: ≥ 30 % kept at ≥ all "
                    "+ 10 | any cut could (chosen on the truth) | a perfect confidence could |"), "|---|---|---|---|---|---|---|"]
     for name, s in result["summary"]["refines"].items():

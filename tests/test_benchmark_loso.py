@@ -62,7 +62,7 @@ def test_tiny_run_holds_out_every_source(loso, tmp_path, monkeypatch):
     for row in result["rows"]:
         vote = row["refined"]["vote"]
         assert vote["perfect"]["kept"] == pytest.approx(0.3, abs=1 / row["images"] + 1e-9)
-    perfect = sum(loso._perfectly_reachable(r["refined"]["vote"]) for r in result["rows"])
+    perfect = sum(loso._reachable(r["refined"]["vote"], "perfect") for r in result["rows"])
     assert result["summary"]["refines"]["vote"]["bar_reachable_by_a_perfect_confidence"] == perfect
     assert "a perfect confidence's 30 %" in (tmp_path / "loso.md").read_text()
     # the settings never tuned on are in no fit, and no fit holds the source it is judged on
