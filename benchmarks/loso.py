@@ -222,19 +222,22 @@ def fit_calibration(images: list[Analysed], cues: tuple[str, ...], l2: float = 1
     return full
 
 
-def logistic_fit(data: list[tuple[np.ndarray, np.ndarray]], l2: float = 1e-2, steps: int = 60) -> np.ndarray:
+def logistic_fit(data: list[tuple[np.ndarray, np.ndarray]], l2: float = 1e-2, steps: int = 60,
+                 weights: list[float] | None = None) -> np.ndarray:
     """Weights ``w`` of ``sigmoid(x @ w)`` fitted to soft targets ``y`` in [0, 1] (the IoU), by Newton's
-    method: every ``(x, y)`` set weighs the same whatever its size; L2 ``l2`` on every weight but the
-    first (the bias column). Small and exact enough not to need scikit-learn's weighted soft targets."""
+    method: every ``(x, y)`` set weighs the same whatever its size (or ``weights[k]`` of their sum);
+    L2 ``l2`` on every weight but the first (the bias column). Small and exact enough not to need
+    scikit-learn's weighted soft targets."""
     dim = data[0][0].shape[1]
     w = np.zeros(dim)
     reg = np.r_[0.0, np.full(dim - 1, l2)]
+    share = np.full(len(data), 1 / len(data)) if weights is None else np.asarray(weights, float) / np.sum(weights)
     for _ in range(steps):
         grad, hess = reg * w, np.diag(reg)
-        for x, y in data:
+        for (x, y), a in zip(data, share, strict=True):
             p = 1 / (1 + np.exp(-x @ w))
-            grad = grad + x.T @ (p - y) / len(y) / len(data)
-            hess = hess + (x * (p * (1 - p))[:, None]).T @ x / len(y) / len(data)
+            grad = grad + a * x.T @ (p - y) / len(y)
+            hess = hess + a * (x * (p * (1 - p))[:, None]).T @ x / len(y)
         w = w - np.linalg.solve(hess, grad)
     return w
 

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from afss.evaluate.score_quality import spearman
 from afss.types import ImageLabels
 from tests.project_scripts import load_script
 
@@ -153,3 +154,51 @@ def test_cue_design_ranks_each_named_cue_against_the_iou(tmp_path):
     result = json.loads(out.read_text())
     assert result["sets"][str(tmp_path / "scenes" / "gt.json")]["cues"]["earth"] is None  # clean: no Earth
     assert result["sets"][str(tmp_path / "subsets.json")]["images"] <= 3  # the dev subset alone
+
+
+@pytest.fixture(scope="module")
+def fit_objective():
+    return load_script("benchmarks/fit_objective.py", "fit_objective_benchmark")
+
+
+def test_a_fit_for_the_ranking_within_groups_ignores_what_only_tells_groups_apart(loso, fit_objective):
+    """Within each group the IoU follows stability; between groups it follows agreement, which is constant
+    inside a group. A fit to the IoU leans on agreement; the pairwise fit within groups does not, ranks
+    each group by stability, and its calibrated score still sits at the IoU's level."""
+    rng = np.random.default_rng(1)
+    cues = loso.CONFIDENCE_CUES
+    stab, agree = cues.index("stability"), cues.index("agreement")
+    images = []
+    for g in range(6):
+        for k in range(60):
+            x = np.zeros(len(cues))
+            x[0], x[stab], x[agree] = 1.0, rng.normal(), g - 2.5 + 0.05 * rng.normal()
+            iou = 1 / (1 + np.exp(-(0.8 * x[stab] + 0.9 * (g - 2.5))))
+            images.append(loso.Analysed("spark", {"spacecraft": f"craft{g}"},
+                                        ImageLabels(f"{g}_{k}.png", 8, 8, image_id=len(images) + 1), x, None, float(iou)))
+    cues8 = fit_objective.CUES
+    pointwise = loso.fit_calibration(images, cues8)
+    within = fit_objective.fit_within(images)
+    assert pointwise[agree] > 0.5  # the IoU fit uses the cue that tells the groups apart
+    assert abs(within[agree]) < 0.25 * pointwise[agree] and within[stab] > 0.3
+    score = 1 / (1 + np.exp(-np.array([im.features for im in images]) @ within))
+    for g in range(6):  # each group ranked by stability
+        inside = slice(60 * g, 60 * (g + 1))
+        assert spearman(score[inside], np.array([im.features[stab] for im in images[inside]])) > 0.99
+    assert score.mean() == pytest.approx(np.mean([im.iou for im in images]), abs=0.05)  # calibrated to the IoU
+
+
+def test_fit_objective_tiny_run_reports_every_source(fit_objective, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "fit.json"
+    assert fit_objective.main(["--n", "6", "--spark", "none", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert {r["source"] for r in result["rows"]} >= {"clean", "earth", "harsh", "dim", "sensor"}
+    for row in result["rows"]:
+        assert set(row["objectives"]) == set(fit_objective.OBJECTIVES)
+        for res in row["objectives"].values():
+            assert 0.0 <= res["raw_ap"] <= 1.0 and 0.0 <= res["auto"]["kept"] <= 1.0
+    summary = result["summary"]
+    assert summary["IoU (shipped)"]["worst_raw_ap_delta"] == 0.0
+    assert all(s["sources"] == len(result["rows"]) for s in summary.values())
+    assert "| fitted for |" in (tmp_path / "fit.md").read_text()
