@@ -111,3 +111,22 @@ def test_sources_sharing_images_are_left_out_together(rules, tmp_path):
     # without the family's 0.9 (same scenes), `sparky` wins the choice for the Earth domain
     assert chosen["synth domain: earth"] == "sparky" and chosen["synth family: tango"] == "sparky"
     assert chosen["never tuned on: dim"] == "synthy"  # 0.9 counts where it shares no image
+
+
+def test_salient_refinement_is_chosen_without_the_sources_sharing_its_images():
+    """benchmarks/salient_refine.py: each source gets the refinement within −0.3 AP on most *other*
+    sources, and an afss synth domain never counts the families (the same scenes) in its choice."""
+    refine = load_script("benchmarks/salient_refine.py", "salient_refine_benchmark")
+    seg, vote = refine.WAYS
+
+    def row(source, d_seg, d_vote):
+        return {"source": source, "raw": 0.5, "refined": {seg: 0.5 + d_seg, vote: 0.5 + d_vote}}
+
+    rows = [row("synth domain: clean", 0.0, -0.05),       # alone it would take re-segmenting
+            row("synth family: tango", 0.0, -0.05),       # shares clean's scenes: not counted for clean
+            row("SPARK-2021 spacecraft: soho", -0.05, 0.0),
+            row("never tuned on: dim", -0.05, 0.0)]
+    refine._choose(rows)
+    assert [r["chosen"] for r in rows] == [vote, vote, seg, seg]
+    # soho: clean and tango (re-segmenting within) outvote dim; dim likewise; clean and tango see only soho and dim
+    assert refine._within(rows[0], seg) and not refine._within(rows[0], vote)

@@ -107,9 +107,9 @@ def test_options_round_trip_and_the_segmenter(model_path):
     assert by_salient.source == "salient" and by_salient.mask[30:70, 40:80].all()
     assert salient.can_segment_boxes
     assert not build_teacher("combined", segmenter="none", salient={"model": str(model_path)}).can_segment_boxes
-    # refinement's default follows the segmenter member: photometric votes (its re-analysis of a box
-    # measured worse than its labels), salient re-segments, none votes
-    assert [t.refine_mask_fusion for t in (teacher, salient)] == ["vote", "segmenter"]
+    # refinement's default follows the segmenter member: photometric and salient vote (re-segmenting a
+    # fused box measured worse than their labels), none votes
+    assert [t.refine_mask_fusion for t in (teacher, salient)] == ["vote", "vote"]
     assert build_teacher("combined", segmenter="none", salient={"model": str(model_path)}).refine_mask_fusion == "vote"
 
 

@@ -168,6 +168,10 @@ def test_label_refine_through_the_cli(tmp_path, model_path, image_folder, capsys
     out = read_coco(refined)
     assert all(i.source == "salient+tta" for im in out.images for i in im.instances)
     assert sum(len(im.instances) for im in out.images) == 3
+    assert out.info["config"]["mask_fusion"] == "vote"  # its crops measured worse than its labels
+    assert main(["-q", "refine", "--labels", str(labels), "--out", str(tmp_path / "resegmented.json"),
+                 "--mask-fusion", "segmenter"]) == 0  # still there on request
+    assert read_coco(tmp_path / "resegmented.json").info["config"]["mask_fusion"] == "segmenter"
     assert main(["-q", "label", "--images", str(image_folder), "--out", str(tmp_path / "x.json"),
                  "--teacher", "salient", "-o", "model=isnet", "-o", f"cache_dir={tmp_path}"]) == 2
     assert "afss models fetch isnet" in capsys.readouterr().err

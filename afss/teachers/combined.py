@@ -14,10 +14,11 @@ Each instance keeps its member's name in ``source`` and its member's cues in ``s
 refine filter or an analysis can see how close the call was.
 
 `segment_boxes` (refinement re-prompts with the fused box) is the ``segmenter`` member's: by
-default the first member (``photometric``: fast, and what refining photometric labels did before),
-``segmenter=salient`` runs the network on each box's crop, ``segmenter=none`` leaves refinement to
-vote the views' masks. `segment_boxes` sees only an image and boxes, so it cannot follow the member
-that won that image's label.
+default the first member (``photometric``: fast), ``segmenter=salient`` runs the network on each
+box's crop, ``segmenter=none`` has none. Refinement's default follows that member's own choice
+(`Teacher.refine_mask_fusion`): both ``photometric`` and ``salient`` vote the views' masks, so the
+crops are run only with ``--mask-fusion segmenter``. `segment_boxes` sees only an image and boxes,
+so it cannot follow the member that won that image's label.
 
 Options (``-o key=value``, ``teacher.options`` in a run config, ``build_teacher("combined", ...)``):
 ``members`` (teacher names), ``rule``, ``segmenter``, ``top1`` (passed to every member: ``afss label
