@@ -59,10 +59,16 @@ def _sources(args) -> list[tuple[str, LabelSet, str]]:
     out += [(f"never tuned on: {d}", scenes[d], "segm") for d in NEVER_TUNED]
     if args.spark != "none":
         spark = read_coco(Path(args.spark) / "gt.json")
-        rng = np.random.default_rng(0)
+        rng, fresh = np.random.default_rng(0), np.random.default_rng(1)
+        skip = getattr(args, "spark_skip", 0)  # > 0: a fresh sample, outside the frames --spark-per SKIP takes
         for cls in sorted({im.meta["class"] for im in spark.images}):
             ims = [im for im in spark.images if im.meta["class"] == cls]
-            pick = sorted(rng.choice(len(ims), size=min(args.spark_per, len(ims)), replace=False))
+            if skip:
+                taken = set(rng.choice(len(ims), size=min(skip, len(ims)), replace=False).tolist())
+                rest = [k for k in range(len(ims)) if k not in taken]
+                pick = sorted(fresh.choice(rest, size=min(args.spark_per, len(rest)), replace=False).tolist())
+            else:
+                pick = sorted(rng.choice(len(ims), size=min(args.spark_per, len(ims)), replace=False))
             out.append((f"SPARK-2021 spacecraft: {cls}", spark.replace(images=tuple(ims[i] for i in pick)), "bbox"))
     return [(name, gt if isinstance(gt, LabelSet) else _joined(gt, scenes), iou) for name, gt, iou in out]
 

@@ -15,14 +15,19 @@ with it. AP = segm AP on afss synth, bbox AP on SPARK-2021.
         --work runs/bench/combined_rules60
 
 The network's labels of every image and view are kept by image content in ``--work``/salient.pkl
-(shared with `combined_held_out.py`); each source's refined labels in ``--work``/salient_refine/, so a
-rerun (or a crash) does not run the network again. Re-segmenting costs one more network run per box.
+(shared with `combined_held_out.py`); each source's refined labels in ``--work``/salient_refine/<the
+options' hash>/, so a
+rerun (or a crash) does not run the network again. ``--probs DIR`` also keeps the network's probability
+map of every image and view (float16, by image content), so that other thresholding options
+(``-o relative_threshold=0``) relabel without the network; a map read back from it can move a mask
+by a pixel against a fresh run. Re-segmenting costs one more network run per box.
 Writes ``runs/bench/salient_refine.{json,md}`` (``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -37,10 +42,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from combined_held_out import _absolute, _ap, _Remembered, _sources
 from combined_rules import _shares_images
 
+from afss.cli.common import teacher_options
 from afss.io.outputs import read_finished
 from afss.label import label_images
 from afss.refine import RefineConfig, refine_labels
 from afss.teachers import build_teacher
+from afss.teachers.base import teacher_provenance
 
 WAYS = {"re-segment the crop": "segmenter", "vote the views' masks": "vote"}
 WITHIN = -0.003  # refinement's bar: at most 0.3 AP under the raw labels
@@ -52,15 +59,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--spark", default="data/spark2021", help="folder written by scripts/spark2021.py, or none")
     ap.add_argument("--spark-per", type=int, default=30, help="frames per SPARK-2021 spacecraft")
+    ap.add_argument("--spark-skip", type=int, default=0, metavar="N",
+                    help="a fresh sample: leave out the N frames per spacecraft that --spark-per N takes")
     ap.add_argument("--threads", type=int, default=2, help="the network's onnxruntime threads")
     ap.add_argument("--tta", default="identity,vflip")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench" / "combined_held_out"),
                     help="where the network's labels (salient.pkl) and each source's refined labels are kept")
+    ap.add_argument("--probs", default=None, metavar="DIR", help="keep the network's probability maps here")
+    ap.add_argument("-o", "--teacher-option", dest="teacher_options", action="append", default=[],
+                    metavar="KEY=VALUE", help="a salient teacher option (repeatable), e.g. relative_threshold=0")
+    ap.add_argument("--ways", default=",".join(WAYS.values()), help="the refinements compared: segmenter,vote")
     ap.add_argument("--out", default="runs/bench/salient_refine.json")
     args = ap.parse_args(argv)
+    ways = {w: f for w, f in WAYS.items() if f in args.ways.split(",")}
+    if not ways or len(ways) != len(set(args.ways.split(","))):
+        raise SystemExit(f"salient_refine: --ways takes {','.join(WAYS.values())}, got {args.ways!r}")
     work = Path(args.work)
-    (work / "salient_refine").mkdir(parents=True, exist_ok=True)
-    teacher = _Remembered(build_teacher("salient", threads=args.threads), work / "salient.pkl")
+    salient = build_teacher("salient", **{"threads": args.threads,
+                                          **teacher_options(argparse.Namespace(teacher_options=args.teacher_options))})
+    if args.probs:
+        _keep_probabilities(salient, Path(args.probs))
+    # each setting of the teacher keeps its refined labels apart
+    setting = hashlib.sha1(json.dumps(teacher_provenance(salient)["options"], sort_keys=True).encode()).hexdigest()[:12]
+    (work / "salient_refine" / setting).mkdir(parents=True, exist_ok=True)
+    teacher = _Remembered(salient, work / "salient.pkl")
     t0 = time.perf_counter()
     rows, done = [], {}  # done: file name -> (raw, refined one way, the other): families reuse the domains' images
     for name, gt, iou in _sources(args):
@@ -70,24 +92,24 @@ def main(argv: list[str] | None = None) -> int:
             slug = name.replace(": ", "_").replace(" ", "_")
             raw = label_images(teacher, todo)
             refined = []
-            for fusion in WAYS.values():
-                path = work / "salient_refine" / f"{slug}.{fusion}.json"
+            for fusion in ways.values():
+                path = work / "salient_refine" / setting / f"{slug}.{fusion}.json"
                 refined.append(read_finished(path, "refine") or refine_labels(
                     teacher, todo, labels=raw, views=args.tta, config=RefineConfig(min_score=0.0, mask_fusion=fusion),
                     out=path)[0])
             for k, im in enumerate(raw.images):
                 done[im.file_name] = (im, *(r.images[k] for r in refined))
         sets = [gt.replace(images=tuple(done[im.file_name][k].replace(image_id=im.image_id) for im in gt.images))
-                for k in range(1 + len(WAYS))]
+                for k in range(1 + len(ways))]
         row = {"source": name, "images": len(gt), "raw": _ap(gt, sets[0], iou),
-               "refined": {way: _ap(gt, s, iou) for way, s in zip(WAYS, sets[1:])}}
+               "refined": {way: _ap(gt, s, iou) for way, s in zip(ways, sets[1:], strict=True)}}
         rows.append(row)
         print(f"{name:<46} raw {100 * row['raw']:5.1f}  " + "  ".join(
             f"{way} {100 * a:5.1f} ({100 * (a - row['raw']):+.1f})" for way, a in row["refined"].items()), flush=True)
     _choose(rows)
     summary = {way: {"worst_delta": round(min(r["refined"][way] - r["raw"] for r in rows), 4),
                      "mean_delta": round(float(np.mean([r["refined"][way] - r["raw"] for r in rows])), 4),
-                     "within_0.3": sum(_within(r, way) for r in rows), "sources": len(rows)} for way in WAYS}
+                     "within_0.3": sum(_within(r, way) for r in rows), "sources": len(rows)} for way in ways}
     summary["chosen without the held-out source"] = {
         "within_0.3": sum(_within(r, r["chosen"]) for r in rows), "sources": len(rows),
         "chosen": sorted({r["chosen"] for r in rows})}
@@ -103,6 +125,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _keep_probabilities(teacher, folder: Path) -> None:
+    """``teacher.probability`` read from / written to ``folder`` by image content (float16 ``.npy``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    run = teacher.probability
+
+    def probability(image: np.ndarray) -> np.ndarray:
+        rgb = np.ascontiguousarray(image)
+        path = folder / f"{hashlib.sha1(f'{rgb.shape}'.encode() + rgb.tobytes()).hexdigest()}.npy"
+        if path.exists():
+            return np.load(path).astype(np.float32)
+        prob = run(rgb)
+        np.save(path, prob.astype(np.float16))
+        return prob
+
+    teacher.probability = probability
+
+
 def _within(row: dict, way: str) -> bool:
     return row["refined"][way] - row["raw"] >= WITHIN
 
@@ -116,11 +155,11 @@ def _choose(rows: list[dict]) -> None:
         def merit(way: str, others=others) -> tuple:
             return (sum(_within(o, way) for o in others), float(np.mean([o["refined"][way] - o["raw"] for o in others])))
 
-        row["chosen"] = max(WAYS, key=merit)
+        row["chosen"] = max(row["refined"], key=merit)
 
 
 def _markdown(result: dict) -> str:
-    ways = list(WAYS)
+    ways = list(result["rows"][0]["refined"])
     lines = ["| held out | images | raw AP | " + " | ".join(f"{w} (Δ)" for w in ways)
              + " | chosen on the other sources | its Δ |", "|---|---|---|" + "---|" * len(ways) + "---|---|"]
     for r in result["rows"]:

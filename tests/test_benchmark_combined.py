@@ -130,3 +130,29 @@ def test_salient_refinement_is_chosen_without_the_sources_sharing_its_images():
     assert [r["chosen"] for r in rows] == [vote, vote, seg, seg]
     # soho: clean and tango (re-segmenting within) outvote dim; dim likewise; clean and tango see only soho and dim
     assert refine._within(rows[0], seg) and not refine._within(rows[0], vote)
+
+
+def test_salient_threshold_is_chosen_by_the_fewest_sources_it_lowers():
+    """benchmarks/salient_threshold.py: each source gets the threshold worse than 0.5 on the fewest other
+    sources sharing no image with it; ties go to the higher mean AP there."""
+    th = load_script("benchmarks/salient_threshold.py", "salient_threshold_benchmark")
+    default, low, relative = "0.5", "0.1", "0.5, or half an unsure map's peak"
+
+    def row(source, ap_low, ap_rel):
+        ap = {c: 0.5 for c in th.CANDIDATES}
+        ap.update({low: ap_low, relative: ap_rel})
+        return {"source": source, "ap": ap}
+
+    rows = [row("synth domain: clean", 0.40, 0.51),          # a low threshold hurts the synth scenes
+            row("synth family: tango", 0.40, 0.50),
+            row("SPARK-2021 spacecraft: soho", 0.60, 0.52),  # and helps SPARK-2021 a lot
+            row("never tuned on: dim", 0.49, 0.50)]
+    th._choose(rows)
+    # clean and tango see only soho and dim: 0.1 lowers dim by 1 AP, so the relative threshold
+    # (lowers none) is chosen; soho and dim see clean and tango, which 0.1 lowers
+    assert [r["chosen"] for r in rows] == [relative] * 4
+    rows[3]["ap"][low] = 0.50  # dim no longer lowered: for clean and tango both lower none, 0.1's mean is higher
+    th._choose(rows)
+    assert [r["chosen"] for r in rows] == [low, low, relative, relative]
+    assert th._worse(rows[0], low) and not th._worse(rows[0], relative)
+    assert th.CANDIDATES[default] == {"threshold": 0.5, "relative_threshold": 0.0}

@@ -220,6 +220,24 @@ def test_batch_sends_all_views_at_once_and_isolates_a_failing_image(tmp_path):
     assert teacher.calls == [4, 2] and same.images == alone.images
 
 
+@pytest.mark.parametrize("mask_fusion", ["segmenter", "vote"])
+def test_a_label_too_low_for_fusion_is_passed_on_for_the_filter_to_cut(tmp_path, mask_fusion):
+    """WBF skips boxes under skip_box_thr (0.05); with one box per view that would delete the label
+    outright. Refinement passes the identity view's label on unchanged; the filter cuts by score."""
+    teacher = ThresholdTeacher(score=0.03, mask_score=0.03)
+    out, summary = refine_labels(teacher, _images(tmp_path), views="identity,vflip",
+                                 config=RefineConfig(min_score=0.0, mask_fusion=mask_fusion))
+    [inst] = out.images[0].instances
+    np.testing.assert_array_equal(inst.mask, _truth())
+    assert inst.score == pytest.approx(0.03) and inst.source == "fake+tta"
+    assert inst.scores["views_agreeing"] == 0 and summary.no_detection == 0
+    out, summary = refine_labels(teacher, _images(tmp_path), views="identity,vflip", config=RefineConfig(min_score=0.6))
+    assert out.images[0].error == "filtered: score 0.03 < 0.6" and summary.filter.dropped["low_score"] == 1
+    # a view set without the identity view has no label of the image's own to pass on
+    out, _ = refine_labels(teacher, _images(tmp_path), views="hflip,vflip", config=RefineConfig(min_score=0.0))
+    assert out.images[0].error == "no detection"
+
+
 def test_no_detection_everywhere(tmp_path):
     out, summary = refine_labels(ThresholdTeacher(), _images(tmp_path, mask=np.zeros((H, W), bool)))
     assert out.images[0].error == "no detection" and summary.no_detection == 1

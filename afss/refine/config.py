@@ -21,7 +21,8 @@ class RefineConfig:
 
     Attributes:
         iou_thr: WBF IoU above which boxes of different views are fused.
-        skip_box_thr: WBF ignores boxes scoring below this.
+        skip_box_thr: WBF ignores boxes scoring below this (where no view has one above it, the
+            identity view's label is passed on unchanged, for the filter to cut by score).
         conf_type: WBF confidence rule, one of ``avg``, ``max``, ``box_and_model_avg``,
             ``absent_model_aware_avg``.
         count_empty_views: pass views that found nothing to WBF as empty lists, so that a box found

@@ -90,7 +90,7 @@ def fuse_views(
                         skip_box_thr=config.skip_box_thr, conf_type=config.conf_type)
     keep = range(min(1, len(fusedb))) if config.top1 else range(len(fusedb))
     if not keep:
-        return []
+        return _unfused(teacher, views, found, identity_instances, config)
     out = []
     if mask_fusion == "segmenter":
         segmented = teacher.segment_boxes(rgb, fusedb.boxes_xyxy[list(keep)])
@@ -114,6 +114,22 @@ def fuse_views(
         out.append(Instance(box_xyxy=_clip_box(box, h, w), rle=rle, score=box_score,
                             category_id=int(fusedb.labels[k]), source=f"{teacher.name}+tta", scores=sub))
     return out
+
+
+def _unfused(teacher: Teacher, views: Sequence[View], found: Mapping[View, Sequence[Instance]],
+             identity_instances: Sequence[Instance] | None, config: RefineConfig) -> list[Instance]:
+    """The identity view's labels, unchanged, where no box of any view reached ``skip_box_thr``: WBF
+    skips such boxes, and with one box per view that would delete a low-scoring label outright. The
+    filter is where labels are cut by score (``min_score``), so refinement passes them on."""
+    ident = next((v for v in views if isinstance(v, Identity)), None)
+    if ident is None:
+        return []
+    dets = list(identity_instances or ()) if ident not in found else list(found[ident])
+    dets = sorted(dets, key=lambda i: -_box_score(i, config))[: 1 if config.top1 else config.per_view_top_k]
+    return [Instance(box_xyxy=d.box_xyxy, rle=d.rle, score=d.score, category_id=d.category_id,
+                     source=f"{teacher.name}+tta",
+                     scores={"box_score": round(_box_score(d, config), 6), "views_agreeing": 0, "views": len(views)})
+            for d in dets]
 
 
 def _box_score(inst: Instance, config: RefineConfig) -> float:

@@ -10,8 +10,10 @@ How an image becomes labels:
 
 1. the image is resized to ``S x S`` (bilinear, aspect not kept, as ISNet was trained), normalised
    and run through onnxruntime; the probability map is resized back to the image's size;
-2. the mask is ``probability > threshold``; its connected components smaller than
-   ``min_area_frac`` of the frame are dropped (specks, stars);
+2. the mask is ``probability > t``, ``t = min(threshold, relative_threshold x`` the image's highest
+   probability``)``: where the network is unsure of a faint or small target (its map peaks well
+   under 1) the threshold follows the peak down instead of losing the target (never below 0.02);
+   connected components smaller than ``min_area_frac`` of the frame are dropped (specks, stars);
 3. ``merge=True`` (default: these datasets show one target per image, and a spacecraft's panels are
    often apart from its body in the mask) makes the remaining components one instance; otherwise
    each is an instance, best first (``top1`` keeps the best);
@@ -19,8 +21,9 @@ How an image becomes labels:
    afss synth mixed scenes, seed 11, it ranked labels by their IoU better than ``mean_prob``,
    Spearman 0.85 against 0.79, ``benchmarks/salient_teacher.py``) from cues kept in ``scores``:
    ``mean_prob`` (mean probability inside the mask), ``stability`` (IoU of the masks at
-   ``threshold +- 0.25``, as SAM's stability score: a decisive map changes little), ``border``
-   (share of the frame's edge the mask covers: the Earth and clutter touch it) and ``area_frac``.
+   ``t +- 0.25``, as SAM's stability score: a decisive map changes little, so an unsure one scores
+   low), ``border`` (share of the frame's edge the mask covers: the Earth and clutter touch it),
+   ``area_frac`` and ``threshold`` (the ``t`` used).
 
 `segment_boxes` re-segments given boxes (refinement's fused box): the box with a ``box_margin``
 on each side is cropped, run through the network alone and the mask pasted back inside that crop.
@@ -56,6 +59,7 @@ OUTPUT_KINDS = ("auto", "probability", "logit")
 SCORES = ("mean_prob", "stability", "product")
 DEVICES = ("cpu", "cuda")
 _STABILITY_DELTA = 0.25
+_THRESHOLD_FLOOR = 0.02  # the lowest threshold: under it a map is noise
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class SalientConfig:
         output: ``probability`` (ISNet's output is in [0, 1]), ``logit`` (a sigmoid is applied) or
             ``auto`` (a sigmoid only where the output leaves [0, 1]).
         threshold: probability above which a pixel is foreground.
+        relative_threshold: where the image's highest probability times this is lower than
+            ``threshold``, that is the threshold instead (floored at 0.02); 0: off.
         min_area_frac: components smaller than this fraction of the frame are dropped.
         merge: the kept components are one instance (one target per image); ``False``: one each.
         top1: return only the best instance (with ``merge`` there is at most one anyway).
@@ -89,6 +95,7 @@ class SalientConfig:
     std: tuple[float, ...] = (256.0, 256.0, 256.0)
     output: str = "auto"
     threshold: float = 0.5
+    relative_threshold: float = 0.5
     min_area_frac: float = 0.0005
     merge: bool = True
     top1: bool = True
@@ -118,6 +125,8 @@ class SalientConfig:
             raise unknown_choice(f"{what} device", self.device, DEVICES)
         if not 0.0 < self.threshold < 1.0:
             raise AfssError(f"{what}: threshold must be in (0, 1), got {self.threshold}")
+        if not 0.0 <= self.relative_threshold < 1.0:
+            raise AfssError(f"{what}: relative_threshold must be in [0, 1) (0: off), got {self.relative_threshold}")
         if not 0.0 <= self.min_area_frac < 1.0:
             raise AfssError(f"{what}: min_area_frac must be in [0, 1), got {self.min_area_frac}")
         if not 0.0 <= self.box_margin <= 2.0:
@@ -234,17 +243,20 @@ class SalientTeacher(Teacher):
         """``(mask, score, cues)`` per instance, best first, from a probability map ``(H, W)``."""
         cfg = self.config
         h, w = prob.shape
-        fg = (prob > cfg.threshold).astype(np.uint8)
+        t = cfg.threshold
+        if cfg.relative_threshold > 0:  # an unsure map (peak well under 1): follow its peak down
+            t = min(t, max(cfg.relative_threshold * float(prob.max()), _THRESHOLD_FLOOR))
+        fg = (prob > t).astype(np.uint8)
         n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
         min_area = max(1.0, cfg.min_area_frac * h * w)
         keep = [k for k in range(1, n) if stats[k, cv2.CC_STAT_AREA] >= min_area]
         if not keep:
             return []
         groups = [np.isin(labels, keep)] if merge and len(keep) > 1 else [labels == k for k in keep]
-        hi, lo = prob > min(cfg.threshold + _STABILITY_DELTA, 0.99), prob > max(cfg.threshold - _STABILITY_DELTA, 0.01)
+        hi, lo = prob > min(t + _STABILITY_DELTA, 0.99), prob > max(t - _STABILITY_DELTA, 0.01)
         found = []
         for mask in groups:
-            cues = _cues(prob, mask, hi, lo)
+            cues = {**_cues(prob, mask, hi, lo), "threshold": round(t, 6)}
             score = {"mean_prob": cues["mean_prob"], "stability": cues["stability"],
                      "product": cues["mean_prob"] * cues["stability"]}[cfg.score]
             found.append((mask, float(score), cues))
