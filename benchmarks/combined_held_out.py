@@ -45,6 +45,17 @@ from afss.teachers.combined import RULES, CombinedConfig, CombinedTeacher
 from afss.types import Instance, LabelSet
 
 
+def add_source_arguments(ap: argparse.ArgumentParser, *, n: int, spark_per: int, threads: int) -> None:
+    """The arguments `_sources` reads (the sample of every held-out source), and the network's threads."""
+    ap.add_argument("--n", type=int, default=n, help="afss synth scenes per render setting")
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--spark", default="data/spark2021", help="folder written by scripts/spark2021.py, or none")
+    ap.add_argument("--spark-per", type=int, default=spark_per, help="frames per SPARK-2021 spacecraft")
+    ap.add_argument("--spark-skip", type=int, default=0, metavar="N",
+                    help="a fresh sample: leave out the N frames per spacecraft that --spark-per N takes")
+    ap.add_argument("--threads", type=int, default=threads, help="the salient network's onnxruntime threads")
+
+
 def _sources(args) -> list[tuple[str, LabelSet, str]]:
     """(name, ground truth, iou type) of every held-out source; synth families span the domains' scenes."""
     scenes = {}
@@ -60,7 +71,7 @@ def _sources(args) -> list[tuple[str, LabelSet, str]]:
     if args.spark != "none":
         spark = read_coco(Path(args.spark) / "gt.json")
         rng, fresh = np.random.default_rng(0), np.random.default_rng(1)
-        skip = getattr(args, "spark_skip", 0)  # > 0: a fresh sample, outside the frames --spark-per SKIP takes
+        skip = args.spark_skip  # > 0: a fresh sample, outside the frames --spark-per SKIP takes
         for cls in sorted({im.meta["class"] for im in spark.images}):
             ims = [im for im in spark.images if im.meta["class"] == cls]
             if skip:
@@ -137,11 +148,7 @@ class _Remembered(Teacher):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=30, help="afss synth scenes per domain")
-    ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--spark", default="data/spark2021", help="folder written by scripts/spark2021.py, or none")
-    ap.add_argument("--spark-per", type=int, default=10, help="frames per SPARK-2021 spacecraft")
-    ap.add_argument("--threads", type=int, default=1, help="the salient network's onnxruntime threads")
+    add_source_arguments(ap, n=30, spark_per=10, threads=1)
     ap.add_argument("--tta", default="identity,vflip")
     ap.add_argument("--rule", default="best_score", choices=RULES, help="the combined teacher's rule")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench" / "combined_held_out"),

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from combined_held_out import _absolute, _ap, _Remembered, _sources
+from combined_held_out import _absolute, _ap, _Remembered, _sources, add_source_arguments
 from combined_rules import _shares_images
 
 from afss.cli.common import teacher_options
@@ -55,13 +55,7 @@ WITHIN = -0.003  # refinement's bar: at most 0.3 AP under the raw labels
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=30, help="afss synth scenes per render setting")
-    ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--spark", default="data/spark2021", help="folder written by scripts/spark2021.py, or none")
-    ap.add_argument("--spark-per", type=int, default=30, help="frames per SPARK-2021 spacecraft")
-    ap.add_argument("--spark-skip", type=int, default=0, metavar="N",
-                    help="a fresh sample: leave out the N frames per spacecraft that --spark-per N takes")
-    ap.add_argument("--threads", type=int, default=2, help="the network's onnxruntime threads")
+    add_source_arguments(ap, n=30, spark_per=30, threads=2)
     ap.add_argument("--tta", default="identity,vflip")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench" / "combined_held_out"),
                     help="where the network's labels (salient.pkl) and each source's refined labels are kept")
@@ -97,8 +91,12 @@ def main(argv: list[str] | None = None) -> int:
                 refined.append(read_finished(path, "refine") or refine_labels(
                     teacher, todo, labels=raw, views=args.tta, config=RefineConfig(min_score=0.0, mask_fusion=fusion),
                     out=path)[0])
-            for k, im in enumerate(raw.images):
-                done[im.file_name] = (im, *(r.images[k] for r in refined))
+            by_name = [{im.file_name: im for im in r.images} for r in refined]
+            if any(set(b) != {im.file_name for im in raw.images} for b in by_name):
+                raise SystemExit(f"salient_refine: the refined labels kept in {work / 'salient_refine' / setting} "
+                                 f"for {name} are of other images: another sample needs another --work")
+            for im in raw.images:
+                done[im.file_name] = (im, *(b[im.file_name] for b in by_name))
         sets = [gt.replace(images=tuple(done[im.file_name][k].replace(image_id=im.image_id) for im in gt.images))
                 for k in range(1 + len(ways))]
         row = {"source": name, "images": len(gt), "raw": _ap(gt, sets[0], iou),
@@ -126,13 +124,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _keep_probabilities(teacher, folder: Path) -> None:
-    """``teacher.probability`` read from / written to ``folder`` by image content (float16 ``.npy``)."""
+    """``teacher.probability`` read from / written to ``folder`` by image content and the options the
+    map depends on (model, input size, normalisation, output kind), as float16 ``.npy``."""
     folder.mkdir(parents=True, exist_ok=True)
     run = teacher.probability
+    cfg = teacher.config
+    net = "" if (cfg.model, cfg.input_size, cfg.mean, cfg.std, cfg.output) == ("isnet", 0, (128.0,) * 3, (256.0,) * 3,
+                                                                               "auto") \
+        else f"{cfg.model}|{cfg.input_size}|{cfg.mean}|{cfg.std}|{cfg.output}|"  # ISNet's defaults: the bare key
 
     def probability(image: np.ndarray) -> np.ndarray:
         rgb = np.ascontiguousarray(image)
-        path = folder / f"{hashlib.sha1(f'{rgb.shape}'.encode() + rgb.tobytes()).hexdigest()}.npy"
+        path = folder / f"{hashlib.sha1(f'{net}{rgb.shape}'.encode() + rgb.tobytes()).hexdigest()}.npy"
         if path.exists():
             return np.load(path).astype(np.float32)
         prob = run(rgb)

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from combined_held_out import _absolute, _ap, _sources
+from combined_held_out import _absolute, _ap, _sources, add_source_arguments
 from combined_rules import _shares_images
 from salient_refine import _keep_probabilities
 
@@ -54,13 +54,7 @@ WORSE = 0.003  # more than 0.3 AP under the default threshold's
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=30, help="afss synth scenes per render setting")
-    ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--spark", default="data/spark2021", help="folder written by scripts/spark2021.py, or none")
-    ap.add_argument("--spark-per", type=int, default=30, help="frames per SPARK-2021 spacecraft")
-    ap.add_argument("--spark-skip", type=int, default=0, metavar="N",
-                    help="a fresh sample: leave out the N frames per spacecraft that --spark-per N takes")
-    ap.add_argument("--threads", type=int, default=2, help="the network's onnxruntime threads")
+    add_source_arguments(ap, n=30, spark_per=30, threads=2)
     ap.add_argument("--probs", default=str(ROOT / "runs" / "bench" / "salient_probs"), metavar="DIR",
                     help="where the network's probability maps are kept")
     ap.add_argument("--out", default="runs/bench/salient_threshold.json")

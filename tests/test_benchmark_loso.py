@@ -42,6 +42,19 @@ def test_fit_recovers_the_weights_of_the_chosen_cues(loso):
     assert 0 < abs(shrunk[1]) < abs(w[1]) and 0 < abs(shrunk[3]) < abs(w[3])
 
 
+def test_logistic_fit_weighs_each_set_by_its_share(loso):
+    rng = np.random.default_rng(2)
+    sets = []
+    for slope in (2.0, -1.0):  # two sets that disagree on the cue
+        x = np.c_[np.ones(200), rng.normal(size=200)]
+        sets.append((x, 1 / (1 + np.exp(-slope * x[:, 1]))))
+    alone = loso.logistic_fit(sets[:1], l2=0.0)
+    assert loso.logistic_fit(sets, l2=0.0, weights=[1.0, 0.0]) == pytest.approx(alone, abs=1e-6)
+    assert loso.logistic_fit(sets, l2=0.0, weights=[2.0, 2.0]) == pytest.approx(loso.logistic_fit(sets, l2=0.0))
+    leaning = loso.logistic_fit(sets, l2=0.0, weights=[3.0, 1.0])
+    assert alone[1] > leaning[1] > loso.logistic_fit(sets, l2=0.0)[1]  # between the first alone and equal shares
+
+
 def test_tiny_run_holds_out_every_source(loso, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # it renders into runs/bench/loso_data
     out = tmp_path / "loso.json"

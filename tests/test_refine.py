@@ -233,6 +233,16 @@ def test_a_label_too_low_for_fusion_is_passed_on_for_the_filter_to_cut(tmp_path,
     assert inst.scores["views_agreeing"] == 0 and summary.no_detection == 0
     out, summary = refine_labels(teacher, _images(tmp_path), views="identity,vflip", config=RefineConfig(min_score=0.6))
     assert out.images[0].error == "filtered: score 0.03 < 0.6" and summary.filter.dropped["low_score"] == 1
+    # given labels (afss refine --labels) are passed on too, with their sub-scores; the mask score can be cut on
+    given = images = _images(tmp_path)
+    labels = images.replace(images=(ImageLabels("im0.png", H, W, instances=(
+        Instance.from_mask(_truth(), score=0.02, scores={"box_score": 0.02, "mask_score": 0.02, "cue": 1.5}),)),))
+    out, _ = refine_labels(teacher, given, views="identity,vflip", labels=labels,
+                           config=RefineConfig(min_score=0.01, mask_fusion=mask_fusion, score_field="mask_score"
+                                               if mask_fusion == "segmenter" else "score"))
+    [inst] = out.images[0].instances
+    assert inst.scores["cue"] == 1.5 and inst.scores["views_agreeing"] == 0
+    assert inst.score == pytest.approx(0.02)
     # a view set without the identity view has no label of the image's own to pass on
     out, _ = refine_labels(teacher, _images(tmp_path), views="hflip,vflip", config=RefineConfig(min_score=0.0))
     assert out.images[0].error == "no detection"

@@ -63,13 +63,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="score the filter reads: score (default), box_score (the fused box's), mask_score (the "
                         "segmenter's quality; with --mask-fusion segmenter)")
     p.add_argument("--iou-thr", type=float, default=None, help="WBF IoU threshold (default 0.55)")
-    p.add_argument("--skip-box-thr", type=float, default=None, help="WBF minimum box score (default 0.05)")
+    p.add_argument("--skip-box-thr", type=float, default=None, help="WBF minimum box score (default 0.05); an image "
+                   "no view of which reaches it keeps its own label, for the filter to cut")
     p.add_argument("--conf-type", default=None, choices=CONF_TYPES, help="WBF confidence rule (default avg)")
     p.add_argument("--count-empty-views", action="store_true", default=None,
                    help="views that found nothing lower the fused score (the reference code ignores them)")
     p.add_argument("--mask-fusion", default=None, choices=("segmenter", "vote"),
                    help="re-segment the fused box or vote the views' masks (default: the teacher's choice: "
-                        "segmenter for SAM-based teachers, vote for photometric)")
+                        "segmenter for SAM-based teachers, vote for photometric and salient)")
     p.add_argument("--vote-threshold", type=float, default=None, help="share of the vote a pixel needs (0.5)")
     p.add_argument("--score-source", default=None, choices=("mask", "box", "mean"),
                    help="a label's score: the segmenter's quality (mask, default), the fused detector score "

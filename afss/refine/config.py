@@ -34,7 +34,7 @@ class RefineConfig:
         mask_fusion: ``"segmenter"`` (re-prompt the teacher's segmenter with the fused box on the
             original image) or ``"vote"`` (weighted pixel vote of the views' masks); ``None``: the
             teacher's own choice (`Teacher.refine_mask_fusion`: segmenter where it has a promptable
-            one, vote for the photometric teacher, whose re-analysis of a box measured worse).
+            one, vote for the photometric and salient teachers, whose re-segmentation of a box measured worse).
         vote_threshold: share of the weight a pixel needs in the vote.
         score_source: what a refined label's ``score`` is: ``"mask"`` (the segmenter's quality
             estimate, SAM 2's predicted IoU; the reference), ``"box"`` (the fused detector score,

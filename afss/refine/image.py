@@ -90,7 +90,7 @@ def fuse_views(
                         skip_box_thr=config.skip_box_thr, conf_type=config.conf_type)
     keep = range(min(1, len(fusedb))) if config.top1 else range(len(fusedb))
     if not keep:
-        return _unfused(teacher, views, found, identity_instances, config)
+        return _unfused(teacher, views, found, identity_instances, config, mask_fusion)
     out = []
     if mask_fusion == "segmenter":
         segmented = teacher.segment_boxes(rgb, fusedb.boxes_xyxy[list(keep)])
@@ -117,19 +117,29 @@ def fuse_views(
 
 
 def _unfused(teacher: Teacher, views: Sequence[View], found: Mapping[View, Sequence[Instance]],
-             identity_instances: Sequence[Instance] | None, config: RefineConfig) -> list[Instance]:
-    """The identity view's labels, unchanged, where no box of any view reached ``skip_box_thr``: WBF
-    skips such boxes, and with one box per view that would delete a low-scoring label outright. The
-    filter is where labels are cut by score (``min_score``), so refinement passes them on."""
+             identity_instances: Sequence[Instance] | None, config: RefineConfig, mask_fusion: str) -> list[Instance]:
+    """The identity view's labels, box and mask unchanged, where no box of any view reached
+    ``skip_box_thr``: WBF skips such boxes, and with one box per view that would delete a low-scoring
+    label outright. The filter is where labels are cut by score (``min_score``), so refinement passes
+    them on, scored as a fused label would be (``score_source``) and with the sub-scores it carries."""
     ident = next((v for v in views if isinstance(v, Identity)), None)
     if ident is None:
         return []
     dets = list(identity_instances or ()) if ident not in found else list(found[ident])
     dets = sorted(dets, key=lambda i: -_box_score(i, config))[: 1 if config.top1 else config.per_view_top_k]
-    return [Instance(box_xyxy=d.box_xyxy, rle=d.rle, score=d.score, category_id=d.category_id,
-                     source=f"{teacher.name}+tta",
-                     scores={"box_score": round(_box_score(d, config), 6), "views_agreeing": 0, "views": len(views)})
-            for d in dets]
+    out = []
+    for d in dets:
+        box_score = _box_score(d, config)
+        sub = {**d.scores, "box_score": round(box_score, 6), "views_agreeing": 0, "views": len(views)}
+        score = box_score
+        if mask_fusion == "segmenter":
+            mask_score = float(d.scores.get("mask_score", d.score))
+            sub["mask_score"] = round(mask_score, 6)
+            score = {"mask": mask_score, "box": box_score,
+                     "mean": (max(mask_score, 0.0) * box_score) ** 0.5}[config.score_source]
+        out.append(Instance(box_xyxy=d.box_xyxy, rle=d.rle, score=score, category_id=d.category_id,
+                            source=f"{teacher.name}+tta", scores=sub))
+    return out
 
 
 def _box_score(inst: Instance, config: RefineConfig) -> float:

@@ -11,8 +11,10 @@ How an image becomes labels:
 1. the image is resized to ``S x S`` (bilinear, aspect not kept, as ISNet was trained), normalised
    and run through onnxruntime; the probability map is resized back to the image's size;
 2. the mask is ``probability > t``, ``t = min(threshold, relative_threshold x`` the image's highest
-   probability``)``: where the network is unsure of a faint or small target (its map peaks well
-   under 1) the threshold follows the peak down instead of losing the target (never below 0.02);
+   probability``)``, never below 0.02: a confident map (peak near 1) is cut near ``threshold``; where
+   the network is unsure of a faint or small target (its map peaks well under 1) the threshold
+   follows the peak down instead of losing the target (a map peaking under 0.5 gives a label of
+   stability, so score, 0: it ranks last);
    connected components smaller than ``min_area_frac`` of the frame are dropped (specks, stars);
 3. ``merge=True`` (default: these datasets show one target per image, and a spacecraft's panels are
    often apart from its body in the mask) makes the remaining components one instance; otherwise
@@ -211,7 +213,8 @@ class SalientTeacher(Teacher):
 
     def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
         """Segment each box on its own: the box grown by ``box_margin`` is cropped, run through the
-        network and its mask pasted back (nothing outside that crop). ``scores["mask_score"]`` is the
+        network and its mask pasted back (nothing outside that crop; thresholded like a whole image,
+        ``relative_threshold`` included). ``scores["mask_score"]`` is the
         configured score of that mask (0 where nothing is found)."""
         rgb = _check_rgb(image)
         h, w = rgb.shape[:2]
