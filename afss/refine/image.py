@@ -101,8 +101,8 @@ def fuse_views(
         if mask_fusion == "segmenter":
             seg = segmented[k]
             mask_score = float(seg.scores.get("mask_score", seg.score))
-            score = {"mask": mask_score, "box": box_score, "mean": (max(mask_score, 0.0) * box_score) ** 0.5}
-            out.append(Instance(box_xyxy=_clip_box(box, h, w), rle=seg.rle, score=score[config.score_source],
+            out.append(Instance(box_xyxy=_clip_box(box, h, w), rle=seg.rle,
+                                score=_segmented_score(mask_score, box_score, config.score_source),
                                 category_id=int(fusedb.labels[k]), source=f"{teacher.name}+tta",
                                 scores={**sub, "mask_score": round(mask_score, 6)}))
             continue
@@ -135,11 +135,15 @@ def _unfused(teacher: Teacher, views: Sequence[View], found: Mapping[View, Seque
         if mask_fusion == "segmenter":
             mask_score = float(d.scores.get("mask_score", d.score))
             sub["mask_score"] = round(mask_score, 6)
-            score = {"mask": mask_score, "box": box_score,
-                     "mean": (max(mask_score, 0.0) * box_score) ** 0.5}[config.score_source]
+            score = _segmented_score(mask_score, box_score, config.score_source)
         out.append(Instance(box_xyxy=d.box_xyxy, rle=d.rle, score=score, category_id=d.category_id,
                             source=f"{teacher.name}+tta", scores=sub))
     return out
+
+
+def _segmented_score(mask_score: float, box_score: float, source: str) -> float:
+    """A re-segmented label's ``score`` by ``RefineConfig.score_source``: mask, box or their geometric mean."""
+    return {"mask": mask_score, "box": box_score, "mean": (max(mask_score, 0.0) * box_score) ** 0.5}[source]
 
 
 def _box_score(inst: Instance, config: RefineConfig) -> float:
