@@ -56,8 +56,8 @@ from loso import (
     fit_calibration,
     logistic_fit,
 )
+from records import write_record
 
-from afss.io.atomic import write_json_atomic
 from afss.refine import filter_labels
 
 CUES = CONFIDENCES["8 cues (shipped set)"]
@@ -169,12 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"benchmark": "fit_objective", "n_per_setting": args.n, "seed": args.seed, "cues": list(CUES),
               "pair_gap": PAIR_GAP, "rows": rows, "summary": _summary(rows),
               "seconds": round(time.perf_counter() - t0, 1)}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, result, indent=2)
-    out.with_suffix(".md").write_text(_markdown(result))
-    print(_markdown(result))
-    print(f"-> {out}", file=sys.stderr)
+    write_record(args.out, result, _markdown(result))
     return 0
 
 

@@ -44,11 +44,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from records import write_record
 
 from afss.evaluate import evaluate
 from afss.evaluate.preview import top1_iou
 from afss.evaluate.score_quality import spearman
-from afss.io.atomic import write_json_atomic
 from afss.io.coco import read_coco
 from afss.io.images import load_image
 from afss.refine import RefineConfig, filter_labels, refine_labels
@@ -147,12 +149,7 @@ def main(argv: list[str] | None = None) -> int:
               "refine_confidence": args.refine_confidence, "rows": rows, "summary": _summary(rows, args),
               "seconds": round(time.perf_counter() - t0, 1),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, result, indent=2)
-    out.with_suffix(".md").write_text(_markdown(result))
-    print(_markdown(result))
-    print(f"-> {out}", file=sys.stderr)
+    write_record(args.out, result, _markdown(result))
     return 0
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import loso  # the sources and folds of the confidence benchmark
+from records import write_record
 
-from afss.io.atomic import write_json_atomic
 from afss.label import label_images
 from afss.teachers.photometric import PhotometricConfig, PhotometricTeacher
 from afss.types import LabelSet
@@ -76,11 +76,7 @@ def main(argv: list[str] | None = None) -> int:
               "in_sample": {"spark_all": _ap([im for im in images if im.dataset == "spark"], labels[final]),
                             "synth_tuned": _ap([im for im in tuned if im.dataset == "synth"], labels[final])},
               "seconds": round(time.perf_counter() - t0, 1)}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, result, indent=2)
-    out.with_suffix(".md").write_text(_markdown(result))
-    print(_markdown(result))
+    write_record(args.out, result, _markdown(result))
     return 0
 
 

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from combined_held_out import _absolute, _ap, _Remembered, _sources, add_source_arguments
 from combined_rules import _shares_images
+from records import write_record
 
 from afss.cli.common import teacher_options
 from afss.io.outputs import read_finished
@@ -113,13 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "chosen": sorted({r["chosen"] for r in rows})}
     result = {"benchmark": "salient_refine", "args": vars(args), "rows": rows, "summary": summary,
               "seconds": round(time.perf_counter() - t0, 1)}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    md = _markdown(result)
-    out.with_suffix(".md").write_text(md)
-    print(md)
-    print(f"-> {out}", file=sys.stderr)
+    write_record(args.out, result, _markdown(result))
     return 0
 
 

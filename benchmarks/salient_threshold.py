@@ -21,9 +21,9 @@ Writes ``runs/bench/salient_threshold.{json,md}`` (``--out``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +34,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from combined_held_out import _absolute, _ap, _sources, add_source_arguments
 from combined_rules import _shares_images
+from records import write_record
 from salient_refine import _keep_probabilities
 
 from afss.io.images import load_image
 from afss.teachers import build_teacher
-from afss.teachers.salient import SalientConfig, SalientTeacher
+from afss.teachers.salient import SalientTeacher
 from afss.types import Instance
 
 CANDIDATES = {  # name -> SalientConfig options; the first is the default the others are judged against
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     network = build_teacher("salient", threads=args.threads)
     _keep_probabilities(network, Path(args.probs))
-    labellers = {name: _labeller(options) for name, options in CANDIDATES.items()}
+    labellers = {name: _labeller(network, options) for name, options in CANDIDATES.items()}
     t0 = time.perf_counter()
     rows = []
     for name, gt, iou in _sources(args):
@@ -82,20 +83,14 @@ def main(argv: list[str] | None = None) -> int:
                    "worst_delta": round(min(r["ap"][c] - r["ap"][default] for r in rows), 4)} for c in CANDIDATES}
     result = {"benchmark": "salient_threshold", "args": vars(args), "candidates": CANDIDATES, "rows": rows,
               "summary": summary, "seconds": round(time.perf_counter() - t0, 1)}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    md = _markdown(result)
-    out.with_suffix(".md").write_text(md)
-    print(md)
-    print(f"-> {out}", file=sys.stderr)
+    write_record(args.out, result, _markdown(result))
     return 0
 
 
-def _labeller(options: dict):
-    """The salient teacher's labelling of a probability map, without a network (its `_instances`)."""
-    teacher = SalientTeacher.__new__(SalientTeacher)
-    teacher.config = SalientConfig(**options)
+def _labeller(network: SalientTeacher, options: dict):
+    """The salient teacher's labelling of a probability map with these options (its `_instances`; the
+    map comes from ``network``, run once per image for every candidate)."""
+    teacher = SalientTeacher(replace(network.config, **options), network.session, network.input_size)
 
     def label(prob: np.ndarray) -> tuple[Instance, ...]:
         found = teacher._instances(prob, merge=True)[:1]
