@@ -231,6 +231,9 @@ def test_a_label_too_low_for_fusion_is_passed_on_for_the_filter_to_cut(tmp_path,
     np.testing.assert_array_equal(inst.mask, _truth())
     assert inst.score == pytest.approx(0.03) and inst.source == "fake+tta"
     assert inst.scores["views_agreeing"] == 0 and summary.no_detection == 0
+    # the summary says the label was passed on, not fused
+    assert (summary.fused, summary.passed_on, summary.failed) == (0, 1, 0)
+    assert "0 fused" in summary.line() and "1 passed on unfused" in summary.line()
     out, summary = refine_labels(teacher, _images(tmp_path), views="identity,vflip", config=RefineConfig(min_score=0.6))
     assert out.images[0].error == "filtered: score 0.03 < 0.6" and summary.filter.dropped["low_score"] == 1
     # given labels (afss refine --labels) are passed on too, with their sub-scores; the mask score can be cut on

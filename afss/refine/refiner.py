@@ -56,6 +56,8 @@ class RefineSummary:
     Attributes:
         images: images in.
         fused: images with at least one fused label before filtering.
+        passed_on: images whose label no view's box fused (all under WBF's ``skip_box_thr``): the
+            identity view's label, passed on unfused (``views_agreeing`` 0) for the filter to cut.
         no_detection: images where no view found anything.
         failed: unreadable images or teacher errors.
         all_views_agree: images whose best fused box was found by every view.
@@ -74,15 +76,17 @@ class RefineSummary:
     views: tuple[str, ...]
     mask_fusion: str
     seconds: float
+    passed_on: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"images": self.images, "fused": self.fused, "no_detection": self.no_detection,
+        return {"images": self.images, "fused": self.fused, "passed_on": self.passed_on, "no_detection": self.no_detection,
                 "failed": self.failed, "all_views_agree": self.all_views_agree, "views": list(self.views),
                 "mask_fusion": self.mask_fusion, "seconds": round(self.seconds, 3), "filter": self.filter.to_dict()}
 
     def line(self) -> str:
+        passed = f"{self.passed_on} passed on unfused, " if self.passed_on else ""
         return (f"{self.images} images, {self.fused} fused ({self.all_views_agree} with all {len(self.views)} "
-                f"views agreeing), {self.no_detection} no detection, {self.failed} failed; {self.filter.line()}")
+                f"views agreeing), {passed}{self.no_detection} no detection, {self.failed} failed; {self.filter.line()}")
 
 
 def refine_labels(
@@ -149,15 +153,16 @@ def refine_labels(
         resume=resume, batch_size=batch_size, limit=limit, engine=engine, progress=progress)
     refined = LabelSet(images=tuple(done[im.file_name] for im in images.images[:limit]),
                        categories=images.categories, image_root=images.image_root)
-    fused = sum(1 for im in refined.images if im.instances)
+    labelled = sum(1 for im in refined.images if im.instances)
+    passed_on = sum(1 for im in refined.images if im.instances and im.instances[0].scores.get("views_agreeing") == 0)
     no_det = sum(1 for im in refined.images if im.error == NO_DETECTION)
     agree = sum(1 for im in refined.images if im.instances and im.instances[0].scores.get("views_agreeing") == len(views))
     filtered, fsum = filter_labels(refined, min_score=config.min_score, keep_top=config.keep_top, top1=config.top1,
                                    min_area_px=config.min_area_px, score_field=config.score_field,
                                    auto_keep=config.auto_keep)
     seconds = time.perf_counter() - t0
-    summary = RefineSummary(images=len(refined), fused=fused, no_detection=no_det, failed=len(refined) - fused - no_det,
-                            all_views_agree=agree, filter=fsum, views=tuple(v.name for v in views),
+    summary = RefineSummary(images=len(refined), fused=labelled - passed_on, passed_on=passed_on, no_detection=no_det,
+                            failed=len(refined) - labelled - no_det, all_views_agree=agree, filter=fsum, views=tuple(v.name for v in views),
                             mask_fusion=mask_fusion, seconds=seconds)
     result = filtered.replace(info={**_provenance(teacher, views, config, mask_fusion, labels, summary),
                                     "inputs": inputs, "limit": limit})
