@@ -83,6 +83,46 @@ def test_export_links_images_writes_normalised_polygons_and_a_seeded_split(tmp_p
     assert json.loads(ds.yaml.read_text())["names"] == {"0": "spacecraft"}
 
 
+def test_ultralytics_trains_on_the_pixels_afss_labelled_whatever_the_file(tmp_path):
+    """Ultralytics reads training images itself: it turns an EXIF-rotated JPEG, shifts a 12-bit frame
+    stored in 16 bits down to nearly black and skips .pgm files. Those are exported as 8-bit PNGs of
+    what afss labelled (and `afss predict` feeds the student), so labels and pixels line up; an ordinary
+    file stays a link."""
+    from PIL import Image
+
+    from afss.student import env
+
+    env.ultralytics()  # offline, its settings kept out of the home folder: before Ultralytics is imported
+    from ultralytics.utils.patches import imread  # what Ultralytics' datasets read images with
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[5:15, 10:50] = (220, 180, 120)
+    turned = Image.fromarray(rgb)
+    exif = turned.getexif()
+    exif[0x0112] = 6  # "rotate 90° to display": Ultralytics would see a 60 x 40 picture
+    turned.save(root / "turned.jpg", exif=exif, quality=95)
+    cv2.imwrite(str(root / "deep.png"), (rgb[..., 0].astype(np.uint16) * 16))  # 12-bit values in 16 bits
+    cv2.imwrite(str(root / "plain.pgm"), rgb[..., 1])
+    save_image(root / "ordinary.png", rgb)
+    mask = np.zeros((40, 60), bool)
+    mask[5:15, 10:50] = True
+    names = ("turned.jpg", "deep.png", "plain.pgm", "ordinary.png")
+    labels = LabelSet(images=tuple(ImageLabels(n, 40, 60, instances=(Instance.from_mask(mask, score=0.9),))
+                                   for n in names), image_root=str(root))
+    ds = export_yolo(labels, tmp_path / "yolo", val_fraction=0.0)
+    assert (ds.train, ds.converted) == (4, 3)
+    manifest = json.loads((tmp_path / "yolo" / "manifest.json").read_text())["images"]
+    for entry in manifest:
+        [path] = (tmp_path / "yolo" / "images" / "train").glob(f"{entry['entry']}.*")
+        seen = imread(str(path))
+        assert seen.shape == (40, 60, 3), entry["file_name"]  # the labelled orientation and size
+        np.testing.assert_array_equal(seen[..., ::-1], load_image(root / entry["file_name"]).rgb)
+        assert path.is_symlink() == (entry["file_name"] == "ordinary.png")
+        assert ("converted" in entry) == (entry["file_name"] != "ordinary.png")
+
+
 def test_replay_scenes_go_to_the_train_split_only_with_the_target_class(tmp_path):
     labels = _labelled_images(tmp_path)
     replay = _labelled_images(tmp_path / "synth", n=4)

@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     labels = read_coco(args.labels, image_root=args.image_root, allow_absolute_paths=args.allow_absolute_paths)
     ds = export_yolo(labels, args.out, val_fraction=args.val_fraction, seed=args.seed)
+    converted = f", {ds.converted} written as 8-bit PNGs of the pixels labelled" if ds.converted else ""
     print(f"afss export-yolo: {ds.train} train / {ds.val} val images, {ds.instances} polygons, {ds.skipped} images "
-          f"without an instance left out -> {ds.yaml}", file=sys.stderr)
+          f"without an instance left out{converted} -> {ds.yaml}", file=sys.stderr)
     return 0

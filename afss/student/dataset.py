@@ -4,7 +4,9 @@ Layout written under ``out`` (what Ultralytics expects; it finds a label by repl
 ``labels`` in the image path):
 
     dataset.yaml                 path, train, val, names
-    images/{train,val}/<k>_<stem><ext>   symbolic links to the original images (copies where links fail)
+    images/{train,val}/<k>_<stem><ext>   symbolic links to the original images (copies where links fail;
+                                 an 8-bit PNG of the pixels afss labelled where Ultralytics would read
+                                 the file otherwise: EXIF-turned, 16-bit, .pgm/.ppm/.pnm; `read_alike`)
     labels/{train,val}/<k>_<stem>.txt    one line per instance: class x0 y0 x1 y1 ... (normalised)
     manifest.json                which source image each entry is, and the split
 
@@ -37,6 +39,7 @@ import numpy as np
 
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic, write_text_atomic
+from afss.io.images import load_image, save_image
 from afss.types import ImageLabels, Instance, LabelSet
 
 __all__ = ["YoloDataset", "check_trainable", "export_yolo", "mask_polygon"]
@@ -52,6 +55,8 @@ class YoloDataset:
         names: class names in class-index order (category ids sorted).
         skipped: images left out (no instance).
         replay: exactly labelled synth scenes in the train split (counted in ``train``).
+        converted: images written as 8-bit PNGs rather than linked (`read_alike`: EXIF-turned,
+            more than 8 bits, or a format Ultralytics skips).
     """
 
     root: Path
@@ -62,6 +67,7 @@ class YoloDataset:
     names: tuple[str, ...]
     skipped: int
     replay: int = 0
+    converted: int = 0
 
 
 def mask_polygon(mask: np.ndarray, *, min_part_frac: float = 0.01, epsilon_px: float = 0.7) -> np.ndarray | None:
@@ -100,6 +106,37 @@ def _link(src: Path, dst: Path) -> None:
         dst.symlink_to(src.resolve())
     except OSError:  # file systems without links
         shutil.copyfile(src, dst)
+
+
+# Ultralytics reads each training image itself (OpenCV, IMREAD_COLOR): it turns a picture by its EXIF
+# orientation, shifts a 16-bit image down by 8 bits (a 12-bit camera frame comes out nearly black) and
+# skips extensions it does not know (.pgm, .ppm, .pnm). afss labels the stored pixels, scaled by their
+# container (`afss.io.images`), and `afss predict` feeds the student the same. So only files Ultralytics
+# reads into those very pixels are linked; any other is written as an 8-bit PNG of what afss saw.
+_READ_ALIKE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+_READ_ALIKE_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")  # PIL's modes of 8-bit-or-less files
+_EXIF_ORIENTATION = 0x0112
+
+
+def read_alike(path: Path) -> bool:
+    """Whether Ultralytics decodes ``path`` into the pixels `afss.io.images.load_image` gives (from the header)."""
+    if path.suffix.lower() not in _READ_ALIKE_SUFFIXES:
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.mode in _READ_ALIKE_MODES and im.getexif().get(_EXIF_ORIENTATION, 1) == 1
+    except Exception:  # noqa: BLE001 - a header PIL cannot read: write what afss decodes, to be safe
+        return False
+
+
+def _place(src: Path, dst_stem: Path, alike: bool) -> None:
+    """The training image: a link to ``src``, or an 8-bit PNG of the pixels afss labelled (`read_alike`)."""
+    if alike:
+        _link(src, dst_stem.with_name(dst_stem.name + src.suffix.lower()))
+    else:
+        save_image(dst_stem.with_name(dst_stem.name + ".png"), load_image(src).rgb)
 
 
 def check_trainable(labels: LabelSet) -> list[ImageLabels]:
@@ -147,7 +184,7 @@ def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float
     n_val = max(1, round(val_fraction * len(usable))) if val_fraction > 0 else 0
     n_val = min(n_val, len(usable) - 1) if len(usable) > 1 else n_val
     val_set = {int(k) for k in order[:n_val]}
-    manifest, counts, n_inst = [], {"train": 0, "val": 0}, 0
+    manifest, counts, n_inst, converted = [], {"train": 0, "val": 0}, 0, 0
     extra = [(replay, im) for im in replay.images if im.instances] if replay is not None else []
     for k, (source, im) in enumerate([*((labels, im) for im in usable), *extra]):
         splits = ["val"] if k in val_set else ["train"]
@@ -157,6 +194,8 @@ def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float
         if not src.is_file():
             raise AfssError(f"{src}: image of {im.file_name!r} not found (check the labels' image root)")
         stem = f"{k:06d}_{Path(im.file_name).stem}"
+        alike = read_alike(src)
+        converted += not alike
         lines = []
         for inst in im.instances:
             poly = _instance_polygon(inst, min_part_frac)
@@ -168,12 +207,13 @@ def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float
         for split in splits:
             (root / "images" / split).mkdir(parents=True, exist_ok=True)
             (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-            _link(src, root / "images" / split / f"{stem}{src.suffix.lower()}")
+            _place(src, root / "images" / split / stem, alike)
             write_text_atomic(root / "labels" / split / f"{stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
             counts[split] += 1
         n_inst += len(lines)
         manifest.append({"entry": stem, "file_name": im.file_name, "splits": splits,
-                         **({"replay": True} if source is not labels else {})})
+                         **({"replay": True} if source is not labels else {}),
+                         **({} if alike else {"converted": "8-bit PNG of the pixels afss labelled"})})
     yaml = root / "dataset.yaml"
     # JSON is valid YAML, and keeps this free of a YAML writer
     write_text_atomic(yaml, json.dumps({"path": str(root.resolve()), "train": "images/train",
@@ -182,4 +222,4 @@ def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float
     write_json_atomic(root / "manifest.json", {"source_image_root": labels.image_root, "seed": seed,
                                                "val_fraction": val_fraction, "images": manifest}, indent=1)
     return YoloDataset(root=root, yaml=yaml, train=counts["train"], val=counts["val"], instances=n_inst,
-                       names=names, skipped=len(labels) - len(usable), replay=len(extra))
+                       names=names, skipped=len(labels) - len(usable), replay=len(extra), converted=converted)

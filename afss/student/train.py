@@ -331,7 +331,7 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
         "recipe": recipe, "start_agreement": agreement, "recipe_args": ultralytics_args,
         "mask_start": None if swap is None else donor, "mask_swap": None if swap is None else asdict(swap),
         "dataset": {"train": data.train, "val": data.val, "instances": data.instances, "names": list(data.names),
-                    "skipped": data.skipped, "replay": data.replay},
+                    "skipped": data.skipped, "replay": data.replay, "converted": data.converted},
         "labels_info": dict(labels.info), "metrics": metrics, "seconds": round(seconds, 2),
         "seconds_per_epoch": round(result.seconds_per_epoch, 2), "weights": str(result.weights)}, indent=2)
     return result
