@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,8 @@ from afss.resumable import check_limit, journal_path, run_resumable
 from afss.teachers.base import Teacher, teacher_provenance
 from afss.types import ImageLabels, LabelSet
 
-__all__ = ["NO_DETECTION", "images_from_folder", "journal_path", "label_counts", "label_images", "teacher_provenance"]
+__all__ = ["NO_DETECTION", "images_from_folder", "journal_path", "label_categories", "label_counts", "label_images",
+           "teacher_provenance"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,17 @@ def label_counts(labels: LabelSet) -> dict[str, int]:
     empty = sum(1 for im in labels.images if not im.instances and im.error in (None, NO_DETECTION))
     return {"images": len(labels), "labelled": labelled, "empty": empty,
             "failed": len(labels) - labelled - empty, "instances": labels.num_instances}
+
+
+def label_categories(given: Mapping[int, str], images: Sequence[ImageLabels]) -> dict[int, str]:
+    """The categories of a teacher's labels. A teacher labels one class, id 1 (a student, the ids it was
+    trained on): the input's names are kept only where the input is that one class with that id. A ground
+    truth numbered otherwise (``{7: "spacecraft"}``) or of several classes (SPARK's 11 spacecraft) would
+    otherwise leave the labels' ids out of their own file, or name them after a class they do not mean."""
+    found = {i.category_id for im in images for i in im.instances} or {1}
+    if set(given) == {1} and found == {1}:
+        return dict(given)
+    return {c: "spacecraft" if c == 1 else f"class {c}" for c in sorted(found)}
 
 
 def label_images(
@@ -132,7 +144,8 @@ def label_images(
 
     from afss import __version__
 
-    result = LabelSet(images=tuple(done[im.file_name] for im in wanted), categories=images.categories,
+    labelled = tuple(done[im.file_name] for im in wanted)
+    result = LabelSet(images=labelled, categories=label_categories(images.categories, labelled),
                       image_root=images.image_root)
     info = {
         "stage": "label",

@@ -80,6 +80,21 @@ def test_reads_polygons_and_crowd(tmp_path):
     assert crowd.iscrowd and crowd.mask[:4, :4].all() and crowd.area == 16
 
 
+def test_a_roboflow_export_with_its_project_as_category_0_reads(tmp_path):
+    """Roboflow lists the project as category 0, used by no annotation; pycocotools reads such a file."""
+    data = {"images": [{"id": 0, "file_name": "a.jpg", "height": 20, "width": 30}],
+            "annotations": [{"id": 0, "image_id": 0, "category_id": 1, "bbox": [2, 3, 10, 5], "iscrowd": 0}],
+            "categories": [{"id": 0, "name": "space-debris", "supercategory": "none"},
+                           {"id": 1, "name": "spacecraft", "supercategory": "space-debris"}]}
+    (tmp_path / "rf.json").write_text(json.dumps(data))
+    ls = read_coco(tmp_path / "rf.json")
+    assert dict(ls.categories) == {1: "spacecraft"} and ls.images[0].instances[0].box_xyxy == (2.0, 3.0, 12.0, 8.0)
+    data["annotations"][0]["category_id"] = 0  # an annotation of category 0 is still refused, in one line
+    (tmp_path / "rf.json").write_text(json.dumps(data))
+    with pytest.raises(AfssError, match=r"category_id: 0 is out of range \[1, "):
+        read_coco(tmp_path / "rf.json")
+
+
 @pytest.mark.parametrize(
     "content, message",
     [

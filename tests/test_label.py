@@ -343,3 +343,15 @@ def test_top1_is_the_detectors_most_confident_instance(tmp_path):
     assert [i.score for i in every] == [0.95, 0.7]  # all instances: best score first, as before
     # no detector score recorded (the photometric teacher): top-1 by score, as before
     assert [i.score for i in first(label_images(SquareTeacher(), images, top1=True))] == [0.9]
+
+
+@pytest.mark.parametrize("given", [{7: "spacecraft"}, {1: "CubeSat", 2: "debris"}, {1: "satellite"}])
+def test_the_labels_name_their_own_class_whatever_the_ground_truth_numbers(tmp_path, given):
+    """A teacher labels one class, id 1. A ground truth numbered otherwise (Roboflow's 7) left the labels'
+    id out of their own file, which every later stage then refused; a multi-class one (SPARK's craft)
+    named every label after its class 1. A single class numbered 1 keeps its name."""
+    images = _write_images(tmp_path).replace(categories=given)
+    labels = label_images(SquareTeacher(), images, out=tmp_path / "labels.json")
+    assert dict(labels.categories) == (given if given == {1: "satellite"} else {1: "spacecraft"})
+    back = read_coco(tmp_path / "labels.json")  # the file is valid: every annotation's category is listed
+    assert {i.category_id for im in back.images for i in im.instances} <= set(back.categories)

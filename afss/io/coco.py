@@ -237,7 +237,9 @@ def _categories(value: Any, where: str) -> dict[int, str]:
             raise AfssError(f"{at}: expected an object with id and name, found {type(c).__name__} {c!r:.40}")
         if "id" not in c:
             raise AfssError(f"{at}: id is missing")
-        cid = check_int(c["id"], at, "id", minimum=1, maximum=2**31 - 1)
+        cid = check_int(c["id"], at, "id", minimum=0, maximum=2**31 - 1)
+        if cid == 0:  # Roboflow's exports list the project as category 0, used by no annotation (one using
+            continue  # 0, "no category" to COCO tools, is refused below with its own line)
         name = c.get("name", cid)
         if isinstance(name, bool) or not isinstance(name, (str, int)):
             raise AfssError(f"{at} (id {cid}): name: expected a string, found {name!r:.40}")

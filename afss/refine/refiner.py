@@ -35,7 +35,7 @@ from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic
 from afss.io.coco import write_coco
 from afss.io.outputs import check_output_path, check_replaceable, input_identity
-from afss.label import NO_DETECTION, teacher_provenance
+from afss.label import NO_DETECTION, label_categories, teacher_provenance
 from afss.refine.config import RefineConfig
 from afss.refine.filtering import FilterSummary, filter_labels
 from afss.refine.image import refine_batch, refine_image
@@ -151,8 +151,9 @@ def refine_labels(
         images, RefineJob(teacher, given, views, config, mask_fusion), out=out, kind="refine",
         header={**_journal_header(teacher, views, config, mask_fusion, labels), "inputs": inputs},
         resume=resume, batch_size=batch_size, limit=limit, engine=engine, progress=progress)
-    refined = LabelSet(images=tuple(done[im.file_name] for im in images.images[:limit]),
-                       categories=images.categories, image_root=images.image_root)
+    out_images = tuple(done[im.file_name] for im in images.images[:limit])
+    refined = LabelSet(images=out_images, categories=label_categories(images.categories, out_images),
+                       image_root=images.image_root)
     labelled = sum(1 for im in refined.images if im.instances)
     passed_on = sum(1 for im in refined.images if im.instances and im.instances[0].scores.get("views_agreeing") == 0)
     no_det = sum(1 for im in refined.images if im.error == NO_DETECTION)
