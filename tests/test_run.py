@@ -347,3 +347,24 @@ def test_a_run_that_finished_no_stage_starts_over_with_the_new_config(tmp_path):
                                                    "config": config_to_dict(config_from_dict({"data": {"size": 256}}))}))
     with pytest.raises(AfssError, match=r"another config \(data\.size 256, now 512\)"):
         _Record(tmp_path, config_from_dict({}))
+
+
+def test_the_scored_images_leave_out_pool_images_reached_another_way(tmp_path):
+    """data: a folder of images, eval: the COCO file of those same images. Compared by the files they
+    name, the pool's images are left out of the scoring, as where both sections name one source."""
+    from afss.io.coco import read_coco
+    from afss.synth.dataset import render_dataset
+
+    render_dataset(tmp_path / "scenes", n=8, size=96, seed=5)
+    config = write(tmp_path / "c.yaml", f"""\
+data: {{source: images, root: {tmp_path / 'scenes' / 'images'}, n: 5, seed: 1}}
+eval: {{source: coco, root: {tmp_path / 'scenes' / 'gt.json'}, n: null}}
+student: {{init: yolo11n-seg.yaml, epochs: 1, imgsz: 64, batch: 4}}
+distill: {{rounds: 1}}
+report: false
+""")
+    out = tmp_path / "run"
+    run_pipeline(load_config(config), out, progress=False)
+    pool, val = read_coco(out / "data" / "pool.json"), read_coco(out / "data" / "val_gt.json")
+    files = lambda labels: {os.path.realpath(labels.image_path(im)) for im in labels.images}  # noqa: E731
+    assert len(files(pool)) == 5 and len(files(val)) == 3 and not files(pool) & files(val)

@@ -123,6 +123,12 @@ def _sample(labels: LabelSet, n: int | None, seed: int, exclude: set[str] = froz
     return labels.replace(images=tuple(images))
 
 
+def _in_pool(pool: LabelSet, source: LabelSet) -> set[str]:
+    """``source``'s file names whose file is one of the pool's (symbolic links and relative roots resolved)."""
+    files = {os.path.realpath(pool.image_path(im)) for im in pool.images}
+    return {im.file_name for im in source.images if os.path.realpath(source.image_path(im)) in files}
+
+
 def _strip(labels: LabelSet) -> LabelSet:
     return labels.replace(images=tuple(im.replace(instances=(), error=None) for im in labels.images))
 
@@ -288,10 +294,13 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
             pool = _sample(pool_source, config.data.n if config.data.source != "synth" else None, config.data.seed)
             val = None
             if has_eval:
-                # the same images in both sections: the scored images are drawn from those not in the pool
+                # the scored images are drawn from those not in the pool, compared by the file each
+                # names: the two sections may reach the same images another way (a folder and its COCO file)
                 same = _same_source(config.data, config.eval)
                 source = pool_source if same else _read_source(config.eval, out / "data" / "val")
-                exclude = {im.file_name for im in pool.images} if same else set()
+                exclude = _in_pool(pool, source)
+                if exclude and not same:
+                    say(f"eval: {len(exclude)} of its {len(source)} images are pool images, left out of the scoring")
                 val = _sample(source, config.eval.n if config.eval.source != "synth" else None, config.eval.seed,
                               exclude)
                 if not val.images:
