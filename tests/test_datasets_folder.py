@@ -81,6 +81,22 @@ def test_mask_lookup_order(tmp_path):
     assert mf.find("c.jpg") is None
 
 
+def test_a_mask_found_by_base_name_for_several_images_is_given_to_none(tmp_path):
+    """a/frame.jpg and b/frame.jpg are different pictures: one masks/frame.png cannot be the truth of both."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    for name in ("a/frame.jpg", "b/frame.jpg", "c/other.jpg", "d/own.png"):
+        save_image(images / name, np.zeros((20, 30, 3), np.uint8))
+    for name in ("frame.png", "other.png", "d/own.png"):
+        save_image(masks / name, disk(20, 30, 10, 15, 5).astype(np.uint8) * 255)
+    gt = read_dataset("folder", images, masks=masks)
+    a, b, c, d = gt.images
+    for im in (a, b):
+        assert im.instances == () and im.meta["mask"] == "error"
+        assert "frame.png: found by base name for 2 images" in im.error
+    assert len(c.instances) == 1 and c.error is None  # one image for that base name: as before
+    assert len(d.instances) == 1 and d.error is None
+
+
 @pytest.mark.parametrize("shape", [(5, 7), (5, 7, 3), (5, 7, 4), (5, 7, 6)])
 def test_fortran_pixels_same_values_column_major(shape):
     from afss.datasets.common import fortran_pixels

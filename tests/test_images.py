@@ -99,3 +99,22 @@ def test_read_mask_thresholds_jpeg_noise(tmp_path):
     cv2.imwrite(str(tmp_path / "m.jpg"), mask, [cv2.IMWRITE_JPEG_QUALITY, 60])
     got = read_mask(tmp_path / "m.jpg")
     assert (got == (mask > 0)).mean() > 0.99
+
+
+@pytest.mark.parametrize("convention", ["0/255", "0/1", "alpha only", "gray+alpha", "16-bit 0/65535"])
+def test_read_mask_finds_the_foreground_of_every_common_convention(tmp_path, convention):
+    """0/1 label images and masks drawn in the alpha channel alone read as empty ground truth before."""
+    fg = np.zeros((30, 40), bool)
+    fg[5:20, 8:30] = True
+    u8 = fg.astype(np.uint8)
+    pixels = {"0/255": u8 * 255, "0/1": u8,
+              "alpha only": np.dstack([np.zeros_like(u8)] * 3 + [u8 * 255]),
+              "gray+alpha": np.dstack([u8 * 255, np.full_like(u8, 255)]),
+              "16-bit 0/65535": fg.astype(np.uint16) * 65535}[convention]
+    if convention == "gray+alpha":  # OpenCV writes no 2-channel PNG: PIL's LA mode does
+        from PIL import Image
+
+        Image.fromarray(pixels, mode="LA").save(tmp_path / "m.png")
+    else:
+        cv2.imwrite(str(tmp_path / "m.png"), pixels)
+    np.testing.assert_array_equal(read_mask(tmp_path / "m.png"), fg)

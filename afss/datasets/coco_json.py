@@ -86,6 +86,7 @@ class CocoReader(DatasetReader):
         if self.masks is not None:
             # One class per mask folder: keep the JSON's single category, else "spacecraft".
             cats = cats if len(cats) == 1 else {1: "spacecraft"}
+            self.masks.expect(im.file_name for im in self.items)
             n_ann = self._coco.num_instances
             if n_ann:
                 log.info("%s: %d annotations replaced by the masks in %s", self.path, n_ann, self.masks.folder)

@@ -49,6 +49,8 @@ class FolderReader(DatasetReader):
         self.items = find_images(self.root)
         if not self.items:
             raise empty_error(self.root, "expected image files with an extension like .jpg or .png, any depth")
+        if self.masks is not None:
+            self.masks.expect(relative_name(item, self.root) for item in self.items)
         self.info = {"masks": None if masks is None else str(masks)}
 
     def read_item(self, item: Path) -> ImageLabels:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from afss.datasets.common import find_with_stem, gt_instance, read_mask_pixels, require_dir
-from afss.io.images import IMAGE_EXTENSIONS
+from afss.io.images import IMAGE_EXTENSIONS, mask_foreground
 from afss.types import Instance
 
 MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".webp")
@@ -29,14 +29,30 @@ class MaskFolder:
     def __init__(self, folder: str | os.PathLike, *, threshold: int = BINARY_THRESHOLD) -> None:
         self.folder = require_dir(folder, "masks folder")
         self.threshold = threshold
+        self.shared: dict[Path, list[str]] = {}  # a mask found by base name for several images (`expect`)
 
     def find(self, image_name: str) -> Path | None:
         """The mask file for an image ``file_name`` (relative path or bare name), or ``None``."""
+        return self._find(image_name)[0]
+
+    def _find(self, image_name: str) -> tuple[Path | None, bool]:
+        """The mask file, and whether it was found by base name or stem rather than the relative path."""
         rel = Path(image_name)
         if not rel.is_absolute() and (self.folder / rel).is_file():
-            return self.folder / rel
+            return self.folder / rel, False
         return find_with_stem(self.folder, rel.name, MASK_EXTENSIONS + tuple(e for e in IMAGE_EXTENSIONS
-                                                                              if e not in MASK_EXTENSIONS))
+                                                                              if e not in MASK_EXTENSIONS)), True
+
+    def expect(self, image_names) -> None:
+        """Note the masks that the base-name lookup would give to more than one of these images
+        (``a/frame.jpg`` and ``b/frame.jpg`` both finding ``frame.png``): those images get an error, not
+        another image's mask."""
+        claims: dict[Path, list[str]] = {}
+        for name in image_names:
+            path, by_name = self._find(name)
+            if path is not None and by_name:
+                claims.setdefault(path, []).append(name)
+        self.shared = {p: names for p, names in claims.items() if len(names) > 1}
 
     def instances(self, image_name: str, size_hw: tuple[int, int], *, category_id: int = 1
                   ) -> tuple[tuple[Instance, ...], str | None, str]:
@@ -50,6 +66,10 @@ class MaskFolder:
         path = self.find(image_name)
         if path is None:
             return (), None, "missing"
+        if path in self.shared:
+            others = [n for n in self.shared[path] if n != image_name]
+            return (), (f"{path}: found by base name for {len(others) + 1} images ({image_name}, {others[0]}"
+                        f"{', ...' if len(others) > 1 else ''}): name masks by the images' relative paths"), "error"
         return binary_mask_instances(path, size_hw, threshold=self.threshold, category_id=category_id)
 
 
@@ -59,7 +79,6 @@ def binary_mask_instances(path: Path, size_hw: tuple[int, int], *, threshold: in
     raw = read_mask_pixels(path, size_hw)
     if isinstance(raw, str):
         return (), raw, "error"
-    # as afss.io.images.read_mask, in column-major order: any channel >= threshold
-    mask = (raw if raw.ndim == 2 else raw[..., :3].max(axis=2)) >= threshold
+    mask = mask_foreground(raw, threshold)  # as afss.io.images.read_mask, in column-major order
     inst = gt_instance(mask, category_id=category_id)
     return inst, None, "ok" if inst else "empty"

@@ -125,10 +125,20 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
 
 
 def read_mask(path: str | os.PathLike, *, threshold: int = 128) -> np.ndarray:
-    """A binary mask file (0/255, possibly JPEG-softened) as bool ``(H, W)``: any channel >= threshold."""
-    raw = to_uint8(read_raw(path))
-    gray = raw if raw.ndim == 2 else raw[..., :3].max(axis=2)
-    return gray >= threshold
+    """A binary mask file as bool ``(H, W)`` (see `mask_foreground`)."""
+    return mask_foreground(to_uint8(read_raw(path)), threshold)
+
+
+def mask_foreground(pixels: np.ndarray, threshold: int = 128) -> np.ndarray:
+    """The foreground of a mask file's uint8 pixels (gray, BGR or BGRA): any colour channel >= ``threshold``
+    (0/255 masks, JPEG-softened ones too). Two other conventions would otherwise read as empty: a label
+    image of 0/1 values (its maximum is 1: every non-zero pixel), and a mask drawn in the alpha channel
+    alone (colour all 0: the alpha channel)."""
+    colour = {2: 1, 4: 3}.get(pixels.shape[2], 3) if pixels.ndim == 3 else 0  # gray+alpha, BGRA: alpha last
+    gray = pixels if pixels.ndim == 2 else pixels[..., :colour].max(axis=2)
+    if pixels.ndim == 3 and colour < pixels.shape[2] and not gray.any():
+        gray = pixels[..., colour]
+    return gray >= (1 if gray.max(initial=0) == 1 else threshold)
 
 
 def image_size_hw(path: str | os.PathLike) -> tuple[int, int]:
