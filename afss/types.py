@@ -252,9 +252,12 @@ class LabelSet:
         """Where the image file is on disk."""
         import os
 
-        if self.image_root is None or os.path.isabs(image.file_name):
-            return image.file_name
-        return os.path.join(self.image_root, image.file_name)
+        name = image.file_name
+        path = name if self.image_root is None or os.path.isabs(name) else os.path.join(self.image_root, name)
+        if "\\" in name and os.sep == "/" and not os.path.exists(path):
+            # a list written on Windows: its separators are folders here too (as `afss eval` pairs names)
+            path = path[: len(path) - len(name)] + name.replace("\\", "/")
+        return path
 
     def replace(self, **changes: Any) -> LabelSet:
         return replace(self, **changes)

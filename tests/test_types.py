@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,15 @@ def test_carriers_are_frozen():
         inst.score = 0.3
     with pytest.raises(TypeError):
         inst.scores["box_score"] = 1.0
+
+
+def test_a_file_name_written_on_windows_finds_its_image(tmp_path):
+    """`images\\000000.png` (a list made on Windows) names images/000000.png here, as `afss eval` pairs it;
+    a file whose name really holds a backslash is still found as it is."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.png").write_bytes(b"x")
+    (tmp_path / "odd\\name.png").write_bytes(b"x")
+    labels = LabelSet(images=(ImageLabels("images\\a.png", 4, 4), ImageLabels("odd\\name.png", 4, 4)),
+                      image_root=str(tmp_path))
+    assert [os.path.isfile(labels.image_path(im)) for im in labels.images] == [True, True]
+    assert labels.image_path(labels.images[0]) == str(tmp_path / "images" / "a.png")

@@ -80,9 +80,11 @@ class RefineConfig:
             raise unknown_choice("mask_fusion", self.mask_fusion, MASK_FUSIONS)
         if self.score_source not in SCORE_SOURCES:
             raise unknown_choice("score_source", self.score_source, SCORE_SOURCES)
-        for name in ("iou_thr", "skip_box_thr", "vote_threshold"):
+        for name in ("iou_thr", "skip_box_thr"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise AfssError(f"refine: {name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 < self.vote_threshold <= 1.0:  # 0: every pixel of the image would win the vote
+            raise AfssError(f"refine: vote_threshold must be in (0, 1], got {self.vote_threshold}")
         if self.min_score != "auto" and (isinstance(self.min_score, str) or not 0.0 <= self.min_score <= 1.0):
             raise AfssError(f"refine: min_score must be in [0, 1] or 'auto', got {self.min_score!r}")
         if self.keep_top is not None and not 0.0 < self.keep_top <= 1.0:
