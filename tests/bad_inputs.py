@@ -153,7 +153,7 @@ def make_world(root: Path) -> World:
     # one polygon annotation too, so polygon fields have something to break
     base["annotations"].append({"id": 99, "image_id": base["images"][0]["id"], "category_id": 1,
                                 "segmentation": [[10, 10, 30, 10, 30, 30, 10, 30]], "bbox": [10, 10, 20, 20],
-                                "area": 400, "iscrowd": 0})
+                                "area": 400, "iscrowd": 0, "score": 1.0})  # scored, as afss writes every one
     write_coco(gt, root / "gt_copy.json")
     return World(root=root, data=data, gt=data / "gt.json", labels=labels_path, base=base)
 

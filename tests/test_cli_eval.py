@@ -60,6 +60,13 @@ def test_eval_options(files, capsys):
     assert json.loads(out_path.read_text())["meta"]["per_class"] is True
 
 
+def _unscored_one(folder):
+    data = json.loads((folder / "pred.json").read_text())
+    del data["annotations"][1]["score"]
+    (folder / "unscored.json").write_text(json.dumps(data))
+    return folder / "unscored.json"
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -67,6 +74,7 @@ def test_eval_options(files, capsys):
         (lambda d: (d / "list.json").write_text("[1, 2]") and d / "list.json", "not a COCO instances file"),
         (lambda d: write_coco(LabelSet((ImageLabels("other.png", 64, 64),)), d / "other.json"),
          "no prediction image matches ground truth"),
+        (lambda d: _unscored_one(d), "1 of 3 predictions have no score, e.g. annotation 2"),  # ranked first before
     ],
 )
 def test_eval_bad_input_exits_2_with_one_line(files, capsys, make, message):

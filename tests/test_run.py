@@ -366,5 +366,5 @@ report: false
     out = tmp_path / "run"
     run_pipeline(load_config(config), out, progress=False)
     pool, val = read_coco(out / "data" / "pool.json"), read_coco(out / "data" / "val_gt.json")
-    files = lambda labels: {os.path.realpath(labels.image_path(im)) for im in labels.images}  # noqa: E731
+    files = lambda labels: {os.path.realpath(labels.image_path(im)) for im in labels.images}
     assert len(files(pool)) == 5 and len(files(val)) == 3 and not files(pool) & files(val)

@@ -19,7 +19,8 @@ def load_labels(labels: LabelSet | str | os.PathLike, role: str, image_root: str
     """``labels`` as a `LabelSet` and the name errors call it by: the file's path, or ``role``."""
     if isinstance(labels, LabelSet):
         return labels, role
-    return read_coco(labels, image_root=image_root, allow_absolute_paths=allow_absolute_paths), str(labels)
+    return read_coco(labels, image_root=image_root, allow_absolute_paths=allow_absolute_paths,
+                     predictions=role == "pred"), str(labels)
 
 
 def load_predictions(pred: LabelSet | str | os.PathLike, gt: LabelSet,
@@ -41,7 +42,7 @@ def load_predictions(pred: LabelSet | str | os.PathLike, gt: LabelSet,
                         f"have ids not in the ground truth, e.g. {unknown[0]!r}") from None
     coco = labelset_to_coco(gt.replace(images=tuple(im.replace(instances=(), error=None) for im in gt.images)))
     coco["annotations"] = [{**a, "id": k} for k, a in enumerate(data, start=1)]
-    return labelset_from_coco(coco, image_root=gt.image_root, where=str(pred)), str(pred)
+    return labelset_from_coco(coco, image_root=gt.image_root, where=str(pred), predictions=True), str(pred)
 
 
 def _json_list(path: str | os.PathLike) -> list | None:

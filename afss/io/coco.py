@@ -38,7 +38,7 @@ __all__ = ["entries_to_images", "entry_json", "labelset_from_coco", "labelset_to
 
 
 def read_coco(path: str | os.PathLike, *, image_root: str | os.PathLike | None = None,
-              allow_absolute_paths: bool = False) -> LabelSet:
+              allow_absolute_paths: bool = False, predictions: bool = False) -> LabelSet:
     """Read a COCO instances JSON file.
 
     Args:
@@ -47,6 +47,8 @@ def read_coco(path: str | os.PathLike, *, image_root: str | os.PathLike | None =
             afss in ``info["image_root"]`` (relative to the JSON file), else the JSON file's folder.
         allow_absolute_paths: accept ``file_name`` entries that are absolute or lead out of the image
             root with ``..`` (refused by default: a labels file should not open files elsewhere).
+        predictions: the file holds predictions: an annotation without a ``score`` beside others with
+            one is refused (read alone it would rank first, as 1.0; pycocotools refuses it too).
 
     Raises:
         AfssError: the file is missing, unreadable, not JSON, or not valid COCO instances; the message
@@ -61,7 +63,7 @@ def read_coco(path: str | os.PathLike, *, image_root: str | os.PathLike | None =
             recorded = check_text(recorded, str(path), "info.image_root")
         image_root = (path.parent / recorded) if recorded is not None else path.parent
     return labelset_from_coco(data, image_root=os.path.normpath(image_root), where=str(path),
-                              allow_absolute_paths=allow_absolute_paths)
+                              allow_absolute_paths=allow_absolute_paths, predictions=predictions)
 
 
 def read_json_file(path: str | os.PathLike) -> Any:
@@ -149,7 +151,7 @@ def _annotation(inst: Instance, image_id: int, ann_id: int) -> dict[str, Any]:
 
 
 def labelset_from_coco(data: Any, *, image_root: str | None = None, where: str = "<coco>",
-                       allow_absolute_paths: bool = False) -> LabelSet:
+                       allow_absolute_paths: bool = False, predictions: bool = False) -> LabelSet:
     """Build a `LabelSet` from parsed COCO JSON; ``where`` names the source in error messages.
 
     Every value is checked by `afss.io.validate` first (types, finite numbers, ranges, RLE that adds
@@ -210,6 +212,11 @@ def labelset_from_coco(data: Any, *, image_root: str | None = None, where: str =
             im["instances"].append(_instance(ann, im["height"], im["width"], at, categories))
         except (TypeError, ValueError) as e:  # a rule of the carriers, e.g. x1 < x0
             raise AfssError(f"{at}: {e}") from e
+    if predictions:  # checked after every annotation's own fields, which name the field
+        unscored = [k for k, a in enumerate(annotations or []) if "score" not in a]
+        if unscored and len(unscored) < len(annotations):
+            raise AfssError(f"{where}: {len(unscored)} of {len(annotations)} predictions have no score, e.g. "
+                            f"annotation {_ann_label(annotations[unscored[0]], unscored[0])}; each needs one to be ranked")
 
     return LabelSet(
         images=tuple(ImageLabels(**im) for im in images.values()),
