@@ -22,6 +22,7 @@ from afss.io.coco import read_coco, write_coco
 from afss.io.images import load_image, save_image
 from afss.student.dataset import export_yolo, mask_polygon
 from afss.types import ImageLabels, Instance, LabelSet
+from tests.tiny_onnx import tiny_model
 
 
 def _rasterise(poly: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -451,6 +452,8 @@ def test_review_findings_each_one_line_and_nothing_replaced(tmp_path, capsys, mo
         (["export-yolo", str(tmp_path / "labels.json"), "--out", str(tmp_path / "labels.json")], None),
         (["predict", "--weights", str(tmp_path / "garbage.onnx"), "--images", str(tmp_path / "imgs"),
           "--out", str(tmp_path / "p.json")], "not an ONNX model onnxruntime can load"),
+        (["predict", "--weights", str(tiny_model(tmp_path / "salient.onnx")), "--images", str(tmp_path / "imgs"),
+          "--out", str(tmp_path / "p.json")], "not a YOLO student (outputs [[1, 1, 64, 64]]"),  # once, not per image
         (["export", "--weights", str(weights), "--out", str(tmp_path / "garbage.onnx")], "exists; pass --overwrite"),
         (["export", "--weights", str(weights), "--calib", str(tmp_path), "--out", str(tmp_path / "m.onnx")],
          "needs --int8"),

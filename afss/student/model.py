@@ -118,6 +118,11 @@ def onnx_input_size(path: str | os.PathLike) -> int | None:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types
         raise AfssError(f"{path}: not an ONNX model onnxruntime can load ({_first_line(e)})") from e
+    outputs = [o.shape for o in session.get_outputs()]
+    # detections (1, 4+classes[+32], N), and a segmenting student's mask prototypes (1, 32, h, w)
+    if not outputs or len(outputs) > 2 or len(outputs[0]) != 3 or (len(outputs) == 2 and len(outputs[1]) != 4):
+        raise AfssError(f"{path}: not a YOLO student (outputs {outputs}; expected (1, 4+classes+32, N) "
+                        "detections and (1, 32, h, w) mask prototypes): export one with afss export")
     shape = session.get_inputs()[0].shape
     return int(shape[-1]) if len(shape) == 4 and isinstance(shape[-1], int) else None
 
