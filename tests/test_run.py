@@ -93,6 +93,19 @@ def test_missing_dataset_root_fails_before_any_work(tmp_path):
     assert not (out / "data").exists()  # nothing was read or rendered
 
 
+def test_a_run_folder_inside_the_image_folder_it_reads_is_refused(tmp_path):
+    """Its plots and renders would be read as images of the pool by the next run or afss label."""
+    import numpy as np
+
+    from afss.io.images import save_image
+
+    save_image(tmp_path / "pool" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    cfg = load_config(write(tmp_path / "c.yaml", f"data: {{source: images, root: {tmp_path / 'pool'}}}\n"))
+    with pytest.raises(AfssError, match=r"run: --out is inside data\.root .*pool, whose every image is read"):
+        run_pipeline(cfg, tmp_path / "pool" / "run", progress=False)
+    assert not (tmp_path / "pool" / "run").exists()
+
+
 def test_default_yaml_documents_every_key_and_loads_back(tmp_path):
     text = default_yaml()
     body = [line for line in text.splitlines() if line.startswith("  ")]

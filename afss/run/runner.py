@@ -229,6 +229,10 @@ class _Record:
         write_json_atomic(self.path, self.data, indent=2)
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+
+
 def _check_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise AfssError(f"{out}: exists and is not a folder; --out names the run folder")
@@ -259,6 +263,11 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
     import yaml
 
     out = Path(out)
+    for key, section in (("data", config.data), ("eval", config.eval)):
+        # a run writes images (plots, scenes, masks): under an image folder, they would be read as its images
+        if section.source in ("images", "folder") and section.root and _inside(out, Path(section.root)):
+            raise AfssError(f"{out}: --out is inside {key}.root {section.root}, whose every image is read: "
+                            "the run's own pictures would join it; choose a folder outside it")
     _check_folder(out)
     try:
         start_weights = check_run_inputs(config)
