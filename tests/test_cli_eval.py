@@ -188,3 +188,16 @@ def test_spearman_and_score_iou_pairs():
     pred = LabelSet((ImageLabels("a.png", 64, 64, (square(25, 0.3), square(5, 0.8))), ImageLabels("b.png", 64, 64)))
     assert score_iou_pairs(gt, pred).tolist() == [[0.8, 1.0]]  # top-1 by score; unlabelled images skipped
     assert score_iou_pairs(boxes_only, pred).tolist() == [[0.8, 1.0]]  # box IoU for boxes-only ground truth
+
+
+def test_a_reader_that_closes_the_pipe_early_gets_no_traceback(files):
+    """`afss eval ... | head -1`: the table's first line, then a quiet stop (exit 141, as after SIGPIPE)."""
+    import subprocess
+    import sys
+
+    cmd = f"{sys.executable} -m afss.cli eval --gt {files / 'gt.json'} --pred {files / 'pred.json'} --per-class"
+    # the pipe is closed before afss writes: head has already exited when the table comes
+    done = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd} | (exec 0<&-; true)"], check=False,
+                          capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode == 141, (done.returncode, done.stderr)
