@@ -58,7 +58,7 @@ def images_from_folder(root: str | os.PathLike) -> LabelSet:
 
     root = Path(root)
     if not root.is_dir():
-        raise AfssError(f"{root}: not a folder (expected a folder of images)")
+        raise AfssError(f"{root}: {'not a folder' if root.exists() else 'no such folder'} (expected a folder of images)")
     files = [p.relative_to(root).as_posix() for p in find_images(root)]
     if not files:
         raise AfssError(f"{root}: no image files found (expected .png, .jpg, .tif, ...)")

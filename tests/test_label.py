@@ -197,6 +197,9 @@ def test_cli_user_errors_exit_2(tmp_path, capsys):
     assert main(base + ["--device", "cuda"]) == 2
     assert main(["label", "--dataset", "folder", "--teacher", "photometric", "--out", "x.json"]) == 2
     assert "needs --root" in capsys.readouterr().err
+    assert main(["label", "--images", str(tmp_path / "nope"), "--teacher", "photometric", "--out", "x.json"]) == 2
+    assert f"{tmp_path / 'nope'}: no such folder" in capsys.readouterr().err
+    assert main(["label", "--images", str(tmp_path / "o.json"), "--teacher", "photometric", "--out", "x.json"]) == 2
 
 
 def test_meta_kept_and_numpy_meta_journalled(tmp_path):

@@ -541,6 +541,7 @@ def test_a_fixed_cut_that_keeps_under_30_percent_says_to_cut_by_rank(caplog):
                                   "with min_score 0.6 it would change nothing")),
     (["--min-score", "auto", "--auto-keep", "0.5"], "afss: error: --auto-keep '0.5': expected two shares"),
     (["--vote-threshold", "0"], "afss: error: refine: vote_threshold must be in (0, 1], got 0.0"),  # masks: the image
+    (["--tta", ""], "afss: error: TTA views: expected at least one view name"),  # was the default views, silently
 ])
 def test_cli_refine_bad_cut_is_one_line_exit_2(tmp_path, capsys, args, message):
     from afss.cli import main

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from afss.teachers import DEFAULT_TEACHER, build_teacher
 
     start = time.perf_counter()
-    views = parse_views(args.tta or DEFAULT_VIEWS)  # fail before loading anything
+    views = parse_views(DEFAULT_VIEWS if args.tta is None else args.tta)  # fail before loading anything; "" too
     config = RefineConfig(**given(args, *_CONFIG_FLAGS), **cut_options(args),
                           **({"per_view_top_k": None} if args.top1 is False else {}))
     inputs = existing_files(args.labels)
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                **teacher_options(args)}
     teacher = build_teacher(name, **options)
     total = len(images) if args.limit is None else min(args.limit, len(images))
-    desc = f"refine ({name}, {args.tta or DEFAULT_VIEWS}{engine_label(args, engine)})"
+    desc = f"refine ({name}, {','.join(v.name for v in views)}{engine_label(args, engine)})"
     with progress_bar(args, total=total, desc=desc) as advance:
         refined, summary = refine_labels(teacher, images, views=views, labels=labels, config=config, out=args.out,
                                          progress=advance, engine=engine, **given(args, "resume", "batch_size", "overwrite", "limit"))

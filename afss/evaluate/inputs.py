@@ -63,5 +63,5 @@ def segm_skip_reason(pairs: Pairs, gt_name: str, pred_name: str) -> str | None:
         if not all(flags):
             im = next(im for im in images if any(i.rle is None for i in im.instances))
             raise AfssError(f"{name}: image {im.file_name!r} has an instance without a mask while others have "
-                            "masks; segm needs masks everywhere (evaluate with iou_types=('bbox',))")
+                            "masks; segm needs masks everywhere (score boxes only: --iou-type bbox, or iou_types=('bbox',))")
     return None

@@ -185,7 +185,7 @@ def _category_maps(
     if not per_class:
         name = next(iter(selected.values())) if len(selected) == 1 else "object"
         if len(selected) > 1:
-            notes.append(f"{len(selected)} categories collapsed into one class (use per_class to separate)")
+            notes.append(f"{len(selected)} categories collapsed into one class (--per-class, or per_class=True, keeps them apart)")
         gt_map = dict.fromkeys(selected, 1)
         # Collapsing everything: every prediction counts. A chosen subset: predictions with those ids.
         pred_map = dict.fromkeys(pred_ids if categories is None else selected, 1)
