@@ -168,6 +168,9 @@ def test_spark2022_boxes_only(tmp_path):
     (inst,) = gt.images[0].instances
     assert inst.box_xyxy == (20.0, 10.0, 70.0, 40.0) and inst.rle is None  # rows first -> xyxy
     assert dict(gt.categories) == {1: "smart_1"}
+    (tmp_path / "train.csv").write_text("filename,class,bbox\nimg001.jpg,smart_1\n")  # a row cut short
+    with pytest.raises(AfssError, match=r"train.csv: line 2: bbox '' is not '\[r_min"):
+        read_dataset("spark", tmp_path, split="train")
 
 
 def test_missing_root_and_empty_root(tmp_path):

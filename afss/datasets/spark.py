@@ -182,11 +182,11 @@ class SparkReader(DatasetReader):
         for line_no, rec in enumerate(reader, start=2):
             if not any(v.strip() for v in rec):
                 continue
-            name, cls = rec[cols["filename"]].strip(), rec[cols["class"]].strip()
-            rc = parse_box(rec[cols["bbox"]])
-            if rc is None:
-                raise AfssError(f"{path}: line {line_no}: bbox {rec[cols['bbox']]!r} is not "
-                                "'[r_min, c_min, r_max, c_max]'")
+            name, cls, box = (_cell(rec, cols, k) for k in ("filename", "class", "bbox"))  # a short row: ""
+            rc = parse_box(box)
+            if not name or rc is None:
+                raise AfssError(f"{path}: line {line_no}: " + (f"bbox {box!r} is not '[r_min, c_min, r_max, c_max]'"
+                                                              if name else "no filename"))
             r0, c0, r1, c1 = rc
             rows.append(_Row(image=folder / name, split=split, cls=cls, csv_box=(c0, r0, c1, r1), boxes_only=True))
         return rows
