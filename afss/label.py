@@ -14,7 +14,7 @@ Example:
     >>> images = images_from_folder("scenes/")  # doctest: +SKIP
     >>> labels = label_images(build_teacher("photometric"), images, out="labels.json")  # doctest: +SKIP
     >>> labels.info["counts"]  # doctest: +SKIP
-    {'images': 200, 'labelled': 197, 'empty': 3, 'failed': 0}
+    {'images': 200, 'labelled': 197, 'empty': 3, 'failed': 0, 'instances': 197}
 """
 
 from __future__ import annotations
