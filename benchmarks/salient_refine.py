@@ -46,12 +46,13 @@ from records import write_record
 from afss.cli.common import teacher_options
 from afss.io.outputs import read_finished
 from afss.label import label_images
-from afss.refine import RefineConfig, refine_labels
+from afss.refine import RefineConfig, filter_labels, refine_labels
 from afss.teachers import build_teacher
 from afss.teachers.base import teacher_provenance
 
 WAYS = {"re-segment the crop": "segmenter", "vote the views' masks": "vote"}
 WITHIN = -0.003  # refinement's bar: at most 0.3 AP under the raw labels
+AUTO_GAIN = 0.1  # the auto cut's bar: the kept images' AP at least 10 points above all the labels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,13 +103,16 @@ def main(argv: list[str] | None = None) -> int:
                 for k in range(1 + len(ways))]
         row = {"source": name, "images": len(gt), "raw": _ap(gt, sets[0], iou),
                "refined": {way: _ap(gt, s, iou) for way, s in zip(ways, sets[1:], strict=True)}}
+        row["auto"] = {way: _auto_cut(gt, s, iou, row["refined"][way]) for way, s in zip(ways, sets[1:], strict=True)}
         rows.append(row)
         print(f"{name:<46} raw {100 * row['raw']:5.1f}  " + "  ".join(
-            f"{way} {100 * a:5.1f} ({100 * (a - row['raw']):+.1f})" for way, a in row["refined"].items()), flush=True)
+            f"{way} {100 * a:5.1f} ({100 * (a - row['raw']):+.1f}), auto {_cut_cell(row['auto'][way])}"
+            for way, a in row["refined"].items()), flush=True)
     _choose(rows)
     summary = {way: {"worst_delta": round(min(r["refined"][way] - r["raw"] for r in rows), 4),
                      "mean_delta": round(float(np.mean([r["refined"][way] - r["raw"] for r in rows])), 4),
-                     "within_0.3": sum(_within(r, way) for r in rows), "sources": len(rows)} for way in ways}
+                     "within_0.3": sum(_within(r, way) for r in rows),
+                     "auto_bar": sum(r["auto"][way]["bar"] for r in rows), "sources": len(rows)} for way in ways}
     summary["chosen without the held-out source"] = {
         "within_0.3": sum(_within(r, r["chosen"]) for r in rows), "sources": len(rows),
         "chosen": sorted({r["chosen"] for r in rows})}
@@ -140,6 +144,16 @@ def _keep_probabilities(teacher, folder: Path) -> None:
     teacher.probability = probability
 
 
+def _auto_cut(gt, refined, iou: str, all_ap: float | None) -> dict:
+    """`afss refine --min-score auto` on the refined labels: the share of the images kept, the AP on them, and
+    whether it meets the issue's bar (>= 30 % kept at >= 10 AP above all the refined labels)."""
+    kept, _ = filter_labels(refined, min_score="auto")
+    names = {im.file_name for im in kept.images if im.instances}
+    share, ap_kept = len(names) / len(gt), _ap(gt, kept, iou, names)
+    return {"kept": round(share, 3), "ap_kept": ap_kept,
+            "bar": bool(share >= 0.3 and ap_kept is not None and all_ap is not None and ap_kept >= all_ap + AUTO_GAIN)}
+
+
 def _within(row: dict, way: str) -> bool:
     return row["refined"][way] - row["raw"] >= WITHIN
 
@@ -156,21 +170,31 @@ def _choose(rows: list[dict]) -> None:
         row["chosen"] = max(row["refined"], key=merit)
 
 
+def _cut_cell(cut: dict) -> str:
+    ap = "-" if cut["ap_kept"] is None else f"{100 * cut['ap_kept']:.1f}"
+    return f"{100 * cut['kept']:.0f}%, {ap}{' ✓' if cut['bar'] else ''}"
+
+
 def _markdown(result: dict) -> str:
     ways = list(result["rows"][0]["refined"])
+    auto = all("auto" in r for r in result["rows"])  # records from before the auto cut was measured have none
     lines = ["| held out | images | raw AP | " + " | ".join(f"{w} (Δ)" for w in ways)
-             + " | chosen on the other sources | its Δ |", "|---|---|---|" + "---|" * len(ways) + "---|---|"]
+             + " | chosen on the other sources | its Δ |" + "".join(f" {w}: auto cut, kept, AP |" for w in ways if auto),
+             "|---|---|---|" + "---|" * len(ways) + "---|---|" + "---|" * (len(ways) if auto else 0)]
     for r in result["rows"]:
         cells = " | ".join(f"{100 * r['refined'][w]:.1f} ({100 * (r['refined'][w] - r['raw']):+.1f})" for w in ways)
+        cuts = "".join(f" {_cut_cell(r['auto'][w])} |" for w in ways if auto)
         lines.append(f"| {r['source']} | {r['images']} | {100 * r['raw']:.1f} | {cells} | {r['chosen']} | "
-                     f"{100 * (r['refined'][r['chosen']] - r['raw']):+.1f} |")
-    lines += ["", "| refinement | worst Δ AP | mean Δ AP | sources within −0.3 |", "|---|---|---|---|"]
+                     f"{100 * (r['refined'][r['chosen']] - r['raw']):+.1f} |{cuts}")
+    lines += ["", "| refinement | worst Δ AP | mean Δ AP | sources within −0.3 |" + (" auto cut: ≥ 30 % kept at ≥ all + 10 |" if auto else ""),
+              "|---|---|---|---|" + ("---|" if auto else "")]
     for way in ways:
         s = result["summary"][way]
         lines.append(f"| {way} | {100 * s['worst_delta']:+.1f} | {100 * s['mean_delta']:+.1f} | "
-                     f"{s['within_0.3']}/{s['sources']} |")
+                     f"{s['within_0.3']}/{s['sources']} |" + (f" {s['auto_bar']}/{s['sources']} |" if auto else ""))
     c = result["summary"]["chosen without the held-out source"]
-    lines.append(f"| chosen without the held-out source ({', '.join(c['chosen'])}) | | | {c['within_0.3']}/{c['sources']} |")
+    lines.append(f"| chosen without the held-out source ({', '.join(c['chosen'])}) | | | {c['within_0.3']}/{c['sources']} |"
+                 + (" |" if auto else ""))
     return "\n".join(lines) + "\n"
 
 
