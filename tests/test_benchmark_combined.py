@@ -156,3 +156,29 @@ def test_salient_threshold_is_chosen_by_the_fewest_sources_it_lowers():
     assert [r["chosen"] for r in rows] == [low, low, relative, relative]
     assert th._worse(rows[0], low) and not th._worse(rows[0], relative)
     assert th.CANDIDATES[default] == {"threshold": 0.5, "relative_threshold": 0.0}
+
+
+def test_the_salient_benchmarks_auto_cut_meets_the_bar_only_where_the_score_ranks():
+    """benchmarks/salient_refine.py's `auto` column: the share kept, the AP on the kept images, and the
+    issue's bar (>= 30 % kept at >= 10 AP above all): met when good labels score high, not when they score low."""
+    from afss.types import ImageLabels, Instance, LabelSet
+
+    refine = load_script("benchmarks/salient_refine.py", "salient_refine_benchmark")
+    box = (10.0, 10.0, 50.0, 50.0)
+    gt = LabelSet(tuple(ImageLabels(f"{k}.png", 64, 64, (Instance(box_xyxy=box),)) for k in range(10)))
+
+    def labels(good_scores_high: bool) -> LabelSet:
+        out = []
+        for k in range(10):
+            good = k < 5
+            found = box if good else (40.0, 40.0, 60.0, 60.0)  # the bad half misses the target
+            score = (0.9 if good else 0.2) if good_scores_high else (0.2 if good else 0.9)
+            out.append(ImageLabels(f"{k}.png", 64, 64, (Instance(box_xyxy=found, score=score - k / 100),)))
+        return LabelSet(tuple(out))
+
+    ranked, reversed_ = labels(True), labels(False)
+    all_ap = refine._ap(gt, ranked, "bbox")
+    cut = refine._auto_cut(gt, ranked, "bbox", all_ap)
+    assert cut["kept"] == 0.5 and cut["ap_kept"] == pytest.approx(1.0) and cut["bar"]
+    cut = refine._auto_cut(gt, reversed_, "bbox", refine._ap(gt, reversed_, "bbox"))
+    assert cut["ap_kept"] == pytest.approx(0.0) and not cut["bar"]
