@@ -90,11 +90,29 @@ def test_a_mask_found_by_base_name_for_several_images_is_given_to_none(tmp_path)
         save_image(masks / name, disk(20, 30, 10, 15, 5).astype(np.uint8) * 255)
     gt = read_dataset("folder", images, masks=masks)
     a, b, c, d = gt.images
-    for im in (a, b):
+    for im, other in ((a, "b/frame.jpg"), (b, "a/frame.jpg")):
         assert im.instances == () and im.meta["mask"] == "error"
-        assert "frame.png: found by base name for 2 images" in im.error
+        assert f"frame.png: found by base name for {im.file_name}, and for {other} too" in im.error
     assert len(c.instances) == 1 and c.error is None  # one image for that base name: as before
     assert len(d.instances) == 1 and d.error is None
+    # the image whose own path names the mask keeps it; one finding it by base name does not
+    save_image(images / "frame.png", np.zeros((20, 30, 3), np.uint8))
+    by_name = {im.file_name: im for im in read_dataset("folder", images, masks=masks).images}
+    assert len(by_name["frame.png"].instances) == 1 and by_name["frame.png"].error is None
+    assert by_name["a/frame.jpg"].instances == () and "found by base name" in by_name["a/frame.jpg"].error
+
+
+def test_coco_listing_an_image_twice_with_masks_reads(tmp_path):
+    """The COCO reader keeps a file listed twice once; its mask lookup must not count it as two images."""
+    import json
+
+    save_image(tmp_path / "images" / "a.png", np.zeros((20, 30, 3), np.uint8))
+    save_image(tmp_path / "masks" / "a.png", disk(20, 30, 10, 15, 5).astype(np.uint8) * 255)
+    entry = {"file_name": "images/a.png", "height": 20, "width": 30}
+    (tmp_path / "gt.json").write_text(json.dumps({"images": [{"id": 1, **entry}, {"id": 2, **entry}],
+                                                  "annotations": [], "categories": [{"id": 1, "name": "s"}]}))
+    gt = read_dataset("coco", tmp_path / "gt.json", masks=tmp_path / "masks")
+    assert all(len(im.instances) == 1 and im.error is None for im in gt.images)
 
 
 @pytest.mark.parametrize("shape", [(5, 7), (5, 7, 3), (5, 7, 4), (5, 7, 6)])

@@ -101,7 +101,8 @@ def test_read_mask_thresholds_jpeg_noise(tmp_path):
     assert (got == (mask > 0)).mean() > 0.99
 
 
-@pytest.mark.parametrize("convention", ["0/255", "0/1", "alpha only", "gray+alpha", "16-bit 0/65535"])
+@pytest.mark.parametrize("convention", ["0/255", "0/1", "alpha only", "gray+alpha", "16-bit 0/65535",
+                                        "empty, opaque", "empty, opaque gray+alpha"])
 def test_read_mask_finds_the_foreground_of_every_common_convention(tmp_path, convention):
     """0/1 label images and masks drawn in the alpha channel alone read as empty ground truth before."""
     fg = np.zeros((30, 40), bool)
@@ -110,8 +111,12 @@ def test_read_mask_finds_the_foreground_of_every_common_convention(tmp_path, con
     pixels = {"0/255": u8 * 255, "0/1": u8,
               "alpha only": np.dstack([np.zeros_like(u8)] * 3 + [u8 * 255]),
               "gray+alpha": np.dstack([u8 * 255, np.full_like(u8, 255)]),
-              "16-bit 0/65535": fg.astype(np.uint16) * 65535}[convention]
-    if convention == "gray+alpha":  # OpenCV writes no 2-channel PNG: PIL's LA mode does
+              "16-bit 0/65535": fg.astype(np.uint16) * 65535,
+              "empty, opaque": np.dstack([np.zeros_like(u8)] * 3 + [np.full_like(u8, 255)]),
+              "empty, opaque gray+alpha": np.dstack([np.zeros_like(u8), np.full_like(u8, 255)])}[convention]
+    if convention.startswith("empty"):  # an image with no object: black, fully opaque, not the whole image
+        fg = np.zeros_like(fg)
+    if convention.endswith("gray+alpha"):  # OpenCV writes no 2-channel PNG: PIL's LA mode does
         from PIL import Image
 
         Image.fromarray(pixels, mode="LA").save(tmp_path / "m.png")

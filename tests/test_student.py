@@ -105,15 +105,16 @@ def test_ultralytics_trains_on_the_pixels_afss_labelled_whatever_the_file(tmp_pa
     exif[0x0112] = 6  # "rotate 90° to display": Ultralytics would see a 60 x 40 picture
     turned.save(root / "turned.jpg", exif=exif, quality=95)
     cv2.imwrite(str(root / "deep.png"), (rgb[..., 0].astype(np.uint16) * 16))  # 12-bit values in 16 bits
+    cv2.imwrite(str(root / "deep_rgb.png"), (rgb.astype(np.uint16) * 16))  # PIL calls this mode RGB
     cv2.imwrite(str(root / "plain.pgm"), rgb[..., 1])
     save_image(root / "ordinary.png", rgb)
     mask = np.zeros((40, 60), bool)
     mask[5:15, 10:50] = True
-    names = ("turned.jpg", "deep.png", "plain.pgm", "ordinary.png")
+    names = ("turned.jpg", "deep.png", "deep_rgb.png", "plain.pgm", "ordinary.png")
     labels = LabelSet(images=tuple(ImageLabels(n, 40, 60, instances=(Instance.from_mask(mask, score=0.9),))
                                    for n in names), image_root=str(root))
     ds = export_yolo(labels, tmp_path / "yolo", val_fraction=0.0)
-    assert (ds.train, ds.converted) == (4, 3)
+    assert (ds.train, ds.converted) == (5, 4)
     manifest = json.loads((tmp_path / "yolo" / "manifest.json").read_text())["images"]
     for entry in manifest:
         [path] = (tmp_path / "yolo" / "images" / "train").glob(f"{entry['entry']}.*")

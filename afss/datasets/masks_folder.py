@@ -29,7 +29,8 @@ class MaskFolder:
     def __init__(self, folder: str | os.PathLike, *, threshold: int = BINARY_THRESHOLD) -> None:
         self.folder = require_dir(folder, "masks folder")
         self.threshold = threshold
-        self.shared: dict[Path, list[str]] = {}  # a mask found by base name for several images (`expect`)
+        self.shared: dict[str, list[str]] = {}  # image -> the other images its base-name mask is also found for
+        self._found: dict[str, tuple[Path | None, bool]] = {}  # the lookups `expect` made
 
     def find(self, image_name: str) -> Path | None:
         """The mask file for an image ``file_name`` (relative path or bare name), or ``None``."""
@@ -37,22 +38,26 @@ class MaskFolder:
 
     def _find(self, image_name: str) -> tuple[Path | None, bool]:
         """The mask file, and whether it was found by base name or stem rather than the relative path."""
-        rel = Path(image_name)
+        if image_name in self._found:
+            return self._found[image_name]
+        rel = Path(image_name.replace("\\", "/") if os.sep == "/" else image_name)  # a list written on Windows
         if not rel.is_absolute() and (self.folder / rel).is_file():
             return self.folder / rel, False
         return find_with_stem(self.folder, rel.name, MASK_EXTENSIONS + tuple(e for e in IMAGE_EXTENSIONS
                                                                               if e not in MASK_EXTENSIONS)), True
 
     def expect(self, image_names) -> None:
-        """Note the masks that the base-name lookup would give to more than one of these images
-        (``a/frame.jpg`` and ``b/frame.jpg`` both finding ``frame.png``): those images get an error, not
-        another image's mask."""
+        """Note the masks that the base-name lookup gives to an image another image also finds
+        (``a/frame.jpg`` and ``b/frame.jpg`` both finding ``frame.png``, or ``b/frame.png`` finding the
+        ``frame.png`` of the image ``frame.png``): an image that found such a mask by base name gets an
+        error, not another image's mask; one that found it by its own relative path keeps it."""
         claims: dict[Path, list[str]] = {}
-        for name in image_names:
-            path, by_name = self._find(name)
-            if path is not None and by_name:
-                claims.setdefault(path, []).append(name)
-        self.shared = {p: names for p, names in claims.items() if len(names) > 1}
+        for name in dict.fromkeys(image_names):  # a file listed twice is one image
+            self._found[name] = self._find(name)
+            if self._found[name][0] is not None:
+                claims.setdefault(self._found[name][0], []).append(name)
+        self.shared = {name: [n for n in names if n != name] for names in claims.values() if len(names) > 1
+                       for name in names if self._found[name][1]}
 
     def instances(self, image_name: str, size_hw: tuple[int, int], *, category_id: int = 1
                   ) -> tuple[tuple[Instance, ...], str | None, str]:
@@ -66,10 +71,10 @@ class MaskFolder:
         path = self.find(image_name)
         if path is None:
             return (), None, "missing"
-        if path in self.shared:
-            others = [n for n in self.shared[path] if n != image_name]
-            return (), (f"{path}: found by base name for {len(others) + 1} images ({image_name}, {others[0]}"
-                        f"{', ...' if len(others) > 1 else ''}): name masks by the images' relative paths"), "error"
+        if image_name in self.shared:
+            others = self.shared[image_name]
+            return (), (f"{path}: found by base name for {image_name}, and for {others[0]}"
+                        f"{' and others' if len(others) > 1 else ''} too: name masks by the images' relative paths"), "error"
         return binary_mask_instances(path, size_hw, threshold=self.threshold, category_id=category_id)
 
 

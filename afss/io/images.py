@@ -130,14 +130,16 @@ def read_mask(path: str | os.PathLike, *, threshold: int = 128) -> np.ndarray:
 
 
 def mask_foreground(pixels: np.ndarray, threshold: int = 128) -> np.ndarray:
-    """The foreground of a mask file's uint8 pixels (gray, BGR or BGRA): any colour channel >= ``threshold``
-    (0/255 masks, JPEG-softened ones too). Two other conventions would otherwise read as empty: a label
-    image of 0/1 values (its maximum is 1: every non-zero pixel), and a mask drawn in the alpha channel
-    alone (colour all 0: the alpha channel)."""
+    """The foreground of a mask file's uint8 pixels (gray, gray+alpha, BGR or BGRA): any colour channel
+    >= ``threshold`` (0/255 masks, JPEG-softened ones too). Two other conventions would otherwise read as
+    empty: a label image of 0/1 values (its maximum is 1: every non-zero pixel), and a mask drawn in the
+    alpha channel alone (colour all 0 and an alpha that varies: the alpha channel; a black, opaque mask
+    stays empty)."""
     colour = {2: 1, 4: 3}.get(pixels.shape[2], 3) if pixels.ndim == 3 else 0  # gray+alpha, BGRA: alpha last
     gray = pixels if pixels.ndim == 2 else pixels[..., :colour].max(axis=2)
     if pixels.ndim == 3 and colour < pixels.shape[2] and not gray.any():
-        gray = pixels[..., colour]
+        alpha = pixels[..., colour]
+        gray = alpha if alpha.size and alpha.min() < alpha.max() else gray
     return gray >= (1 if gray.max(initial=0) == 1 else threshold)
 
 

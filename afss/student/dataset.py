@@ -126,9 +126,33 @@ def read_alike(path: Path) -> bool:
 
     try:
         with Image.open(path) as im:
-            return im.mode in _READ_ALIKE_MODES and im.getexif().get(_EXIF_ORIENTATION, 1) == 1
+            return im.mode in _READ_ALIKE_MODES and _eight_bit(im) and _orientation(im) == 1
     except Exception:  # noqa: BLE001 - a header PIL cannot read: write what afss decodes, to be safe
         return False
+
+
+def _eight_bit(im) -> bool:
+    """At most 8 bits a channel on disk. PIL opens a 16-bit colour PNG or TIFF as mode RGB: its raw mode
+    (``RGB;16B``) and a TIFF's BitsPerSample tag say what the mode does not."""
+    args = im.tile[0].args if im.tile else ""
+    raw = str(args[0] if isinstance(args, tuple) and args else args)
+    bits = getattr(im, "tag_v2", {}).get(258, (8,))
+    return ";16" not in raw and ";32" not in raw and not raw.startswith(("I", "F")) and \
+        max(bits if isinstance(bits, tuple) else (bits,)) <= 8
+
+
+def _orientation(im) -> int:
+    """The EXIF orientation (1: as stored), from the header: a PNG's eXIf chunk as PIL read it at open
+    (its ``getexif`` would decode the whole picture to look further)."""
+    if im.format == "PNG":
+        from PIL import Image
+
+        raw = im.info.get("exif")
+        exif = Image.Exif()
+        if raw:
+            exif.load(raw)
+        return int(exif.get(_EXIF_ORIENTATION, 1))
+    return int(im.getexif().get(_EXIF_ORIENTATION, 1))
 
 
 def _place(src: Path, dst_stem: Path, alike: bool) -> None:
