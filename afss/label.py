@@ -73,12 +73,17 @@ def label_counts(labels: LabelSet) -> dict[str, int]:
             "failed": len(labels) - labelled - empty, "instances": labels.num_instances}
 
 
-def label_categories(given: Mapping[int, str], images: Sequence[ImageLabels]) -> dict[int, str]:
-    """The categories of a teacher's labels. A teacher labels one class, id 1 (a student, the ids it was
-    trained on): the input's names are kept only where the input is that one class with that id. A ground
-    truth numbered otherwise (``{7: "spacecraft"}``) or of several classes (SPARK's 11 spacecraft) would
-    otherwise leave the labels' ids out of their own file, or name them after a class they do not mean."""
-    found = {i.category_id for im in images for i in im.instances} or {1}
+def label_categories(given: Mapping[int, str], images: Sequence[ImageLabels],
+                     declared: Mapping[int, str] | None = None) -> dict[int, str]:
+    """The categories of a teacher's labels: the classes the teacher names (``Teacher.categories``: a
+    student's, the classes it was trained on), else one class, id 1. The input's names are kept only
+    where the input is that one class with that id: a ground truth numbered otherwise (``{7: ...}``) or
+    of several classes (SPARK's 11 spacecraft) would otherwise leave the labels' ids out of their own
+    file, or name them after a class they do not mean."""
+    found = {i.category_id for im in images for i in im.instances}
+    if declared:
+        return {c: declared.get(c, f"class {c}") for c in sorted(found | set(declared))}
+    found = found or {1}
     if set(given) == {1} and found == {1}:
         return dict(given)
     return {c: "spacecraft" if c == 1 else f"class {c}" for c in sorted(found)}
@@ -145,7 +150,7 @@ def label_images(
     from afss import __version__
 
     labelled = tuple(done[im.file_name] for im in wanted)
-    result = LabelSet(images=labelled, categories=label_categories(images.categories, labelled),
+    result = LabelSet(images=labelled, categories=label_categories(images.categories, labelled, teacher.categories),
                       image_root=images.image_root)
     info = {
         "stage": "label",

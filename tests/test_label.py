@@ -358,3 +358,22 @@ def test_the_labels_name_their_own_class_whatever_the_ground_truth_numbers(tmp_p
     assert dict(labels.categories) == (given if given == {1: "satellite"} else {1: "spacecraft"})
     back = read_coco(tmp_path / "labels.json")  # the file is valid: every annotation's category is listed
     assert {i.category_id for im in back.images for i in im.instances} <= set(back.categories)
+
+
+def test_a_teacher_that_names_its_classes_keeps_their_names_through_label_and_refine(tmp_path):
+    """A multi-class student names the classes it learnt (`Teacher.categories`); label and refine keep
+    those names, which `afss eval --per-class` matches to the ground truth's by name."""
+    from afss.refine import RefineConfig, refine_labels
+
+    class TwoClasses(SquareTeacher):
+        categories = {1: "CubeSat", 2: "debris"}
+
+        def label(self, images, prompt="spacecraft"):
+            return [[i.replace(category_id=2) for i in found] for found in super().label(images, prompt)]
+
+    images = _write_images(tmp_path).replace(categories={5: "anything"})
+    labels = label_images(TwoClasses(), images)
+    assert dict(labels.categories) == {1: "CubeSat", 2: "debris"}
+    refined, _ = refine_labels(SquareTeacher(), labels, labels=labels, views="identity",
+                               config=RefineConfig(min_score=0.0))
+    assert dict(refined.categories) == {1: "CubeSat", 2: "debris"}

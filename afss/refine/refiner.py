@@ -152,7 +152,9 @@ def refine_labels(
         header={**_journal_header(teacher, views, config, mask_fusion, labels), "inputs": inputs},
         resume=resume, batch_size=batch_size, limit=limit, engine=engine, progress=progress)
     out_images = tuple(done[im.file_name] for im in images.images[:limit])
-    refined = LabelSet(images=out_images, categories=label_categories(images.categories, out_images),
+    # the given labels' categories are the label stage's own (`label_categories`): they name these ids
+    declared = teacher.categories or (labels.categories if labels is not None else None)
+    refined = LabelSet(images=out_images, categories=label_categories(images.categories, out_images, declared),
                        image_root=images.image_root)
     labelled = sum(1 for im in refined.images if im.instances)
     passed_on = sum(1 for im in refined.images if im.instances and im.instances[0].scores.get("views_agreeing") == 0)

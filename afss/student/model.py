@@ -157,6 +157,12 @@ class StudentTeacher(Teacher):
 
     name: ClassVar[str] = "student"
 
+    @property
+    def categories(self) -> dict[int, str] | None:
+        """The classes it was trained on (Ultralytics' class k is category k + 1, as its labels are written)."""
+        names = getattr(self.model, "names", None)
+        return {int(k) + 1: str(v) for k, v in names.items()} if isinstance(names, dict) and names else None
+
     def __init__(self, model: Any, options: dict[str, Any]) -> None:
         self.model = model
         self.options = options

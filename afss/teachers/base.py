@@ -58,6 +58,12 @@ class Teacher(abc.ABC):
 
     name: ClassVar[str]
 
+    @property
+    def categories(self) -> Mapping[int, str] | None:
+        """The classes this teacher labels, by category id, or ``None``: one class, id 1 (a text-prompted
+        teacher). A trained student names the classes it learnt."""
+        return None
+
     @abc.abstractmethod
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:
         """Label a batch.
