@@ -201,3 +201,15 @@ def test_a_reader_that_closes_the_pipe_early_gets_no_traceback(files):
                           capture_output=True, text=True, timeout=120)
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
     assert done.returncode == 141, (done.returncode, done.stderr)
+
+
+def test_a_broken_pipe_elsewhere_than_stdout_is_not_swallowed(files, monkeypatch):
+    """Only stdout's reader going away is a quiet stop; a worker's or subprocess's pipe is an error."""
+    import afss.cli.eval as eval_cli
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(eval_cli, "run", broken)
+    with pytest.raises(BrokenPipeError):
+        main(["eval", "--gt", str(files / "gt.json"), "--pred", str(files / "pred.json")])

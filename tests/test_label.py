@@ -366,7 +366,9 @@ def test_a_teacher_that_names_its_classes_keeps_their_names_through_label_and_re
     from afss.refine import RefineConfig, refine_labels
 
     class TwoClasses(SquareTeacher):
-        categories = {1: "CubeSat", 2: "debris"}
+        @property
+        def categories(self):
+            return {1: "CubeSat", 2: "debris"}
 
         def label(self, images, prompt="spacecraft"):
             return [[i.replace(category_id=2) for i in found] for found in super().label(images, prompt)]

@@ -48,6 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (the write end then polls POLLERR)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no file behind it (a test's capture), or no poll()
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -59,8 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:
-        # the reader went away (`afss eval ... | head`): what it wanted was printed; stop quietly, and keep
-        # Python from failing again as it flushes stdout on exit
+        # the reader of stdout went away (`afss eval ... | head`): what it wanted was printed, so stop
+        # quietly, and keep Python from failing again as it flushes stdout on exit. A pipe elsewhere (a
+        # worker, a subprocess) is a real error.
+        if args.debug or not _stdout_closed():
+            raise
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a shell reports a command a pipe closed on
     except AfssError as e:

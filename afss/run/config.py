@@ -138,7 +138,8 @@ class DistillSection:
 class EvalConfig:
     """Held-out images with ground truth: every stage is scored on them, nothing trains on them.
 
-    With the same source, root and split as ``data``, these images are left out of the pool."""
+    The pool's images are left out of them: drawn from the others where both name one source, and
+    matched by the file they name where they reach the same images another way."""
 
     source: str | None = _doc("as data.source, but with ground truth; null: no evaluation", "synth")
     root: str | None = _doc("as data.root", None)

@@ -307,7 +307,7 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
                 # names: the two sections may reach the same images another way (a folder and its COCO file)
                 same = _same_source(config.data, config.eval)
                 source = pool_source if same else _read_source(config.eval, out / "data" / "val")
-                exclude = _in_pool(pool, source)
+                exclude = {im.file_name for im in pool.images} if same else _in_pool(pool, source)
                 if exclude and not same:
                     say(f"eval: {len(exclude)} of its {len(source)} images are pool images, left out of the scoring")
                 val = _sample(source, config.eval.n if config.eval.source != "synth" else None, config.eval.seed,

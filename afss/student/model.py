@@ -108,7 +108,8 @@ def onnx_input_size(path: str | os.PathLike) -> int | None:
     """The square input size an exported student was built for (``None`` if dynamic).
 
     Raises:
-        AfssError: the file is not an ONNX model onnxruntime can load.
+        AfssError: the file is not an ONNX model onnxruntime can load, or not a YOLO student (its
+            outputs say so): checked here, once, rather than image by image at predict time.
     """
     try:
         import onnxruntime as ort
