@@ -421,6 +421,12 @@ def test_a_killed_training_continues_from_its_last_epoch(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train_student(labels, tmp_path / "run", config, progress=stop_after_first)
     assert (tmp_path / "run" / "weights" / "last.pt").is_file() and not (tmp_path / "run" / "train.json").exists()
+    # continued only as it started: other settings or other labels would train a model of both, recorded as one
+    with pytest.raises(AfssError, match=r"interrupted training on the same labels with other settings \(epochs 2, "
+                                        r"now 5\); rerun the command it started with"):
+        train_student(labels, tmp_path / "run", TrainConfig(epochs=5, imgsz=64, batch=4))
+    with pytest.raises(AfssError, match="interrupted training on other labels"):
+        train_student(labels.replace(images=labels.images[:3]), tmp_path / "run", config)
     result = train_student(labels, tmp_path / "run", config, progress=lambda e, m: seen.append(e))
     assert seen == [1, 2]  # epoch 2 ran once, epoch 1 was not trained again
     assert result.epochs == 2 and result.weights.is_file()

@@ -270,7 +270,7 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     check_trainable(labels)
     last_pt = out / "weights" / "last.pt"
     resume = last_pt.is_file() and not (out / "train.json").is_file()
-    recipe, epochs, agreement = _decide(labels, config, init, out / "recipe.json", resume)
+    recipe, epochs, agreement = _decide(labels, config, init, out / "recipe.json", resume, identity)
     config = replace(config, recipe=recipe, epochs=epochs)
     if on_plan is not None:
         on_plan(recipe, epochs, agreement)
@@ -361,10 +361,12 @@ def _finished(out: Path, identity: dict[str, Any]) -> TrainResult | None:
     return result if weights.is_file() else None
 
 
-def _decide(labels: LabelSet, config: TrainConfig, init: str, record: Path, resume: bool) -> tuple[str, int, float | None]:
+def _decide(labels: LabelSet, config: TrainConfig, init: str, record: Path, resume: bool,
+            identity: dict[str, Any]) -> tuple[str, int, float | None]:
     """The recipe, epochs and agreement of this training: ``auto`` and ``epochs=None`` made concrete
-    (`start_agreement` where it decides), kept in ``record`` so that a training continued after an
-    interruption reports what it trains with, not a new measurement."""
+    (`start_agreement` where it decides), kept in ``record`` with the training's ``identity`` so that a
+    training continued after an interruption reports what it trains with, not a new measurement, and
+    continues only under the labels and settings it started with (`_check_run_folder`)."""
     if resume and record.is_file():
         try:
             done = json.loads(record.read_text())
@@ -380,7 +382,7 @@ def _decide(labels: LabelSet, config: TrainConfig, init: str, record: Path, resu
     recipe = resolve_recipe(config.recipe, config.init, agreement)
     epochs = config.epochs or RECIPE_EPOCHS[recipe]
     record.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(record, {"recipe": recipe, "epochs": epochs, "agreement": agreement})
+    write_json_atomic(record, {"recipe": recipe, "epochs": epochs, "agreement": agreement, "identity": identity})
     return recipe, epochs, agreement
 
 
@@ -472,23 +474,40 @@ def _check_run_folder(out: Path, identity: dict[str, Any], overwrite: bool) -> N
         return
     record = out / "train.json"
     if record.is_file():
-        try:
-            old = json.loads(record.read_text()).get("identity")
-        except (OSError, ValueError, RecursionError, AttributeError):
-            old = None
+        old = _recorded_identity(record)
         if old == identity:
             return
-        what = "a training on other labels or with another recipe"
-        if isinstance(old, dict) and old.get("labels") == identity["labels"]:
-            # a key left out of the identity (`_ADDED_LATER`) had its default value
-            was, now = {**_ADDED_LATER, **(old.get("config") or {})}, {**_ADDED_LATER, **identity["config"]}
-            changed = [f"{k} {was.get(k)!r}, now {now.get(k)!r}" for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
-            what = f"a training on the same labels with other settings ({'; '.join(changed)})"
+        what = _other_training("a training", old, identity)
     elif any((out / f).is_file() for f in ("recipe.json", "args.yaml", "data/manifest.json")):
-        return  # an interrupted run of afss train: it continues
+        # an interrupted run of afss train continues: only with the labels and settings it started with
+        # (recorded in recipe.json when it started; an older afss recorded none)
+        started = _recorded_identity(out / "recipe.json")
+        if started is None or started == identity or not (out / "weights" / "last.pt").is_file():
+            return  # the same training, or one that finished no epoch: it starts again
+        what = _other_training("an interrupted training", started, identity)
+        raise AfssError(f"{out}: folder is {what}; rerun the command it started with to continue it, pass "
+                        "--overwrite to train there anew, or choose another --out")
     else:
         what = "not an afss training run"
     raise AfssError(f"{out}: folder is {what}; pass --overwrite to train there anyway, or choose another --out")
+
+
+def _recorded_identity(record: Path) -> dict[str, Any] | None:
+    try:
+        old = json.loads(record.read_text()).get("identity")
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return None
+    return old if isinstance(old, dict) else None
+
+
+def _other_training(kind: str, old: dict[str, Any] | None, identity: dict[str, Any]) -> str:
+    """What the folder holds, in words: ``kind`` on other labels, or which settings differ."""
+    if old is None or old.get("labels") != identity["labels"]:
+        return f"{kind} on other labels or with another recipe"
+    # a key left out of the identity (`_ADDED_LATER`) had its default value
+    was, now = {**_ADDED_LATER, **(old.get("config") or {})}, {**_ADDED_LATER, **identity["config"]}
+    changed = [f"{k} {was.get(k)!r}, now {now.get(k)!r}" for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
+    return f"{kind} on the same labels with other settings ({'; '.join(changed)})"
 
 
 def read_results_csv(path: Path) -> dict[str, float]:
