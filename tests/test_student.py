@@ -432,6 +432,12 @@ def test_a_killed_training_continues_from_its_last_epoch(tmp_path):
     assert result.epochs == 2 and result.weights.is_file()
 
 
+def _unreadable_folder(root: Path) -> Path:
+    (root / "calib").mkdir()
+    (root / "calib" / "corrupt.jpg").write_bytes(b"\xff\xd8 not a picture \xff\xd9")
+    return root / "calib"
+
+
 def test_review_findings_each_one_line_and_nothing_replaced(tmp_path, capsys, monkeypatch):
     """What a new user tried: distill into a data folder or onto a file, --init an ONNX, export-yolo
     onto a file, a garbage ONNX, export over an existing file, a distill rerun with other settings (and one
@@ -464,6 +470,8 @@ def test_review_findings_each_one_line_and_nothing_replaced(tmp_path, capsys, mo
         (["export", "--weights", str(weights), "--out", str(tmp_path / "garbage.onnx")], "exists; pass --overwrite"),
         (["export", "--weights", str(weights), "--calib", str(tmp_path), "--out", str(tmp_path / "m.onnx")],
          "needs --int8"),
+        (["export", "--weights", str(weights), "--int8", "--calib", str(_unreadable_folder(tmp_path)), "--imgsz", "64",
+          "--out", str(tmp_path / "m8.onnx")], "none of the 1 calibration images could be read (e.g. "),
     ]
     for argv, message in cases:
         capsys.readouterr()
@@ -498,6 +506,10 @@ def test_review_findings_each_one_line_and_nothing_replaced(tmp_path, capsys, mo
     pick = next(r for r in results if r.chosen)
     assert pick.quality == max(qualities) and pick.round == 1 + qualities.index(max(qualities))
     assert (tmp_path / "d" / "student.pt").read_bytes() == pick.weights.read_bytes()
+    # the distilled student exports to int8 as it is: calibrated on its last round's training images
+    from afss.student import export_student
+
+    assert export_student(tmp_path / "d" / "student.pt", tmp_path / "d8.onnx", int8=True, imgsz=64).is_file()
     record = json.loads((tmp_path / "d" / "distill.json").read_text())
     assert [r["chosen"] for r in record["rounds"]] == [r.chosen for r in results]
     last = distill(teacher, labels.replace(images=labels.images[:6]), tmp_path / "d",  # nothing trains again

@@ -3,7 +3,8 @@
 ONNX comes from Ultralytics' own exporter (fixed input size, simplified with onnxslim). The int8
 model is onnxruntime's static quantisation (QDQ, per-channel weights) calibrated on images of the
 kind the student will see: by default the training images recorded next to the weights
-(``<run>/data/images/train``), else a folder the caller names. Both run in `afss predict` and as
+(``<run>/data/images/train``; for afss distill's ``student.pt``, its last round's), else a folder the
+caller names. Both run in `afss predict` and as
 the ``student`` teacher (``weights=model.onnx``).
 
 Example:
@@ -12,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -23,6 +25,8 @@ import numpy as np
 
 from afss.errors import AfssError
 from afss.io.outputs import check_output_path
+
+log = logging.getLogger(__name__)
 
 __all__ = ["export_student", "letterbox"]
 
@@ -46,8 +50,13 @@ def _calibration_images(weights: Path, calib: str | os.PathLike | None) -> list[
     from afss.datasets.common import find_images
 
     folder = Path(calib) if calib is not None else weights.parent.parent / "data" / "images" / "train"
+    if calib is None and not folder.is_dir():  # afss distill's DIR/student.pt: its last round's training images
+        rounds = sorted(weights.parent.glob("round-*/train/data/images/train"),
+                        key=lambda p: int(p.parts[-5].split("-")[1]) if p.parts[-5].split("-")[1].isdigit() else -1)
+        folder = rounds[-1] if rounds else folder
     if not folder.is_dir():
-        where = "" if calib is not None else f" ({weights} is not in an afss train run, whose training images it uses)"
+        where = "" if calib is not None else (f" ({weights} is not in an afss train or distill run, whose training "
+                                              "images it uses)")
         raise AfssError(f"int8 calibration needs images: {folder} is not a folder{where}; pass --calib DIR, images "
                         "like those the student will see")
     files = find_images(folder)
@@ -114,14 +123,17 @@ def _quantise(model: Path, out: Path, images: list[Path], imgsz: int) -> Path:
 
     class Reader(CalibrationDataReader):
         def __init__(self, name: str) -> None:
-            self.name, self.files = name, iter(images)
+            self.name, self.files, self.used, self.unreadable = name, iter(images), 0, []
 
         def get_next(self):
             for f in self.files:
                 try:
-                    return {self.name: letterbox(load_image(f).rgb, imgsz)}
-                except ImageReadError:
+                    batch = {self.name: letterbox(load_image(f).rgb, imgsz)}
+                except ImageReadError as e:
+                    self.unreadable.append(str(e))
                     continue
+                self.used += 1
+                return batch
             return None
 
     import onnx
@@ -135,6 +147,16 @@ def _quantise(model: Path, out: Path, images: list[Path], imgsz: int) -> Path:
     keep_float = [n.name for n in graph.node if f"/model.{last}/" in n.name and n.op_type not in ("Conv",)]
     pre = out.with_name("pre.onnx")
     quant_pre_process(str(model), str(pre), skip_symbolic_shape=True)
-    quantize_static(str(pre), str(out), Reader(name), quant_format=QuantFormat.QDQ, per_channel=True,
-                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, nodes_to_exclude=keep_float)
+    reader = Reader(name)
+    try:
+        quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, nodes_to_exclude=keep_float)
+    except ValueError as e:
+        if reader.used:
+            raise
+        raise AfssError(f"int8 calibration: none of the {len(images)} calibration images could be read "
+                        f"(e.g. {reader.unreadable[0] if reader.unreadable else 'none given'})") from e
+    if reader.unreadable:
+        log.warning("int8 calibration on %d images: %d could not be read (e.g. %s)", reader.used,
+                    len(reader.unreadable), reader.unreadable[0])
     return out
