@@ -64,7 +64,12 @@ def _labelled_images(root: Path, n: int = 6) -> LabelSet:
 def test_export_links_images_writes_normalised_polygons_and_a_seeded_split(tmp_path):
     labels = _labelled_images(tmp_path)
     ds = export_yolo(labels, tmp_path / "yolo", val_fraction=0.34, seed=3)
-    assert (ds.train, ds.val, ds.skipped, ds.names) == (4, 2, 1, ("spacecraft",))
+    assert (ds.train, ds.val, ds.skipped, ds.names) == (4, 2, 1, ("spacecraft",)) and not ds.val_is_train
+    # no image of its own to validate on: the training images stand in, and the dataset says so
+    assert export_yolo(labels, tmp_path / "y0", val_fraction=0.0).val_is_train
+    one = export_yolo(labels.replace(images=labels.images[:1]), tmp_path / "y1", val_fraction=0.34)
+    assert (one.train, one.val) == (1, 1) and one.val_is_train
+    ds = export_yolo(labels, tmp_path / "yolo", val_fraction=0.34, seed=3)
     images = sorted((tmp_path / "yolo" / "images").rglob("*.png"))
     assert len(images) == 6 and all(p.is_symlink() for p in images)
     label = next((tmp_path / "yolo" / "labels" / "train").glob("*.txt")).read_text().split()

@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     why = "" if result.agreement is None else f" (the start's boxes agree {result.agreement:.2f} with the labels)"
     print(f"afss train: {again}{result.dataset.train} train / {result.dataset.val} val images, recipe {result.recipe}{why}, "
           f"{result.epochs} epochs, "
-          f"{result.seconds_per_epoch:.1f} s/epoch; val mask mAP50-95 {m.get('metrics/mAP50-95(M)', float('nan')):.3f}, "
+          f"{result.seconds_per_epoch:.1f} s/epoch; {'train-set' if result.dataset.val_is_train else 'val'} mask "
+          f"mAP50-95 {m.get('metrics/mAP50-95(M)', float('nan')):.3f}, "
           f"mAP50 {m.get('metrics/mAP50(M)', float('nan')):.3f}; {time.perf_counter() - start:.1f} s -> {result.weights}",
           file=sys.stderr)
     return 0

@@ -68,6 +68,12 @@ class YoloDataset:
     skipped: int
     replay: int = 0
     converted: int = 0
+    train_and_val_share: bool = False  # the single labelled image serves both splits
+
+    @property
+    def val_is_train(self) -> bool:
+        """No image of its own to validate on: the training images stand in (``val_fraction`` 0, or one image)."""
+        return self.val == 0 or self.train_and_val_share
 
 
 def mask_polygon(mask: np.ndarray, *, min_part_frac: float = 0.01, epsilon_px: float = 0.7) -> np.ndarray | None:
@@ -246,4 +252,5 @@ def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float
     write_json_atomic(root / "manifest.json", {"source_image_root": labels.image_root, "seed": seed,
                                                "val_fraction": val_fraction, "images": manifest}, indent=1)
     return YoloDataset(root=root, yaml=yaml, train=counts["train"], val=counts["val"], instances=n_inst,
-                       names=names, skipped=len(labels) - len(usable), replay=len(extra), converted=converted)
+                       names=names, skipped=len(labels) - len(usable), replay=len(extra), converted=converted,
+                       train_and_val_share=len(usable) == 1 and n_val > 0)

@@ -331,7 +331,8 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
         "recipe": recipe, "start_agreement": agreement, "recipe_args": ultralytics_args,
         "mask_start": None if swap is None else donor, "mask_swap": None if swap is None else asdict(swap),
         "dataset": {"train": data.train, "val": data.val, "instances": data.instances, "names": list(data.names),
-                    "skipped": data.skipped, "replay": data.replay, "converted": data.converted},
+                    "skipped": data.skipped, "replay": data.replay, "converted": data.converted,
+                    "train_and_val_share": data.train_and_val_share},
         "labels_info": dict(labels.info), "metrics": metrics, "seconds": round(seconds, 2),
         "seconds_per_epoch": round(result.seconds_per_epoch, 2), "weights": str(result.weights)}, indent=2)
     return result
@@ -347,7 +348,8 @@ def _finished(out: Path, identity: dict[str, Any]) -> TrainResult | None:
         weights, data = Path(record["weights"]), record["dataset"]
         dataset = YoloDataset(root=out / "data", yaml=out / "data" / "dataset.yaml", train=data["train"],
                               val=data["val"], instances=data["instances"], names=tuple(data["names"]),
-                              skipped=data["skipped"], replay=data.get("replay", 0))
+                              skipped=data["skipped"], replay=data.get("replay", 0), converted=data.get("converted", 0),
+                              train_and_val_share=data.get("train_and_val_share", False))
         metrics = {k: float(v) for k, v in record.get("metrics", {}).items()}
         result = TrainResult(out=out, weights=weights, last=out / "weights" / "last.pt", dataset=dataset,
                              metrics=metrics, seconds=float(record["seconds"]),
