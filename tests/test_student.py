@@ -333,12 +333,14 @@ def test_a_continued_training_keeps_its_decision_and_comparisons_train_as_round_
     labels = _labelled_images(tmp_path)
     monkeypatch.setattr(train_module, "start_agreement", lambda *a, **k: 0.4)
     record = tmp_path / "run" / "recipe.json"
-    assert train_module._decide(labels, TrainConfig(), "synth.pt", record, resume=False) == ("ultralytics", 25, 0.4)
-    assert json.loads(record.read_text()) == {"recipe": "ultralytics", "epochs": 25, "agreement": 0.4}
+    identity = {"labels": "digest", "config": {}}
+    assert train_module._decide(labels, TrainConfig(), "synth.pt", record, False, identity) == ("ultralytics", 25, 0.4)
+    assert json.loads(record.read_text()) == {"recipe": "ultralytics", "epochs": 25, "agreement": 0.4,
+                                              "identity": identity}  # what it started with, for a rerun to match
     monkeypatch.setattr(train_module, "start_agreement", lambda *a, **k: pytest.fail("measured again"))
-    assert train_module._decide(labels, TrainConfig(), "synth.pt", record, resume=True) == ("ultralytics", 25, 0.4)
+    assert train_module._decide(labels, TrainConfig(), "synth.pt", record, True, identity) == ("ultralytics", 25, 0.4)
     assert train_module._decide(labels, TrainConfig(epochs=3, recipe="box"), "synth.pt", tmp_path / "b.json",
-                                resume=False) == ("box", 3, None)
+                                False, identity) == ("box", 3, None)
     (tmp_path / "r1").mkdir()
     (tmp_path / "r1" / "train.json").write_text(json.dumps({"recipe": "ultralytics", "config": {"recipe": "ultralytics",
                                                                                                 "epochs": 25}}))
