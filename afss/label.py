@@ -24,7 +24,6 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,11 +53,9 @@ def images_from_folder(root: str | os.PathLike) -> LabelSet:
     Raises:
         AfssError: ``root`` is not a folder or holds no image files.
     """
-    from afss.datasets.common import find_images
+    from afss.datasets.common import find_images, require_dir
 
-    root = Path(root)
-    if not root.is_dir():
-        raise AfssError(f"{root}: {'not a folder' if root.exists() else 'no such folder'} (expected a folder of images)")
+    root = require_dir(root, "folder of images")
     files = [p.relative_to(root).as_posix() for p in find_images(root)]
     if not files:
         raise AfssError(f"{root}: no image files found (expected .png, .jpg, .tif, ...)")

@@ -51,9 +51,9 @@ def _calibration_images(weights: Path, calib: str | os.PathLike | None) -> list[
 
     folder = Path(calib) if calib is not None else weights.parent.parent / "data" / "images" / "train"
     if calib is None and not folder.is_dir():  # afss distill's DIR/student.pt: its last round's training images
-        rounds = sorted(weights.parent.glob("round-*/train/data/images/train"),
-                        key=lambda p: int(p.parts[-5].split("-")[1]) if p.parts[-5].split("-")[1].isdigit() else -1)
-        folder = rounds[-1] if rounds else folder
+        rounds = {int(m.group(1)): p for p in weights.parent.glob("round-*/train/data/images/train")
+                  if (m := re.fullmatch(r"round-(\d+)", p.parts[-5]))}
+        folder = rounds[max(rounds)] if rounds else folder
     if not folder.is_dir():
         where = "" if calib is not None else (f" ({weights} is not in an afss train or distill run, whose training "
                                               "images it uses)")
