@@ -55,6 +55,7 @@ from loso import (
     _spearman,
     fit_calibration,
     logistic_fit,
+    meets_auto_bar,
 )
 from records import write_record
 
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             row["objectives"][objective] = {
                 "spearman": _spearman(held, w), "raw_ap": all_ap,
                 "auto": {"kept": round(share, 3), "ap_kept": kept_ap,
-                         "bar": bool(share >= 0.3 and kept_ap is not None and all_ap is not None and kept_ap >= all_ap + 0.1)},
+                         "bar": meets_auto_bar(share, kept_ap, all_ap)},
                 "ceiling": _ceiling(held, raw)}
         rows.append(row)
         print(_line(row), flush=True)

@@ -311,7 +311,7 @@ def _loso_auto_keep(rows: list[dict], refine: str) -> dict:
     def meets(r: dict, u: str) -> bool:
         res = r["refined"][refine]
         cut = res["auto_grid"][u]
-        return cut["kept"] >= 0.3 and cut["ap_kept"] is not None and cut["ap_kept"] >= res["ap"] + 0.10
+        return meets_auto_bar(cut["kept"], cut["ap_kept"], res["ap"])
 
     grid = list(rows[0]["refined"][refine]["auto_grid"])
     chosen = {}
@@ -408,9 +408,14 @@ def _summary(rows: list[dict], args) -> dict:
     return {"confidences": conf, "refines": ref}
 
 
+def meets_auto_bar(kept: float, ap_kept: float | None, all_ap: float | None) -> bool:
+    """The issue's bar for a cut: >= 30 % of the images kept, at >= 10 AP above all the labels."""
+    return kept >= 0.3 and ap_kept is not None and all_ap is not None and ap_kept >= all_ap + 0.10
+
+
 def _auto_ok(res: dict) -> bool:
     cut = res["cuts"]["auto"]
-    return cut["kept"] >= 0.3 and cut["ap_kept"] is not None and cut["ap_kept"] >= res["ap"] + 0.10
+    return meets_auto_bar(cut["kept"], cut["ap_kept"], res["ap"])
 
 
 def _reachable(res: dict, ceiling: str = "ceiling") -> bool:

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from combined_held_out import _absolute, _ap, _Remembered, _sources, add_source_arguments
 from combined_rules import _shares_images
+from loso import meets_auto_bar
 from records import write_record
 
 from afss.cli.common import teacher_options
@@ -52,7 +53,6 @@ from afss.teachers.base import teacher_provenance
 
 WAYS = {"re-segment the crop": "segmenter", "vote the views' masks": "vote"}
 WITHIN = -0.003  # refinement's bar: at most 0.3 AP under the raw labels
-AUTO_GAIN = 0.1  # the auto cut's bar: the kept images' AP at least 10 points above all the labels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +151,7 @@ def _auto_cut(gt, refined, iou: str, all_ap: float | None) -> dict:
     names = {im.file_name for im in kept.images if im.instances}
     share, ap_kept = len(names) / len(gt), _ap(gt, kept, iou, names)
     return {"kept": round(share, 3), "ap_kept": ap_kept,
-            "bar": bool(share >= 0.3 and ap_kept is not None and all_ap is not None and ap_kept >= all_ap + AUTO_GAIN)}
+            "bar": meets_auto_bar(share, ap_kept, all_ap)}
 
 
 def _within(row: dict, way: str) -> bool:
