@@ -68,7 +68,7 @@ class DistillConfig:
             both keep about the same (169 and 162 of 300 images); on SPARK-2021, whose teacher scores sit
             lower, ``auto`` cut at 0.47 and kept 611 of 1,069 frames.
         keep_top: instead of ``min_score``, keep the best-scoring fraction of the pool every round.
-        auto_keep: the least and most share of the labelled images an ``"auto"`` cut keeps, in
+        auto_keep: the least and most share of the images an ``"auto"`` cut keeps, in
             round 1 and, with ``student_min_score="auto"``, in later rounds
             (`afss.refine.filtering.TRAIN_AUTO_KEEP`, 30-80 %, wider than ``afss refine``'s 30-50 %:
             50 % trained slightly worse students on render settings no choice saw, docs/label.md).

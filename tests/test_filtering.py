@@ -135,6 +135,18 @@ def test_auto_cut_splits_two_groups_within_bounds():
     assert cut_score([0.9, 0.8, 0.7, 0.6], auto=True, auto_keep=(1.0, 1.0)) == 0.6
 
 
+
+
+def test_the_auto_bounds_are_shares_of_all_the_images_as_the_summary_counts_them():
+    # 3 of 10 images labelled (a teacher that finds little): "keep at least 30 %" keeps all three;
+    # counted among the labelled ones it kept two, and the summary said 20 % "(auto, keeping 30-50%)"
+    _out, s = filter_labels(_scored(0.9, 0.8, 0.2, empty=7), min_score="auto")
+    assert s.kept == 3 and s.kept_fraction == pytest.approx(0.3) and s.min_score == pytest.approx(0.2)
+    # 8 of 20 labelled, evenly spread: what is kept lies inside the printed 30-50 % of the 20
+    _out, s = filter_labels(_scored(*(0.1 * k for k in range(1, 9)), empty=12), min_score="auto")
+    assert 6 <= s.kept <= 8 and 0.3 <= s.kept_fraction <= 0.5
+    _out, s = filter_labels(_scored(*(0.1 * k for k in range(1, 9)), empty=2), min_score="auto")
+    assert 3 <= s.kept <= 5 and 0.3 <= s.kept_fraction <= 0.5
 @pytest.mark.parametrize("bound, message", [
     ((0.5, 0.3), "0 < least <= most <= 1"), ((0.0, 0.5), "0 < least <= most <= 1"), ((0.3, 1.2), "0 < least"),
     ((0.3,), "two shares"), ("0.3,0.8", "two shares"), ("11", "two shares"), (("a", 0.5), "two shares"),

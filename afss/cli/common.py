@@ -183,12 +183,12 @@ def add_cut_arguments(p: argparse.ArgumentParser, *, default: str = "0.6, the pa
     cut = p.add_mutually_exclusive_group()
     cut.add_argument("--min-score", default=None, metavar="X|auto",
                      help=f"keep labels scoring at least X (default {default}), or 'auto': a cut chosen from the "
-                          f"scores (Otsu's split, keeping {lo}-{hi}%% of the labelled images); the summary names it")
+                          f"scores (Otsu's split, keeping {lo}-{hi}%% of the images); the summary names it")
     cut.add_argument("--keep-top", default=None, metavar="FRACTION",
                      help="instead of --min-score, keep the best-scoring FRACTION of the images (e.g. 0.5): "
                           "needs no ground truth and no calibrated score; the summary names the cut")
     p.add_argument("--auto-keep", default=None, metavar="LEAST,MOST",
-                   help="with --min-score auto: the least and most share of the labelled images it keeps "
+                   help="with --min-score auto: the least and most share of the images it keeps "
                         f"(default {auto_keep[0]:g},{auto_keep[1]:g}; or {lo}%%,{hi}%%)")
 
 

@@ -43,8 +43,8 @@ class RefineConfig:
             ``score`` is the fused detector score.
         min_score: filter threshold on ``score_field`` (paper: 0.6; 0 keeps everything), or
             ``"auto"``: a cut chosen from the scores themselves (Otsu's split, keeping 30-50 % of
-            the labelled images; see `afss.refine.filtering.cut_score`).
-        auto_keep: the least and most share of the labelled images the ``"auto"`` cut keeps
+            the images; see `afss.refine.filtering.cut_score`).
+        auto_keep: the least and most share of the images the ``"auto"`` cut keeps
             (default `afss.refine.filtering.AUTO_KEEP`, 30-50 %); another bound with another cut is
             refused, since it would change nothing.
         keep_top: instead of ``min_score``, keep the best-scoring fraction (0, 1] of the images:

@@ -7,8 +7,9 @@ The cut is one of three (`cut_score` picks it from the scores themselves, no gro
   that the score *ranks* labels by quality, which carries over between datasets far better than
   a calibrated value does;
 * ``min_score="auto"``: Otsu's two-class split of the images' best scores (the cut that best
-  separates a high and a low group), bounded so that it keeps between `AUTO_KEEP` of the labelled
-  images (`TRAIN_AUTO_KEEP` where the kept labels are a student's training pool).
+  separates a high and a low group), bounded so that it keeps between `AUTO_KEEP` of the images
+  (`TRAIN_AUTO_KEEP` where the kept labels are a student's training pool), or every labelled one
+  where fewer are labelled.
 
 Nothing is silently dropped: an image whose every instance is filtered out stays in the output with
 zero instances and ``error`` saying why (``"filtered: score 0.41 < 0.6"``), and `FilterSummary`
@@ -47,9 +48,9 @@ below ``min_area_px``; nothing was found in the first place; the image could not
 teacher failed on it (the earlier ``error`` is kept)."""
 
 AUTO_KEEP = (0.3, 0.5)
-"""Share of the labelled images the ``"auto"`` cut keeps, at least and at most, where the labels are
-kept for their own sake (``afss refine``): a cut keeps a useful share (>= 30 %), and at most half.
-The upper bound was chosen leave-one-source-out from 50, 60, 70 and 80 %: 50 % for every held-out
+"""Share of the images (labelled or not, as the summary counts the kept share) the ``"auto"`` cut
+keeps, at least and at most, where the labels are kept for their own sake (``afss refine``): a cut
+keeps a useful share (>= 30 %), and at most half. The upper bound was chosen leave-one-source-out from 50, 60, 70 and 80 %: 50 % for every held-out
 source, and the cut then gains >= 10 AP on 13 of 20 sources, all where any cut of the confidence
 can (80 %: 10; docs/label.md). ``RefineConfig.auto_keep`` / ``--auto-keep`` sets another."""
 
@@ -62,7 +63,7 @@ worse on two render settings no choice saw and on SPARK-2021 (docs/label.md), so
 def check_auto_keep(bound: Sequence[float], what: str = "auto_keep", *, auto_cut: bool = True,
                     needs: str = "min_score 'auto'", given: str = "these cuts",
                     default: tuple[float, float] = AUTO_KEEP) -> tuple[float, float]:
-    """``(least, most)`` shares of the labelled images the ``auto`` cut keeps, as floats with
+    """``(least, most)`` shares of the images the ``auto`` cut keeps, as floats with
     ``0 < least <= most <= 1``; else `AfssError` naming ``what``. A bound other than the ``default``
     where no cut is ``auto`` (``auto_cut=False``) is refused too: it would change nothing
     (``needs``: the settings that would make one ``auto``; ``given``: the cuts given instead)."""
@@ -106,7 +107,7 @@ class FilterSummary:
         top1, min_area_px, score_field: the settings used.
         mode: ``"min_score"`` (a fixed cut), ``"keep_top"`` or ``"auto"``.
         keep_top: the fraction asked for in ``keep_top`` mode.
-        auto_keep: in ``auto`` mode, the least and most share of the labelled images it could keep.
+        auto_keep: in ``auto`` mode, the least and most share of the images it could keep.
     """
 
     images_in: int
@@ -176,8 +177,9 @@ def cut_score(scores: Sequence[float], *, images: int | None = None, keep_top: f
         keep_top: keep this fraction (0, 1] of the images: the cut is the score of the last one kept
             (ties at the cut are kept too).
         auto: Otsu's split: the cut maximising the between-group variance of the scores, moved
-            into the ``auto_keep`` range of kept labelled images.
-        auto_keep: the least and most share of the labelled images ``auto`` keeps (`AUTO_KEEP`).
+            into the ``auto_keep`` range of kept images (every labelled one where they are fewer
+            than its least share).
+        auto_keep: the least and most share of the images ``auto`` keeps (`AUTO_KEEP`).
 
     Returns:
         The cut (labels scoring >= it are kept); ``inf`` when nothing is to be kept.
@@ -198,7 +200,12 @@ def cut_score(scores: Sequence[float], *, images: int | None = None, keep_top: f
     m_top, m_rest = csum[:-1] / k, (csum[-1] - csum[:-1]) / (len(s) - k)
     between = k * (len(s) - k) * (m_top - m_rest) ** 2
     between[s[k - 1] == s[k]] = -1.0  # a cut must fall between two different scores
-    lo, hi = (max(1, math.ceil(f * len(s))) for f in auto_keep)
+    # the bounds are shares of all the images, like keep_top's and the kept share the summary prints:
+    # where few images are labelled, "keep at least 30 %" keeps every labelled one
+    n = len(s) if images is None else max(images, len(s))
+    lo, hi = (min(len(s), max(1, math.ceil(f * n - 1e-9))) for f in auto_keep)
+    if lo >= len(s):
+        return float(s[-1])
     allowed = np.where((k >= lo) & (k <= hi), between, -1.0)
     best = int(np.argmax(allowed))
     # no split between two different scores inside the bounds (ties throughout): keep the most
@@ -231,7 +238,7 @@ def filter_labels(
         top1: keep at most one instance per image, the highest-scoring.
         min_area_px: smallest instance area in pixels (0: no limit).
         score_field: ``"score"`` or a sub-score name such as ``"box_score"`` or ``"mask_score"``.
-        auto_keep: the least and most share of the labelled images the ``"auto"`` cut keeps.
+        auto_keep: the least and most share of the images the ``"auto"`` cut keeps.
 
     Returns:
         The filtered labels (same images, same order; ``info["filter"]`` added) and the summary,

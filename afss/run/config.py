@@ -80,7 +80,7 @@ class RefineSection:
                                          "the scores, as afss distill's default), or null (no fixed cut: keep_top "
                                          "alone, or every label)", "auto")
     keep_top: float | None = _doc("instead of min_score: keep the best-scoring fraction of images", None)
-    auto_keep: list[float] = _doc("the least and most share of the labelled images the auto cut keeps, of the "
+    auto_keep: list[float] = _doc("the least and most share of the images the auto cut keeps, of the "
                                   "training pool and the val labels alike (a training pool's bound, as afss "
                                   "distill's: wider than afss refine's 0.3,0.5)",
                                   factory=lambda: list(TRAIN_AUTO_KEEP))
