@@ -123,3 +123,19 @@ def test_read_mask_finds_the_foreground_of_every_common_convention(tmp_path, con
     else:
         cv2.imwrite(str(tmp_path / "m.png"), pixels)
     np.testing.assert_array_equal(read_mask(tmp_path / "m.png"), fg)
+
+
+def test_a_jpeg_masks_codec_noise_is_not_read_as_a_zero_one_label(tmp_path):
+    """A maximum of 1 means a 0/1 label image in a PNG; in a JPEG it is the codec's noise around an
+    empty mask, and the 0/1 rule read that noise as foreground."""
+    from afss.datasets.masks_folder import binary_mask_instances
+
+    noise = np.zeros((32, 32), np.uint8)
+    noise[4:6, 4:6] = 1  # what a near-black JPEG can decode to
+    cv2.imwrite(str(tmp_path / "m.png"), noise)
+    cv2.imwrite(str(tmp_path / "m.jpg"), noise, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    assert cv2.imread(str(tmp_path / "m.jpg"), cv2.IMREAD_GRAYSCALE).max() == 1
+    assert read_mask(tmp_path / "m.png").sum() == 4  # lossless: a 0/1 label, kept
+    assert not read_mask(tmp_path / "m.jpg").any()
+    assert binary_mask_instances(tmp_path / "m.png", (32, 32))[2] == "ok"
+    assert binary_mask_instances(tmp_path / "m.jpg", (32, 32))[2] == "empty"

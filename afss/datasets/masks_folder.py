@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from afss.datasets.common import find_with_stem, gt_instance, read_mask_pixels, require_dir
-from afss.io.images import IMAGE_EXTENSIONS, mask_foreground
+from afss.io.images import IMAGE_EXTENSIONS, is_lossy, mask_foreground
 from afss.types import Instance
 
 MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".webp")
@@ -84,6 +84,6 @@ def binary_mask_instances(path: Path, size_hw: tuple[int, int], *, threshold: in
     raw = read_mask_pixels(path, size_hw)
     if isinstance(raw, str):
         return (), raw, "error"
-    mask = mask_foreground(raw, threshold)  # as afss.io.images.read_mask, in column-major order
+    mask = mask_foreground(raw, threshold, lossy=is_lossy(path))  # as afss.io.images.read_mask, column-major
     inst = gt_instance(mask, category_id=category_id)
     return inst, None, "ok" if inst else "empty"

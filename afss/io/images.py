@@ -126,21 +126,28 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
 
 def read_mask(path: str | os.PathLike, *, threshold: int = 128) -> np.ndarray:
     """A binary mask file as bool ``(H, W)`` (see `mask_foreground`)."""
-    return mask_foreground(to_uint8(read_raw(path)), threshold)
+    return mask_foreground(to_uint8(read_raw(path)), threshold, lossy=is_lossy(path))
 
 
-def mask_foreground(pixels: np.ndarray, threshold: int = 128) -> np.ndarray:
+def mask_foreground(pixels: np.ndarray, threshold: int = 128, *, lossy: bool = False) -> np.ndarray:
     """The foreground of a mask file's uint8 pixels (gray, gray+alpha, BGR or BGRA): any colour channel
     >= ``threshold`` (0/255 masks, JPEG-softened ones too). Two other conventions would otherwise read as
     empty: a label image of 0/1 values (its maximum is 1: every non-zero pixel), and a mask drawn in the
     alpha channel alone (colour all 0 and an alpha that varies: the alpha channel; a black, opaque mask
-    stays empty)."""
+    stays empty). ``lossy`` (a JPEG file): no 0/1 rule, since there a maximum of 1 is the codec's noise
+    around an empty mask, not a label (`is_lossy`)."""
     colour = {2: 1, 4: 3}.get(pixels.shape[2], 3) if pixels.ndim == 3 else 0  # gray+alpha, BGRA: alpha last
     gray = pixels if pixels.ndim == 2 else pixels[..., :colour].max(axis=2)
     if pixels.ndim == 3 and colour < pixels.shape[2] and not gray.any():
         alpha = pixels[..., colour]
         gray = alpha if alpha.size and alpha.min() < alpha.max() else gray
-    return gray >= (1 if gray.max(initial=0) == 1 else threshold)
+    return gray >= (1 if gray.max(initial=0) == 1 and not lossy else threshold)
+
+
+def is_lossy(path: str | os.PathLike) -> bool:
+    """Whether a mask file's format stores its values lossily (JPEG), so `mask_foreground` takes none
+    of its values as a label."""
+    return Path(path).suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif")
 
 
 def image_size_hw(path: str | os.PathLike) -> tuple[int, int]:
