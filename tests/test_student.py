@@ -206,7 +206,7 @@ def test_importing_ultralytics_leaves_opencv_its_threads():
     assert after == before
 
 
-def test_cli_pseudo_labels_to_a_trained_student_its_predictions_and_onnx(tmp_path, capsys, monkeypatch):
+def test_cli_pseudo_labels_to_a_trained_student_its_predictions_and_onnx(tmp_path, capsys, monkeypatch, caplog):
     """The tiny end-to-end run CI makes: files, shapes, masks at the original size, AP computed."""
     monkeypatch.chdir(tmp_path)
     q = ["-q"]
@@ -257,6 +257,10 @@ def test_cli_pseudo_labels_to_a_trained_student_its_predictions_and_onnx(tmp_pat
     assert main([*q, "predict", "--weights", "m.onnx", "--gt", "data/gt.json", "--conf", "0.0", "--all",
                  "--out", "pred_onnx.json"]) == 0
     assert len(read_coco("pred_onnx.json")) == 12
+    # an exported model runs at the size it was built for: another --imgsz is said to be ignored, not dropped silently
+    assert main([*q, "predict", "--weights", "m.onnx", "--images", "data/images", "--imgsz", "128",
+                 "--out", "pred_onnx128.json"]) == 0
+    assert "exported at 64 px, so it runs at 64, not imgsz 128" in caplog.text
     capsys.readouterr()
     assert main(["eval", "--gt", "data/gt.json", "--pred", "pred.json", "--pred", "labels.json",
                  "--iou-type", "bbox", "--protocol", "coco"]) == 0

@@ -210,7 +210,12 @@ class StudentTeacher(Teacher):
         opts["weights"] = str(Path(opts["weights"]).resolve()) if Path(opts["weights"]).exists() else opts["weights"]
         model = load_yolo(opts["weights"])
         if opts["weights"].lower().endswith(".onnx"):  # an exported model runs at the size it was built for
-            opts["imgsz"] = onnx_input_size(opts["weights"]) or opts["imgsz"] or DEFAULT_IMGSZ
+            built = onnx_input_size(opts["weights"])
+            if built and opts["imgsz"] not in (None, built):
+                log.warning("student: %s was exported at %d px, so it runs at %d, not imgsz %d (export the .pt "
+                            "again with --imgsz %d for that size)", opts["weights"], built, built, opts["imgsz"],
+                            opts["imgsz"])
+            opts["imgsz"] = built or opts["imgsz"] or DEFAULT_IMGSZ
         elif opts["imgsz"] is None:  # a checkpoint: the size it was trained at
             opts["imgsz"] = trained_imgsz(model)
         return cls(model, opts)
