@@ -190,6 +190,19 @@ def test_spearman_and_score_iou_pairs():
     assert score_iou_pairs(boxes_only, pred).tolist() == [[0.8, 1.0]]  # box IoU for boxes-only ground truth
 
 
+def test_the_score_line_says_why_there_is_no_ranking_instead_of_printing_nan():
+    from afss.evaluate.score_quality import score_quality
+
+    gt = LabelSet(tuple(ImageLabels(f"{k}.png", 64, 64, (square(5),)) for k in range(3)))
+    nothing = LabelSet(tuple(ImageLabels(f"{k}.png", 64, 64) for k in range(3)))
+    one = LabelSet((ImageLabels("0.png", 64, 64, (square(5, 0.8),)),))
+    lines = [score_quality(gt, p).line() for p in (nothing, one)]
+    assert lines == ["no image both labelled here and in the ground truth: no score to rank",
+                     ("Spearman(score, IoU) undefined (it needs 3 images whose scores and IoUs both vary) over 1 "
+                      "image; its IoU 1.00")]
+    assert all("nan" not in line for line in lines)
+
+
 def test_a_reader_that_closes_the_pipe_early_gets_no_traceback(files):
     """`afss eval ... | head -1`: the table's first line, then a quiet stop (exit 141, as after SIGPIPE)."""
     import subprocess

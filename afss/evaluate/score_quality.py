@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,7 +76,13 @@ class ScoreQuality:
     mean_iou_bottom_half: float
 
     def line(self) -> str:
-        return (f"Spearman(score, IoU) {self.spearman:.2f} over {self.n} images; mean IoU {self.mean_iou_top_half:.2f} "
+        if self.n == 0:
+            return "no image both labelled here and in the ground truth: no score to rank"
+        rho = (f"{self.spearman:.2f}" if math.isfinite(self.spearman)
+               else "undefined (it needs 3 images whose scores and IoUs both vary)")
+        if self.n < 2:
+            return f"Spearman(score, IoU) {rho} over 1 image; its IoU {self.mean_iou_bottom_half:.2f}"
+        return (f"Spearman(score, IoU) {rho} over {self.n} images; mean IoU {self.mean_iou_top_half:.2f} "
                 f"for the better-scoring half, {self.mean_iou_bottom_half:.2f} for the rest")
 
 
