@@ -343,3 +343,16 @@ def test_the_rounds_table_shows_each_rounds_label_free_quality_and_the_chosen_on
     table = table[:table.index("</table>")]
     assert "0.4321" in table and "0.5678" in table and "label-free quality" in table
     assert table.count("(chosen)") == 1 and "2 (chosen)" in table
+
+
+def test_a_resumed_trainings_repeated_epoch_is_one_point_of_its_curve(tmp_path):
+    """Ultralytics writes the epoch a training resumed from again: the curve went back and forth."""
+    from afss.report.run_folder import read_results_columns
+
+    csv = tmp_path / "results.csv"
+    csv.write_text("  epoch, metrics/mAP50-95(M), lr/pg0\n1, 0.10, 0.01\n2, 0.20, 0.01\n2, 0.25, x\n3, 0.30, 0.01\n")
+    cols = read_results_columns(csv)
+    assert cols["epoch"] == [1.0, 2.0, 3.0]
+    assert cols["metrics/mAP50-95(M)"] == [0.10, 0.25, 0.30]  # the later row of epoch 2
+    assert cols["lr/pg0"][0] == 0.01 and cols["lr/pg0"][1] != cols["lr/pg0"][1]  # a cell that is no number: NaN
+    assert read_results_columns(tmp_path / "absent.csv") == {}

@@ -234,7 +234,8 @@ def dumps(value: Any, *, indent: int | None = 2) -> str:
 
 def read_results_columns(path: Path) -> dict[str, list[float]]:
     """Every column of an Ultralytics ``results.csv`` (names stripped, one value per epoch; NaN where a
-    cell is not a number), or ``{}`` when the file is unreadable or has no row."""
+    cell is not a number), or ``{}`` when the file is unreadable or has no row. An epoch written twice
+    (a resumed training writes the epoch it resumed from again) keeps its last row."""
     try:
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError):
@@ -242,11 +243,14 @@ def read_results_columns(path: Path) -> dict[str, list[float]]:
     if len(lines) < 2:
         return {}
     keys = [k.strip() for k in lines[0].split(",")]
-    columns: dict[str, list[float]] = {k: [] for k in keys}
-    for line in lines[1:]:
-        for key, cell in zip(keys, line.split(",")):
-            try:
-                columns[key].append(float(cell))
-            except ValueError:
-                columns[key].append(float("nan"))
-    return columns
+    rows = [dict(zip(keys, map(_number, line.split(",")))) for line in lines[1:]]
+    if "epoch" in keys:
+        rows = list({row.get("epoch"): row for row in rows}.values())  # later rows replace earlier ones
+    return {k: [row.get(k, float("nan")) for row in rows] for k in keys}
+
+
+def _number(cell: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        return float("nan")
