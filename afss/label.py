@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from afss.engines.base import TeacherJob
+from afss.engines.base import TeacherJob, release_accelerator_memory, teacher_failure
 from afss.errors import AfssError
 from afss.io.coco import write_coco
 from afss.io.outputs import check_replaceable, input_identity
@@ -193,18 +193,21 @@ def _label_batch(
     per_image: dict[int, list | str] = {}
     if ok:
         arrays = [loaded[i] for i in ok]
+        retry = False
         try:
             for i, inst in zip(ok, teacher.label(arrays, prompt), strict=True):
                 per_image[i] = inst
         except Exception as batch_error:  # noqa: BLE001 - one bad image must not sink the batch
             if len(ok) == 1:
-                per_image[ok[0]] = _failure(batch[ok[0]], batch_error)
-            else:
-                for i in ok:  # find the culprit(s) image by image
-                    try:
-                        per_image[i] = teacher.label([loaded[i]], prompt)[0]
-                    except Exception as e:  # noqa: BLE001
-                        per_image[i] = _failure(batch[i], e)
+                per_image[ok[0]] = teacher_failure(batch[ok[0]], batch_error)
+            retry = len(ok) > 1
+        if retry:  # out of the except block: its traceback no longer holds the failed batch's tensors
+            release_accelerator_memory()
+            for i in ok:  # find the culprit(s) image by image
+                try:
+                    per_image[i] = teacher.label([loaded[i]], prompt)[0]
+                except Exception as e:  # noqa: BLE001
+                    per_image[i] = teacher_failure(batch[i], e)
     results = []
     for i, (im, pixels) in enumerate(zip(batch, loaded, strict=True)):
         if isinstance(pixels, str):
@@ -221,8 +224,4 @@ def _label_batch(
         results.append(im.replace(height=h, width=w, instances=tuple(found), error=None if found else NO_DETECTION))
     return results
 
-
-def _failure(im: ImageLabels, error: Exception) -> str:
-    log.warning("%s: teacher failed: %s: %s", im.file_name, type(error).__name__, error, exc_info=log.isEnabledFor(logging.DEBUG))
-    return f"teacher failed: {type(error).__name__}: {error}"
 

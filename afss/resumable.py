@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from afss.engines.base import TEACHER_FAILED
 from afss.errors import AfssError
 from afss.io.atomic import plain, write_text_atomic
 from afss.io.coco import entry_json, labelset_from_coco
@@ -191,10 +192,17 @@ def run_resumable(
     journal = Journal(check_output_path(out), kind, header, resume=resume) if out is not None else None
     done = dict(journal.done) if journal is not None else {}
     wanted = images.images[:limit]
-    todo = [im for im in wanted if im.file_name not in done]
-    if len(todo) < len(wanted):
-        log.info("resuming %s: %d of %d images already done", out, len(wanted) - len(todo), len(wanted))
-        if progress is not None:
+    # an image the teacher failed on is tried again: the cause (a device, memory) may be gone
+    again = {n for n, im in done.items() if im.error is not None and im.error.startswith(TEACHER_FAILED)}
+    todo = [im for im in wanted if im.file_name not in done or im.file_name in again]
+    retried = [im.file_name for im in wanted if im.file_name in again]
+    if journal is not None:
+        for name in retried:  # done no more: the stages count what they resumed from journal.done
+            del journal.done[name]
+    if len(todo) < len(wanted) or retried:
+        log.info("resuming %s: %d of %d images already done%s", out, len(wanted) - len(todo), len(wanted),
+                 f"; {len(retried)} the teacher failed on are tried again" if retried else "")
+        if progress is not None and len(todo) < len(wanted):
             progress(len(wanted) - len(todo))
 
     from afss.engines.local import LocalEngine  # engines import nothing of this module: no cycle

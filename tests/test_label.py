@@ -92,6 +92,70 @@ def test_all_instances_and_teacher_failure_recorded(tmp_path):
     assert labels.info["counts"]["failed"] == 2
 
 
+class BrokenDevice(SquareTeacher):
+    """Fails on every image, as a GPU that the installed torch cannot run on does; ``works`` mends it."""
+
+    name: ClassVar[str] = "broken-device"
+
+    def __init__(self, works: bool = False) -> None:
+        super().__init__()
+        self.works = works
+
+    def label(self, images, prompt="spacecraft"):
+        if not self.works:
+            raise RuntimeError("CUDA error: no kernel image is available for execution on the device")
+        return super().label(images, prompt)
+
+
+def test_a_teacher_that_fails_on_every_image_stops_the_run_and_a_rerun_tries_them_again(tmp_path):
+    """It marked a whole dataset as failed, each batch run 1 + N times, and the command succeeded."""
+    images = _write_images(tmp_path / "imgs")
+    out = tmp_path / "labels.json"
+    with pytest.raises(AfssError, match=r"^the broken-device teacher failed on each of the first 5 images and "
+                                        r"answered none \(RuntimeError: CUDA error: no kernel image"):
+        label_images(BrokenDevice(), images, out=out, batch_size=2)  # broken.png, unreadable, is not the teacher's
+    assert not out.exists() and journal_path(out).exists()  # two batches (three failures) were journalled
+    labels = label_images(BrokenDevice(works=True), images, out=out, batch_size=2)
+    assert labels.info["resumed_images"] == 1  # broken.png; the images the teacher failed on were tried again
+    assert labels.info["counts"] == {"images": 8, "labelled": 6, "empty": 1, "failed": 1, "instances": 6}
+    # one image that fails among ones that work is that image's failure: the run goes on
+    assert label_images(SquareTeacher(fail_on_value=0), images, batch_size=1).info["counts"]["failed"] == 2
+
+
+class _Activations:
+    """Stands for the tensors of a forward pass."""
+
+
+class OutOfMemoryOnBatches(SquareTeacher):
+    """A batch runs out of memory; each retry records whether the failed batch's tensors were still held."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held_during_retry: list[bool] = []
+
+    def label(self, images, prompt="spacecraft"):
+        import weakref
+
+        if len(images) > 1:
+            activations = _Activations()  # held by the traceback's frame while it lives
+            self.batch_activations = weakref.ref(activations)
+            raise RuntimeError("CUDA out of memory")
+        self.held_during_retry.append(self.batch_activations() is not None)
+        return super().label(images, prompt)
+
+
+def test_a_failed_batch_is_retried_image_by_image_after_its_memory_is_let_go(tmp_path, monkeypatch):
+    """The retries ran inside the except block, whose traceback kept the failed batch's tensors alive."""
+    import afss.label
+
+    released = []
+    monkeypatch.setattr(afss.label, "release_accelerator_memory", lambda: released.append(True))
+    teacher = OutOfMemoryOnBatches()
+    labels = label_images(teacher, _write_images(tmp_path / "imgs"), batch_size=4)
+    assert teacher.held_during_retry == [False] * 7 and len(released) == 2
+    assert labels.info["counts"]["labelled"] == 6
+
+
 class Interrupt(Exception):
     pass
 

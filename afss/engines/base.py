@@ -9,7 +9,9 @@ model and rebuild it there: `TeacherJob` does that for every teacher afss can bu
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -19,7 +21,16 @@ from afss.errors import AfssError
 from afss.io.images import ImageReadError, load_image
 from afss.types import ImageLabels, LabelSet
 
-__all__ = ["Engine", "TeacherJob", "load_rgb_file"]
+log = logging.getLogger(__name__)
+
+__all__ = ["TEACHER_FAILED", "Engine", "TeacherJob", "load_rgb_file", "release_accelerator_memory", "teacher_failure"]
+
+TEACHER_FAILED = "teacher failed"
+"""How an image's ``error`` starts where the teacher raised on it (`teacher_failure`)."""
+
+FAILURES_BEFORE_STOP = 4
+"""Images in a row a job's teacher may fail on, answering none, before the job stops the run: a
+device, memory or model that fails every image would otherwise mark a whole dataset as failed."""
 
 
 class Engine(Protocol):
@@ -46,6 +57,22 @@ def load_rgb_file(path: str | os.PathLike, image: ImageLabels) -> np.ndarray | s
     return rgb
 
 
+def teacher_failure(im: ImageLabels, error: BaseException) -> str:
+    """The ``error`` recorded for an image the teacher raised on (and a warning naming it)."""
+    log.warning("%s: %s: %s: %s", im.file_name, TEACHER_FAILED, type(error).__name__, error,
+                exc_info=log.isEnabledFor(logging.DEBUG))
+    return f"{TEACHER_FAILED}: {type(error).__name__}: {error}"
+
+
+def release_accelerator_memory() -> None:
+    """Hand cached GPU memory back after a failed batch, before its images are retried one by one
+    (an out-of-memory batch would otherwise leave its retries less room). Only where torch is already
+    imported and has used CUDA: a weights-free teacher imports nothing for it."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
 class TeacherJob:
     """A job that runs a teacher, and can be rebuilt elsewhere from the teacher's name and options.
 
@@ -65,6 +92,7 @@ class TeacherJob:
         self.teacher = teacher
         self.spec = teacher_provenance(teacher)
         self.given = dict(given or {})
+        self.answered, self.failed_in_a_row = 0, 0  # of this worker's images: see `check_teacher_works`
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "teacher": None, "given": {}}
@@ -89,7 +117,24 @@ class TeacherJob:
     def __call__(self, batch: Sequence[ImageLabels], loaded: Sequence[np.ndarray | str],
                  priors: Mapping[str, ImageLabels] | None = None) -> list[ImageLabels]:
         self.setup()
-        return self.process(batch, loaded, self.given if priors is None else priors)
+        results = self.process(batch, loaded, self.given if priors is None else priors)
+        self.check_teacher_works(results)
+        return results
+
+    def check_teacher_works(self, results: Sequence[ImageLabels]) -> None:
+        """Stop, in one line, a run whose teacher has failed on each of the first
+        `FAILURES_BEFORE_STOP` images it was given and answered none: a device, memory or model
+        problem, not bad images. Once it has answered one image, a failure is that image's."""
+        for im in results:
+            if im.error is not None and im.error.startswith(TEACHER_FAILED):
+                self.failed_in_a_row += 1
+            elif im.error is None or not im.error.startswith(("unreadable", "size mismatch")):
+                self.answered += 1
+        if not self.answered and self.failed_in_a_row >= FAILURES_BEFORE_STOP:
+            reason = next(im.error for im in reversed(results) if im.error and im.error.startswith(TEACHER_FAILED))
+            raise AfssError(f"the {self.spec['name']} teacher failed on each of the first {self.failed_in_a_row} images "
+                            f"and answered none ({reason.removeprefix(TEACHER_FAILED + ': ')}): a device, memory or "
+                            f"model problem rather than bad images; a rerun of the same command tries them again")
 
     def process(self, batch: Sequence[ImageLabels], loaded: Sequence[np.ndarray | str],
                 priors: Mapping[str, ImageLabels]) -> list[ImageLabels]:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from afss.engines.base import release_accelerator_memory, teacher_failure
 from afss.label import NO_DETECTION
 from afss.refine.config import RefineConfig
 from afss.refine.fusion import fuse_boxes, fuse_masks
@@ -210,7 +211,9 @@ def refine_batch(
             raise ValueError(f"teacher returned {len(found_flat)} results for {len(flat)} images")
     except Exception as e:  # noqa: BLE001 - one bad image must not sink the batch: retried one by one
         found_flat = None
-        failure = _failure(batch[jobs[0][0]], e) if len(jobs) == 1 else None
+        failure = teacher_failure(batch[jobs[0][0]], e) if len(jobs) == 1 else None
+    if found_flat is None and failure is None:
+        release_accelerator_memory()  # before the images are retried one by one
     pos = 0
     for k, pixels, run, ident in jobs:
         im, (h, w) = batch[k], pixels.shape[:2]
@@ -227,7 +230,7 @@ def refine_batch(
                 instances = fuse_views(teacher, pixels, views, found, config=config, mask_fusion=mask_fusion,
                                        identity_instances=ident)
         except Exception as e:  # noqa: BLE001 - recorded in error, the run goes on
-            results[k] = im.replace(height=h, width=w, instances=(), error=_failure(im, e))
+            results[k] = im.replace(height=h, width=w, instances=(), error=teacher_failure(im, e))
         else:
             results[k] = im.replace(height=h, width=w, instances=tuple(instances),
                                     error=None if instances else NO_DETECTION)
@@ -239,8 +242,3 @@ def _usable_prior(prior: ImageLabels | None) -> ImageLabels | None:
         return None  # no given labels, or the label stage failed on it: ask the teacher again
     return prior
 
-
-def _failure(im: ImageLabels, error: Exception) -> str:
-    log.warning("%s: teacher failed: %s: %s", im.file_name, type(error).__name__, error,
-                exc_info=log.isEnabledFor(logging.DEBUG))
-    return f"teacher failed: {type(error).__name__}: {error}"
