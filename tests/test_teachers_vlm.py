@@ -296,6 +296,20 @@ def test_the_detector_keeps_fp32_when_the_segmenter_runs_in_bf16(tiny_root, imag
     assert len(cast.label(images[:1], "spacecraft")[0]) == 1
 
 
+def test_a_half_precision_segmenter_gets_its_boxes_in_fp32(tiny_root, images):
+    """bf16 boxes in SAM's 1024 frame are rounded to steps of 4 px between 512 and 1024; the prompt
+    encoder casts to its own precision only after dividing by the input size, which loses less."""
+    teacher = build_tiny_teacher("grounded-sam2", tiny_root, dtype="bfloat16")
+    seen = []
+    forward = teacher.segmenter.model.forward
+    teacher.segmenter.model.forward = lambda **inputs: seen.append(inputs["input_boxes"]) or forward(**inputs)
+    box = np.array([[801.6, 521.39, 949.87, 864.43]]) * images[0].shape[1] / 1024
+    teacher.segment_boxes(images[0], box)
+    frame = teacher.segmenter.boxes_to_model_frame(box, images[0].shape[:2])
+    assert seen[0].dtype == torch.float32
+    np.testing.assert_allclose(seen[0][0].numpy(), frame, rtol=1e-6)
+
+
 def test_detector_dtype_errors(tiny_root):
     with pytest.raises(AfssError, match="detector_dtype 'fp16' needs device cuda"):
         build_tiny_teacher("grounded-sam2", tiny_root, detector_dtype="fp16")
@@ -344,6 +358,27 @@ def test_unreachable_hub_fails_fast(monkeypatch):
     monkeypatch.setattr(hf, "hub_reachable", lambda timeout_s=3.0: False)
     with pytest.raises(AfssError, match="hub is unreachable.*local folder"):
         build_teacher("owlv2-sam", detector="afss-test/no-such-owl", device="cpu")
+
+
+def test_a_gated_models_error_keeps_where_to_ask_for_access(monkeypatch):
+    """Only the hub message's first line was kept: "You are trying to access a gated repo.", no link."""
+    from afss.teachers import hf
+
+    class Gated:
+        @classmethod
+        def from_pretrained(cls, name, local_files_only=False, **kwargs):
+            if local_files_only:
+                raise OSError("not cached")
+            raise OSError(f"You are trying to access a gated repo.\nMake sure to have access to it at "
+                          f"https://huggingface.co/{name}.\n401 Client Error. (Request ID: x)")
+
+    monkeypatch.setattr(hf, "hub_offline", lambda: False)
+    monkeypatch.setattr(hf, "hub_reachable", lambda timeout_s=3.0: True)
+    with pytest.raises(AfssError) as err:
+        hf.load_pretrained(Gated, "facebook/sam3")
+    assert str(err.value) == ("cannot load model 'facebook/sam3' from the Hugging Face hub: You are trying to access a "
+                              "gated repo. Make sure to have access to it at https://huggingface.co/facebook/sam3. "
+                              "401 Client Error. (Request ID: x)")
 
 
 def test_bad_local_folder(tmp_path):

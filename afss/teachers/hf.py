@@ -135,7 +135,10 @@ def load_pretrained(cls: Any, id_or_dir: str | os.PathLike, **kwargs: Any) -> An
     try:
         return cls.from_pretrained(name, **kwargs)
     except OSError as e:
-        raise AfssError(f"cannot load model {name!r} from the Hugging Face hub: {str(e).splitlines()[0]}") from e
+        # the hub's message in one line, whole: for a gated or private model its later lines say where to
+        # ask for access, and to log in (`hf auth login`)
+        why = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+        raise AfssError(f"cannot load model {name!r} from the Hugging Face hub: {why}") from e
 
 
 def build_from_options(cls: type, options: dict[str, Any]) -> Any:

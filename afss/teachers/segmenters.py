@@ -159,7 +159,9 @@ class BoxSegmenter:
                 reshaped_hw: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        model_boxes = torch.as_tensor(self.boxes_to_model_frame(boxes, size_hw), dtype=self.dtype,
+        # fp32 even for a half-precision model: the prompt encoder casts after dividing by the input size,
+        # while bf16 here would round a box at 512-1024 px of the model frame to steps of 4 px
+        model_boxes = torch.as_tensor(self.boxes_to_model_frame(boxes, size_hw), dtype=torch.float32,
                                       device=self.device)[None]  # (1, N, 4)
         out = self.model(input_boxes=model_boxes, multimask_output=False, **emb)
         low_res = out.pred_masks.float().cpu()  # (1, N, 1, h, w) logits
