@@ -86,3 +86,13 @@ def test_registry_rejects_unknown_kind_and_option(tmp_path):
         read_dataset("sparc", tmp_path)
     with pytest.raises(AfssError, match="'tango' does not take domain"):
         open_dataset("tango", tmp_path, domain="synthetic")
+
+
+def test_a_folder_afss_synth_wrote_is_a_coco_root(tmp_path):
+    """Its hidden bookkeeping file (.afss-synth-files.json) made "exactly one .json" find two."""
+    from afss.cli import main
+
+    assert main(["-q", "synth", "--n", "2", "--size", "64", "--workers", "1", "--out", str(tmp_path / "s")]) == 0
+    assert any(p.name.startswith(".") for p in (tmp_path / "s").glob("*.json"))
+    gt = read_dataset("coco", tmp_path / "s")
+    assert len(gt) == 2 and all(im.instances for im in gt.images)

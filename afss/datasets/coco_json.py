@@ -43,7 +43,8 @@ def find_coco_json(root: str | os.PathLike, split: str | None = None) -> Path:
                 return c
         raise AfssError(f"{root}: no COCO JSON for split {split!r} (looked for "
                         f"{', '.join(str(c.relative_to(root)) for c in cands)})")
-    found = sorted(root.glob("*.json"))
+    # hidden files are bookkeeping (afss synth's .afss-synth-files.json beside its gt.json), not a dataset
+    found = sorted(p for p in root.glob("*.json") if not p.name.startswith("."))
     if len(found) != 1:
         names = ", ".join(p.name for p in found[:6]) or "none"
         raise AfssError(f"{root}: expected exactly one .json file (or give --split / the file itself), "
