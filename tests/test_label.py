@@ -443,3 +443,30 @@ def test_a_teacher_that_names_its_classes_keeps_their_names_through_label_and_re
     refined, _ = refine_labels(SquareTeacher(), labels, labels=labels, views="identity",
                                config=RefineConfig(min_score=0.0))
     assert dict(refined.categories) == {1: "CubeSat", 2: "debris"}
+
+
+def test_a_command_where_every_image_failed_says_so_and_fails_after_writing_its_output(tmp_path, capsys):
+    """Labels for images that were since rendered again at another size: refine exited 0 with
+    "20 failed; kept 0/20", and a script went on with nothing."""
+    from afss.cli import main
+
+    (tmp_path / "imgs").mkdir()
+    for k in range(3):
+        save_image(tmp_path / "imgs" / f"{k}.png", np.full((40, 60, 3), 200, np.uint8))
+    argv = ["-q", "label", "--teacher", "photometric", "--images", str(tmp_path / "imgs")]
+    assert main([*argv, "--out", str(tmp_path / "labels.json")]) == 0
+    for k in range(3):
+        save_image(tmp_path / "imgs" / f"{k}.png", np.full((20, 30, 3), 200, np.uint8))
+    capsys.readouterr()
+    assert main(["-q", "refine", "--labels", str(tmp_path / "labels.json"), "--out", str(tmp_path / "r.json")]) == 2
+    summary, error = capsys.readouterr().err.strip().split("\n")
+    assert "3 failed; kept 0/3 images" in summary
+    assert error.startswith("afss: error: every one of the 3 images failed, e.g. 0.png: size mismatch")
+    assert len(read_coco(tmp_path / "r.json")) == 3  # written: each image's reason is kept
+    for k in range(3):
+        (tmp_path / "imgs" / f"{k}.png").write_bytes(b"not an image")
+    assert main([*argv, "--out", str(tmp_path / "broken.json")]) == 2
+    assert "every one of the 3 images failed, e.g. 0.png: unreadable" in capsys.readouterr().err
+    # one image with no detection is not a failure: all black, nothing found, exit 0
+    save_image(tmp_path / "imgs" / "0.png", np.zeros((40, 60, 3), np.uint8))
+    assert main([*argv, "--out", str(tmp_path / "some.json")]) == 0

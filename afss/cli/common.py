@@ -73,6 +73,22 @@ def teacher_options(args: argparse.Namespace) -> dict:
     return options
 
 
+def check_some_succeeded(labels, out: str) -> None:
+    """After ``out`` is written: one line and exit status 2 where every image failed (unreadable, of
+    another size than its record, the teacher raised), so a script or a run does not go on with
+    nothing. An image with no detection, or cut by the filter, has not failed."""
+    from afss.label import NO_DETECTION
+    from afss.refine.filtering import FILTERED_PREFIX
+
+    def failed(im) -> bool:
+        return not im.instances and im.error is not None and not im.error.startswith((NO_DETECTION, FILTERED_PREFIX))
+
+    if labels.images and all(failed(im) for im in labels.images):
+        first = labels.images[0]
+        raise AfssError(f"every one of the {len(labels)} images failed, e.g. {first.file_name}: {first.error} "
+                        f"({out} records each image's reason)")
+
+
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """``--no-resume``, ``--limit`` and ``--overwrite``, for the stages that run a teacher over images."""
     p.add_argument("--no-resume", dest="resume", action="store_false", default=None,
