@@ -584,3 +584,17 @@ def test_photometric_labels_are_voted_not_reanalysed(tmp_path):
     assert agreeing >= 3
     _, forced = refine_labels(teacher, gt, labels=raw, config=RefineConfig(min_score=0.0, mask_fusion="segmenter"))
     assert forced.mask_fusion == "segmenter"
+
+
+def test_refining_a_file_that_records_no_teacher_says_the_default_was_tried(tmp_path, monkeypatch, capsys):
+    """A ground truth names no teacher: refine fell back to grounded-sam2, and its model error
+    did not say why that teacher was being loaded at all."""
+    from afss.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["-q", "synth", "--n", "2", "--size", "64", "--workers", "1", "--out", str(tmp_path / "s")]) == 0
+    gt = tmp_path / "s" / "gt.json"
+    assert main(["-q", "refine", "--labels", str(gt), "--out", str(tmp_path / "r.json")]) == 2
+    assert (f"afss: error: {gt} records no teacher, so refine tried the default, grounded-sam2; pass --teacher "
+            "(e.g. photometric, weights-free): cannot load model") in capsys.readouterr().err
+    assert main(["-q", "refine", "--labels", str(gt), "--teacher", "photometric", "--out", str(tmp_path / "r.json")]) == 0

@@ -23,6 +23,7 @@ from afss.cli.common import (
     progress_bar,
     teacher_options,
 )
+from afss.errors import AfssError
 
 # CLI flag -> RefineConfig field; passed on only when the user gave it.
 _CONFIG_FLAGS = ("iou_thr", "skip_box_thr", "conf_type", "count_empty_views", "mask_fusion", "vote_threshold",
@@ -111,7 +112,14 @@ def run(args: argparse.Namespace) -> int:
     name = args.teacher or recorded or DEFAULT_TEACHER
     options = {**(_recorded_options(labels, args) if name == recorded else {}),
                **teacher_options(args)}
-    teacher = build_teacher(name, **options)
+    try:
+        teacher = build_teacher(name, **options)
+    except AfssError as e:
+        if args.teacher or recorded:
+            raise
+        where = f"{args.labels} records no teacher" if args.labels else "images alone name no teacher"
+        raise AfssError(f"{where}, so refine tried the default, {name}; pass --teacher (e.g. photometric, weights-free): "
+                        f"{e}") from e
     total = len(images) if args.limit is None else min(args.limit, len(images))
     desc = f"refine ({name}, {','.join(v.name for v in views)}{engine_label(args, engine)})"
     with progress_bar(args, total=total, desc=desc) as advance:
