@@ -226,3 +226,16 @@ def test_a_broken_pipe_elsewhere_than_stdout_is_not_swallowed(files, monkeypatch
     monkeypatch.setattr(eval_cli, "run", broken)
     with pytest.raises(BrokenPipeError):
         main(["eval", "--gt", str(files / "gt.json"), "--pred", str(files / "pred.json")])
+
+
+def test_a_bad_ground_truth_is_the_error_shown_not_the_metrics_file_it_would_replace(files, capsys):
+    """It said "pred.metrics.json: exists and was made from other inputs" and nothing of the bad file."""
+    assert main(["eval", "--gt", str(files / "gt.json"), "--pred", str(files / "pred.json")]) == 0
+    (files / "notcoco.json").write_text('{"annotations": []}')
+    capsys.readouterr()
+    assert main(["eval", "--gt", str(files / "notcoco.json"), "--pred", str(files / "pred.json")]) == 2
+    assert "notcoco.json: not a COCO instances file" in capsys.readouterr().err
+    # a good ground truth of other images still meets the refusal to replace the metrics
+    write_coco(LabelSet((ImageLabels("images/0.png", 64, 64, (square(5),)),)), files / "gt2.json")
+    assert main(["eval", "--gt", str(files / "gt2.json"), "--pred", str(files / "pred.json")]) == 2
+    assert "exists and was made from other inputs" in capsys.readouterr().err

@@ -83,11 +83,15 @@ def run(args: argparse.Namespace) -> int:
     suffix = ".labelled.metrics.json" if args.only_labelled else ".metrics.json"
     metrics_paths = [Path(args.out) if args.out else default_metrics_path(pred).with_name(Path(pred).stem + suffix)
                      for pred in args.pred]
-    for pred, path in zip(args.pred, metrics_paths):  # every output checked before any scoring
+    for path in metrics_paths:  # a place that cannot be written, before anything is read
         check_output_path(path, inputs=inputs, example="metrics.json", suffixes=(".json",))
-        check_replaceable(path, stage="eval", inputs=metrics_inputs(args.gt, pred), overwrite=bool(args.overwrite))
     allow = bool(args.allow_absolute_paths)
     gt_set, _ = load_labels(args.gt, "gt", args.image_root, allow)  # read once, for every use below
+    names = _display_names(args.pred)
+    # the inputs are checked before the outputs they would replace: a bad file is the error to see
+    preds = {name: load_predictions(p, gt_set, allow)[0] for name, p in zip(names, args.pred)}
+    for pred, path in zip(args.pred, metrics_paths):  # every output checked before any scoring
+        check_replaceable(path, stage="eval", inputs=metrics_inputs(args.gt, pred), overwrite=bool(args.overwrite))
     if args.preview is not None or args.score_plot is not None:
         images = [gt_set.image_path(im) for im in gt_set.images]  # a picture must not replace one of them
         for flag, value in (("--preview", args.preview), ("--score-plot", args.score_plot)):
@@ -95,8 +99,6 @@ def run(args: argparse.Namespace) -> int:
                 check_output_path(value, inputs=[*inputs, *images], flag=flag, example="preview.png",
                                   suffixes=PREVIEW_SUFFIXES)
     options = given(args, "iou_types", "protocols", "categories", "per_class", "only_labelled", "gt_masks")
-    names = _display_names(args.pred)
-    preds = {name: load_predictions(p, gt_set, allow)[0] for name, p in zip(names, args.pred)}
     reports = {name: evaluate(gt_set, preds[name], names=(args.gt, p), **options) for name, p in zip(names, args.pred)}
     outs = [rep.write_json(path) for path, rep in zip(metrics_paths, reports.values())]
     quality = []
