@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bad_inputs import (
     all_cases,
@@ -27,6 +28,7 @@ from bad_inputs import (
 )
 
 from afss.io.coco import read_coco
+from afss.io.images import save_image
 from afss.label import journal_path
 
 
@@ -256,3 +258,31 @@ def test_a_prefix_of_an_option_is_refused_not_guessed(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--qui", "synth", "--out", str(tmp_path / "s")])
     assert not (tmp_path / "s").exists()
+
+
+def test_usage_errors_are_one_line_and_q_and_debug_work_after_the_command_too(tmp_path, capsys):
+    """argparse printed its whole usage before the error; `afss label -q` was an unknown argument;
+    export-yolo alone took its labels only as a positional argument."""
+    from afss.cli import build_parser, main
+
+    with pytest.raises(SystemExit) as e:
+        main(["label", "--teacher", "foo", "--images", str(tmp_path), "--out", str(tmp_path / "l.json")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("afss label: error: argument --teacher: invalid choice: 'foo'")
+    assert err.endswith("(see afss label --help)\n")
+    parse = build_parser().parse_args
+    base = ["label", "--images", "x", "--out", "l.json"]
+    assert (parse(base).quiet, parse(["-q", *base]).quiet, parse([*base, "-q"]).quiet) == (False, True, True)
+    assert (parse(base).debug, parse([*base, "--debug"]).debug) == (False, True)
+
+    scene = np.zeros((64, 64, 3), np.uint8)
+    scene[20:40, 16:44] = 200
+    save_image(tmp_path / "imgs" / "a.png", scene)
+    assert main(["-q", "label", "--teacher", "photometric", "--images", str(tmp_path / "imgs"),
+                 "--out", str(tmp_path / "l.json")]) == 0
+    assert main(["export-yolo", "-q", "--labels", str(tmp_path / "l.json"), "--out", str(tmp_path / "ds")]) == 0
+    assert (tmp_path / "ds" / "dataset.yaml").is_file()
+    assert main(["export-yolo", str(tmp_path / "l.json"), "--labels", str(tmp_path / "l.json"),
+                 "--out", str(tmp_path / "ds")]) == 2
+    assert "give the labels once" in capsys.readouterr().err

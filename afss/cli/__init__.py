@@ -27,10 +27,17 @@ COMMANDS = ("convert", "synth", "label", "refine", "export-yolo", "train", "pred
             "eval", "run", "config", "report", "doctor", "models")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other error (the full usage is one ``--help`` away)."""
+
+    def error(self, message: str):  # argparse's hook
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from afss import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="afss",
         description="Annotation-free spacecraft detection and segmentation (arXiv 2602.04699).",
         allow_abbrev=False,
@@ -45,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         # no prefixes of long options: `--min` would silently mean whichever option starts so today
         # (--min-score, --min-area, ...) and something else once an option is added
         command.allow_abbrev = False
+        # -q and --debug after the command too (`afss label -q ...`); given there, they win
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 

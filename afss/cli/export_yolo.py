@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "instance (parts joined, specks dropped), a seeded validation split carved from the labels. "
                     "Images without an instance are left out.",
     )
-    p.add_argument("labels", metavar="LABELS", help="COCO JSON with the labels")
+    p.add_argument("labels", metavar="LABELS", nargs="?", help="COCO JSON with the labels (or --labels)")
+    p.add_argument("--labels", dest="labels_flag", metavar="LABELS", help=argparse.SUPPRESS)  # as the other commands
     p.add_argument("--out", required=True, metavar="DIR", help="dataset folder")
     p.add_argument("--image-root", metavar="DIR", help="folder the label file names are relative to")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share held out for validation (default 0.1)")
@@ -25,9 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from afss.errors import AfssError
     from afss.io.coco import read_coco
     from afss.student.dataset import export_yolo
 
+    if (args.labels is None) == (args.labels_flag is None):
+        raise AfssError("export-yolo: give the labels once, as LABELS or --labels LABELS")
+    args.labels = args.labels or args.labels_flag
     labels = read_coco(args.labels, image_root=args.image_root, allow_absolute_paths=args.allow_absolute_paths)
     ds = export_yolo(labels, args.out, val_fraction=args.val_fraction, seed=args.seed)
     converted = f", {ds.converted} written as 8-bit PNGs of the pixels labelled" if ds.converted else ""
