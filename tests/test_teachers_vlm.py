@@ -336,6 +336,30 @@ def test_cli_detector_dtype_apart_from_dtype(tiny_root, images, tmp_path):
     assert read_coco(out).info["teacher_options"]["detector_dtype"] == "bfloat16"
 
 
+def test_quiet_hides_the_hugging_face_progress_bars_too(tiny_root, images, tmp_path):
+    """`afss -q label` still drew transformers' "Loading weights" bars (README: -q hides progress bars)."""
+    import os
+    import subprocess
+    import sys
+
+    from afss.io.images import save_image
+
+    save_image(tmp_path / "imgs" / "a.png", images[0])
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+
+    def stderr(*quiet: str) -> str:
+        argv = [sys.executable, "-m", "afss.cli", *quiet, "label", "--images", str(tmp_path / "imgs"),
+                "--out", str(tmp_path / f"l{len(quiet)}.json"), "--teacher", "grounded-sam2", "--detector",
+                str(tiny_model_dir("grounding-dino", tiny_root)), "--segmenter", str(tiny_model_dir("sam2", tiny_root)),
+                "--device", "cpu", "--box-threshold", "0"]
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    assert "Loading weights" in stderr()
+    assert "Loading weights" not in stderr("-q")
+
+
 def test_offline_hub_id_fails_fast_with_instructions(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.monotonic()
