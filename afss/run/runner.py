@@ -11,7 +11,7 @@ Stages and what each leaves in the run folder (``afss report`` reads the same la
     students    students/start.json (the student's pretrained start, no pseudo-labels) and round-K.json:
                 each round's student on the val images
     upper-bound upper_bound/: the student trained on the pool's ground truth (``eval.upper_bound``)
-    eval        metrics/<stage>.json per scored stage, metrics.json, the AP table in table.txt
+    eval        metrics/<stage>.json per scored stage; metrics.json and the AP table in table.txt at the top
     report      report.html
 
 ``run.json`` records the resolved config, package versions, models, every stage's timing, and the
