@@ -90,7 +90,7 @@ def test_missing_dataset_root_fails_before_any_work(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(AfssError, match=r"data\.root: .*nowhere: no such folder"):
         run_pipeline(cfg, out, progress=False)
-    assert not (out / "data").exists()  # nothing was read or rendered
+    assert not out.exists()  # nothing was read or rendered, and no empty run folder is left behind
 
 
 def test_a_run_folder_inside_the_image_folder_it_reads_is_refused(tmp_path):
@@ -104,6 +104,12 @@ def test_a_run_folder_inside_the_image_folder_it_reads_is_refused(tmp_path):
     with pytest.raises(AfssError, match=r"run: --out is inside data\.root .*pool, whose every image is read"):
         run_pipeline(cfg, tmp_path / "pool" / "run", progress=False)
     assert not (tmp_path / "pool" / "run").exists()
+    # afss run --check says so too (it passed, and the run then refused)
+    from afss.cli import main
+
+    argv = ["run", str(tmp_path / "c.yaml"), "--check"]
+    assert main([*argv, "--out", str(tmp_path / "pool" / "run")]) == 2
+    assert main([*argv, "--out", str(tmp_path / "elsewhere")]) == 0 and not (tmp_path / "elsewhere").exists()
 
 
 def test_default_yaml_documents_every_key_and_loads_back(tmp_path):

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key, value read as YAML (repeatable), e.g. --set student.epochs=5")
     p.add_argument("--defaults", action="store_true", help="print every config key with its default and exit")
-    p.add_argument("--check", action="store_true", help="check the config and its inputs, print it resolved, and exit")
+    p.add_argument("--check", action="store_true", help="check the config, its inputs and --out if given; print the config resolved, and exit")
     p.set_defaults(func=run)
 
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from afss.errors import AfssError
     from afss.run import default_yaml, load_config, run_pipeline
     from afss.run.config import config_to_dict
-    from afss.run.runner import check_run_inputs
+    from afss.run.runner import check_run_folder, check_run_inputs
 
     if args.defaults:
         sys.stdout.write(default_yaml())
@@ -42,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
         raise AfssError("run: give a CONFIG file or a ready config's name (e.g. demo; afss config list), "
                         "or --defaults to see every key")
     config = load_config(args.config, overrides=args.overrides)
-    if args.check:  # dataset roots, the teacher, the student's start; then the config as it will run
+    if args.check:  # dataset roots, the teacher, the student's start, --out if given; then the config as it will run
+        if args.out is not None:
+            check_run_folder(config, args.out)
         try:
             start = check_run_inputs(config, download=False)
         except AfssError as e:

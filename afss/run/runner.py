@@ -46,7 +46,7 @@ from afss.io.outputs import read_finished, writable_folder
 from afss.run.config import DataConfig, EvalConfig, RunConfig, config_diff, config_from_dict, config_to_dict
 from afss.types import LabelSet
 
-__all__ = ["RunResult", "check_run_inputs", "run_pipeline", "stage_order"]
+__all__ = ["RunResult", "check_run_folder", "check_run_inputs", "run_pipeline", "stage_order"]
 
 log = logging.getLogger(__name__)
 
@@ -233,12 +233,20 @@ def _inside(path: Path, folder: Path) -> bool:
     return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
 
 
-def _check_folder(out: Path) -> None:
+def check_run_folder(config: RunConfig, out: str | os.PathLike) -> Path:
+    """``--out`` as a run folder for ``config``, checked without creating anything: not inside an
+    image folder the run reads, not a file, not a folder of something else. One line naming it."""
+    out = Path(out)
+    for key, section in (("data", config.data), ("eval", config.eval)):
+        # a run writes images (plots, scenes, masks): under an image folder, they would be read as its images
+        if section.source in ("images", "folder") and section.root and _inside(out, Path(section.root)):
+            raise AfssError(f"{out}: --out is inside {key}.root {section.root}, whose every image is read: "
+                            "the run's own pictures would join it; choose a folder outside it")
     if out.exists() and not out.is_dir():
         raise AfssError(f"{out}: exists and is not a folder; --out names the run folder")
     if out.is_dir() and any(out.iterdir()) and not (out / "run.json").is_file():
         raise AfssError(f"{out}: folder is not empty and is not an afss run; choose a new or empty --out")
-    writable_folder(out)
+    return out
 
 
 # -- the pipeline -----------------------------------------------------------------------------------
@@ -262,17 +270,12 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
     """
     import yaml
 
-    out = Path(out)
-    for key, section in (("data", config.data), ("eval", config.eval)):
-        # a run writes images (plots, scenes, masks): under an image folder, they would be read as its images
-        if section.source in ("images", "folder") and section.root and _inside(out, Path(section.root)):
-            raise AfssError(f"{out}: --out is inside {key}.root {section.root}, whose every image is read: "
-                            "the run's own pictures would join it; choose a folder outside it")
-    _check_folder(out)
+    out = check_run_folder(config, out)
     try:
         start_weights = check_run_inputs(config)
     except AfssError as e:
         raise AfssError(f"{where}: {e}" if where else str(e)) from None
+    writable_folder(out)  # created only now: a run refused above leaves no empty folder behind
     start_weights = start_weights if start_weights.endswith(".pt") else None  # a .yaml starts from random weights
     record = _Record(out, config)
     record.data["order"] = stage_order(config.distill.rounds, config.eval.upper_bound and config.eval.source is not None,
