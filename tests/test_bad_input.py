@@ -286,3 +286,17 @@ def test_usage_errors_are_one_line_and_q_and_debug_work_after_the_command_too(tm
     assert main(["export-yolo", str(tmp_path / "l.json"), "--labels", str(tmp_path / "l.json"),
                  "--out", str(tmp_path / "ds")]) == 2
     assert "give the labels once" in capsys.readouterr().err
+
+
+def test_a_flag_of_another_image_source_is_refused_not_dropped(tmp_path, capsys):
+    """`afss label --images X --root Y` labelled X and said nothing of Y."""
+    from afss.cli import main
+
+    save_image(tmp_path / "imgs" / "a.png", np.zeros((16, 16, 3), np.uint8))
+    base = ["-q", "label", "--teacher", "photometric", "--out", str(tmp_path / "l.json")]
+    assert main([*base, "--images", str(tmp_path / "imgs"), "--root", str(tmp_path)]) == 2
+    assert "--root goes with --dataset; with --images it would do nothing" in capsys.readouterr().err
+    assert main([*base, "--images", str(tmp_path / "imgs"), "--image-root", str(tmp_path)]) == 2
+    assert "--image-root goes with --coco; with --images it would do nothing" in capsys.readouterr().err
+    assert not (tmp_path / "l.json").exists()
+    assert main([*base, "--images", str(tmp_path / "imgs")]) == 0

