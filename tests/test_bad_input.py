@@ -300,3 +300,8 @@ def test_a_flag_of_another_image_source_is_refused_not_dropped(tmp_path, capsys)
     assert "--image-root goes with --coco; with --images it would do nothing" in capsys.readouterr().err
     assert not (tmp_path / "l.json").exists()
     assert main([*base, "--images", str(tmp_path / "imgs")]) == 0
+    # a list of no images is refused as an empty folder is (it wrote an empty labels file, exit 0)
+    (tmp_path / "empty.json").write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    assert main([*base, "--coco", str(tmp_path / "empty.json"), "--out", str(tmp_path / "e.json")]) == 2
+    assert f"{tmp_path / 'empty.json'}: lists no images" in capsys.readouterr().err
+    assert not (tmp_path / "e.json").exists()

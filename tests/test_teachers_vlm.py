@@ -371,6 +371,21 @@ def test_offline_hub_id_fails_fast_with_instructions(monkeypatch, tmp_path):
     assert "\n" not in msg
 
 
+def test_a_mistyped_local_folder_is_said_to_be_no_folder_too(monkeypatch, tmp_path):
+    """`--detector tiny/nothere` (tiny/ a folder here) got the hub's cache message alone."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    from transformers import AutoConfig
+
+    from afss.teachers import hf
+
+    (tmp_path / "tiny").mkdir()
+    with pytest.raises(AfssError) as err:
+        hf.load_pretrained(AutoConfig, "tiny/nothere")
+    assert str(err.value).startswith("cannot load model 'tiny/nothere': no such folder here (tiny/ has no nothere), "
+                                     "and as a hub id it is not in the local Hugging Face cache")
+
+
 def test_unreachable_hub_fails_fast(monkeypatch):
     import huggingface_hub.constants as hc
 

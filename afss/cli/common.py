@@ -134,6 +134,14 @@ def add_image_source_arguments(p: argparse.ArgumentParser, *, gt_alias: bool = T
 def read_images(args: argparse.Namespace):
     """The `LabelSet` of images that `add_image_source_arguments` names; a flag of another source
     is refused, not dropped (``--images X --root Y`` read X alone)."""
+    images = _read_images(args)
+    if not images.images:  # a folder with no image is refused where it is read; a list of none is too
+        named = args.coco if args.coco is not None else f"--dataset {args.dataset} {args.root}"
+        raise AfssError(f"{named}: lists no images")
+    return images
+
+
+def _read_images(args: argparse.Namespace):
     source = "--images" if args.images is not None else "--coco" if args.coco is not None else "--dataset"
     for flag, value, used_by in (("--root", args.root, "--dataset"), ("--split", args.split, "--dataset"),
                                  ("--domain", args.domain, "--dataset"), ("--image-root", args.image_root, "--coco")):

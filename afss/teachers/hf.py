@@ -125,12 +125,15 @@ def load_pretrained(cls: Any, id_or_dir: str | os.PathLike, **kwargs: Any) -> An
         return cls.from_pretrained(name, local_files_only=True, **kwargs)
     except OSError as e:
         cached_error = e
+    # "org/name" is a hub id's shape, but where "org" is a folder here the user likely meant a folder
+    mistyped = f"no such folder here ({path.parent}/ has no {path.name}), and as a hub id it is " \
+        if path.parent.is_dir() and str(path.parent) not in ("", ".") else ""
     if hub_offline():
-        raise AfssError(offline_message(name, "not in the local Hugging Face cache and HF_HUB_OFFLINE is set")) \
-            from cached_error
+        raise AfssError(offline_message(name, f"{mistyped}not in the local Hugging Face cache and HF_HUB_OFFLINE is "
+                                              "set")) from cached_error
     if not hub_reachable():
-        raise AfssError(offline_message(name, "not in the local Hugging Face cache and the hub is unreachable")) \
-            from cached_error
+        raise AfssError(offline_message(name, f"{mistyped}not in the local Hugging Face cache and the hub is "
+                                              "unreachable")) from cached_error
     log.info("downloading %s for %s from the Hugging Face hub", name, cls.__name__)
     try:
         return cls.from_pretrained(name, **kwargs)
