@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     again = "trained before with the same labels and recipe (--overwrite trains again): " if result.reused else ""
     why = "" if result.agreement is None else f" (the start's boxes agree {result.agreement:.2f} with the labels)"
     print(f"afss train: {again}{result.dataset.train} train / {result.dataset.val} val images, recipe {result.recipe}{why}, "
-          f"{result.epochs} epochs, "
+          f"{result.epochs} epoch{'s' if result.epochs != 1 else ''}, "
           f"{result.seconds_per_epoch:.1f} s/epoch; {'train-set' if result.dataset.val_is_train else 'val'} mask "
           f"mAP50-95 {m.get('metrics/mAP50-95(M)', float('nan')):.3f}, "
           f"mAP50 {m.get('metrics/mAP50(M)', float('nan')):.3f}; {time.perf_counter() - start:.1f} s -> {result.weights}",

@@ -103,7 +103,7 @@ def plan_line(recipe: str, epochs: int, agreement: float | None) -> str:
         verdict = (f"< {ADAPT_BELOW}: imagery unlike the start's, every layer learns" if agreement < ADAPT_BELOW
                    else f">= {ADAPT_BELOW}: the start's masks and scores stay")
         why = f" (the start's boxes agree {agreement:.2f} with the labels, {verdict})"
-    return f"recipe {recipe}, {epochs} epochs{why}"
+    return f"recipe {recipe}, {epochs} epoch{'s' if epochs != 1 else ''}{why}"
 
 
 def weighs_agreement(recipe: str, init: str) -> bool:
