@@ -120,6 +120,20 @@ def test_segment_boxes_keeps_boxes_and_original_size(tiny_root, images, name):
     assert teacher.segment_boxes(im, np.zeros((0, 4))) == []
 
 
+def test_sam3_top1_post_processes_one_query_per_image(tiny_root, images):
+    """Every query above the threshold was upsampled to full size and encoded (up to 200), for one kept."""
+    teacher = build_tiny_teacher("sam3", tiny_root, box_threshold=0.0)
+    queries = []
+    post = teacher.processor.post_process_instance_segmentation
+    teacher.processor.post_process_instance_segmentation = lambda out, **kw: queries.append(
+        out.pred_masks.shape[1]) or post(out, **kw)
+    top1 = teacher.label(images[:2], "spacecraft")
+    every = build_tiny_teacher("sam3", tiny_root, box_threshold=0.0, top1=False).label(images[:2], "spacecraft")
+    assert queries == [1] and len(every[0]) > 1  # the tiny model has several queries; one was post-processed
+    assert [t[0].box_xyxy for t in top1] == [e[0].box_xyxy for e in every]
+    np.testing.assert_array_equal(top1[0][0].mask, every[0][0].mask)
+
+
 def test_sam3_without_segmenter_cannot_segment_boxes(tiny_root):
     teacher = build_tiny_teacher("sam3", tiny_root, segmenter=None)
     assert not teacher.can_segment_boxes

@@ -119,6 +119,12 @@ class Sam3Teacher(Teacher):
                     for name in ("pred_logits", "pred_boxes", "pred_masks", "presence_logits"):
                         if getattr(out, name, None) is not None:
                             setattr(out, name, getattr(out, name).float())
+                    if self.top1:  # keep each image's best query alone: post-processing upsamples (and we
+                        # RLE-encode) every query above the threshold, up to 200 full-size masks, for one kept.
+                        # The presence score scales every query of an image alike, so the best logit is the best.
+                        best, rows = out.pred_logits.argmax(dim=1), torch.arange(out.pred_logits.shape[0])
+                        for name in ("pred_logits", "pred_boxes", "pred_masks"):
+                            setattr(out, name, getattr(out, name)[rows, best][:, None])
                     per_image = self.processor.post_process_instance_segmentation(
                         out, threshold=self.box_threshold, mask_threshold=self.mask_threshold, target_sizes=sizes)
                     for k, r in enumerate(per_image):
