@@ -176,7 +176,10 @@ def bench_teacher(name: str, models: dict[str, Path], images: list, args: argpar
             print(f"{name} {dtype} batch {batch}: {row}", file=sys.stderr)
         timed = {b: r for b, r in rows.items() if "images_per_s" in r}
         best = max(timed, key=lambda b: timed[b]["images_per_s"])
-        out[dtype] = {"batches": rows, "batch_1_images_per_s": timed[1]["images_per_s"] if 1 in timed else None,
+        # `dtype` is the segmenter's (SAM 3: the model's); the detector keeps its own, fp32 by default as in
+        # the reference, and is recorded so a "bf16" row is not read as a bf16 detector
+        out[dtype] = {"detector_dtype": teacher.options.get("detector_dtype"),
+                      "batches": rows, "batch_1_images_per_s": timed[1]["images_per_s"] if 1 in timed else None,
                       "best_batch": best, "best_images_per_s": timed[best]["images_per_s"],
                       "batched_equal_one_by_one": all(r.get("vs_batch_1", {"equal": True})["equal"]
                                                       for r in timed.values())}
