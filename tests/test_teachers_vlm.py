@@ -134,6 +134,18 @@ def test_sam3_top1_post_processes_one_query_per_image(tiny_root, images):
     np.testing.assert_array_equal(top1[0][0].mask, every[0][0].mask)
 
 
+def test_device_auto_says_when_it_falls_back_to_the_cpu(tiny_root, caplog):
+    """A GPU user with a CPU-only torch saw only seconds per image."""
+    import logging
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present: auto picks it")
+    with caplog.at_level(logging.INFO, logger="afss.teachers.hf"):
+        build_tiny_teacher("sam3", tiny_root, device="auto")
+    assert "device auto: torch sees no GPU, so the model runs on the CPU" in caplog.text or \
+        "device auto: torch was built without CUDA, so the model runs on the CPU" in caplog.text
+
+
 def test_sam3_without_segmenter_cannot_segment_boxes(tiny_root):
     teacher = build_tiny_teacher("sam3", tiny_root, segmenter=None)
     assert not teacher.can_segment_boxes

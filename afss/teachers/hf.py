@@ -41,7 +41,11 @@ def resolve_device(device: str = "auto"):
     if base not in DEVICES:
         raise unknown_choice("device", device, DEVICES)
     if base == "auto":
-        return torch.device("cuda" if cuda_count() else "mps" if mps_available() else "cpu")
+        chosen = torch.device("cuda" if cuda_count() else "mps" if mps_available() else "cpu")
+        if chosen.type == "cpu":  # said once, where a GPU user would otherwise see only slow seconds per image
+            log.info("device auto: %s, so the model runs on the CPU (device='cuda' would say why)",
+                     "torch was built without CUDA" if not torch.backends.cuda.is_built() else "torch sees no GPU")
+        return chosen
     problem = unavailable(device)
     if problem:
         raise AfssError(f"device {device!r} requested, but {problem}; use device='cpu' or 'auto'")
