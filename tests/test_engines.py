@@ -132,3 +132,24 @@ def test_a_teacher_that_cannot_be_rebuilt_by_name_is_refused_on_ray(ray_engine, 
 
     with pytest.raises(AfssError, match="can only run with the local engine"):
         label_images(Custom(), scenes[1], out=tmp_path / "c.json", engine=ray_engine)
+
+
+def test_a_workers_one_line_error_is_shown_as_its_line_not_rays_traceback():
+    """A teacher that fails on every image stops the run with one line; through Ray, that line arrived
+    as a RayTaskError whose text is the worker's traceback."""
+    from ray.exceptions import RayTaskError
+
+    from afss.engines.ray_engine import worker_afss_error
+
+    line = "the salient teacher failed on each of the first 4 images and answered none (RuntimeError: CUDA)"
+    delivered = RayTaskError("map_batches", "Traceback (most recent call last):\n  ...", AfssError(line)).as_instanceof_cause()
+    assert isinstance(delivered, AfssError) and "\n" in str(delivered)  # the worker's process and traceback
+    assert str(worker_afss_error(delivered)) == line
+    try:  # Ray Data's own wrapping: UserCodeException from the original
+        try:
+            raise AfssError(line)
+        except AfssError as inner:
+            raise RuntimeError("UDF failed to process a data block.") from inner
+    except RuntimeError as outer:
+        assert str(worker_afss_error(outer)) == line
+    assert worker_afss_error(RuntimeError("a worker died")) is None

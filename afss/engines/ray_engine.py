@@ -35,6 +35,24 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "--engine ray needs Ray, an optional extra: pip install 'afss[ray]' (or pip install 'ray[data]')"
 
 
+def worker_afss_error(error: BaseException) -> AfssError | None:
+    """The one-line `AfssError` a worker raised (e.g. a teacher that failed on every image), found
+    inside the exceptions Ray wraps it in; as Ray delivers it, its text is a worker's traceback."""
+    from ray.exceptions import RayError
+
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, AfssError) and not isinstance(e, RayError):
+            return AfssError(str(e))
+        todo += [getattr(e, "cause", None), e.__cause__, e.__context__]
+    return None
+
+
 def _import_ray() -> Any:
     try:
         import ray
@@ -159,9 +177,15 @@ class RayEngine:
                              num_gpus=self.gpus_per_worker or None, num_cpus=self.cpus_per_worker,
                              batch_format="numpy", zero_copy_batch=True)
         t0, n = time.perf_counter(), 0
-        for batch in out.iter_batches(batch_size=batch_size, batch_format="numpy", prefetch_batches=2):
-            results = entries_to_images(list(batch["result"]), where="<ray results>")
-            n += len(results)
-            log.debug("ray: %d images, %.1f img/s on %d workers", n, n / max(time.perf_counter() - t0, 1e-9),
-                      self.workers)
-            yield results
+        try:
+            for batch in out.iter_batches(batch_size=batch_size, batch_format="numpy", prefetch_batches=2):
+                results = entries_to_images(list(batch["result"]), where="<ray results>")
+                n += len(results)
+                log.debug("ray: %d images, %.1f img/s on %d workers", n, n / max(time.perf_counter() - t0, 1e-9),
+                          self.workers)
+                yield results
+        except Exception as e:
+            original = worker_afss_error(e)
+            if original is None:
+                raise
+            raise original from None
