@@ -4,7 +4,8 @@ While a stage runs, every finished image is appended to a journal next to its ou
 (``labels.json`` -> ``labels.json.partial.jsonl``): a header line with everything that determines the
 result (teacher and its options, prompt, views, ...), then one JSON line per image (its COCO image
 entry and annotations), flushed and fsync'ed per batch. A rerun with the same output and header
-skips the images already done (by ``file_name``); a torn last line (a crash mid-write) is dropped and
+skips the images already done (by ``file_name``), and tries again those the teacher failed on (after
+the others: the cause, a device or memory, may be gone); a torn last line (a crash mid-write) is dropped and
 that image is processed again; a journal written with a different header is refused rather than
 mixed in. The header identifies the inputs too (image root, a digest of the image list and of the
 labels being refined, `afss.io.outputs.input_identity`), so a rerun on other images never picks up
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from afss.engines.base import TEACHER_FAILED
+from afss.engines.base import TEACHER_FAILED, TeacherJob
 from afss.errors import AfssError
 from afss.io.atomic import plain, write_text_atomic
 from afss.io.coco import entry_json, labelset_from_coco
@@ -194,8 +195,11 @@ def run_resumable(
     wanted = images.images[:limit]
     # an image the teacher failed on is tried again: the cause (a device, memory) may be gone
     again = {n for n, im in done.items() if im.error is not None and im.error.startswith(TEACHER_FAILED)}
-    todo = [im for im in wanted if im.file_name not in done or im.file_name in again]
     retried = [im.file_name for im in wanted if im.file_name in again]
+    # after the images not tried yet: those decide whether the teacher works (`TeacherJob.check_teacher_works`)
+    todo = [im for im in wanted if im.file_name not in done] + [im for im in wanted if im.file_name in again]
+    if isinstance(work, TeacherJob):
+        work.failed_before = frozenset(retried)
     if journal is not None:
         for name in retried:  # done no more: the stages count what they resumed from journal.done
             del journal.done[name]

@@ -122,6 +122,34 @@ def test_a_teacher_that_fails_on_every_image_stops_the_run_and_a_rerun_tries_the
     assert label_images(SquareTeacher(fail_on_value=0), images, batch_size=1).info["counts"]["failed"] == 2
 
 
+class BadImages(SquareTeacher):
+    """Raises on any call that holds one of the ``bad`` images (marked by their first pixel): bad images,
+    not a broken device."""
+
+    def __init__(self, bad: set[int]) -> None:
+        super().__init__()
+        self.bad = bad
+
+    def label(self, images, prompt="spacecraft"):
+        if any(int(im[0, 0, 0]) in self.bad for im in images):
+            raise RuntimeError("bad image\nsecond line of the error")
+        return super().label(images, prompt)
+
+
+def test_bad_images_first_stop_a_run_once_and_its_rerun_finishes(tmp_path):
+    """A rerun tried the images the teacher failed on first, failed on them again, and stopped again:
+    every rerun the same. They now come last and do not count towards the stop."""
+    images = _write_images(tmp_path / "imgs", n=10)
+    out = tmp_path / "labels.json"
+    with pytest.raises(AfssError, match="failed on each of the first 4 images"):  # the first four fail
+        label_images(BadImages({0, 1, 2, 3}), images, out=out, batch_size=1)
+    labels = label_images(BadImages({0, 1, 2, 3}), images, out=out, batch_size=1)
+    assert labels.info["counts"] == {"images": 11, "labelled": 6, "empty": 0, "failed": 5, "instances": 6}
+    failed = {im.file_name: im.error for im in labels.images if im.error and im.error.startswith("teacher")}
+    assert sorted(failed) == [f"sub/img{k:02d}.png" for k in range(4)]
+    assert set(failed.values()) == {"teacher failed: RuntimeError: bad image second line of the error"}  # one line
+
+
 class _Activations:
     """Stands for the tensors of a forward pass."""
 

@@ -61,7 +61,7 @@ def teacher_failure(im: ImageLabels, error: BaseException) -> str:
     """The ``error`` recorded for an image the teacher raised on (and a warning naming it)."""
     log.warning("%s: %s: %s: %s", im.file_name, TEACHER_FAILED, type(error).__name__, error,
                 exc_info=log.isEnabledFor(logging.DEBUG))
-    return f"{TEACHER_FAILED}: {type(error).__name__}: {error}"
+    return f"{TEACHER_FAILED}: {type(error).__name__}: {' '.join(str(error).split())}"  # one line: CUDA's run several
 
 
 def release_accelerator_memory() -> None:
@@ -93,6 +93,7 @@ class TeacherJob:
         self.spec = teacher_provenance(teacher)
         self.given = dict(given or {})
         self.answered, self.failed_in_a_row = 0, 0  # of this worker's images: see `check_teacher_works`
+        self.failed_before: frozenset[str] = frozenset()  # images a resumed run tries again (`run_resumable`)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "teacher": None, "given": {}}
@@ -124,8 +125,12 @@ class TeacherJob:
     def check_teacher_works(self, results: Sequence[ImageLabels]) -> None:
         """Stop, in one line, a run whose teacher has failed on each of the first
         `FAILURES_BEFORE_STOP` images it was given and answered none: a device, memory or model
-        problem, not bad images. Once it has answered one image, a failure is that image's."""
+        problem, not bad images. Once it has answered one image, a failure is that image's; an image it
+        failed on before (a resumed run tries it again) counts for neither, so a run whose bad images
+        fail again still finishes."""
         for im in results:
+            if im.file_name in self.failed_before:
+                continue
             if im.error is not None and im.error.startswith(TEACHER_FAILED):
                 self.failed_in_a_row += 1
             elif im.error is None or not im.error.startswith(("unreadable", "size mismatch")):
