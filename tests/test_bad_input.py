@@ -271,6 +271,9 @@ def test_usage_errors_are_one_line_and_q_and_debug_work_after_the_command_too(tm
     assert e.value.code == 2 and err.count("\n") == 1
     assert err.startswith("afss label: error: argument --teacher: invalid choice: 'foo'")
     assert err.endswith("(see afss label --help)\n")
+    with pytest.raises(SystemExit):  # an unknown option, named by the command's own --help
+        main(["label", "--images", str(tmp_path), "--out", str(tmp_path / "l.json"), "--bogus"])
+    assert capsys.readouterr().err == "afss label: error: unrecognized arguments: --bogus (see afss label --help)\n"
     parse = build_parser().parse_args
     base = ["label", "--images", "x", "--out", "l.json"]
     assert (parse(base).quiet, parse(["-q", *base]).quiet, parse([*base, "-q"]).quiet) == (False, True, True)
@@ -279,8 +282,13 @@ def test_usage_errors_are_one_line_and_q_and_debug_work_after_the_command_too(tm
     scene = np.zeros((64, 64, 3), np.uint8)
     scene[20:40, 16:44] = 200
     save_image(tmp_path / "imgs" / "a.png", scene)
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled(), os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")
     assert main(["-q", "label", "--teacher", "photometric", "--images", str(tmp_path / "imgs"),
                  "--out", str(tmp_path / "l.json")]) == 0
+    # -q quiets the Hugging Face bars for the command only, not for the rest of a caller's process
+    assert (hf_logging.is_progress_bar_enabled(), os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")) == bars
     assert main(["export-yolo", "-q", "--labels", str(tmp_path / "l.json"), "--out", str(tmp_path / "ds")]) == 0
     assert (tmp_path / "ds" / "dataset.yaml").is_file()
     assert main(["export-yolo", str(tmp_path / "l.json"), "--labels", str(tmp_path / "l.json"),

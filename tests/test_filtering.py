@@ -142,6 +142,13 @@ def test_the_auto_bounds_are_shares_of_all_the_images_as_the_summary_counts_them
     # counted among the labelled ones it kept two, and the summary said 20 % "(auto, keeping 30-50%)"
     _out, s = filter_labels(_scored(0.9, 0.8, 0.2, empty=7), min_score="auto")
     assert s.kept == 3 and s.kept_fraction == pytest.approx(0.3) and s.min_score == pytest.approx(0.2)
+    # fewer labelled than the least share: every one is kept, and the summary says so
+    _out, s = filter_labels(_scored(0.9, 0.8, empty=8), min_score="auto")
+    assert s.kept == 2 and "(auto, keeping 30-50%: every labelled image, fewer than that)" in s.line()
+    # an odd count: "at most half" rounds down (5 of 9 was 56 %)
+    for n in (9, 11, 13):
+        _out, s = filter_labels(_scored(*(k / n for k in range(1, n + 1))), min_score="auto")
+        assert 0.3 <= s.kept_fraction <= 0.5 and "fewer than that" not in s.line()
     # 8 of 20 labelled, evenly spread: what is kept lies inside the printed 30-50 % of the 20
     _out, s = filter_labels(_scored(*(0.1 * k for k in range(1, 9)), empty=12), min_score="auto")
     assert 6 <= s.kept <= 8 and 0.3 <= s.kept_fraction <= 0.5

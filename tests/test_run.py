@@ -110,6 +110,8 @@ def test_a_run_folder_inside_the_image_folder_it_reads_is_refused(tmp_path):
     argv = ["run", str(tmp_path / "c.yaml"), "--check"]
     assert main([*argv, "--out", str(tmp_path / "pool" / "run")]) == 2
     assert main([*argv, "--out", str(tmp_path / "elsewhere")]) == 0 and not (tmp_path / "elsewhere").exists()
+    (tmp_path / "a_file").write_text("")
+    assert main([*argv, "--out", str(tmp_path / "a_file" / "run")]) == 2  # checked before any download
 
 
 def test_default_yaml_documents_every_key_and_loads_back(tmp_path):

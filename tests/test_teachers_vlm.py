@@ -138,10 +138,14 @@ def test_device_auto_says_when_it_falls_back_to_the_cpu(tiny_root, caplog):
     """A GPU user with a CPU-only torch saw only seconds per image."""
     import logging
 
+    from afss.teachers import hf
+
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present: auto picks it")
+    hf._say_cpu_fallback.cache_clear()  # said once per process: another test may have said it
     with caplog.at_level(logging.INFO, logger="afss.teachers.hf"):
-        build_tiny_teacher("sam3", tiny_root, device="auto")
+        build_tiny_teacher("sam3", tiny_root, device="auto", segmenter=str(tiny_model_dir("sam2", tiny_root)))
+    assert caplog.text.count("device auto:") == 1  # SAM 3 and its segmenter resolve auto each
     assert "device auto: torch sees no GPU, so the model runs on the CPU" in caplog.text or \
         "device auto: torch was built without CUDA, so the model runs on the CPU" in caplog.text
 

@@ -14,7 +14,8 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from afss.errors import AfssError
 
@@ -72,11 +73,38 @@ def _stdout_closed() -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.quiet:  # the Hugging Face libraries' own bars ("Loading weights"), read when they are imported
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        if "transformers" in sys.modules:
-            sys.modules["transformers"].utils.logging.disable_progress_bar()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command they were given to, which has the --help that lists its options
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    with _quiet_hugging_face(args.quiet):
+        return _run(args)
+
+
+@contextmanager
+def _quiet_hugging_face(quiet: bool) -> Iterator[None]:
+    """With -q, the Hugging Face libraries' own bars ("Loading weights") are off for the command, and
+    back as they were after it, for a caller that runs commands in its own process."""
+    if not quiet:
+        yield
+        return
+    set_env = "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers is imported
+    imported = "transformers" in sys.modules
+    before = imported and sys.modules["transformers"].utils.logging.is_progress_bar_enabled()
+    if before:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if set_env:
+            os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+        # on as before; or, imported during the command under our setting, as an import without -q sets it
+        if before or (not imported and set_env and "transformers" in sys.modules):
+            sys.modules["transformers"].utils.logging.enable_progress_bar()
+
+
+def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
         format="%(message)s",

@@ -30,13 +30,13 @@ from afss.datasets.common import (
     require_dir,
 )
 from afss.errors import AfssError
+from afss.io.images import is_lossy
 from afss.types import ImageLabels
 
 SET_NAME = "Tango_RoI_and_SS"
 SPLITS = ("train", "test")
 MASK_SUFFIX = "_mask"
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".webp")
-LOSSY = (".jpg", ".jpeg", ".webp")
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class TangoReader(DatasetReader):
         if isinstance(raw, str):
             return ImageLabels(file_name=name, height=h, width=w, error=raw, meta=meta | {"mask": "error"})
         red = raw if raw.ndim == 2 else raw[..., 2]  # OpenCV order is BGR(A)
-        threshold = 128 if pair.mask.suffix.lower() in LOSSY else 1
+        threshold = 128 if is_lossy(pair.mask) else 1
         instances = gt_instance(red >= threshold)
         return ImageLabels(file_name=name, height=h, width=w, instances=instances,
                            meta=meta | {"mask": "ok" if instances else "empty"})

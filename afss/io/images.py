@@ -134,7 +134,7 @@ def mask_foreground(pixels: np.ndarray, threshold: int = 128, *, lossy: bool = F
     >= ``threshold`` (0/255 masks, JPEG-softened ones too). Two other conventions would otherwise read as
     empty: a label image of 0/1 values (its maximum is 1: every non-zero pixel), and a mask drawn in the
     alpha channel alone (colour all 0 and an alpha that varies: the alpha channel; a black, opaque mask
-    stays empty). ``lossy`` (a JPEG file): no 0/1 rule, since there a maximum of 1 is the codec's noise
+    stays empty). ``lossy`` (a JPEG or WebP file): no 0/1 rule, since there a maximum of 1 is the codec's noise
     around an empty mask, not a label (`is_lossy`)."""
     colour = {2: 1, 4: 3}.get(pixels.shape[2], 3) if pixels.ndim == 3 else 0  # gray+alpha, BGRA: alpha last
     gray = pixels if pixels.ndim == 2 else pixels[..., :colour].max(axis=2)
@@ -144,10 +144,15 @@ def mask_foreground(pixels: np.ndarray, threshold: int = 128, *, lossy: bool = F
     return gray >= (1 if gray.max(initial=0) == 1 and not lossy else threshold)
 
 
+LOSSY_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".webp")
+"""Formats whose stored values may differ from those written (WebP may be lossless, but is usually
+not): a mask in one is thresholded at half range, none of its small values taken as a label."""
+
+
 def is_lossy(path: str | os.PathLike) -> bool:
-    """Whether a mask file's format stores its values lossily (JPEG), so `mask_foreground` takes none
-    of its values as a label."""
-    return Path(path).suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif")
+    """Whether a mask file's format may store its values lossily (`LOSSY_EXTENSIONS`), so
+    `mask_foreground` takes none of its small values as a label."""
+    return Path(path).suffix.lower() in LOSSY_EXTENSIONS
 
 
 def image_size_hw(path: str | os.PathLike) -> tuple[int, int]:

@@ -148,6 +148,9 @@ class FilterSummary:
         # the bound is always named: refine's and a training pool's defaults differ
         bound = "" if self.auto_keep is None else \
             f", keeping {100 * self.auto_keep[0]:g}-{100 * self.auto_keep[1]:g}%"
+        if self.auto_keep is not None and not self.dropped.get("low_score") and \
+                self.kept < math.ceil(self.auto_keep[0] * self.images_in - 1e-9):
+            bound += ": every labelled image, fewer than that"  # the teacher found too little to choose from
         how = {"min_score": "", "auto": f" (auto{bound})", "keep_top": f" (keep top {100 * (self.keep_top or 0):g}%)"}
         cut = "" if self.mode == "min_score" else f" at {self.score_field} >= {self.min_score:.3g}{how[self.mode]}"
         return f"kept {self.kept}/{self.images_in} images ({100 * self.kept_fraction:.1f}%){cut}; dropped: {drops}"
@@ -203,7 +206,8 @@ def cut_score(scores: Sequence[float], *, images: int | None = None, keep_top: f
     # the bounds are shares of all the images, like keep_top's and the kept share the summary prints:
     # where few images are labelled, "keep at least 30 %" keeps every labelled one
     n = len(s) if images is None else max(images, len(s))
-    lo, hi = (min(len(s), max(1, math.ceil(f * n - 1e-9))) for f in auto_keep)
+    lo = min(len(s), max(1, math.ceil(auto_keep[0] * n - 1e-9)))  # at least the least share, rounded up;
+    hi = min(len(s), max(lo, math.floor(auto_keep[1] * n + 1e-9)))  # at most the most, rounded down
     if lo >= len(s):
         return float(s[-1])
     allowed = np.where((k >= lo) & (k <= hi), between, -1.0)

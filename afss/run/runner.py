@@ -246,6 +246,9 @@ def check_run_folder(config: RunConfig, out: str | os.PathLike) -> Path:
         raise AfssError(f"{out}: exists and is not a folder; --out names the run folder")
     if out.is_dir() and any(out.iterdir()) and not (out / "run.json").is_file():
         raise AfssError(f"{out}: folder is not empty and is not an afss run; choose a new or empty --out")
+    existing = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise AfssError(f"{out}: cannot be written ({existing} is {'not a folder' if not existing.is_dir() else 'not writable'})")
     return out
 
 

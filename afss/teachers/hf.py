@@ -10,6 +10,7 @@ set or the hub cannot be reached, with one line saying what to do.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
@@ -42,14 +43,19 @@ def resolve_device(device: str = "auto"):
         raise unknown_choice("device", device, DEVICES)
     if base == "auto":
         chosen = torch.device("cuda" if cuda_count() else "mps" if mps_available() else "cpu")
-        if chosen.type == "cpu":  # said once, where a GPU user would otherwise see only slow seconds per image
-            log.info("device auto: %s, so the model runs on the CPU (device='cuda' would say why)",
-                     "torch was built without CUDA" if not torch.backends.cuda.is_built() else "torch sees no GPU")
+        if chosen.type == "cpu":  # where a GPU user would otherwise see only slow seconds per image
+            _say_cpu_fallback("torch was built without CUDA" if not torch.backends.cuda.is_built() else "torch sees no GPU")
         return chosen
     problem = unavailable(device)
     if problem:
         raise AfssError(f"device {device!r} requested, but {problem}; use device='cpu' or 'auto'")
     return torch.device(device)
+
+
+@functools.cache
+def _say_cpu_fallback(why: str) -> None:
+    """Once per process: a teacher of two models resolves ``auto`` for each."""
+    log.info("device auto: %s, so the model runs on the CPU (device='cuda' would say why)", why)
 
 
 def resolve_dtype(dtype: str, device, what: str = "dtype") -> Any:
