@@ -161,3 +161,18 @@ def test_meta_that_is_not_an_object_and_a_folder_given_as_file(tmp_path):
         read_coco(tmp_path / "bad.json")
     with pytest.raises(AfssError, match="is a folder, expected a COCO JSON file"):
         read_coco(tmp_path)
+
+
+def test_write_coco_refuses_what_read_coco_would_and_writes_nothing(tmp_path):
+    """A teacher of one's own returning score 2.0 got its labels.json written; every later stage then
+    refused the file."""
+    m = np.zeros((60, 80), bool)
+    m[10:30, 20:50] = True
+    bad = LabelSet(images=(ImageLabels("a.png", 60, 80, (Instance.from_mask(m, score=2.0),)),))
+    with pytest.raises(AfssError, match=r"s\.json \(not written\): annotation 1.*score: 2 is out of range"):
+        write_coco(bad, tmp_path / "s.json")
+    assert not (tmp_path / "s.json").exists()
+    # numpy values in meta are plain JSON (an array used to fail naming no field)
+    good = LabelSet(images=(ImageLabels("a.png", 60, 80, meta={"pose": np.arange(3.0), "k": np.int64(4)}),))
+    back = read_coco(write_coco(good, tmp_path / "g.json"))
+    assert back.images[0].meta == {"pose": [0.0, 1.0, 2.0], "k": 4}

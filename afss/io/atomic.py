@@ -58,7 +58,9 @@ def plain(obj: Any) -> Any:
 
 
 def _json_default(obj: Any) -> Any:
-    # numpy scalars and read-only mappings show up in provenance; make them plain JSON.
+    # numpy scalars and arrays and read-only mappings show up in provenance; make them plain JSON.
+    if hasattr(obj, "tolist") and getattr(obj, "ndim", 0):  # an array: .item() takes only one value
+        return obj.tolist()
     if hasattr(obj, "item"):
         return obj.item()
     if hasattr(obj, "tolist"):

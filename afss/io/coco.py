@@ -19,7 +19,7 @@ from typing import Any
 from pycocotools import mask as mask_utils
 
 from afss.errors import AfssError
-from afss.io.atomic import _json_default, write_json_atomic
+from afss.io.atomic import _json_default, write_text_atomic
 from afss.io.validate import (
     MAX_PIXELS,
     MAX_SIDE,
@@ -92,7 +92,13 @@ def read_json_file(path: str | os.PathLike) -> Any:
 
 def write_coco(labels: LabelSet, path: str | os.PathLike, *, indent: int | None = None) -> Path:
     """Write atomically as COCO instances JSON; returns the path. The image root is stored relative
-    to the JSON file so the folder can be moved as a whole."""
+    to the JSON file so the folder can be moved as a whole.
+
+    Raises:
+        AfssError: a value `read_coco` would refuse (a score outside [0, 1] or NaN from a teacher of
+            one's own, a category the file does not list, ...), named as reading would, before anything
+            is written: no stage writes a file the next one cannot read.
+    """
     path = Path(path)
     data = labelset_to_coco(labels)
     if labels.image_root is not None:
@@ -101,7 +107,10 @@ def write_coco(labels: LabelSet, path: str | os.PathLike, *, indent: int | None 
             data["info"]["image_root"] = os.path.relpath(root, path.parent.resolve())
         except ValueError:  # different drive on Windows
             data["info"]["image_root"] = str(root)
-    write_json_atomic(path, data, indent=indent)
+    text = json.dumps(data, indent=indent, default=_json_default)
+    # the reader's own checks (absolute file names allowed: reading them is a flag away)
+    labelset_from_coco(json.loads(text), where=f"{path} (not written)", allow_absolute_paths=True)
+    write_text_atomic(path, text)
     return path
 
 
