@@ -15,6 +15,8 @@ Conventions, stated once:
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -54,6 +56,17 @@ def rle_box_xyxy(rle: Rle) -> tuple[float, float, float, float]:
     """Tight box of an RLE mask; ``(0, 0, 0, 0)`` for an empty mask."""
     x, y, w, h = mask_utils.toBbox(_bytes_rle(rle)).tolist()
     return (float(x), float(y), float(x + w), float(y + h))
+
+
+def _boolean(mask: Any) -> np.ndarray:
+    """``mask`` as a bool array, where it holds booleans or 0/1 values only."""
+    arr = np.asarray(mask)
+    if arr.dtype != bool:
+        if arr.size and not ((arr == 0) | (arr == 1)).all():
+            raise ValueError(f"mask must be boolean or 0/1, got {arr.dtype} values in [{arr.min():.3g}, {arr.max():.3g}]: "
+                             "threshold probabilities or logits first, e.g. probs > 0.5")
+        arr = arr.astype(bool)
+    return arr
 
 
 def mask_box_xyxy(mask: np.ndarray) -> tuple[float, float, float, float]:
@@ -121,10 +134,15 @@ class Instance:
         parts: Mapping[str, np.ndarray] | None = None,
         **kwargs: Any,
     ) -> Instance:
-        """Build from a boolean ``(H, W)`` mask; the box defaults to the mask's tight extents."""
-        mask = np.asarray(mask, dtype=bool)
+        """Build from a boolean (or 0/1) ``(H, W)`` mask; the box defaults to the mask's tight extents.
+
+        Raises:
+            ValueError: other values, such as probabilities or logits (as booleans, every non-zero
+                value would be foreground): threshold them first, e.g. ``probs > 0.5``.
+        """
+        mask = _boolean(mask)
         box = mask_box_xyxy(mask) if box_xyxy is None else tuple(box_xyxy)
-        enc_parts = {name: encode_mask(np.asarray(m, dtype=bool)) for name, m in (parts or {}).items()}
+        enc_parts = {name: encode_mask(_boolean(m)) for name, m in (parts or {}).items()}
         return cls(box_xyxy=box, rle=encode_mask(mask), parts=enc_parts, **kwargs)
 
     @property
@@ -176,6 +194,7 @@ class ImageLabels:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "file_name", os.fspath(self.file_name))  # a Path works as its text
         object.__setattr__(self, "instances", tuple(self.instances))
         object.__setattr__(self, "meta", _frozen(self.meta))
         for i, inst in enumerate(self.instances):
@@ -230,11 +249,16 @@ class LabelSet:
     def __post_init__(self) -> None:
         images = tuple(self.images)
         ids = [im.image_id for im in images]
-        if any(i == 0 for i in ids):  # assign ids 1..N where the caller left them out
-            images = tuple(im.replace(image_id=k) for k, im in enumerate(images, start=1))
-        elif len(set(ids)) != len(ids):
+        if any(i == 0 for i in ids):  # ids for the images the caller left without one, the others kept
+            used = set(ids)
+            free = (k for k in itertools.count(1) if k not in used)
+            images = tuple(im if im.image_id else im.replace(image_id=next(free)) for im in images)
+            ids = [im.image_id for im in images]
+        if len(set(ids)) != len(ids):
             raise ValueError("image ids must be unique")
         object.__setattr__(self, "images", images)
+        if self.image_root is not None:
+            object.__setattr__(self, "image_root", os.fspath(self.image_root))  # a Path compares equal as text
         object.__setattr__(self, "categories", _frozen({int(k): str(v) for k, v in self.categories.items()}))
         object.__setattr__(self, "info", _frozen(self.info))
 

@@ -92,3 +92,27 @@ def test_a_file_name_written_on_windows_finds_its_image(tmp_path):
                       image_root=str(tmp_path))
     assert [os.path.isfile(labels.image_path(im)) for im in labels.images] == [True, True]
     assert labels.image_path(labels.images[0]) == str(tmp_path / "images" / "a.png")
+
+
+def test_what_an_integrator_passes_is_taken_as_meant():
+    """Found by an API probe: soft masks became whole-image masks; Paths failed later; one image
+    without an id renumbered every other image's id."""
+    from pathlib import Path
+
+    from afss.teachers.base import check_options
+
+    probs = np.zeros((20, 30))
+    probs[5:10, 5:15] = 0.9
+    probs[probs == 0] = 0.1
+    with pytest.raises(ValueError, match=r"mask must be boolean or 0/1, got float64 values in \[0.1, 0.9\]"):
+        Instance.from_mask(probs)
+    assert Instance.from_mask(probs > 0.5).box_xyxy == (5.0, 5.0, 15.0, 10.0)
+    assert Instance.from_mask((probs > 0.5).astype(np.uint8)).area == 50  # 0/1 is a mask
+    im = ImageLabels(Path("sub/a.png"), 20, 30)
+    assert im.file_name == "sub/a.png" and isinstance(im.file_name, str)
+    assert LabelSet((im,), image_root=Path("/data")) == LabelSet((im,), image_root="/data")
+    ids = [i.image_id for i in LabelSet((ImageLabels("a", 1, 1, image_id=5), ImageLabels("b", 1, 1),
+                                          ImageLabels("c", 1, 1, image_id=1)))]
+    assert ids == [5, 2, 1]  # the given ids kept, the missing one the first free
+    assert check_options({"weights": Path("runs/s/weights/best.pt")}, {"weights": ""}, "student") == \
+        {"weights": "runs/s/weights/best.pt"}

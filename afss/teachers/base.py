@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any, ClassVar
@@ -36,6 +37,8 @@ def check_options(options: Mapping[str, Any], defaults: Mapping[str, Any], what:
         elif isinstance(default, int):
             ok = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
             value = int(value) if ok else value
+        elif isinstance(default, str) and isinstance(value, os.PathLike):  # a Path, for a file or folder option
+            value, ok = os.fspath(value), True
         elif isinstance(default, (str, tuple, list)):
             ok = isinstance(value, type(default)) or (isinstance(default, (tuple, list)) and isinstance(value, (tuple, list)))
         else:  # None or anything richer: the teacher checks it
