@@ -34,7 +34,7 @@ from afss.io.coco import write_coco
 from afss.io.outputs import check_replaceable, input_identity
 from afss.resumable import check_limit, journal_path, run_resumable
 from afss.teachers.base import Teacher, teacher_provenance
-from afss.types import ImageLabels, LabelSet
+from afss.types import ImageLabels, Instance, LabelSet
 
 __all__ = ["NO_DETECTION", "images_from_folder", "journal_path", "label_categories", "label_counts", "label_images",
            "teacher_provenance"]
@@ -129,6 +129,9 @@ def label_images(
         AfssError: bad arguments, duplicate file names, an ``out`` that holds other data, or a journal
             from a different teacher, prompt or image set.
     """
+    if not callable(getattr(teacher, "label", None)):  # a Teacher, or what stands for one (a lazy one)
+        hint = f" (build_teacher({teacher!r}) builds one)" if isinstance(teacher, str) else ""
+        raise AfssError(f"label_images needs a Teacher (afss.teachers.base.Teacher), got {type(teacher).__name__}{hint}")
     inputs = input_identity(images)
     header = {"teacher": teacher_provenance(teacher), "prompt": prompt, "top1": top1, "inputs": inputs}
     check_limit(limit)
@@ -218,10 +221,17 @@ def _label_batch(
         if isinstance(found, str):
             results.append(im.replace(height=h, width=w, instances=(), error=found))
             continue
-        found = sorted(found, key=lambda x: -x.score)
-        if top1 and found:  # by the detector's score, as the teacher's own top-1 and the reference code
-            found = [max(found, key=lambda x: x.detector_score)]
-        results.append(im.replace(height=h, width=w, instances=tuple(found), error=None if found else NO_DETECTION))
+        try:  # a teacher of one's own that breaks the contract fails its images, not the run's code
+            if not isinstance(found, (list, tuple)) or not all(isinstance(x, Instance) for x in found):
+                raise TypeError(f"{type(teacher).__name__}.label returned {type(found).__name__} for an image, "
+                                "expected a list of Instance")
+            found = sorted(found, key=lambda x: -x.score)
+            if top1 and found:  # by the detector's score, as the teacher's own top-1 and the reference code
+                found = [max(found, key=lambda x: x.detector_score)]
+            results.append(im.replace(height=h, width=w, instances=tuple(found),
+                                      error=None if found else NO_DETECTION))
+        except (TypeError, ValueError) as e:  # ValueError: a mask of another size than the image
+            results.append(im.replace(height=h, width=w, instances=(), error=teacher_failure(im, e)))
     return results
 
 

@@ -498,3 +498,32 @@ def test_a_command_where_every_image_failed_says_so_and_fails_after_writing_its_
     # one image with no detection is not a failure: all black, nothing found, exit 0
     save_image(tmp_path / "imgs" / "0.png", np.zeros((40, 60, 3), np.uint8))
     assert main([*argv, "--out", str(tmp_path / "some.json")]) == 0
+
+
+class BreaksTheContract(SquareTeacher):
+    """Returns something other than a list of Instance per image, or masks of another size."""
+
+    def __init__(self, returns: str) -> None:
+        super().__init__()
+        self.returns = returns
+
+    def label(self, images, prompt="spacecraft"):
+        if self.returns == "arrays":
+            return [[im[..., 0] > 100] for im in images]
+        if self.returns == "flat":
+            return [Instance.from_mask(im[..., 0] > 100, score=0.9) for im in images]
+        return [[Instance.from_mask(np.ones((10, 10), bool), score=0.9)] for _ in images]
+
+
+@pytest.mark.parametrize("returns, why", [("arrays", "BreaksTheContract.label returned list for an image, expected "
+                                                     "a list of Instance"),
+                                          ("flat", "BreaksTheContract.label returned Instance for an image"),
+                                          ("wrong size", "mask is (10, 10) (H, W)")])
+def test_a_teacher_that_breaks_the_contract_fails_its_images_in_one_line(tmp_path, returns, why):
+    """It ended label_images in a raw AttributeError / TypeError from afss's own code."""
+    images = _write_images(tmp_path / "imgs")
+    with pytest.raises(AfssError, match="failed on each of the first") as e:
+        label_images(BreaksTheContract(returns), images, batch_size=8)
+    assert why in str(e.value)
+    with pytest.raises(AfssError, match=r"label_images needs a Teacher .*got str \(build_teacher\('photometric'\)"):
+        label_images("photometric", images)

@@ -598,3 +598,20 @@ def test_refining_a_file_that_records_no_teacher_says_the_default_was_tried(tmp_
     assert (f"afss: error: {gt} records no teacher, so refine tried the default, grounded-sam2; pass --teacher "
             "(e.g. photometric, weights-free): cannot load model") in capsys.readouterr().err
     assert main(["-q", "refine", "--labels", str(gt), "--teacher", "photometric", "--out", str(tmp_path / "r.json")]) == 0
+
+
+def test_images_without_a_given_label_are_said_to_be_labelled_afresh(tmp_path, caplog):
+    """Labels whose file names did not match (`./a.png`) were ignored without a word and the teacher
+    labelled every image again."""
+    import logging
+
+    from afss.cli import main
+
+    assert main(["-q", "synth", "--n", "3", "--size", "64", "--workers", "1", "--out", str(tmp_path / "s")]) == 0
+    gt = read_coco(tmp_path / "s" / "gt.json")
+    renamed = gt.replace(images=tuple(im.replace(file_name="./" + im.file_name) for im in gt.images[:2]))
+    from afss.teachers import build_teacher
+
+    with caplog.at_level(logging.WARNING, logger="afss.refine.refiner"):
+        refine_labels(build_teacher("photometric"), gt, labels=renamed, views="identity")
+    assert "3 of 3 images have no given label of the same file_name (e.g. 'images/000000.png')" in caplog.text

@@ -140,6 +140,11 @@ def refine_labels(
     views = parse_views(views)
     mask_fusion = config.resolved_mask_fusion(teacher)
     given = {im.file_name: im for im in labels.images} if labels is not None else {}
+    if labels is not None:  # an image without its given label is labelled afresh: say so, not silently
+        missing = [im.file_name for im in images.images[:limit] if im.file_name not in given]
+        if missing:
+            log.warning("%d of %d images have no given label of the same file_name (e.g. %r): the %s teacher "
+                        "labels them afresh", len(missing), len(images.images[:limit]), missing[0], teacher.name)
     inputs = input_identity(images, labels)
     check_limit(limit)
     if out is not None:
