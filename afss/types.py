@@ -25,6 +25,9 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+__all__ = ["ImageLabels", "Instance", "LabelSet", "Rle", "decode_mask", "encode_mask", "mask_box_xyxy", "rle_area",
+           "rle_box_xyxy"]
+
 Rle = dict[str, Any]
 """COCO run-length encoding: ``{"size": [H, W], "counts": str}``."""
 

@@ -145,6 +145,8 @@ def test_the_auto_bounds_are_shares_of_all_the_images_as_the_summary_counts_them
     # fewer labelled than the least share: every one is kept, and the summary says so
     _out, s = filter_labels(_scored(0.9, 0.8, empty=8), min_score="auto")
     assert s.kept == 2 and "(auto, keeping 30-50%: every labelled image, fewer than that)" in s.line()
+    _out, s = filter_labels(_scored(empty=3), min_score="auto")  # nothing labelled: no "score >= inf"
+    assert s.line() == "kept 0/3 images (0.0%) (auto: no labelled image to cut); dropped: no_detection 3"
     # an odd count: "at most half" rounds down (5 of 9 was 56 %)
     for n in (9, 11, 13):
         _out, s = filter_labels(_scored(*(k / n for k in range(1, n + 1))), min_score="auto")

@@ -515,8 +515,8 @@ class BreaksTheContract(SquareTeacher):
         return [[Instance.from_mask(np.ones((10, 10), bool), score=0.9)] for _ in images]
 
 
-@pytest.mark.parametrize("returns, why", [("arrays", "BreaksTheContract.label returned list for an image, expected "
-                                                     "a list of Instance"),
+@pytest.mark.parametrize("returns, why", [("arrays", ("BreaksTheContract.label returned list for an image, expected "
+                                                      "a list of Instance")),
                                           ("flat", "BreaksTheContract.label returned Instance for an image"),
                                           ("wrong size", "mask is (10, 10) (H, W)")])
 def test_a_teacher_that_breaks_the_contract_fails_its_images_in_one_line(tmp_path, returns, why):

@@ -389,3 +389,8 @@ report: false
     pool, val = read_coco(out / "data" / "pool.json"), read_coco(out / "data" / "val_gt.json")
     files = lambda labels: {os.path.realpath(labels.image_path(im)) for im in labels.images}
     assert len(files(pool)) == 5 and len(files(val)) == 3 and not files(pool) & files(val)
+
+
+def test_one_override_given_as_text_is_one_override():
+    """It was iterated character by character: "--set 's': expected SECTION.KEY=VALUE"."""
+    assert load_config("demo", overrides="student.epochs=1").student.epochs == 1

@@ -154,6 +154,8 @@ class FilterSummary:
             bound += ": every labelled image, fewer than that"  # the teacher found too little to choose from
         how = {"min_score": "", "auto": f" (auto{bound})", "keep_top": f" (keep top {100 * (self.keep_top or 0):g}%)"}
         cut = "" if self.mode == "min_score" else f" at {self.score_field} >= {self.min_score:.3g}{how[self.mode]}"
+        if self.mode != "min_score" and not math.isfinite(self.min_score):  # no labelled image to choose a cut from
+            cut = f" ({'auto' if self.mode == 'auto' else 'keep top'}: no labelled image to cut)"
         return f"kept {self.kept}/{self.images_in} images ({100 * self.kept_fraction:.1f}%){cut}; dropped: {drops}"
 
 

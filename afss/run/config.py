@@ -390,7 +390,7 @@ def _apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
-def load_config(path: str | os.PathLike | None, *, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+def load_config(path: str | os.PathLike | None, *, overrides: str | list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read a run config: defaults < the YAML file < ``overrides`` (``["student.epochs=5", ...]``, values
     read as YAML). ``path`` is a YAML file or the name of a ready config (``"demo"``, ``"spark2024"``:
     see `afss.run.ready`). Relative ``root`` paths are taken relative to the config file's folder, or to
@@ -402,6 +402,8 @@ def load_config(path: str | os.PathLike | None, *, overrides: list[str] | tuple[
     """
     import yaml
 
+    if isinstance(overrides, str):  # one override given as text: taken as one, not as its characters
+        overrides = [overrides]
     where = str(path) if path is not None else "config"
     data: Any = {}
     ready = None
