@@ -167,7 +167,9 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
     """Run the teacher-student rounds over ``pool`` (see the module docstring).
 
     Args:
-        teacher: round 1's labeller (any `Teacher`).
+        teacher: round 1's labeller (any `Teacher`). One that also has a ``release()`` method (``afss
+            run``'s, built on first use) is released once round 1's labels are refined: it is not asked
+            again, and a vision-language teacher would hold gigabytes of GPU memory through the training.
         pool: the unlabeled images (their instances, if any, are ignored).
         out: the distillation folder.
         config: `DistillConfig`.
@@ -234,6 +236,8 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
                                                  labels=given, config=cut, out=folder / "refined.json",
                                                  progress=advance)
             say(f"round {k}: refined, {summary.filter.line()}")
+        if k == 1 and callable(getattr(teacher, "release", None)):
+            teacher.release()
         kept = sum(1 for im in refined.images if im.instances)
         if kept == 0 and k > 1:  # nothing left to learn from: the previous student is the result
             say(f"round {k}: the student's refined labels keep no image; stopping with round {k - 1}'s student")

@@ -1144,3 +1144,40 @@ def test_a_run_cuts_with_the_bound_its_config_gives(tmp_path, monkeypatch, refin
     with pytest.raises(_Seen) as seen:
         run_pipeline(run, tmp_path / "run", progress=False)
     assert got["refine"] == val_bound and seen.value.args[0].auto_keep == pool_bound
+
+
+def test_a_releasable_teacher_is_released_after_round_one_before_any_training(tmp_path, monkeypatch):
+    """afss run kept a vision-language teacher (1.6-3.4 GB of GPU memory) loaded through every training."""
+    from types import SimpleNamespace
+
+    import afss.student.train
+    from afss.distill import DistillConfig, distill
+    from afss.student.train import TrainConfig
+    from afss.synth import render_dataset
+    from afss.teachers import build_teacher
+
+    pool = render_dataset(tmp_path / "pool", n=4, size=64, domain="clean", seed=13, workers=1)
+    events = []
+
+    class Releasable:  # what afss run's lazy teacher is: a teacher, and release()
+        def __init__(self):
+            self._teacher = build_teacher("photometric")
+
+        def __getattr__(self, name):
+            events.append("used") if name == "label" else None
+            return getattr(self._teacher, name)
+
+        def release(self):
+            events.append("released")
+
+    def fake_train(labels, out, config=None, **options):
+        events.append("trained")
+        weights = Path(out) / "weights" / "best.pt"
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        weights.write_bytes(b"not a model")
+        return SimpleNamespace(weights=weights, recipe="box", agreement=None, epochs=1, mask_swap=None)
+
+    monkeypatch.setattr(afss.student.train, "train_student", fake_train)
+    distill(Releasable(), pool, tmp_path / "d", config=DistillConfig(rounds=1), train=TrainConfig(imgsz=64))
+    released = events.index("released")
+    assert "used" in events[:released] and released < events.index("trained") and "used" not in events[released:]

@@ -344,6 +344,12 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
             record.data["models"]["teacher"] = teacher_provenance(teacher_cache[0])
         return teacher_cache[0]
 
+    def release_teacher() -> None:  # no stage after distillation's round 1 asks the teacher again
+        from afss.engines.base import release_accelerator_memory
+
+        teacher_cache.clear()
+        release_accelerator_memory()
+
     from afss.label import label_images
     from afss.refine import RefineConfig, refine_labels
     from afss.refine.filtering import bound_for
@@ -382,7 +388,8 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
     distill_dir = out / "distill"
     if not (record.done("distill") and (distill_dir / "student.pt").is_file()):
         with stage("distill"):
-            distill(_LazyTeacher(teacher), pool, distill_dir, config=dconfig, train=train, progress=say, bar=bar)
+            distill(_LazyTeacher(teacher, release_teacher), pool, distill_dir, config=dconfig, train=train,
+                    progress=say, bar=bar)
     rounds = json.loads((distill_dir / "distill.json").read_text())["rounds"]
     record.data["models"]["student"] = str(distill_dir / "student.pt")
     record.data["order"] = (stage_order(len(rounds), False, start_weights is not None)
@@ -462,10 +469,11 @@ def pool_sample(pool: LabelSet, n: int) -> LabelSet:
 
 
 class _LazyTeacher:
-    """A teacher built on first use: a resumed distillation whose round 1 is finished needs none."""
+    """A teacher built on first use: a resumed distillation whose round 1 is finished needs none.
+    ``release()`` (`afss.distill.distill` calls it after round 1) drops it and its GPU memory."""
 
-    def __init__(self, build: Callable[[], Any]) -> None:
-        self._build = build
+    def __init__(self, build: Callable[[], Any], release: Callable[[], None]) -> None:
+        self._build, self.release = build, release
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._build(), name)
