@@ -277,8 +277,6 @@ class LabelSet:
 
     def image_path(self, image: ImageLabels) -> str:
         """Where the image file is on disk."""
-        import os
-
         name = image.file_name
         path = name if self.image_root is None or os.path.isabs(name) else os.path.join(self.image_root, name)
         if "\\" in name and os.sep == "/" and not os.path.exists(path):

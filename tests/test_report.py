@@ -347,7 +347,7 @@ def test_the_rounds_table_shows_each_rounds_label_free_quality_and_the_chosen_on
 
 def test_a_resumed_trainings_repeated_epoch_is_one_point_of_its_curve(tmp_path):
     """Ultralytics writes the epoch a training resumed from again: the curve went back and forth."""
-    from afss.report.run_folder import read_results_columns
+    from afss.student.train import read_results_columns, read_results_csv
 
     csv = tmp_path / "results.csv"
     csv.write_text("  epoch, metrics/mAP50-95(M), lr/pg0\n1, 0.10, 0.01\n2, 0.20, 0.01\n2, 0.25, x\n3, 0.30, 0.01\n")
@@ -356,3 +356,4 @@ def test_a_resumed_trainings_repeated_epoch_is_one_point_of_its_curve(tmp_path):
     assert cols["metrics/mAP50-95(M)"] == [0.10, 0.25, 0.30]  # the later row of epoch 2
     assert cols["lr/pg0"][0] == 0.01 and cols["lr/pg0"][1] != cols["lr/pg0"][1]  # a cell that is no number: NaN
     assert read_results_columns(tmp_path / "absent.csv") == {}
+    assert read_results_csv(csv)["metrics/mAP50-95(M)"] == 0.30  # what train.json records: the last epoch

@@ -38,8 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output COCO JSON")
     p.add_argument("--teacher", default=DEFAULT_TEACHER, choices=sorted(TEACHERS),
                    help=f"which teacher (default {DEFAULT_TEACHER}; 'photometric' needs no weights)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per teacher call and per journal flush (default 8); a model teacher splits them into forward "
-                        "passes of its own batch_size (-o batch_size=N, default 4)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per teacher call and per journal flush (default 8); a model teacher "
+                        "splits them into forward passes of its own batch_size (-o batch_size=N, default 4)")
     add_top1_arguments(p, all_help="keep every instance the teacher returns")
     add_teacher_arguments(p)
     add_run_arguments(p)

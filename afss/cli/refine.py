@@ -78,8 +78,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a label's score: the segmenter's quality (mask, default), the fused detector score "
                         "(box) or their geometric mean")
     add_teacher_arguments(p)
-    p.add_argument("--batch-size", type=int, default=None, help="images per teacher call and per journal flush (default 4); a model teacher splits their views into "
-                        "forward passes of its own batch_size (-o batch_size=N, default 4)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per teacher call and per journal flush (default 4); a model teacher "
+                        "splits their views into forward passes of its own batch_size (-o batch_size=N, default 4)")
     add_run_arguments(p)
     add_engine_arguments(p)
     add_path_policy_argument(p)

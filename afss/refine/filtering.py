@@ -50,8 +50,8 @@ teacher failed on it (the earlier ``error`` is kept)."""
 AUTO_KEEP = (0.3, 0.5)
 """Share of the images (labelled or not, as the summary counts the kept share) the ``"auto"`` cut
 keeps, at least and at most, where the labels are kept for their own sake (``afss refine``): a cut
-keeps a useful share (>= 30 %), and at most half. The upper bound was chosen leave-one-source-out from 50, 60, 70 and 80 %: 50 % for every held-out
-source, and the cut then gained >= 10 AP on 13 of 20 sources, all where any cut of the confidence
+keeps a useful share (>= 30 %), and at most half. The upper bound was chosen leave-one-source-out
+from 50, 60, 70 and 80 %: 50 % for every held-out source, and the cut then gained >= 10 AP on 13 of 20 sources, all where any cut of the confidence
 can (80 %: 10; docs/label.md); 12 since the bounds count all the images and the most rounds down
 (``soho`` 0.1 AP short). ``RefineConfig.auto_keep`` / ``--auto-keep`` sets another."""
 
@@ -150,7 +150,7 @@ class FilterSummary:
         bound = "" if self.auto_keep is None else \
             f", keeping {100 * self.auto_keep[0]:g}-{100 * self.auto_keep[1]:g}%"
         if self.auto_keep is not None and not self.dropped.get("low_score") and \
-                self.kept < math.ceil(self.auto_keep[0] * self.images_in - 1e-9):
+                self.kept < _least_kept(self.auto_keep[0], self.images_in):
             bound += ": every labelled image, fewer than that"  # the teacher found too little to choose from
         how = {"min_score": "", "auto": f" (auto{bound})", "keep_top": f" (keep top {100 * (self.keep_top or 0):g}%)"}
         cut = "" if self.mode == "min_score" else f" at {self.score_field} >= {self.min_score:.3g}{how[self.mode]}"
@@ -209,8 +209,8 @@ def cut_score(scores: Sequence[float], *, images: int | None = None, keep_top: f
     # the bounds are shares of all the images, like keep_top's and the kept share the summary prints:
     # where few images are labelled, "keep at least 30 %" keeps every labelled one
     n = len(s) if images is None else max(images, len(s))
-    lo = min(len(s), max(1, math.ceil(auto_keep[0] * n - 1e-9)))  # at least the least share, rounded up;
-    hi = min(len(s), max(lo, math.floor(auto_keep[1] * n + 1e-9)))  # at most the most, rounded down
+    lo = min(len(s), _least_kept(auto_keep[0], n))
+    hi = min(len(s), max(lo, math.floor(auto_keep[1] * n + 1e-9)))  # at most the most share, rounded down
     if lo >= len(s):
         return float(s[-1])
     allowed = np.where((k >= lo) & (k <= hi), between, -1.0)
@@ -219,6 +219,11 @@ def cut_score(scores: Sequence[float], *, images: int | None = None, keep_top: f
     # allowed, ties at the cut included
     kept = k[best] if allowed[best] >= 0 else min(hi, len(s))
     return float(s[kept - 1])
+
+
+def _least_kept(share: float, images: int) -> int:
+    """The fewest images an ``auto`` cut keeps out of ``images``: the least share, rounded up."""
+    return max(1, math.ceil(share * images - 1e-9))
 
 
 def filter_labels(

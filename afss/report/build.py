@@ -27,8 +27,8 @@ from afss.report.run_folder import (
     RunFolder,
     Stage,
     dumps,
-    read_results_columns,
 )
+from afss.student.train import read_results_columns
 from afss.types import LabelSet
 
 __all__ = ["MAX_CARDS", "build_report"]

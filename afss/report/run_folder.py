@@ -30,7 +30,7 @@ from afss.errors import AfssError
 from afss.io.coco import read_coco, read_json_file
 from afss.types import LabelSet
 
-__all__ = ["FILTERED_POOL_FILE", "POOL_SAMPLE_FILE", "STAGE_FILES", "TEACHER_POOL_FILE", "RunFolder", "Stage", "dumps", "read_results_columns", "stage_file"]
+__all__ = ["FILTERED_POOL_FILE", "POOL_SAMPLE_FILE", "STAGE_FILES", "TEACHER_POOL_FILE", "RunFolder", "Stage", "dumps", "stage_file"]
 
 STAGE_FILES = {"teacher": "teacher/val_labels.json", "refined": "teacher/val_refined.json",
                "student-start": "students/start.json", "upper-bound": "upper_bound/val.json"}
@@ -230,27 +230,3 @@ def _stage(root: Path, name: str) -> Stage | None:
 def dumps(value: Any, *, indent: int | None = 2) -> str:
     """JSON for the page (paths and numpy values as text)."""
     return json.dumps(value, indent=indent, default=str, ensure_ascii=False)
-
-
-def read_results_columns(path: Path) -> dict[str, list[float]]:
-    """Every column of an Ultralytics ``results.csv`` (names stripped, one value per epoch; NaN where a
-    cell is not a number), or ``{}`` when the file is unreadable or has no row. An epoch written twice
-    (a resumed training writes the epoch it resumed from again) keeps its last row."""
-    try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError):
-        return {}
-    if len(lines) < 2:
-        return {}
-    keys = [k.strip() for k in lines[0].split(",")]
-    rows = [dict(zip(keys, map(_number, line.split(",")))) for line in lines[1:]]
-    if "epoch" in keys:
-        rows = list({row.get("epoch"): row for row in rows}.values())  # later rows replace earlier ones
-    return {k: [row.get(k, float("nan")) for row in rows] for k in keys}
-
-
-def _number(cell: str) -> float:
-    try:
-        return float(cell)
-    except ValueError:
-        return float("nan")

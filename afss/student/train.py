@@ -512,18 +512,30 @@ def _other_training(kind: str, old: dict[str, Any] | None, identity: dict[str, A
     return f"{kind} on the same labels with other settings ({'; '.join(changed)})"
 
 
-def read_results_csv(path: Path) -> dict[str, float]:
-    """The last row of Ultralytics' ``results.csv`` (column names stripped), or ``{}``."""
-    if not path.is_file():
+def read_results_columns(path: Path) -> dict[str, list[float]]:
+    """Every column of an Ultralytics ``results.csv`` (names stripped, one value per epoch; NaN where a
+    cell is not a number), or ``{}`` when the file is unreadable or has no row. An epoch written twice
+    (a resumed training writes the epoch it resumed from again) keeps its last row."""
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError):
         return {}
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
     if len(lines) < 2:
         return {}
     keys = [k.strip() for k in lines[0].split(",")]
-    values = []
-    for v in lines[-1].split(","):
-        try:
-            values.append(float(v))
-        except ValueError:
-            values.append(float("nan"))
-    return dict(zip(keys, values))
+    rows = [dict(zip(keys, map(_number, line.split(",")))) for line in lines[1:]]
+    if "epoch" in keys:
+        rows = list({row.get("epoch"): row for row in rows}.values())  # later rows replace earlier ones
+    return {k: [row.get(k, float("nan")) for row in rows] for k in keys}
+
+
+def _number(cell: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        return float("nan")
+
+
+def read_results_csv(path: Path) -> dict[str, float]:
+    """The last row of Ultralytics' ``results.csv`` (column names stripped), or ``{}``."""
+    return {k: v[-1] for k, v in read_results_columns(path).items()}
