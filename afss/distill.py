@@ -201,6 +201,8 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
     pool = pool.replace(images=tuple(im.replace(instances=(), error=None) for im in pool.images))
     _check_same_pool(out, input_identity(pool), {"config": asdict(config), "train": asdict(train)})
     before = _chosen_round(out)  # until this run chooses, the record keeps saying which round student.pt is
+    # a resumed round's time is what it took before as well as the reading back now
+    spent = {r.get("round"): float(r.get("seconds") or 0.0) for r in _recorded_rounds(out)}
     say = progress or (lambda line: log.info("%s", line))
     bar = bar or (lambda title, total: nullcontext(lambda n: None))
     results: list[RoundResult] = []
@@ -283,7 +285,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
             quality = _judged(folder, best, pool, train, judge=config.rescore or "photometric")
             say(f"round {k}: label-free quality {quality:.4f} (the teacher's mean confidence in its top-1 boxes)")
         results.append(RoundResult(round=k, kept=kept, images=len(pool), weights=best, recipe=round_recipe,
-                                   agreement=agreement, metrics=metrics, seconds=time.perf_counter() - t0,
+                                   agreement=agreement, metrics=metrics, seconds=spent.get(k, 0.0) + time.perf_counter() - t0,
                                    quality=quality, chosen=k == before))
         weights, previous = best, refined
         _write_record(out, config, train, results)
@@ -459,13 +461,18 @@ def _drop_stale_journal(out: Path, rescore: str | None) -> None:
         journal.unlink(missing_ok=True)
 
 
-def _chosen_round(out: Path) -> int | None:
-    """The round ``out/distill.json`` names as ``student.pt`` (the last recorded one for an older
-    record that names none); ``None`` before any round."""
+def _recorded_rounds(out: Path) -> list[dict]:
+    """The rounds ``out/distill.json`` records (finished by earlier invocations); [] before any."""
     record = out / "distill.json"
     data = read_json_file(record) if record.is_file() else None
     rounds = data.get("rounds") if isinstance(data, dict) and isinstance(data.get("rounds"), list) else []
-    rounds = [r for r in rounds if isinstance(r, dict)]
+    return [r for r in rounds if isinstance(r, dict)]
+
+
+def _chosen_round(out: Path) -> int | None:
+    """The round ``out/distill.json`` names as ``student.pt`` (the last recorded one for an older
+    record that names none); ``None`` before any round."""
+    rounds = _recorded_rounds(out)
     chosen = [r.get("round") for r in rounds if r.get("chosen")]
     return chosen[0] if chosen else (rounds[-1].get("round") if rounds else None)
 

@@ -412,6 +412,11 @@ def test_distill_rounds_resume_after_a_crash_and_never_train_on_ground_truth(tmp
     assert (tmp_path / "d" / "student.pt").is_file()
     record = json.loads((tmp_path / "d" / "distill.json").read_text())
     assert [r["round"] for r in record["rounds"]] == [r.round for r in rounds]
+    # a round finished before keeps its time when a rerun reads it back (not only the reading's seconds)
+    record["rounds"][0]["seconds"] = 1000.0
+    (tmp_path / "d" / "distill.json").write_text(json.dumps(record))
+    again = distill(teacher, gt, tmp_path / "d", config=config, train=train, gt=gt)
+    assert calls["label"] == labelled and 1000.0 <= again[0].seconds < 1000.0 + 120
     other = render_dataset(tmp_path / "other", n=3, size=64, domain="clean", seed=12, workers=1)
     with pytest.raises(AfssError, match="holds a distillation of another pool"):
         distill(teacher, other, tmp_path / "d", config=config, train=train)
