@@ -28,11 +28,44 @@ def test_jpeg_gray_and_pgm(tmp_path):
     assert np.abs(load_image(tmp_path / "g.jpg").rgb[..., 0].astype(int) - gray).max() <= 3
 
 
-def test_rgba_drops_alpha(tmp_path):
-    Image.fromarray(np.dstack([RGB, np.full((5, 7), 7, np.uint8)]), "RGBA").save(tmp_path / "a.png")
+def test_rgba_is_composited_over_black(tmp_path):
+    """A transparent background is empty sky whatever colour its hidden pixels hold (a cut-out on white
+    read as a white scene, and the photometric teacher labelled the sky)."""
+    alpha = np.full((5, 7), 255, np.uint8)
+    alpha[:, :3] = 0  # transparent, hiding white
+    alpha[:, 3] = 128
+    colour = RGB.copy()
+    colour[:, :3] = 255
+    Image.fromarray(np.dstack([colour, alpha]), "RGBA").save(tmp_path / "a.png")
     img = load_image(tmp_path / "a.png")
     assert img.channels == 4
-    np.testing.assert_array_equal(img.rgb, RGB)
+    np.testing.assert_array_equal(img.rgb[:, 4:], RGB[:, 4:])  # opaque: as stored
+    assert img.rgb[:, :3].max() == 0  # transparent: black
+    assert img.rgb[0, 3].tolist() == [100, 50, 5]  # half: half
+    Image.fromarray(np.dstack([RGB[..., 0], alpha]), "LA").save(tmp_path / "la.png")  # gray + alpha
+    gray = load_image(tmp_path / "la.png").rgb
+    assert gray[0, 0].tolist() == [0, 0, 0] and gray[0, 4].tolist() == [200, 200, 200]
+
+
+def test_16bit_rgba_scales_its_colours_without_the_alpha(tmp_path):
+    img = np.zeros((4, 4, 4), np.uint16)
+    img[..., 3] = 65535  # opaque at 16-bit full scale
+    img[..., :3] = 4095  # a 12-bit camera's white
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    assert load_image(tmp_path / "a.png").rgb.min() == 255  # not 16 levels, as the alpha's 65535 would make it
+
+
+def test_a_hot_pixel_or_inf_does_not_darken_the_frame():
+    frame = np.zeros((64, 64), np.uint16)
+    frame[20:40, 20:40] = 600  # a 10-bit-range target
+    frame[0, 0] = 4095  # one cosmic-ray hit
+    out = to_uint8(frame)
+    assert out[30, 30] == 150 and out[0, 0] == 255  # scaled by 1023, the hit saturates
+    floats = np.zeros((64, 64), np.float32)
+    floats[20:40, 20:40] = 0.5
+    floats[0, 0], floats[0, 1], floats[0, 2] = np.inf, np.nan, 1e6
+    out = to_uint8(floats)
+    assert out[30, 30] == 128 and out[0, 0] == 255 and out[0, 1] == 0 and out[0, 2] == 255
 
 
 def test_16bit_full_range_and_12bit_in_16(tmp_path):
@@ -59,6 +92,21 @@ def test_exif_orientation_is_ignored(tmp_path):
     assert img.size_hw == (8, 4) and img.rgb[0, 0, 0] > 200
 
 
+def test_a_size_turned_by_exif_orientation_is_named(tmp_path):
+    """Ground truth drawn where the picture is shown turned (CVAT, browsers) does not fit the stored pixels."""
+    from afss.io.images import exif_orientation, turned_note
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "r.jpg", exif=exif)
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "plain.jpg")
+    assert exif_orientation(tmp_path / "r.jpg") == 6 and exif_orientation(tmp_path / "plain.jpg") == 1
+    assert "EXIF orientation 6 turns it for display" in turned_note(tmp_path / "r.jpg", (60, 40), (40, 60))
+    assert turned_note(tmp_path / "r.jpg", (50, 40), (40, 60)) == ""  # another size altogether
+    assert turned_note(tmp_path / "plain.jpg", (60, 40), (40, 60)) == ""
+    assert exif_orientation(tmp_path / "missing.jpg") == 1
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -76,12 +124,19 @@ def test_bad_images_raise_one_line_naming_the_file(tmp_path, make, message):
     assert str(path) in str(err.value)
 
 
-def test_truncated_png_is_an_error_not_garbage(tmp_path):
-    cv2.imwrite(str(tmp_path / "ok.png"), np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
-    data = (tmp_path / "ok.png").read_bytes()
-    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ImageReadError, match="cut.png"):
-        load_image(tmp_path / "cut.png")
+@pytest.mark.parametrize("ext, message", [(".png", "truncated PNG"), (".tif", "cannot decode image")])
+def test_truncated_png_or_tiff_is_one_error_and_nothing_on_stderr(tmp_path, capfd, ext, message):
+    """libpng and libtiff print their own lines on stderr, through any progress bar, before afss's one line."""
+    cv2.imwrite(str(tmp_path / f"ok{ext}"), np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    data = (tmp_path / f"ok{ext}").read_bytes()
+    (tmp_path / f"cut{ext}").write_bytes(data[: len(data) // 2])
+    capfd.readouterr()
+    with pytest.raises(ImageReadError, match=f"cut{ext}: {message}"):
+        load_image(tmp_path / f"cut{ext}")
+    assert capfd.readouterr().err == ""
+    (tmp_path / "after.png").write_bytes(data + b"trailing bytes" if ext == ".png" else b"")
+    if ext == ".png":  # bytes after the end chunk are not a cut
+        assert load_image(tmp_path / "after.png").size_hw == (64, 64)
 
 
 def test_truncated_jpeg_is_an_error(tmp_path):
@@ -89,6 +144,21 @@ def test_truncated_jpeg_is_an_error(tmp_path):
     data = (tmp_path / "ok.jpg").read_bytes()
     assert load_image(tmp_path / "ok.jpg").size_hw == (64, 64)
     (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(ImageReadError, match="cut.jpg: truncated JPEG"):
+        load_image(tmp_path / "cut.jpg")
+
+
+def test_jpeg_with_data_after_its_end_is_read_and_a_thumbnails_end_does_not_hide_a_cut(tmp_path):
+    cv2.imwrite(str(tmp_path / "ok.jpg"), np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    data = (tmp_path / "ok.jpg").read_bytes()
+    (tmp_path / "trailer.jpg").write_bytes(data + bytes(4096))  # a camera's trailer after the end marker
+    np.testing.assert_array_equal(load_image(tmp_path / "trailer.jpg").rgb, load_image(tmp_path / "ok.jpg").rgb)
+    app1 = b"Exif\x00\x00" + b"\xff\xd8 thumbnail \xff\xd9" * 4  # an embedded picture's own end marker
+    segment = b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1
+    with_thumbnail = data[:2] + segment + data[2:]
+    (tmp_path / "thumb.jpg").write_bytes(with_thumbnail)
+    assert load_image(tmp_path / "thumb.jpg").size_hw == (64, 64)
+    (tmp_path / "cut.jpg").write_bytes(with_thumbnail[: len(with_thumbnail) * 2 // 3])
     with pytest.raises(ImageReadError, match="cut.jpg: truncated JPEG"):
         load_image(tmp_path / "cut.jpg")
 

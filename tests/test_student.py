@@ -113,13 +113,16 @@ def test_ultralytics_trains_on_the_pixels_afss_labelled_whatever_the_file(tmp_pa
     cv2.imwrite(str(root / "deep_rgb.png"), (rgb.astype(np.uint16) * 16))  # PIL calls this mode RGB
     cv2.imwrite(str(root / "plain.pgm"), rgb[..., 1])
     save_image(root / "ordinary.png", rgb)
+    alpha = np.where(rgb[..., :1] > 0, 255, 0).astype(np.uint8)
+    Image.fromarray(np.dstack([np.where(alpha > 0, rgb, 255), alpha]), "RGBA").save(root / "cutout.png")  # on white
     mask = np.zeros((40, 60), bool)
     mask[5:15, 10:50] = True
-    names = ("turned.jpg", "deep.png", "deep_rgb.png", "plain.pgm", "ordinary.png")
+    names = ("turned.jpg", "deep.png", "deep_rgb.png", "plain.pgm", "cutout.png", "ordinary.png")
     labels = LabelSet(images=tuple(ImageLabels(n, 40, 60, instances=(Instance.from_mask(mask, score=0.9),))
                                    for n in names), image_root=str(root))
     ds = export_yolo(labels, tmp_path / "yolo", val_fraction=0.0)
-    assert (ds.train, ds.converted) == (5, 4)
+    assert (ds.train, ds.converted) == (6, 5)
+    assert load_image(root / "cutout.png").rgb[0, 0].tolist() == [0, 0, 0]  # the transparent white is black sky
     manifest = json.loads((tmp_path / "yolo" / "manifest.json").read_text())["images"]
     for entry in manifest:
         [path] = (tmp_path / "yolo" / "images" / "train").glob(f"{entry['entry']}.*")

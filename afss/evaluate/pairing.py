@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from afss.errors import AfssError, unknown_choice
+from afss.io.images import turned_note
 from afss.types import ImageLabels, Instance, LabelSet
 
 __all__ = ["Pairs", "normalise_name", "pair_images"]
@@ -101,6 +102,7 @@ def pair_images(
             raise AfssError(
                 f"{pred_name}: image {im.file_name!r} is {im.height}x{im.width} (HxW), "
                 f"the ground truth says {g.height}x{g.width}"
+                f"{turned_note(pred.image_path(im), (g.height, g.width), (im.height, im.width))}"
             )
         found[k] = im
     if stray and not found:

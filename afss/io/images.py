@@ -7,10 +7,13 @@ Rules, the same for every reader and stage:
   decoded, so non-ASCII paths work.
 * EXIF orientation is **ignored**: pixels are used as stored, so masks drawn on the stored pixels
   (every dataset here) line up, and sizes match the COCO ``width``/``height`` of the stored file.
-* Gray -> three equal channels; RGBA -> alpha dropped; OpenCV's BGR -> RGB.
-* 16-bit (and float) images are scaled to 8 bits by the smallest container that holds their maximum
-  (10-, 12-, 14- or 16-bit full scale; floats by 1.0 or their max), so a 12-bit sensor image stored
-  in 16 bits is not crushed into the bottom 16 grey levels.
+* Gray -> three equal channels; OpenCV's BGR -> RGB; RGBA (and gray + alpha) -> composited over
+  black: a transparent background is empty sky, whatever colour its hidden pixels hold.
+* 16-bit (and float) images are scaled to 8 bits by the smallest container that holds their peak
+  (10-, 12-, 14- or 16-bit full scale; floats by 1.0 or their peak), so a 12-bit sensor image stored
+  in 16 bits is not crushed into the bottom 16 grey levels. The peak leaves out the `HOT_PIXELS`
+  brightest pixels (a hot pixel or a cosmic-ray hit would otherwise darken the whole frame; those
+  pixels saturate) and NaN/inf values (NaN and -inf read as 0, +inf as full scale).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import numpy as np
 
 from afss.errors import AfssError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".pgm", ".ppm", ".pnm", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".pbm", ".pgm", ".ppm", ".pnm",
+                    ".webp")
+HOT_PIXELS = 16  # the brightest pixels a deep image's scale ignores (`to_uint8`)
 
 
 class ImageReadError(AfssError):
@@ -74,26 +79,93 @@ def read_raw(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(f"{path}: cannot read ({e.strerror or e})") from e
     if data.size == 0:
         raise ImageReadError(f"{path}: empty file")
-    if data[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in data[-64:].tobytes():
+    if data[:2].tobytes() == b"\xff\xd8" and not _jpeg_complete(data.tobytes()):
         # libjpeg decodes a cut-off JPEG with a grey bottom and only a warning: refuse it instead.
         raise ImageReadError(f"{path}: truncated JPEG (no end-of-image marker, {data.size} bytes)")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # UNCHANGED also ignores EXIF orientation
+    if data[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and not _png_complete(data.tobytes()):
+        # checked here, before libpng prints its own complaint on stderr through any progress bar
+        raise ImageReadError(f"{path}: truncated PNG (no end chunk, {data.size} bytes)")
+    quiet = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # libtiff's lines: the error says it
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # UNCHANGED also ignores EXIF orientation
+    except cv2.error as e:  # e.g. a TIFF of 5 channels
+        reason = str(e).strip().splitlines()[-1].lstrip("> ").strip()
+        raise ImageReadError(f"{path}: cannot decode image ({reason}, {data.size} bytes)") from None
+    finally:
+        cv2.utils.logging.setLogLevel(quiet)
     if img is None or img.size == 0:
         raise ImageReadError(f"{path}: cannot decode image (corrupt or unsupported format, {data.size} bytes)")
     return img
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    """Whether a JPEG's bytes hold an end-of-image marker after its first scan begins. The marker
+    segments before the scan are skipped by their lengths, so an EXIF thumbnail's own end marker
+    does not count, and data a camera appends after the end (a trailer, padding) does not hide it."""
+    k, n = 2, len(data)
+    while k + 4 <= n:
+        if data[k] != 0xFF:
+            return True  # not the layout expected: the decoder judges the file
+        marker = data[k + 1]
+        if marker == 0xFF:  # fill byte
+            k += 1
+        elif marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            k += 2
+        elif marker == 0xD9:
+            return True  # ends before any scan: the decoder says what is wrong
+        else:
+            length = int.from_bytes(data[k + 2:k + 4], "big")
+            if marker == 0xDA:  # start of scan: entropy-coded data stuffs 0xFF, so 0xFFD9 is the end
+                return data.find(b"\xff\xd9", k + 2 + length) != -1
+            k += 2 + length
+    return False  # cut off among the headers
+
+
+def _png_complete(data: bytes) -> bool:
+    """Whether a PNG's chunks, followed by their lengths, reach the end chunk (IEND)."""
+    k, n = 8, len(data)
+    while k + 8 <= n:
+        length, kind = int.from_bytes(data[k:k + 4], "big"), data[k + 4:k + 8]
+        if kind == b"IEND":
+            return True
+        k += 12 + length  # length, type, data, CRC
+    return False
+
+
+def _peak(img: np.ndarray) -> float:
+    """The largest finite value once the `HOT_PIXELS` brightest are left out (0 for an empty image)."""
+    values = img[np.isfinite(img)] if np.issubdtype(img.dtype, np.floating) else img.reshape(-1)
+    if values.size == 0:
+        return 0.0
+    if values.size <= HOT_PIXELS:
+        return float(values.max())
+    return float(np.partition(values, values.size - 1 - HOT_PIXELS)[values.size - 1 - HOT_PIXELS])
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
     """Scale any integer or float image to uint8 (see the module docstring for the rule)."""
     if img.dtype == np.uint8:
         return img
+    peak = _peak(img)
     if np.issubdtype(img.dtype, np.floating):
-        peak = float(np.nanmax(img)) if img.size else 1.0
         scale = max(1.0, peak)
-        return np.clip(np.nan_to_num(img) / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    peak = int(img.max()) if img.size else 0
+        finite = np.nan_to_num(img.astype(np.float32), nan=0.0, posinf=scale, neginf=0.0)
+        return np.clip(finite / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)
     full = next((2**b - 1 for b in (8, 10, 12, 14, 16) if peak <= 2**b - 1), int(np.iinfo(img.dtype).max))
     return np.clip(img.astype(np.float32) * (255.0 / full) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _alpha_uint8(alpha: np.ndarray) -> np.ndarray:
+    """An alpha channel as uint8, 255 opaque: integers by their type's full scale, floats by 1.0."""
+    if np.issubdtype(alpha.dtype, np.floating):
+        return np.clip(np.nan_to_num(alpha, nan=1.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(alpha.astype(np.float32) * (255.0 / np.iinfo(alpha.dtype).max) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _over_black(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``colour`` (uint8, any channels) composited over black by ``alpha`` (uint8)."""
+    a = alpha.astype(np.uint16)[..., None] if colour.ndim == 3 else alpha.astype(np.uint16)
+    return ((colour.astype(np.uint16) * a + 127) // 255).astype(np.uint8)
 
 
 def load_image(path: str | os.PathLike) -> LoadedImage:
@@ -110,17 +182,13 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     raw = read_raw(path)
     channels = 1 if raw.ndim == 2 else raw.shape[2]
     bit_depth = 32 if np.issubdtype(raw.dtype, np.floating) else raw.dtype.itemsize * 8
-    img = to_uint8(raw)
-    if channels == 1:
-        rgb = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    elif channels == 3:
-        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    elif channels == 4:
-        rgb = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    elif channels == 2:  # gray + alpha
-        rgb = cv2.cvtColor(np.ascontiguousarray(img[..., 0]), cv2.COLOR_GRAY2RGB)
-    else:
+    if channels not in (1, 2, 3, 4):
         raise ImageReadError(f"{path}: {channels} channels, expected 1 (gray), 3 (RGB) or 4 (RGBA)")
+    colour = raw if channels in (1, 3) else raw[..., 0] if channels == 2 else raw[..., :3]
+    img = to_uint8(np.ascontiguousarray(colour))  # the alpha channel takes no part in the colours' scale
+    if channels in (2, 4):
+        img = _over_black(img, _alpha_uint8(raw[..., -1]))
+    rgb = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB if img.ndim == 2 else cv2.COLOR_BGR2RGB)
     return LoadedImage(rgb=np.ascontiguousarray(rgb), path=str(path), channels=channels, bit_depth=bit_depth)
 
 
@@ -153,6 +221,35 @@ def is_lossy(path: str | os.PathLike) -> bool:
     """Whether a mask file's format may store its values lossily (`LOSSY_EXTENSIONS`), so
     `mask_foreground` takes none of its small values as a label."""
     return Path(path).suffix.lower() in LOSSY_EXTENSIONS
+
+
+EXIF_ORIENTATION = 0x0112
+
+
+def exif_orientation(path: str | os.PathLike) -> int:
+    """The file's EXIF orientation tag (1: as stored; 1 also where there is none or the header is unreadable),
+    from the header only."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.format == "PNG":  # a PNG's eXIf chunk, as read at open (getexif would decode the picture)
+                exif = Image.Exif()
+                if im.info.get("exif"):
+                    exif.load(im.info["exif"])
+                return int(exif.get(EXIF_ORIENTATION, 1))
+            return int(im.getexif().get(EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - no orientation to speak of
+        return 1
+
+
+def turned_note(path: str | os.PathLike, expected_hw: tuple[int, int], stored_hw: tuple[int, int]) -> str:
+    """Where ``expected_hw`` is ``stored_hw`` turned and the file says to turn it for display (EXIF
+    orientation 5-8), a note saying afss uses the stored pixels; else ''."""
+    if tuple(expected_hw) != tuple(stored_hw)[::-1] or exif_orientation(path) not in (5, 6, 7, 8):
+        return ""
+    return (f"; its EXIF orientation {exif_orientation(path)} turns it for display, and afss uses the pixels "
+            "as stored: the ground truth was drawn on the turned picture")
 
 
 def image_size_hw(path: str | os.PathLike) -> tuple[int, int]:

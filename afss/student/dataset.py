@@ -39,7 +39,7 @@ import numpy as np
 
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic, write_text_atomic
-from afss.io.images import load_image, save_image
+from afss.io.images import exif_orientation, load_image, save_image
 from afss.types import ImageLabels, Instance, LabelSet
 
 __all__ = ["YoloDataset", "check_trainable", "export_yolo", "mask_polygon"]
@@ -118,10 +118,10 @@ def _link(src: Path, dst: Path) -> None:
 # orientation, shifts a 16-bit image down by 8 bits (a 12-bit camera frame comes out nearly black) and
 # skips extensions it does not know (.pgm, .ppm, .pnm). afss labels the stored pixels, scaled by their
 # container (`afss.io.images`), and `afss predict` feeds the student the same. So only files Ultralytics
-# reads into those very pixels are linked; any other is written as an 8-bit PNG of what afss saw.
+# reads into those very pixels are linked; any other is written as an 8-bit PNG of what afss saw. That
+# includes any picture with transparency: afss composites it over black, Ultralytics drops the alpha.
 _READ_ALIKE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
-_READ_ALIKE_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")  # PIL's modes of 8-bit-or-less files
-_EXIF_ORIENTATION = 0x0112
+_READ_ALIKE_MODES = ("1", "L", "P", "RGB")  # PIL's modes of 8-bit-or-less files without an alpha channel
 
 
 def read_alike(path: Path) -> bool:
@@ -132,7 +132,8 @@ def read_alike(path: Path) -> bool:
 
     try:
         with Image.open(path) as im:
-            return im.mode in _READ_ALIKE_MODES and _eight_bit(im) and _orientation(im) == 1
+            return (im.mode in _READ_ALIKE_MODES and "transparency" not in im.info and _eight_bit(im)
+                    and exif_orientation(path) == 1)
     except Exception:  # noqa: BLE001 - a header PIL cannot read: write what afss decodes, to be safe
         return False
 
@@ -145,20 +146,6 @@ def _eight_bit(im) -> bool:
     bits = getattr(im, "tag_v2", {}).get(258, (8,))
     return ";16" not in raw and ";32" not in raw and not raw.startswith(("I", "F")) and \
         max(bits if isinstance(bits, tuple) else (bits,)) <= 8
-
-
-def _orientation(im) -> int:
-    """The EXIF orientation (1: as stored), from the header: a PNG's eXIf chunk as PIL read it at open
-    (its ``getexif`` would decode the whole picture to look further)."""
-    if im.format == "PNG":
-        from PIL import Image
-
-        raw = im.info.get("exif")
-        exif = Image.Exif()
-        if raw:
-            exif.load(raw)
-        return int(exif.get(_EXIF_ORIENTATION, 1))
-    return int(im.getexif().get(_EXIF_ORIENTATION, 1))
 
 
 def _place(src: Path, dst_stem: Path, alike: bool) -> None:
