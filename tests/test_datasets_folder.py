@@ -31,6 +31,22 @@ def test_recursive_sorted_no_ground_truth(tmp_path):
     assert gt.image_root == str(tmp_path)
 
 
+def test_linked_folders_are_entered_once_and_unread_formats_are_named(tmp_path, caplog):
+    root = tmp_path / "set"
+    save_image(root / "real" / "a.png", np.zeros((10, 20, 3), np.uint8))
+    save_image(tmp_path / "elsewhere" / "b.png", np.zeros((10, 20, 3), np.uint8))
+    (root / "linked").symlink_to(tmp_path / "elsewhere")  # a dataset assembled from links
+    (root / "again").symlink_to(root / "real")  # the same folder twice: listed once
+    (root / "real" / "loop").symlink_to(root)  # a loop: no hang
+    (root / "c.jfif").write_bytes((root / "real" / "a.png").read_bytes())  # a JPEG-family name, PNG inside
+    (root / "d.gif").write_bytes(b"GIF89a")
+    (root / "notes.txt").write_text("not a picture")
+    gt = read_dataset("folder", root)
+    assert [im.file_name for im in gt.images] == ["c.jfif", "linked/b.png", "real/a.png"]
+    assert all(im.error is None for im in gt.images)
+    assert "1 file(s) in a format afss does not read are left out, e.g. d.gif" in caplog.text
+
+
 def test_corrupt_image_is_recorded_and_run_goes_on(tmp_path):
     save_image(tmp_path / "a.png", np.zeros((10, 20, 3), np.uint8))
     (tmp_path / "b.jpg").write_bytes(b"\x00garbage")

@@ -146,16 +146,39 @@ def find_images(folder: Path, *, recursive: bool = True) -> list[Path]:
     def unlisted(e: OSError) -> None:
         log.warning("%s: cannot list this folder (%s); its images are left out", e.filename, e.strerror or e)
 
-    found = []
-    for top, dirs, names in os.walk(folder, onerror=unlisted, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    found, others = [], []
+    seen = {os.path.realpath(folder)}
+    # linked subfolders are entered (a dataset assembled from links is common); each real folder once,
+    # so a link loop or a second link to one folder neither hangs nor lists its images twice
+    for top, dirs, names in os.walk(folder, onerror=unlisted, followlinks=True):
+        kept = []
+        # a folder claims its real path before a link to it does, so its images keep their own names
+        for d in sorted((d for d in dirs if not d.startswith(".")), key=lambda d: (os.path.islink(os.path.join(top, d)), d)):
+            real = os.path.realpath(os.path.join(top, d))
+            if real not in seen:
+                seen.add(real)
+                kept.append(d)
+        dirs[:] = sorted(kept)
         for name in names:
             p = Path(top, name)
-            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".") and (p.is_file() or p.is_symlink()):
+            if name.startswith("."):
+                continue
+            if name.lower().endswith(IMAGE_EXTENSIONS) and (p.is_file() or p.is_symlink()):
                 found.append(p)
+            else:
+                others.append(p)
         if not recursive:
             break
+    pictures = [p for p in others if p.suffix.lower() in OTHER_PICTURES]
+    if pictures:
+        log.warning("%s: %d file(s) in a format afss does not read are left out, e.g. %s (it reads %s)", folder,
+                    len(pictures), pictures[0].name, " ".join(IMAGE_EXTENSIONS))
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+# picture formats a folder of images may hold that OpenCV does not decode: said, not skipped silently
+OTHER_PICTURES = (".gif", ".tga", ".heic", ".heif", ".avif", ".jp2", ".j2k", ".raw", ".dng", ".cr2", ".nef",
+                  ".fits", ".fit", ".exr", ".hdr", ".svg")
 
 
 def relative_name(path: Path, root: Path) -> str:
