@@ -495,9 +495,15 @@ def test_a_command_where_every_image_failed_says_so_and_fails_after_writing_its_
         (tmp_path / "imgs" / f"{k}.png").write_bytes(b"not an image")
     assert main([*argv, "--out", str(tmp_path / "broken.json")]) == 2
     assert "every one of the 3 images failed, e.g. 0.png: unreadable" in capsys.readouterr().err
-    # one image with no detection is not a failure: all black, nothing found, exit 0
+    # one image with no detection is not a failure: all black, nothing found, exit 0; the failed ones are
+    # named after the summary, one line each (their reasons were only in the file)
     save_image(tmp_path / "imgs" / "0.png", np.zeros((40, 60, 3), np.uint8))
+    capsys.readouterr()
     assert main([*argv, "--out", str(tmp_path / "some.json")]) == 0
+    lines = capsys.readouterr().err.strip().split("\n")
+    assert "1 empty, 2 failed" in lines[0]
+    assert [line.split(": ")[:2] for line in lines[1:]] == [["  failed", "1.png"], ["  failed", "2.png"]]
+    assert "unreadable" in lines[1]
 
 
 class BreaksTheContract(SquareTeacher):

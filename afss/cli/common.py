@@ -73,20 +73,29 @@ def teacher_options(args: argparse.Namespace) -> dict:
     return options
 
 
-def check_some_succeeded(labels, out: str) -> None:
-    """After ``out`` is written: one line and exit status 2 where every image failed (unreadable, of
-    another size than its record, the teacher raised), so a script or a run does not go on with
-    nothing. An image with no detection, or cut by the filter, has not failed."""
+SHOWN_FAILURES = 3  # failed images named one line each after a command's summary; the file holds every reason
+
+
+def report_failures(labels, out: str) -> None:
+    """After ``out`` is written: the first failed images (unreadable, of another size than their record,
+    the teacher raised), one line each on stderr; and one line with exit status 2 where every image
+    failed, so a script or a run does not go on with nothing. An image with no detection, or cut by
+    the filter, has not failed."""
     from afss.label import NO_DETECTION
     from afss.refine.filtering import FILTERED_PREFIX
 
     def failed(im) -> bool:
         return not im.instances and im.error is not None and not im.error.startswith((NO_DETECTION, FILTERED_PREFIX))
 
-    if labels.images and all(failed(im) for im in labels.images):
+    bad = [im for im in labels.images if failed(im)]
+    if labels.images and len(bad) == len(labels.images):
         first = labels.images[0]
         raise AfssError(f"every one of the {len(labels)} images failed, e.g. {first.file_name}: {first.error} "
                         f"({out} records each image's reason)")
+    for im in bad[:SHOWN_FAILURES]:
+        print(f"  failed: {im.file_name}: {im.error}", file=sys.stderr)
+    if len(bad) > SHOWN_FAILURES:
+        print(f"  ... and {len(bad) - SHOWN_FAILURES} more ({out} records each image's reason)", file=sys.stderr)
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:

@@ -13,13 +13,13 @@ from afss.cli.common import (
     add_run_arguments,
     add_teacher_arguments,
     add_top1_arguments,
-    check_some_succeeded,
     engine_from_args,
     engine_label,
     existing_files,
     given,
     progress_bar,
     read_images,
+    report_failures,
     teacher_options,
 )
 
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"afss label: {c['images']} images, {c['labelled']} labelled, {c['empty']} empty, {c['failed']} failed, "
           f"{c['instances']} instances, {time.perf_counter() - start:.1f} s, "
           f"{info['images_per_second'] or 0:.1f} img/s -> {args.out}", file=sys.stderr)
-    check_some_succeeded(labels, args.out)
+    report_failures(labels, args.out)
     return 0
 
 

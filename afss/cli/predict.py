@@ -16,9 +16,9 @@ from afss.cli.common import (
     add_path_policy_argument,
     add_run_arguments,
     add_top1_arguments,
-    check_some_succeeded,
     given,
     read_images,
+    report_failures,
 )
 
 
@@ -61,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"afss predict: {c['images']} images, {c['labelled']} with a detection, {c['empty']} empty, "
           f"{c['failed']} failed, {time.perf_counter() - start:.1f} s, {info['images_per_second'] or 0:.1f} img/s "
           f"-> {args.out}", file=sys.stderr)
-    check_some_succeeded(labels, args.out)
+    report_failures(labels, args.out)
     return 0

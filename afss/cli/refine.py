@@ -14,13 +14,13 @@ from afss.cli.common import (
     add_run_arguments,
     add_teacher_arguments,
     add_top1_arguments,
-    check_some_succeeded,
     cut_options,
     engine_from_args,
     engine_label,
     existing_files,
     given,
     progress_bar,
+    report_failures,
     teacher_options,
 )
 from afss.errors import AfssError
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
                                          progress=advance, engine=engine, **given(args, "resume", "batch_size", "overwrite", "limit"))
     print(f"afss refine: {summary.line()}; {refined.num_instances} instances, "
           f"{time.perf_counter() - start:.1f} s -> {args.out}", file=sys.stderr)
-    check_some_succeeded(refined, args.out)
+    report_failures(refined, args.out)
     return 0
 
 
