@@ -147,9 +147,22 @@ def test_prompt_recorded_not_read_warns_once(teacher, caplog):
     assert a[0][0].rle == b[0][0].rle == teacher.label([rgb])[0][0].rle
 
 
-def test_rejects_non_rgb(teacher):
-    with pytest.raises(ValueError, match="RGB uint8"):
+def test_rejects_non_rgb_and_says_how_to_get_it(teacher):
+    with pytest.raises(ValueError, match=r"RGB uint8 .* got uint8 \(10, 10\); afss.io.images.load_image"):
         teacher.label([np.zeros((10, 10), np.uint8)])
+    with pytest.raises(ValueError, match=r"to_uint8 scales a deep or float array"):
+        teacher.label([np.zeros((10, 10, 3), np.uint16)])
+    with pytest.raises(ValueError, match=r"at least one pixel, got uint8 \(0, 0, 3\)"):  # was a ZeroDivisionError
+        teacher.label([np.zeros((0, 0, 3), np.uint8)])
+
+
+def test_segment_boxes_refuses_nan_and_clips_to_the_image(teacher):
+    rgb, _ = draw_scene(seed=5)
+    h, w = rgb.shape[:2]
+    with pytest.raises(ValueError, match="finite number"):
+        teacher.segment_boxes(rgb, [[np.nan, 0, 10, 10]])
+    (inst,) = teacher.segment_boxes(rgb, [[-50, -50, w + 50, h + 50]])
+    assert inst.box_xyxy == (0.0, 0.0, float(w), float(h))  # was the box as given, outside the image
 
 
 @pytest.fixture(scope="module")

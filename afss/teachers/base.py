@@ -21,6 +21,34 @@ from afss.errors import AfssError, unknown_choice
 from afss.types import Instance
 
 
+def check_rgb(image: Any, where: str = "image") -> np.ndarray:
+    """``image`` as a C-contiguous RGB uint8 ``(H, W, 3)`` array of at least one pixel, or a ValueError
+    that says how to get one (arrays with negative strides, e.g. ``rgb[::-1]``, are copied: torch
+    refuses them inside the transformers processors)."""
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+            and image.shape[0] > 0 and image.shape[1] > 0):
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"{where}: expected an RGB uint8 (H, W, 3) image of at least one pixel, got {got}; "
+                         "afss.io.images.load_image(path).rgb reads any file so, and to_uint8 scales a deep or "
+                         "float array (then np.dstack([gray] * 3) for a grey one)")
+    return np.ascontiguousarray(image)
+
+
+def check_boxes(boxes_xyxy: Any, hw: tuple[int, int] | None = None) -> np.ndarray:
+    """``(N, 4)`` float xyxy boxes, clipped to an image of size ``hw`` where given; a ValueError for a
+    box that is not four finite numbers."""
+    try:
+        boxes = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"boxes: expected (N, 4) xyxy numbers, got {boxes_xyxy!r:.80}") from e
+    if not np.isfinite(boxes).all():
+        raise ValueError(f"boxes: every coordinate must be a finite number, got {boxes[~np.isfinite(boxes).all(1)][0]}")
+    if hw is None:
+        return boxes
+    h, w = hw
+    return np.clip(boxes, 0.0, [w, h, w, h])
+
+
 def check_options(options: Mapping[str, Any], defaults: Mapping[str, Any], what: str) -> dict[str, Any]:
     """Options checked against their defaults: unknown names get a close-match suggestion, values of
     the wrong kind (``-o work_size=abc``) a one-line error; ints given for floats become floats."""

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from afss.errors import AfssError, unknown_choice
-from afss.teachers.base import Teacher
+from afss.teachers.base import Teacher, check_boxes, check_rgb
 from afss.teachers.hf import resolve_dtype
 from afss.teachers.segmenters import BoxSegmenter
 from afss.types import Instance, encode_mask
@@ -27,13 +27,8 @@ SCORE_MODES = ("mask", "box", "product")
 
 
 def check_images(images: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The images as C-contiguous RGB uint8 arrays (views such as ``rgb[::-1]`` have negative strides,
-    which torch.from_numpy inside the transformers processors refuses)."""
-    for i, im in enumerate(images):
-        if not (isinstance(im, np.ndarray) and im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3):
-            got = f"{im.dtype} {im.shape}" if isinstance(im, np.ndarray) else type(im).__name__
-            raise ValueError(f"image {i}: expected RGB uint8 (H, W, 3), got {got}")
-    return [np.ascontiguousarray(im) for im in images]
+    """The images as C-contiguous RGB uint8 arrays (`afss.teachers.base.check_rgb`)."""
+    return [check_rgb(im, f"image {i}") for i, im in enumerate(images)]
 
 
 def size_batches(images: Sequence[np.ndarray], batch_size: int) -> list[list[int]]:
@@ -49,12 +44,8 @@ def size_batches(images: Sequence[np.ndarray], batch_size: int) -> list[list[int
 
 
 def clip_boxes(boxes_xyxy: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Clip float ``(N, 4)`` xyxy boxes to the image ``[0, W] x [0, H]``."""
-    h, w = size_hw
-    out = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4).copy()
-    out[:, [0, 2]] = out[:, [0, 2]].clip(0, w)
-    out[:, [1, 3]] = out[:, [1, 3]].clip(0, h)
-    return out
+    """Clip float ``(N, 4)`` xyxy boxes to the image ``[0, W] x [0, H]`` (`afss.teachers.base.check_boxes`)."""
+    return check_boxes(boxes_xyxy, size_hw)
 
 
 class DetectSegmentTeacher(Teacher):
@@ -145,4 +136,4 @@ class DetectSegmentTeacher(Teacher):
     def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
         """Masks for given boxes on one image; ``score`` and ``scores["mask_score"]`` are the predicted IoU."""
         (image,) = check_images([image])
-        return self.segmenter.instances(image, boxes_xyxy, source=self.name)
+        return self.segmenter.instances(image, check_boxes(boxes_xyxy), source=self.name)

@@ -59,7 +59,7 @@ import numpy as np
 
 from afss.errors import AfssError
 from afss.teachers import photometric_ops as ops
-from afss.teachers.base import Teacher, check_options
+from afss.teachers.base import Teacher, check_boxes, check_options, check_rgb
 from afss.types import Instance
 
 __all__ = ["PhotometricConfig", "PhotometricTeacher"]
@@ -197,7 +197,7 @@ class PhotometricTeacher(Teacher):
 
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:
         self._check_prompt(prompt)
-        images = [_check_rgb(im) for im in images]
+        images = [check_rgb(im) for im in images]
         if self.config.threads > 1 and len(images) > 1:  # OpenCV and numpy release the GIL
             with ThreadPoolExecutor(max_workers=min(self.config.threads, len(images))) as pool:
                 return list(pool.map(self._label_one, images))
@@ -207,8 +207,8 @@ class PhotometricTeacher(Teacher):
         """Segment inside each box; the score is the confidence the candidate would get in the whole
         image (rivals and the half-scale view are looked for everywhere, not only in the box, or
         every box would look unambiguous and stable)."""
-        rgb = _check_rgb(image)
-        boxes = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
+        rgb = check_rgb(image)
+        boxes = check_boxes(boxes_xyxy, rgb.shape[:2])
         scene, scale = self._scene(rgb)
         everywhere = self._candidates(scene, None)
         ref = self._agreement(rgb, everywhere, scale) if everywhere else None
@@ -231,7 +231,7 @@ class PhotometricTeacher(Teacher):
     def confidence_inputs(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """The best candidate's mask (bool ``(H, W)``) and its `confidence_features`, or ``None``
         when nothing is found: what the calibration is fitted on."""
-        rgb = _check_rgb(image)
+        rgb = check_rgb(image)
         scene, scale = self._scene(rgb)
         cands = self._candidates(scene, None)
         if not cands:
@@ -405,12 +405,6 @@ def confidence_features(cand: dict[str, Any], cands: Sequence[dict[str, Any]]) -
 
 # -- helpers (pure functions on work-scale arrays) ---------------------------------------------------
 
-
-def _check_rgb(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
-    return image
 
 
 def _ambiguity(cand: dict[str, Any], cands: Sequence[dict[str, Any]]) -> float:

@@ -50,7 +50,7 @@ import cv2
 import numpy as np
 
 from afss.errors import AfssError, unknown_choice
-from afss.teachers.base import Teacher, check_options
+from afss.teachers.base import Teacher, check_boxes, check_options, check_rgb
 from afss.types import Instance
 
 __all__ = ["OUTPUT_KINDS", "SCORES", "SalientConfig", "SalientTeacher"]
@@ -189,12 +189,12 @@ class SalientTeacher(Teacher):
     # -- the verbs ---------------------------------------------------------------------------------
 
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:
-        return [self._label_one(_check_rgb(im)) for im in images]
+        return [self._label_one(check_rgb(im)) for im in images]
 
     def probability(self, image: np.ndarray) -> np.ndarray:
         """The network's foreground probability of each pixel: float32 ``(H, W)`` in [0, 1] at the
         image's size (``image``: RGB uint8 ``(H, W, 3)``)."""
-        rgb = _check_rgb(image)
+        rgb = check_rgb(image)
         h, w = rgb.shape[:2]
         s = self.input_size
         x = cv2.resize(rgb, (s, s), interpolation=cv2.INTER_LINEAR).astype(np.float32)
@@ -216,10 +216,10 @@ class SalientTeacher(Teacher):
         network and its mask pasted back (nothing outside that crop; thresholded like a whole image,
         ``relative_threshold`` included). ``scores["mask_score"]`` is the
         configured score of that mask (0 where nothing is found)."""
-        rgb = _check_rgb(image)
+        rgb = check_rgb(image)
         h, w = rgb.shape[:2]
         out = []
-        for box in np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4):
+        for box in check_boxes(boxes_xyxy, (h, w)):
             x0, y0, x1, y1 = box
             mx, my = self.config.box_margin * max(x1 - x0, 0.0), self.config.box_margin * max(y1 - y0, 0.0)
             cx0, cy0 = max(0, math.floor(x0 - mx)), max(0, math.floor(y0 - my))
@@ -281,12 +281,6 @@ def _cues(prob: np.ndarray, mask: np.ndarray, hi: np.ndarray, lo: np.ndarray) ->
             "border": round(edge / (2 * (h + w) - 4), 6),
             "area_frac": round(area / (h * w), 6)}
 
-
-def _check_rgb(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
-    return image
 
 
 def _session(path: str, threads: int, device: str) -> Any:

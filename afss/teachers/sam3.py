@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from afss.errors import AfssError
-from afss.teachers.base import Teacher
+from afss.teachers.base import Teacher, check_boxes
 from afss.teachers.detect_segment import check_images, clip_boxes, size_batches
 from afss.teachers.hf import build_from_options, load_pretrained, resolve_device, resolve_dtype, split_phrases
 from afss.teachers.segmenters import BoxSegmenter
@@ -152,4 +152,4 @@ class Sam3Teacher(Teacher):
         if self.segmenter is None:
             raise NotImplementedError("teacher 'sam3' re-segments boxes only when built with segmenter=<SAM id>")
         (image,) = check_images([image])
-        return self.segmenter.instances(image, boxes_xyxy, source=self.name)
+        return self.segmenter.instances(image, check_boxes(boxes_xyxy), source=self.name)
