@@ -213,3 +213,18 @@ def test_a_jpeg_masks_codec_noise_is_not_read_as_a_zero_one_label(tmp_path):
 
     # WebP is usually lossy too (TANGO's reader thresholds it so as well); the lossless formats keep the rule
     assert [is_lossy(n) for n in ("m.webp", "M.JPG", "m.jpeg", "m.png", "m.tif", "m.bmp")] == [True] * 3 + [False] * 3
+
+
+def test_tiffs_opencv_reads_short_are_read_as_stored(tmp_path):
+    """OpenCV reads a 16-bit grey + alpha TIFF as its high bytes (12-bit 3000 became 11 of 255), and
+    refuses a 5-channel one with its own lines on stderr."""
+    import tifffile
+
+    grey_alpha = np.zeros((8, 8, 2), np.uint16)
+    grey_alpha[..., 0], grey_alpha[..., 1] = 3000, 65535
+    tifffile.imwrite(tmp_path / "ga16.tif", grey_alpha, photometric="minisblack", extrasamples=["unassalpha"])
+    img = load_image(tmp_path / "ga16.tif")
+    assert (img.channels, img.bit_depth) == (2, 16) and img.rgb[0, 0].tolist() == [187] * 3  # 3000 / 4095
+    tifffile.imwrite(tmp_path / "five.tif", np.zeros((8, 8, 5), np.uint8), photometric="minisblack", planarconfig="contig")
+    with pytest.raises(ImageReadError, match=r"five.tif: 5 channels, expected 1 \(gray\), 3 \(RGB\) or 4"):
+        load_image(tmp_path / "five.tif")

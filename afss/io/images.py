@@ -88,11 +88,12 @@ def read_raw(path: str | os.PathLike) -> np.ndarray:
     quiet = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # libtiff's lines: the error says it
     try:
         img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # UNCHANGED also ignores EXIF orientation
-    except cv2.error as e:  # e.g. a TIFF of 5 channels
-        reason = str(e).strip().splitlines()[-1].lstrip("> ").strip()
-        raise ImageReadError(f"{path}: cannot decode image ({reason}, {data.size} bytes)") from None
+    except cv2.error:  # e.g. a TIFF of 5 channels
+        img = None
     finally:
         cv2.utils.logging.setLogLevel(quiet)
+    if data[:4].tobytes() in (b"II*\x00", b"MM\x00*"):
+        img = _tiff_as_stored(data, img)
     if img is None or img.size == 0:
         raise ImageReadError(f"{path}: cannot decode image (corrupt or unsupported format, {data.size} bytes)")
     return img
@@ -119,6 +120,27 @@ def _jpeg_complete(data: bytes) -> bool:
                 return data.find(b"\xff\xd9", k + 2 + length) != -1
             k += 2 + length
     return False  # cut off among the headers
+
+
+def _tiff_as_stored(data: np.ndarray, decoded: np.ndarray | None) -> np.ndarray | None:
+    """A TIFF OpenCV could not decode, or decoded at fewer bits than stored (a 16-bit grey + alpha file
+    comes back as its high bytes), read with tifffile instead; else ``decoded``. tifffile without
+    imagecodecs reads uncompressed and deflate TIFFs; where it cannot, OpenCV's answer stands."""
+    import io
+
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data.tobytes())) as tif:
+            page = tif.pages[0]
+            if decoded is not None and decoded.dtype.itemsize * 8 >= page.bitspersample:
+                return decoded
+            pixels = page.asarray()
+    except Exception:  # noqa: BLE001 - a TIFF tifffile cannot read either: OpenCV's answer (or None) stands
+        return decoded
+    if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
+        pixels = pixels[..., [2, 1, 0, *range(3, pixels.shape[2])]]  # OpenCV's channel order, as read_raw promises
+    return np.ascontiguousarray(pixels)
 
 
 def _png_complete(data: bytes) -> bool:
