@@ -204,17 +204,19 @@ def _folds(images: list[Analysed]) -> list[tuple[str, list[Analysed], str]]:
 # -- the confidence ----------------------------------------------------------------------------------
 
 
-def fit_calibration(images: list[Analysed], cues: tuple[str, ...], l2: float = 1e-2) -> np.ndarray:
+def fit_calibration(images: list[Analysed], cues: tuple[str, ...], l2: float = 1e-2,
+                    columns: tuple[str, ...] = CONFIDENCE_CUES) -> np.ndarray:
     """Logistic regression of the IoU (a soft target) on the chosen cues, by Newton's method, L2
     ``l2`` on every weight but the bias; afss synth and SPARK-2021 weigh the same whatever their
-    sizes. Returns the full-length weight vector (zeros for the cues left out)."""
-    cols = [CONFIDENCE_CUES.index(c) for c in cues]
+    sizes. ``columns`` names the features' layout. Returns the full-length weight vector (zeros for
+    the cues left out)."""
+    cols = [columns.index(c) for c in cues]
     data = []
     for ds in ("synth", "spark"):
         found = [im for im in images if im.dataset == ds and im.features is not None]
         if found:
             data.append((np.array([im.features[cols] for im in found]), np.array([im.iou for im in found])))
-    full = np.zeros(len(CONFIDENCE_CUES))
+    full = np.zeros(len(columns))
     full[cols] = logistic_fit(data, l2)
     return full
 

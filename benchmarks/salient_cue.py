@@ -61,7 +61,7 @@ from loso import (
     _folds,
     _raw_labels,
     _spearman,
-    logistic_fit,
+    fit_calibration,
     meets_auto_bar,
 )
 from records import write_record
@@ -76,7 +76,7 @@ from afss.types import Instance
 
 CUES = [*CONFIDENCES["8 cues (shipped set)"], "network agreement"]
 SETS = {"8 cues (shipped set)": CUES[:-1], "8 cues + network agreement": CUES}
-COLUMNS = [*CONFIDENCE_CUES, "network agreement"]  # the features' layout: the teacher's cues, then the new one
+COLUMNS = (*CONFIDENCE_CUES, "network agreement")  # the features' layout: the teacher's cues, then the new one
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_on = [im for im in images if im not in held and im.groups.get("setting") not in NEVER_TUNED]
         row = {"axis": axis, "source": name, "images": len(held), "sets": {}}
         for label, cues in SETS.items():
-            w = _fit(fit_on, cues)
+            w = fit_calibration(fit_on, cues, columns=COLUMNS)
             raw = _raw_labels(held, w)
             all_ap = _ap(held, raw)
             kept, _ = filter_labels(raw, min_score="auto")
@@ -144,20 +144,6 @@ def _analyse(sources, salient) -> list[Analysed]:
             out.append(Analysed("synth" if synth else "spark", groups, full, np.r_[found[1], agreement], mask,
                                 top1_iou(im, mask) or 0.0))
     return out
-
-
-def _fit(images: list[Analysed], cues: list[str], l2: float = 1e-2) -> np.ndarray:
-    """`loso.fit_calibration` over the extended features: logistic regression of the IoU, afss synth
-    and SPARK-2021 weighing the same."""
-    cols = [COLUMNS.index(c) for c in cues]
-    data = []
-    for ds in ("synth", "spark"):
-        found = [im for im in images if im.dataset == ds and im.features is not None]
-        if found:
-            data.append((np.array([im.features[cols] for im in found]), np.array([im.iou for im in found])))
-    full = np.zeros(len(COLUMNS))
-    full[cols] = logistic_fit(data, l2)
-    return full
 
 
 def _summary(rows: list[dict]) -> dict:
