@@ -157,6 +157,12 @@ def test_collapsed_classes_and_category_selection():
     assert (only.get("coco", "bbox").ap, only.get("coco", "bbox").num_gt) == (1.0, 2)
     with pytest.raises(AfssError, match="did you mean 'probe'"):
         evaluate(gt, pred, categories=["prob"])
+    # the predictions' file numbers its categories the other way round: chosen by name, as --per-class does
+    # (by the ground truth's ids, the station predictions were scored as probes: AP 0 here)
+    swapped = LabelSet(tuple(im.replace(instances=tuple(i.replace(category_id=3 - i.category_id) for i in im.instances))
+                             for im in pred.images), categories={2: "probe", 1: "station"})
+    again = evaluate(gt, swapped, categories=["probe"], protocols=("coco",), iou_types=("bbox",))
+    assert (again.get("coco", "bbox").ap, again.get("coco", "bbox").num_pred) == (1.0, 2)
 
 
 def test_per_class_rejects_unknown_prediction_category():
@@ -297,6 +303,23 @@ def test_coco_protocol_equals_pycocotools(iou_type, per_class):
     for mine, ref in zip(ours, theirs):
         assert (mine if mine is not None else -1.0) == pytest.approx(ref, abs=1e-6)
     assert 0.05 < row.ap < 0.9  # a non-trivial score, not a degenerate 0 or 1
+
+
+def test_exact_score_ties_are_broken_by_image_id_as_cocoeval_does():
+    """Every score 0.5, hits on the first half of the file: COCOeval takes detections in image-id order,
+    and the ground truth lists its ids descending (afss numbered the images in file order: 0.38 vs 0.25)."""
+    n = 8
+    gts, preds = [], []
+    for k in range(n):
+        gts.append(image(f"im{k}.png", rect(10, 10, 40, 40), image_id=100 - k))
+        hit = rect(10, 10, 40, 40, score=0.5) if k < n // 2 else rect(44, 44, 60, 60, score=0.5)
+        preds.append(image(f"im{k}.png", hit))
+    gt, pred = LabelSet(tuple(gts)), LabelSet(tuple(preds))
+    stats = pycocotools_stats(gt, pred, "bbox", per_class=False)
+    report = evaluate(gt, pred, iou_types=("bbox",), protocols=("coco", "paper"))
+    row = report.get("coco", "bbox")
+    assert row.ap == pytest.approx(stats[0], abs=1e-6) and row.ap50 == pytest.approx(stats[1], abs=1e-6)
+    assert report.get("paper", "bbox").ap == pytest.approx(row.ap, abs=1e-6)  # the same order of ties
 
 
 @pytest.mark.parametrize("iou_type", ["segm", "bbox"])

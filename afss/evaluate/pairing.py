@@ -133,11 +133,16 @@ def pair_images(
             continue
         if p is None:
             unpredicted += 1
-        iid = len(out_gt) + 1
-        out_gt.append(g.replace(image_id=iid, instances=_mapped(g.instances, gt_map)))
+        out_gt.append(g.replace(instances=_mapped(g.instances, gt_map)))
         p_inst = () if p is None else _mapped(p.instances, pred_map)
         out_pred.append(ImageLabels(file_name=g.file_name, height=g.height, width=g.width,
-                                    instances=p_inst, image_id=iid))
+                                    instances=p_inst, image_id=g.image_id))
+    # in the order of the ground truth's own ids, numbered 1..N: COCOeval takes detections image by image
+    # in id order, which breaks exact score ties, so the file's order must not decide them (nor the
+    # paper protocol's, which takes the pairs in this order)
+    order = sorted(range(len(out_gt)), key=lambda k: (out_gt[k].image_id or 0, k))
+    out_gt = [out_gt[k].replace(image_id=r + 1) for r, k in enumerate(order)]
+    out_pred = [out_pred[k].replace(image_id=r + 1) for r, k in enumerate(order)]
     if excluded:
         notes.append(f"{excluded} ground-truth image(s) recorded with an error were excluded")
     if unlabelled:
@@ -189,8 +194,13 @@ def _category_maps(
         if len(selected) > 1:
             notes.append(f"{len(selected)} categories collapsed into one class (--per-class, or per_class=True, keeps them apart)")
         gt_map = dict.fromkeys(selected, 1)
-        # Collapsing everything: every prediction counts. A chosen subset: predictions with those ids.
-        pred_map = dict.fromkeys(pred_ids if categories is None else selected, 1)
+        # Collapsing everything: every prediction counts. A chosen subset: the predictions of those
+        # categories, by name as --per-class matches them (the files' ids may differ), an unnamed id
+        # taken as the ground truth's.
+        names = set(selected.values())
+        pred_map = dict.fromkeys(pred_ids if categories is None else [
+            pid for pid in pred_ids
+            if pred.categories.get(pid) in names or (pred.categories.get(pid) is None and pid in selected)], 1)
         return gt_map, pred_map, {1: name}, notes
     by_name = {v: k for k, v in selected.items()}
     pred_map = {}
