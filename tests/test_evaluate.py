@@ -359,6 +359,13 @@ def test_coco_results_list_is_matched_by_ground_truth_image_id(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps([{**results[0], "image_id": 999}]))
     with pytest.raises(AfssError, match="1 result.*not in the ground truth, e.g. 999"):
         evaluate(tmp_path / "gt.json", tmp_path / "bad.json")
+    # a detector's own class id: collapsed with the rest by default (it was refused as "not among the
+    # file's categories"); kept apart, it is named as not the ground truth's
+    (tmp_path / "own.json").write_text(json.dumps([{**r, "category_id": 5} for r in results]))
+    own = evaluate(tmp_path / "gt.json", tmp_path / "own.json")
+    assert own.get("coco", "segm").ap == pytest.approx(evaluate(gt, pred).get("coco", "segm").ap, abs=1e-12)
+    with pytest.raises(AfssError, match=r"category '5' \(id 5\) is not a ground-truth category"):
+        evaluate(tmp_path / "gt.json", tmp_path / "own.json", per_class=True)
 
 
 def test_only_labelled_skips_images_without_prediction_instead_of_missing_them():

@@ -42,6 +42,12 @@ def load_predictions(pred: LabelSet | str | os.PathLike, gt: LabelSet,
                         f"have ids not in the ground truth, e.g. {unknown[0]!r}") from None
     coco = labelset_to_coco(gt.replace(images=tuple(im.replace(instances=(), error=None) for im in gt.images)))
     coco["annotations"] = [{**a, "id": k} for k, a in enumerate(data, start=1)]
+    # a detector's own class ids: kept, named by their number (collapsed into one class by default;
+    # --per-class then says they are not the ground truth's)
+    listed = {c["id"] for c in coco["categories"]}
+    coco["categories"] += [{"id": c, "name": str(c), "supercategory": "object"} for c in sorted(
+        {a.get("category_id") for a in data if isinstance(a.get("category_id"), int)
+         and not isinstance(a.get("category_id"), bool) and a.get("category_id") > 0} - listed)]
     return labelset_from_coco(coco, image_root=gt.image_root, where=str(pred), predictions=True), str(pred)
 
 
