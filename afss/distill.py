@@ -184,12 +184,13 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
     """
     from afss.student.model import StudentTeacher, check_device
     from afss.student.recipe import RECIPE_EPOCHS, plan_line
-    from afss.student.train import TrainConfig, train_student
+    from afss.student.train import TrainConfig, check_extra, train_student
 
     config = config or DistillConfig()
     train = train or TrainConfig()
     # what would fail only after the labelling and a training, checked first
     check_device(train.device, "distill: the student's")
+    check_extra(train.extra, "distill: the student's extra")
     if gt is not None and not isinstance(gt, LabelSet):
         gt = read_coco(gt)
     out = Path(out)

@@ -18,6 +18,7 @@ import pytest
 from afss.errors import AfssError
 from afss.run import RunConfig, default_yaml, load_config, run_pipeline
 from afss.run.config import config_from_dict, config_to_dict
+from afss.run.runner import check_run_folder
 
 if importlib.util.find_spec("ultralytics") is None:  # not importorskip: afss imports it offline, see student/env.py
     pytest.skip("the student extra is not installed: pip install 'afss[student]'", allow_module_level=True)
@@ -309,6 +310,20 @@ def test_check_refuses_unknown_teacher_options_and_fetches_no_start(tmp_path, mo
     err = capsys.readouterr().err
     assert "student.init yolo11n-seg.pt is not here yet; the run downloads it from https://" in err
     assert list(tmp_path.iterdir()) == []  # a check fetches nothing
+    # what a run met only after its data stage, or its teacher's labels, is met by --check (a probe)
+    assert main(["run", "demo", "--set", "refine.tta=identity,vfilp", "--check"]) == 2
+    assert "refine.tta: unknown TTA view 'vfilp'" in capsys.readouterr().err
+    assert main(["run", "demo", "--set", "student.extra={lr00: 0.1}", "--check"]) == 2
+    assert "student.extra: 'lr00' is not an Ultralytics train argument; did you mean 'lr0'?" in capsys.readouterr().err
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "gt.json").write_text(json.dumps({  # a COCO file copied away from its images
+        "images": [{"id": 1, "file_name": "0.png", "height": 8, "width": 8}], "annotations": [],
+        "categories": [{"id": 1, "name": "spacecraft"}]}))
+    assert main(["run", "demo", "--set", "eval.source=coco", "--set", "eval.root=kept/gt.json", "--set", "eval.domain=null",
+                 "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "eval.root: " in err and "kept/gt.json: its images are not where it says, e.g. " in err
+    assert "--image-root" not in err  # afss run has no such option
 
 
 def test_every_teacher_is_named_in_the_config_docs():
@@ -346,7 +361,8 @@ def test_a_multi_round_run_of_an_afss_before_choose_kept_its_last_round(tmp_path
         out.mkdir()
         old = config_to_dict(config_from_dict({"distill": {"rounds": rounds}}))
         del old["distill"]["choose"]
-        (out / "run.json").write_text(json.dumps({"stage": "run", "config": old, "stages": {"data": {"done": True}}}))
+        (out / "run.json").write_text(json.dumps({"stage": "run", "config": old, "stages": {"data": {"done": True},
+                                                                                         "distill": {"done": True}}}))
         today = config_from_dict({"distill": {"rounds": rounds}})
         if rounds > 1:
             with pytest.raises(AfssError, match=r"another config \(distill\.choose 'last', now 'quality'\)"):
@@ -364,10 +380,22 @@ def test_a_run_that_finished_no_stage_starts_over_with_the_new_config(tmp_path):
                                                    "config": config_to_dict(config_from_dict({"data": {"size": 256}}))}))
     record = _Record(tmp_path, config_from_dict({}))
     assert record.data["config"]["data"]["size"] == 512 and not record.done("data")
+    # only the data stage finished (a run that failed next, on a typo --check could not see): it starts
+    # over too, the data stage included (the fixed config was refused, and the folder could not be used again)
     (tmp_path / "run.json").write_text(json.dumps({"stage": "run", "stages": {"data": {"done": True}},
+                                                   "config": config_to_dict(config_from_dict({"data": {"size": 256}}))}))
+    (tmp_path / "teacher").mkdir()
+    (tmp_path / "teacher" / "val_labels.json.partial.jsonl").write_text("{}\n")  # begun under the old config
+    record = _Record(tmp_path, config_from_dict({}))
+    assert record.data["config"]["data"]["size"] == 512 and not record.done("data")
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # its journal would refuse the new config
+    (tmp_path / "run.json").write_text(json.dumps({"stage": "run", "stages": {"data": {"done": True},
+                                                                              "teacher": {"done": True}},
                                                    "config": config_to_dict(config_from_dict({"data": {"size": 256}}))}))
     with pytest.raises(AfssError, match=r"another config \(data\.size 256, now 512\)"):
         _Record(tmp_path, config_from_dict({}))
+    with pytest.raises(AfssError, match=r"another config \(data\.size 256, now 512\)"):  # run --check --out too
+        check_run_folder(config_from_dict({}), tmp_path)
 
 
 def test_the_scored_images_leave_out_pool_images_reached_another_way(tmp_path):

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -163,11 +164,37 @@ def check_run_inputs(config: RunConfig, *, download: bool = True) -> str:
             open_dataset(section.source, root, **_reader_options(section))
         except AfssError as e:
             raise AfssError(f"{name}: {e}") from None
+        if section.source == "coco" and root.is_file():
+            _check_coco_images(root, name)
     try:
         teacher_class(config.teacher.name).check(**config.teacher.options)
     except AfssError as e:
         raise AfssError(f"teacher.options: {e}") from None
+    from afss.refine.tta import parse_views
+    from afss.student.train import check_extra
+
+    try:  # mistakes a stage would only meet after the data and the teacher's labels were made
+        parse_views(config.refine.tta)
+    except AfssError as e:
+        raise AfssError(f"refine.tta: {e}") from None
+    check_extra(config.student.extra, "student.extra")
     return resolve_init(config.student.init, download=download)
+
+
+def _check_coco_images(root: Path, name: str) -> None:
+    """A COCO file whose images are not where it says (e.g. copied away from them): one line now,
+    not once the data stage has run."""
+    from afss.io.coco import read_coco
+
+    try:
+        labels = read_coco(root, allow_absolute_paths=True)
+    except AfssError as e:
+        raise AfssError(f"{name}.root: {e}") from None
+    sample = labels.images[:20]
+    if sample and not any(os.path.exists(labels.image_path(im)) for im in sample):
+        raise AfssError(f"{name}.root: {root}: its images are not where it says, e.g. "
+                        f"{labels.image_path(sample[0])}: a COCO file's file_name values are relative to its own "
+                        "folder (or to its info.image_root)")
 
 
 # -- the run folder ---------------------------------------------------------------------------------
@@ -185,36 +212,55 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _earlier_run(out: Path, config: RunConfig) -> dict[str, Any]:
+    """``out/run.json``'s record if a run of ``config`` may continue from it; ``{}`` where there is none,
+    or where the config changed but nothing worth keeping was made under the old one (no stage finished,
+    or only ``data``, which is quick to redo: a run that failed early on a mistake the checks could not
+    see is then fixed and rerun in the same folder). A changed config after a later stage finished is
+    refused, naming the keys."""
+    path = out / "run.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as e:
+        raise AfssError(f"{path}: unreadable run record ({type(e).__name__}); choose another --out") from None
+    if not isinstance(data, dict) or data.get("stage") != "run":
+        raise AfssError(f"{path}: not an afss run record; choose another --out")
+    before = data.get("config") or {}
+    old = before.get("distill") if isinstance(before, dict) else None
+    if isinstance(old, dict) and "choose" not in old and isinstance(old.get("rounds"), int) and old["rounds"] > 1:
+        before = {**before, "distill": {**old, "choose": "last"}}  # an afss before `choose` kept the last
+    try:  # a record from an earlier afss lacks keys added since: they had their defaults
+        before = config_to_dict(config_from_dict(before, where=str(path)))
+    except AfssError:
+        pass
+    changed = config_diff(before, config_to_dict(config))
+    if not changed:
+        return data
+    finished = {k for k, v in (data.get("stages") or {}).items() if isinstance(v, dict) and v.get("done")}
+    if finished <= {"data"}:
+        return {"changed": changed}
+    raise AfssError(f"{out}: holds a run made with another config ({'; '.join(changed[:4])}"
+                    f"{'; ...' if len(changed) > 4 else ''}); rerun it as it was to continue, "
+                    "or choose another --out")
+
+
 class _Record:
     """``run.json``: written after every stage, so a killed run shows how far it got."""
 
     def __init__(self, out: Path, config: RunConfig) -> None:
         self.path = out / "run.json"
         self.config = config_to_dict(config)
-        data: dict[str, Any] = {}
-        if self.path.is_file():
-            try:
-                data = json.loads(self.path.read_text())
-            except (OSError, ValueError, RecursionError) as e:
-                raise AfssError(f"{self.path}: unreadable run record ({type(e).__name__}); choose another --out") from None
-            if data.get("stage") != "run":
-                raise AfssError(f"{self.path}: not an afss run record; choose another --out")
-            before = data.get("config") or {}
-            old = before.get("distill") if isinstance(before, dict) else None
-            if isinstance(old, dict) and "choose" not in old and isinstance(old.get("rounds"), int) and old["rounds"] > 1:
-                before = {**before, "distill": {**old, "choose": "last"}}  # an afss before `choose` kept the last
-            try:  # a record from an earlier afss lacks keys added since: they had their defaults
-                before = config_to_dict(config_from_dict(before, where=str(self.path)))
-            except AfssError:
-                pass
-            changed = config_diff(before, self.config)
-            finished = any(isinstance(v, dict) and v.get("done") for v in (data.get("stages") or {}).values())
-            if changed and not finished:  # nothing was made under the old config (e.g. it failed at once): start over
-                data = {}
-            elif changed:
-                raise AfssError(f"{out}: holds a run made with another config ({'; '.join(changed[:4])}"
-                                f"{'; ...' if len(changed) > 4 else ''}); rerun it as it was to continue, "
-                                "or choose another --out")
+        data = _earlier_run(out, config)
+        if "changed" in data:  # starting over: what the stages began under the old config goes (its journals
+            # and half-trained students would refuse the new config, and could not be continued either)
+            log.info("%s: the config changed (%s) before any stage but data finished: starting over", out,
+                     "; ".join(data["changed"][:4]))
+            for child in out.iterdir():
+                if child.name != "run.json":
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            data = {}
         self.data = {"stage": "run", "config": self.config, "versions": _versions(), "models": {},
                      "stages": {}, "order": [], **{k: v for k, v in data.items() if k not in ("versions",)}}
 
@@ -246,6 +292,8 @@ def check_run_folder(config: RunConfig, out: str | os.PathLike) -> Path:
         raise AfssError(f"{out}: exists and is not a folder; --out names the run folder")
     if out.is_dir() and any(out.iterdir()) and not (out / "run.json").is_file():
         raise AfssError(f"{out}: folder is not empty and is not an afss run; choose a new or empty --out")
+    if out.is_dir():
+        _earlier_run(out, config)  # another config over finished work: refused here, as the run would
     existing = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise AfssError(f"{out}: cannot be written ({existing} is {'not a folder' if not existing.is_dir() else 'not writable'})")

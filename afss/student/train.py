@@ -395,6 +395,28 @@ AGREEMENT_SAMPLE = 100
 """Labelled images `start_agreement` looks at (a fixed sample: every training seed decides alike)."""
 
 
+def check_extra(extra: Any, where: str = "extra") -> dict[str, Any]:
+    """``extra`` Ultralytics ``train`` arguments, each a key Ultralytics knows (checked where it is
+    installed: it refuses an unknown one only when the training starts); one line naming the key."""
+    if not isinstance(extra, dict):
+        raise AfssError(f"{where}: expected a mapping of Ultralytics train arguments, got {type(extra).__name__}")
+    try:
+        from afss.student.env import ultralytics
+
+        ultralytics()
+        from ultralytics.cfg import DEFAULT_CFG_DICT
+    except (ImportError, AfssError):  # no Ultralytics here: the training says so itself
+        return extra
+    for key in extra:
+        if key not in DEFAULT_CFG_DICT:
+            import difflib
+
+            near = difflib.get_close_matches(str(key), list(DEFAULT_CFG_DICT), n=1)
+            raise AfssError(f"{where}: {key!r} is not an Ultralytics train argument"
+                            + (f"; did you mean {near[0]!r}?" if near else " (its list: `yolo cfg`)"))
+    return extra
+
+
 def start_agreement(weights: str | os.PathLike, labels: LabelSet, *, imgsz: int = 320, device: str | None = "cpu",
                     sample: int = AGREEMENT_SAMPLE) -> float:
     """How well a start already finds what ``labels`` mark: the mean IoU of its top-1 box with each
