@@ -18,7 +18,7 @@ Stages and what each leaves in the run folder (``afss report`` reads the same la
 metrics; ``config.yaml`` the resolved config. A rerun of the same config skips the finished stages
 and continues an interrupted one from its journal (label, refine) or last epoch (training); once a
 stage has finished, a rerun with another config is refused, naming the keys that changed, so no result
-is recorded over work it did not make (a run that finished no stage starts over).
+is recorded over work it did not make (a run that finished no stage but data starts over, its folder cleared).
 """
 
 from __future__ import annotations
