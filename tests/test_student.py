@@ -451,6 +451,25 @@ def test_a_killed_training_continues_from_its_last_epoch(tmp_path):
     assert result.epochs == 2 and result.weights.is_file()
 
 
+def test_a_checkpoint_cut_short_by_the_kill_is_trained_again_not_crashed_on(tmp_path, caplog):
+    """Killed while Ultralytics wrote last.pt: every rerun crashed on the truncated file (a probe of afss run)."""
+    from afss.student.train import TrainConfig, train_student
+
+    labels = _labelled_images(tmp_path, n=6)
+    config = TrainConfig(epochs=1, imgsz=64, batch=4)
+
+    def stop(epoch, metrics):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_student(labels, tmp_path / "run", config, progress=stop)
+    last = tmp_path / "run" / "weights" / "last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    with caplog.at_level("WARNING"):
+        result = train_student(labels, tmp_path / "run", config)
+    assert "cut short" in caplog.text and result.epochs == 1 and result.weights.is_file()
+
+
 def _unreadable_folder(root: Path) -> Path:
     (root / "calib").mkdir()
     (root / "calib" / "corrupt.jpg").write_bytes(b"\xff\xd8 not a picture \xff\xd9")

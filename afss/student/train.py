@@ -270,6 +270,12 @@ def train_student(labels: LabelSet, out: str | os.PathLike, config: TrainConfig 
     check_trainable(labels)
     last_pt = out / "weights" / "last.pt"
     resume = last_pt.is_file() and not (out / "train.json").is_file()
+    if resume and not _whole_checkpoint(last_pt):
+        # killed while Ultralytics wrote it (not atomically): every rerun would crash on it
+        log.warning("%s: cut short (the training was stopped while it was being written); training again from "
+                    "the start", last_pt)
+        last_pt.unlink()
+        resume = False
     recipe, epochs, agreement = _decide(labels, config, init, out / "recipe.json", resume, identity)
     config = replace(config, recipe=recipe, epochs=epochs)
     if on_plan is not None:
@@ -393,6 +399,17 @@ MASK_LEARNING = ("ultralytics", "finetune")
 
 AGREEMENT_SAMPLE = 100
 """Labelled images `start_agreement` looks at (a fixed sample: every training seed decides alike)."""
+
+
+def _whole_checkpoint(path: Path) -> bool:
+    """Whether a torch checkpoint file is whole: it is a zip archive, whose directory comes last."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return bool(z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def check_extra(extra: Any, where: str = "extra") -> dict[str, Any]:
