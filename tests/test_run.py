@@ -419,6 +419,21 @@ report: false
     assert len(files(pool)) == 5 and len(files(val)) == 3 and not files(pool) & files(val)
 
 
+def test_copies_of_pool_images_are_pool_images(tmp_path):
+    """A folder of the pool's images copied elsewhere was scored as held out (a probe of afss run)."""
+    import shutil
+
+    from afss.run.runner import _in_pool
+    from afss.synth.dataset import render_dataset
+
+    scenes = render_dataset(tmp_path / "scenes", n=4, size=64, seed=5)
+    shutil.copytree(tmp_path / "scenes", tmp_path / "copies")
+    copies = scenes.replace(image_root=str(tmp_path / "copies"))
+    pool = scenes.replace(images=scenes.images[:2])
+    assert _in_pool(pool, copies) == {im.file_name for im in scenes.images[:2]}
+    assert _in_pool(pool, scenes) == {im.file_name for im in scenes.images[:2]}  # the same files, as before
+
+
 def test_one_override_given_as_text_is_one_override():
     """It was iterated character by character: "--set 's': expected SECTION.KEY=VALUE"."""
     assert load_config("demo", overrides="student.epochs=1").student.epochs == 1

@@ -24,6 +24,7 @@ is recorded over work it did not make (a run that finished no stage but data sta
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,9 +126,31 @@ def _sample(labels: LabelSet, n: int | None, seed: int, exclude: set[str] = froz
 
 
 def _in_pool(pool: LabelSet, source: LabelSet) -> set[str]:
-    """``source``'s file names whose file is one of the pool's (symbolic links and relative roots resolved)."""
+    """``source``'s file names whose file is one of the pool's: the same file (symbolic links and relative
+    roots resolved) or a copy of one, byte for byte (a student scored on copies of what it trained on
+    would be called held out)."""
     files = {os.path.realpath(pool.image_path(im)) for im in pool.images}
-    return {im.file_name for im in source.images if os.path.realpath(source.image_path(im)) in files}
+    same = {im.file_name for im in source.images if os.path.realpath(source.image_path(im)) in files}
+    sizes: dict[int, list[str]] = {}
+    for path in files:
+        with suppress(OSError):
+            sizes.setdefault(os.path.getsize(path), []).append(path)
+    digests: dict[str, str] = {}
+
+    def digest(path: str) -> str:  # read only where the sizes meet
+        if path not in digests:
+            digests[path] = hashlib.sha1(Path(path).read_bytes()).hexdigest()
+        return digests[path]
+
+    for im in source.images:
+        if im.file_name in same:
+            continue
+        path = source.image_path(im)
+        with suppress(OSError):
+            twins = sizes.get(os.path.getsize(path), ())
+            if twins and digest(path) in {digest(t) for t in twins}:
+                same.add(im.file_name)
+    return same
 
 
 def _strip(labels: LabelSet) -> LabelSet:
@@ -363,7 +386,8 @@ def run_pipeline(config: RunConfig, out: str | os.PathLike, *, progress: bool = 
                 source = pool_source if same else _read_source(config.eval, out / "data" / "val")
                 exclude = {im.file_name for im in pool.images} if same else _in_pool(pool, source)
                 if exclude and not same:
-                    say(f"eval: {len(exclude)} of its {len(source)} images are pool images, left out of the scoring")
+                    say(f"eval: {len(exclude)} of its {len(source)} images are pool images (or copies of them), left out of the "
+                        "scoring")
                 val = _sample(source, config.eval.n if config.eval.source != "synth" else None, config.eval.seed,
                               exclude)
                 if not val.images:
