@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import ClassVar
 
 import numpy as np
@@ -533,3 +534,25 @@ def test_a_teacher_that_breaks_the_contract_fails_its_images_in_one_line(tmp_pat
     assert why in str(e.value)
     with pytest.raises(AfssError, match=r"label_images needs a Teacher .*got str \(build_teacher\('photometric'\)"):
         label_images("photometric", images)
+
+
+def test_a_sigterm_stops_a_command_as_ctrl_c_does_and_says_how_to_continue(tmp_path, monkeypatch, capsys):
+    """`timeout`, a scheduler's stop or `kill` ended a command with no word (Ctrl-C said only "interrupted")."""
+    import signal
+    import time
+
+    import afss.cli.label
+    from afss.cli import main
+
+    def killed(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+        return 0
+
+    monkeypatch.setattr(afss.cli.label, "run", killed)
+    before = signal.getsignal(signal.SIGTERM)
+    start = time.perf_counter()
+    assert main(["label", "--images", str(tmp_path), "--out", str(tmp_path / "l.json")]) == 130
+    assert time.perf_counter() - start < 4
+    assert "afss: interrupted (what finished is kept: rerun the same command to continue)" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before  # put back after the command

@@ -14,8 +14,9 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from afss.errors import AfssError
 
@@ -110,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
+    stop = _stop_on_sigterm()
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:
@@ -134,5 +136,28 @@ def _run(args: argparse.Namespace) -> int:
         print(f"afss: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("afss: interrupted", file=sys.stderr)
+        again = " (what finished is kept: rerun the same command to continue)" if args.command in RESUMABLE else ""
+        print(f"afss: interrupted{again}", file=sys.stderr)
         return 130
+    finally:
+        stop()
+
+
+# the commands whose rerun continues from a journal or a last epoch
+RESUMABLE = ("label", "refine", "predict", "train", "distill", "run")
+
+
+def _stop_on_sigterm() -> Callable[[], None]:
+    """A SIGTERM (``timeout``, a scheduler's stop, ``kill``) stops the command as Ctrl-C does: journals
+    closed, "interrupted" said. Returns what puts the previous handler back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, before)
