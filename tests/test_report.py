@@ -324,6 +324,7 @@ def test_the_rounds_table_says_what_each_student_trained_with():
     record = {"recipe": "ultralytics", "start_agreement": 0.5567, "config": {"recipe": "ultralytics", "epochs": 25}}
     assert _trained_line(record) == "ultralytics, 25 epochs (start agrees 0.56)"
     assert _trained_line({"config": {"recipe": "finetune", "epochs": 5}}) == "finetune, 5 epochs"  # an older record
+    assert _trained_line({"config": {"recipe": "box", "epochs": 1}}) == "box, 1 epoch"
     assert _trained_line(None) == "-"
 
 

@@ -361,8 +361,9 @@ class _Page:
                          r.get("seconds", "-")])
         return ("<h3>Distillation rounds (distill/distill.json)</h3>" + table(
             ["round", "kept / pool", Cell("filter", cls="text"), Cell("trained with", cls="text"),
-             "agreement with previous round", "label-free quality", "val mask mAP50-95 (own split)",
-             "mask mAP50", "seconds"], rows, table_id="rounds-table"))
+             "agreement with previous round", "label-free quality",
+             "val mask mAP50-95, % (its own split of the pseudo-labels)", "val mask mAP50, %", "seconds"], rows,
+            table_id="rounds-table"))
 
     def run_section(self) -> str:
         record = self.run.record
@@ -411,7 +412,7 @@ def _trained_line(train: Any) -> str:
         return "-"
     config = train.get("config") if isinstance(train.get("config"), dict) else {}
     recipe, epochs, agreement = train.get("recipe") or config.get("recipe"), config.get("epochs"), train.get("start_agreement")
-    line = f"{recipe or '-'}, {epochs} epochs" if epochs else str(recipe or "-")
+    line = f"{recipe or '-'}, {epochs} epoch{'' if epochs == 1 else 's'}" if epochs else str(recipe or "-")
     return line + (f" (start agrees {agreement:.2f})" if isinstance(agreement, (int, float)) else "")
 
 
