@@ -156,6 +156,13 @@ def test_the_auto_bounds_are_shares_of_all_the_images_as_the_summary_counts_them
     assert 6 <= s.kept <= 8 and 0.3 <= s.kept_fraction <= 0.5
     _out, s = filter_labels(_scored(*(0.1 * k for k in range(1, 9)), empty=2), min_score="auto")
     assert 3 <= s.kept <= 5 and 0.3 <= s.kept_fraction <= 0.5
+    # more than the most share: one image (the least share rounds up to it), or ties at the cut; the
+    # summary said "kept 1/1 (100.0%) (auto, keeping 30-80%)" as if that were inside the bounds
+    _out, s = filter_labels(_scored(0.5), min_score="auto", auto_keep=(0.3, 0.8))
+    assert "(auto, keeping 30-80%: 1 of 1, the least share rounded up)" in s.line()
+    _out, s = filter_labels(_scored(*[0.5] * 10), min_score="auto")
+    assert s.kept == 10 and "(auto, keeping 30-50%: ties at the cut kept too)" in s.line()
+
 @pytest.mark.parametrize("bound, message", [
     ((0.5, 0.3), "0 < least <= most <= 1"), ((0.0, 0.5), "0 < least <= most <= 1"), ((0.3, 1.2), "0 < least"),
     ((0.3,), "two shares"), ("0.3,0.8", "two shares"), ("11", "two shares"), (("a", 0.5), "two shares"),

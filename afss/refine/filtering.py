@@ -152,6 +152,10 @@ class FilterSummary:
         if self.auto_keep is not None and not self.dropped.get("low_score") and \
                 self.kept < _least_kept(self.auto_keep[0], self.images_in):
             bound += ": every labelled image, fewer than that"  # the teacher found too little to choose from
+        elif self.auto_keep is not None and self.images_in and self.kept > self.auto_keep[1] * self.images_in + 1e-9:
+            # more than the most share: a handful of images (1 of 1 is the least share rounded up), or ties
+            bound += (f": {self.kept} of {self.images_in}, the least share rounded up"
+                      if self.kept == _least_kept(self.auto_keep[0], self.images_in) else ": ties at the cut kept too")
         how = {"min_score": "", "auto": f" (auto{bound})", "keep_top": f" (keep top {100 * (self.keep_top or 0):g}%)"}
         cut = "" if self.mode == "min_score" else f" at {self.score_field} >= {self.min_score:.3g}{how[self.mode]}"
         if self.mode != "min_score" and not math.isfinite(self.min_score):  # no labelled image to choose a cut from
