@@ -120,6 +120,14 @@ def test_bad_files_give_one_line_naming_the_file(tmp_path, content, message):
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_file_saved_with_a_bom_is_read(tmp_path):
+    """Windows editors save UTF-8 with a byte-order mark: refused as "not valid JSON" before."""
+    data = {"images": [{"id": 1, "file_name": "a.png", "height": 4, "width": 4}], "annotations": [],
+            "categories": [{"id": 1, "name": "spacecraft"}]}
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(data).encode())
+    assert [im.file_name for im in read_coco(tmp_path / "bom.json").images] == ["a.png"]
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(AfssError, match="no such file"):
         read_coco(tmp_path / "nope.json")

@@ -53,7 +53,7 @@ def load_predictions(pred: LabelSet | str | os.PathLike, gt: LabelSet,
 
 def _json_list(path: str | os.PathLike) -> list | None:
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             data = json.load(f)
     except (OSError, ValueError, RecursionError, MemoryError):  # the COCO reader above said why, in one line
         return None

@@ -78,7 +78,7 @@ def read_json_file(path: str | os.PathLike) -> Any:
     if stat.S_ISDIR(mode):
         raise AfssError(f"{path}: is a folder, expected a COCO JSON file")
     try:
-        with path.open(encoding="utf-8") as f:
+        with path.open(encoding="utf-8-sig") as f:  # -sig: a file saved with a BOM (Windows editors)
             return json.load(f)
     except (ValueError, UnicodeDecodeError) as e:  # ValueError: JSONDecodeError, and integers over Python's digit limit
         raise AfssError(f"{path}: not valid JSON ({e})") from None
