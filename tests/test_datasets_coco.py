@@ -37,6 +37,21 @@ def test_polygon_rle_and_crowd(tmp_path):
     assert gt.image_root == str(tmp_path)
 
 
+def test_an_image_of_another_size_than_recorded_is_an_error_and_an_absent_one_keeps_its_truth(tmp_path, caplog):
+    """convert --from coco checked neither: a polygon was drawn on the recorded 40x50 canvas of a 30x60 file."""
+    save_image(tmp_path / "a.png", np.zeros((40, 50, 3), np.uint8))
+    save_image(tmp_path / "b.png", np.zeros((30, 60, 3), np.uint8))
+    box = {"category_id": 1, "bbox": [10, 10, 20, 10], "segmentation": [[10, 10, 30, 10, 30, 20, 10, 20]]}
+    anns = [{"id": k, "image_id": k, **box} for k in (1, 2, 3)]
+    (tmp_path / "gt.json").write_text(json.dumps(coco([image(1, "a.png"), image(2, "b.png"), image(3, "gone.png")],
+                                                      anns)))
+    a, b, gone = read_dataset("coco", tmp_path / "gt.json").images
+    assert a.error is None and len(a.instances) == 1
+    assert b.error == "size mismatch: recorded as 40x50 (H x W), the file is 30x60" and b.instances == ()
+    assert gone.error is None and len(gone.instances) == 1  # not here: the JSON's ground truth stands
+    assert "1 of 3 images are not found under" in caplog.text and "gone.png" in caplog.text
+
+
 def test_json_plus_masks_folder(tmp_path):
     shape = np.zeros((40, 50), bool)
     shape[5:25, 10:45] = True

@@ -19,10 +19,11 @@ import logging
 import os
 from pathlib import Path
 
-from afss.datasets.common import GT_SOURCE, DatasetReader, empty_error
+from afss.datasets.common import GT_SOURCE, DatasetReader, empty_error, image_size
 from afss.datasets.masks_folder import MaskFolder
 from afss.errors import AfssError
 from afss.io.coco import read_coco
+from afss.io.images import turned_note
 from afss.types import ImageLabels, LabelSet
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class CocoReader(DatasetReader):
         super().__init__(missing_mask=missing_mask)
         self.path = find_coco_json(root, split)
         self.masks = None if masks is None else MaskFolder(masks)
+        self._absent: list[str] = []  # listed images that are not here (warned about once read)
         self._coco: LabelSet = read_coco(self.path, image_root=image_root, allow_absolute_paths=allow_absolute_paths)
         if len(self._coco) == 0:
             raise empty_error(self.path, "the COCO file lists no images")
@@ -96,7 +98,29 @@ class CocoReader(DatasetReader):
         self.info = {"coco_json": str(self.path), "masks": None if masks is None else str(masks),
                      "source_info": dict(self._coco.info)}
 
+    def read(self, progress=None) -> LabelSet:
+        self._absent = []
+        labels = super().read(progress)
+        if self._absent:
+            log.warning("%s: %d of %d images are not found under %s, e.g. %s: their ground truth is kept as the file "
+                        "lists it (labelling them needs the files)", self.path, len(self._absent), len(labels),
+                        self.root, self._absent[0])
+        return labels
+
     def read_item(self, item: ImageLabels) -> ImageLabels:
+        # the file, where it is here, must be the size the JSON records: annotations drawn on another
+        # canvas would be rasterised wrong, and masks looked up for it blamed. A file that is not here
+        # keeps the JSON's ground truth (converting a file away from its images is fine), counted.
+        path = Path(self._coco.image_path(item))
+        if not path.exists():
+            self._absent.append(item.file_name)
+        else:
+            h, w, error = image_size(path)
+            if error is not None:
+                return item.replace(instances=(), error=error)
+            if (h, w) != item.size_hw:
+                return item.replace(instances=(), error=f"size mismatch: recorded as {item.height}x{item.width} "
+                                    f"(H x W), the file is {h}x{w}{turned_note(path, item.size_hw, (h, w))}")
         if self.masks is None:
             instances = tuple(i if i.source else i.replace(source=GT_SOURCE) for i in item.instances)
             return item.replace(instances=instances)
