@@ -361,8 +361,7 @@ def test_a_multi_round_run_of_an_afss_before_choose_kept_its_last_round(tmp_path
         out.mkdir()
         old = config_to_dict(config_from_dict({"distill": {"rounds": rounds}}))
         del old["distill"]["choose"]
-        (out / "run.json").write_text(json.dumps({"stage": "run", "config": old, "stages": {"data": {"done": True},
-                                                                                         "distill": {"done": True}}}))
+        (out / "run.json").write_text(json.dumps({"stage": "run", "config": old, "stages": {"data": {"done": True}}}))
         today = config_from_dict({"distill": {"rounds": rounds}})
         if rounds > 1:
             with pytest.raises(AfssError, match=r"another config \(distill\.choose 'last', now 'quality'\)"):
@@ -380,20 +379,15 @@ def test_a_run_that_finished_no_stage_starts_over_with_the_new_config(tmp_path):
                                                    "config": config_to_dict(config_from_dict({"data": {"size": 256}}))}))
     record = _Record(tmp_path, config_from_dict({}))
     assert record.data["config"]["data"]["size"] == 512 and not record.done("data")
-    # only the data stage finished (a run that failed next, on a typo --check could not see): it starts
-    # over too, the data stage included (the fixed config was refused, and the folder could not be used again)
+    # a stage finished: refused, nothing of it thrown away (a distillation's rounds would be), and
+    # run --check --out says so before anything runs
     (tmp_path / "run.json").write_text(json.dumps({"stage": "run", "stages": {"data": {"done": True}},
                                                    "config": config_to_dict(config_from_dict({"data": {"size": 256}}))}))
-    (tmp_path / "teacher").mkdir()
-    (tmp_path / "teacher" / "val_labels.json.partial.jsonl").write_text("{}\n")  # begun under the old config
-    record = _Record(tmp_path, config_from_dict({}))
-    assert record.data["config"]["data"]["size"] == 512 and not record.done("data")
-    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # its journal would refuse the new config
-    (tmp_path / "run.json").write_text(json.dumps({"stage": "run", "stages": {"data": {"done": True},
-                                                                              "teacher": {"done": True}},
-                                                   "config": config_to_dict(config_from_dict({"data": {"size": 256}}))}))
+    (tmp_path / "distill").mkdir()
+    (tmp_path / "distill" / "kept.txt").write_text("round 1's work")
     with pytest.raises(AfssError, match=r"another config \(data\.size 256, now 512\)"):
         _Record(tmp_path, config_from_dict({}))
+    assert (tmp_path / "distill" / "kept.txt").is_file()
     with pytest.raises(AfssError, match=r"another config \(data\.size 256, now 512\)"):  # run --check --out too
         check_run_folder(config_from_dict({}), tmp_path)
 

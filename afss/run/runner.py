@@ -18,7 +18,7 @@ Stages and what each leaves in the run folder (``afss report`` reads the same la
 metrics; ``config.yaml`` the resolved config. A rerun of the same config skips the finished stages
 and continues an interrupted one from its journal (label, refine) or last epoch (training); once a
 stage has finished, a rerun with another config is refused, naming the keys that changed, so no result
-is recorded over work it did not make (a run that finished no stage but data starts over, its folder cleared).
+is recorded over work it did not make (a run that finished no stage starts over).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import platform
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -237,10 +236,9 @@ def _versions() -> dict[str, str]:
 
 def _earlier_run(out: Path, config: RunConfig) -> dict[str, Any]:
     """``out/run.json``'s record if a run of ``config`` may continue from it; ``{}`` where there is none,
-    or where the config changed but nothing worth keeping was made under the old one (no stage finished,
-    or only ``data``, which is quick to redo: a run that failed early on a mistake the checks could not
-    see is then fixed and rerun in the same folder). A changed config after a later stage finished is
-    refused, naming the keys."""
+    or where the config changed before any stage finished (e.g. it failed at once: it starts over). A
+    changed config after a stage finished is refused, naming the keys: work in progress (a distillation's
+    rounds, a journal) is never thrown away for it."""
     path = out / "run.json"
     if not path.is_file():
         return {}
@@ -261,9 +259,8 @@ def _earlier_run(out: Path, config: RunConfig) -> dict[str, Any]:
     changed = config_diff(before, config_to_dict(config))
     if not changed:
         return data
-    finished = {k for k, v in (data.get("stages") or {}).items() if isinstance(v, dict) and v.get("done")}
-    if finished <= {"data"}:
-        return {"changed": changed}
+    if not any(isinstance(v, dict) and v.get("done") for v in (data.get("stages") or {}).values()):
+        return {}
     raise AfssError(f"{out}: holds a run made with another config ({'; '.join(changed[:4])}"
                     f"{'; ...' if len(changed) > 4 else ''}); rerun it as it was to continue, "
                     "or choose another --out")
@@ -276,14 +273,6 @@ class _Record:
         self.path = out / "run.json"
         self.config = config_to_dict(config)
         data = _earlier_run(out, config)
-        if "changed" in data:  # starting over: what the stages began under the old config goes (its journals
-            # and half-trained students would refuse the new config, and could not be continued either)
-            log.info("%s: the config changed (%s) before any stage but data finished: starting over", out,
-                     "; ".join(data["changed"][:4]))
-            for child in out.iterdir():
-                if child.name != "run.json":
-                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
-            data = {}
         self.data = {"stage": "run", "config": self.config, "versions": _versions(), "models": {},
                      "stages": {}, "order": [], **{k: v for k, v in data.items() if k not in ("versions",)}}
 
