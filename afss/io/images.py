@@ -11,9 +11,9 @@ Rules, the same for every reader and stage:
   black: a transparent background is empty sky, whatever colour its hidden pixels hold.
 * 16-bit (and float) images are scaled to 8 bits by the smallest container that holds their peak
   (10-, 12-, 14- or 16-bit full scale; floats by 1.0 or their peak), so a 12-bit sensor image stored
-  in 16 bits is not crushed into the bottom 16 grey levels. The peak leaves out the `HOT_PIXELS`
-  brightest pixels (a hot pixel or a cosmic-ray hit would otherwise darken the whole frame; those
-  pixels saturate) and NaN/inf values (NaN and -inf read as 0, +inf as full scale).
+  in 16 bits is not crushed into the bottom 16 grey levels. The peak is taken after a 3x3 median, so
+  an isolated hot pixel or cosmic-ray hit does not darken the whole frame (it saturates), while a
+  target a few pixels across keeps its brightness; NaN and -inf read as 0, +inf as full scale.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from afss.errors import AfssError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".pbm", ".pgm", ".ppm", ".pnm",
                     ".webp")
-HOT_PIXELS = 16  # the brightest pixels a deep image's scale ignores (`to_uint8`)
 
 
 class ImageReadError(AfssError):
@@ -155,13 +154,19 @@ def _png_complete(data: bytes) -> bool:
 
 
 def _peak(img: np.ndarray) -> float:
-    """The largest finite value once the `HOT_PIXELS` brightest are left out (0 for an empty image)."""
-    values = img[np.isfinite(img)] if np.issubdtype(img.dtype, np.floating) else img.reshape(-1)
-    if values.size == 0:
+    """The largest value once isolated outliers are gone: the maximum of a 3x3 median of the image,
+    with NaN and inf read as 0 (0 for an empty image). A hot pixel or a cosmic-ray hit a pixel or two
+    across goes; a target a few pixels across stays."""
+    if img.size == 0:
         return 0.0
-    if values.size <= HOT_PIXELS:
-        return float(values.max())
-    return float(np.partition(values, values.size - 1 - HOT_PIXELS)[values.size - 1 - HOT_PIXELS])
+    a = img
+    if np.issubdtype(a.dtype, np.floating):
+        a = np.where(np.isfinite(a), a, 0).astype(np.float32)
+    elif a.dtype not in (np.uint16, np.int16):
+        a = a.astype(np.float32)  # the types OpenCV's median takes
+    if min(a.shape[:2]) < 3 or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
+        return float(a.max())
+    return float(cv2.medianBlur(np.ascontiguousarray(a), 3).max())
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
