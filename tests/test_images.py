@@ -231,6 +231,9 @@ def test_tiffs_opencv_reads_short_are_read_as_stored(tmp_path):
     tifffile.imwrite(tmp_path / "ga16.tif", grey_alpha, photometric="minisblack", extrasamples=["unassalpha"])
     img = load_image(tmp_path / "ga16.tif")
     assert (img.channels, img.bit_depth) == (2, 16) and img.rgb[0, 0].tolist() == [187] * 3  # 3000 / 4095
+    tifffile.imwrite(tmp_path / "apart.tif", np.moveaxis(grey_alpha, -1, 0), photometric="minisblack",
+                     planarconfig="separate", extrasamples=["unassalpha"])  # planes stored apart
+    assert load_image(tmp_path / "apart.tif").rgb[0, 0].tolist() == [187] * 3
     tifffile.imwrite(tmp_path / "five.tif", np.zeros((8, 8, 5), np.uint8), photometric="minisblack", planarconfig="contig")
     with pytest.raises(ImageReadError, match=r"five.tif: 5 channels, expected 1 \(gray\), 3 \(RGB\) or 4"):
         load_image(tmp_path / "five.tif")

@@ -135,6 +135,8 @@ def _tiff_as_stored(data: np.ndarray, decoded: np.ndarray | None) -> np.ndarray 
             if decoded is not None and decoded.dtype.itemsize * 8 >= page.bitspersample:
                 return decoded
             pixels = page.asarray()
+            if pixels.ndim == 3 and page.axes.startswith("S"):  # planes stored apart: (S, H, W) -> (H, W, S)
+                pixels = np.moveaxis(pixels, 0, -1)
     except Exception:  # noqa: BLE001 - a TIFF tifffile cannot read either: OpenCV's answer (or None) stands
         return decoded
     if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
