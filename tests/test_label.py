@@ -552,7 +552,14 @@ def test_a_sigterm_stops_a_command_as_ctrl_c_does_and_says_how_to_continue(tmp_p
     monkeypatch.setattr(afss.cli.label, "run", killed)
     before = signal.getsignal(signal.SIGTERM)
     start = time.perf_counter()
-    assert main(["label", "--images", str(tmp_path), "--out", str(tmp_path / "l.json")]) == 130
+    assert main(["label", "--images", str(tmp_path), "--out", str(tmp_path / "l.json")]) == 143  # 128 + SIGTERM
     assert time.perf_counter() - start < 4
-    assert "afss: interrupted (what finished is kept: rerun the same command to continue)" in capsys.readouterr().err
+    assert "afss: stopped (what finished is kept: rerun the same command to continue)" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is before  # put back after the command
+
+    def ray_stopped(args):  # Ray's driver handler: sys.exit(signum)
+        raise SystemExit(signal.SIGTERM)
+
+    monkeypatch.setattr(afss.cli.label, "run", ray_stopped)
+    assert main(["label", "--images", str(tmp_path), "--out", str(tmp_path / "l.json")]) == 143
+    assert "afss: stopped" in capsys.readouterr().err

@@ -135,10 +135,16 @@ def _run(args: argparse.Namespace) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"afss: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as e:
+        import signal
+
+        # Ray's driver puts its own SIGTERM handler in, which exits with the signal's number
+        terminated = isinstance(e, _Terminated) or (isinstance(e, SystemExit) and e.code == signal.SIGTERM)
+        if isinstance(e, SystemExit) and not terminated:
+            raise
         again = " (what finished is kept: rerun the same command to continue)" if args.command in RESUMABLE else ""
-        print(f"afss: interrupted{again}", file=sys.stderr)
-        return 130
+        print(f"afss: {'stopped' if terminated else 'interrupted'}{again}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:
         stop()
 
@@ -147,17 +153,22 @@ def _run(args: argparse.Namespace) -> int:
 RESUMABLE = ("label", "refine", "predict", "train", "distill", "run")
 
 
+class _Terminated(KeyboardInterrupt):
+    """A SIGTERM, raised where the command is, so that it unwinds as from Ctrl-C."""
+
+
 def _stop_on_sigterm() -> Callable[[], None]:
     """A SIGTERM (``timeout``, a scheduler's stop, ``kill``) stops the command as Ctrl-C does: journals
-    closed, "interrupted" said. Returns what puts the previous handler back."""
+    closed, "stopped" said, exit status 143. Not where a parent set SIGTERM to be ignored. Returns what
+    puts the previous handler back."""
     import signal
     import threading
 
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
         return lambda: None
 
     def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        raise _Terminated
 
     before = signal.signal(signal.SIGTERM, interrupt)
     return lambda: signal.signal(signal.SIGTERM, before)
