@@ -38,11 +38,15 @@ def test_linked_folders_are_entered_once_and_unread_formats_are_named(tmp_path, 
     (root / "linked").symlink_to(tmp_path / "elsewhere")  # a dataset assembled from links
     (root / "again").symlink_to(root / "real")  # the same folder twice: listed once
     (root / "real" / "loop").symlink_to(root)  # a loop: no hang
+    save_image(root / "b" / "c" / "d.png", np.zeros((10, 20, 3), np.uint8))
+    (root / "a" / "x").mkdir(parents=True)
+    (root / "a" / "x" / "to_c").symlink_to(root / "b" / "c")  # a link deeper than the folder it names
+    (root / "b" / "up").symlink_to(tmp_path)  # above the folder: would list what lies outside
     (root / "c.jfif").write_bytes((root / "real" / "a.png").read_bytes())  # a JPEG-family name, PNG inside
     (root / "d.gif").write_bytes(b"GIF89a")
     (root / "notes.txt").write_text("not a picture")
     gt = read_dataset("folder", root)
-    assert [im.file_name for im in gt.images] == ["c.jfif", "linked/b.png", "real/a.png"]
+    assert [im.file_name for im in gt.images] == ["b/c/d.png", "c.jfif", "linked/b.png", "real/a.png"]
     assert all(im.error is None for im in gt.images)
     assert "1 file(s) in a format afss does not read are left out, e.g. d.gif" in caplog.text
 

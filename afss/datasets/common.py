@@ -147,18 +147,23 @@ def find_images(folder: Path, *, recursive: bool = True) -> list[Path]:
         log.warning("%s: cannot list this folder (%s); its images are left out", e.filename, e.strerror or e)
 
     found, others = [], []
-    seen = {os.path.realpath(folder)}
-    # linked subfolders are entered (a dataset assembled from links is common); each real folder once,
-    # so a link loop or a second link to one folder neither hangs nor lists its images twice
+    root = os.path.realpath(folder)
+    # linked subfolders are entered (a dataset assembled from links is common), each real folder once
+    # and under its own name where it lies inside the folder: so every real folder is claimed first;
+    # a link to the folder itself or above it would list what lies outside
+    seen = {os.path.realpath(top) for top, _d, _n in os.walk(folder, onerror=lambda e: None)} if recursive else {root}
     for top, dirs, names in os.walk(folder, onerror=unlisted, followlinks=True):
         kept = []
-        # a folder claims its real path before a link to it does, so its images keep their own names
-        for d in sorted((d for d in dirs if not d.startswith(".")), key=lambda d: (os.path.islink(os.path.join(top, d)), d)):
-            real = os.path.realpath(os.path.join(top, d))
-            if real not in seen:
+        for d in sorted(d for d in dirs if not d.startswith(".")):
+            path = os.path.join(top, d)
+            if not os.path.islink(path):
+                kept.append(d)
+                continue
+            real = os.path.realpath(path)
+            if real not in seen and not (root + os.sep).startswith(real + os.sep) and os.path.isdir(real):
                 seen.add(real)
                 kept.append(d)
-        dirs[:] = sorted(kept)
+        dirs[:] = kept
         for name in names:
             p = Path(top, name)
             if name.startswith("."):
@@ -176,7 +181,8 @@ def find_images(folder: Path, *, recursive: bool = True) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
-# picture formats a folder of images may hold that OpenCV does not decode: said, not skipped silently
+# picture formats a folder of images may hold that afss does not list (some OpenCV builds decode a few):
+# named in a warning, not skipped silently
 OTHER_PICTURES = (".gif", ".tga", ".heic", ".heif", ".avif", ".jp2", ".j2k", ".raw", ".dng", ".cr2", ".nef",
                   ".fits", ".fit", ".exr", ".hdr", ".svg")
 
