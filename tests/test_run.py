@@ -314,7 +314,10 @@ def test_check_refuses_unknown_teacher_options_and_fetches_no_start(tmp_path, mo
     assert main(["run", "demo", "--set", "refine.tta=identity,vfilp", "--check"]) == 2
     assert "refine.tta: unknown TTA view 'vfilp'" in capsys.readouterr().err
     assert main(["run", "demo", "--set", "student.extra={lr00: 0.1}", "--check"]) == 2
-    assert "student.extra: 'lr00' is not an Ultralytics train argument; did you mean 'lr0'?" in capsys.readouterr().err
+    assert "student.extra: 'lr00' is not a valid YOLO argument. Similar arguments are i.e. ['lr0=0.01']" in \
+        capsys.readouterr().err
+    assert main(["run", "demo", "--set", "student.extra={augmentations: [], lr0: 0.02}", "--check"]) == 0  # review
+    capsys.readouterr()
     (tmp_path / "kept").mkdir()
     (tmp_path / "kept" / "gt.json").write_text(json.dumps({  # a COCO file copied away from its images
         "images": [{"id": 1, "file_name": "0.png", "height": 8, "width": 8}], "annotations": [],

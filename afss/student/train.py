@@ -421,16 +421,16 @@ def check_extra(extra: Any, where: str = "extra") -> dict[str, Any]:
         from afss.student.env import ultralytics
 
         ultralytics()
-        from ultralytics.cfg import DEFAULT_CFG_DICT
+        from ultralytics.cfg import DEFAULT_CFG_DICT, get_cfg
     except (ImportError, AfssError):  # no Ultralytics here: the training says so itself
         return extra
-    for key in extra:
-        if key not in DEFAULT_CFG_DICT:
-            import difflib
+    try:  # Ultralytics' own check, as its training makes it (deprecated keys and its extra ones pass)
+        get_cfg(DEFAULT_CFG_DICT, dict(extra))
+    except (SyntaxError, TypeError, ValueError) as e:  # an unknown key; a value of the wrong type
+        import re
 
-            near = difflib.get_close_matches(str(key), list(DEFAULT_CFG_DICT), n=1)
-            raise AfssError(f"{where}: {key!r} is not an Ultralytics train argument"
-                            + (f"; did you mean {near[0]!r}?" if near else " (its list: `yolo cfg`)"))
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(e).splitlines()]
+        raise AfssError(f"{where}: " + " ".join(line for line in lines if line)) from None
     return extra
 
 
