@@ -154,6 +154,10 @@ def test_rejects_non_rgb_and_says_how_to_get_it(teacher):
         teacher.label([np.zeros((10, 10, 3), np.uint16)])
     with pytest.raises(ValueError, match=r"at least one pixel, got uint8 \(0, 0, 3\)"):  # was a ZeroDivisionError
         teacher.label([np.zeros((0, 0, 3), np.uint8)])
+    from PIL import Image
+
+    rgb, _ = draw_scene(seed=5)
+    assert teacher.label([Image.fromarray(rgb)])[0][0].rle == teacher.label([rgb])[0][0].rle  # a PIL image: its array
 
 
 def test_segment_boxes_refuses_nan_and_clips_to_the_image(teacher):

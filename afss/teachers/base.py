@@ -24,7 +24,9 @@ from afss.types import Instance
 def check_rgb(image: Any, where: str = "image") -> np.ndarray:
     """``image`` as a C-contiguous RGB uint8 ``(H, W, 3)`` array of at least one pixel, or a ValueError
     that says how to get one (arrays with negative strides, e.g. ``rgb[::-1]``, are copied: torch
-    refuses them inside the transformers processors)."""
+    refuses them inside the transformers processors). An array-like (a PIL image) is taken as its array."""
+    if not isinstance(image, np.ndarray) and (hasattr(image, "__array__") or hasattr(image, "__array_interface__")):
+        image = np.asarray(image)
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
             and image.shape[0] > 0 and image.shape[1] > 0):
         got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
