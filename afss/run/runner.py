@@ -134,20 +134,21 @@ def _in_pool(pool: LabelSet, source: LabelSet) -> set[str]:
     for path in files:
         with suppress(OSError):
             sizes.setdefault(os.path.getsize(path), []).append(path)
-    digests: dict[str, str] = {}
+    digests: dict[tuple[str, bool], str] = {}
 
-    def digest(path: str) -> str:  # read only where the sizes meet
-        if path not in digests:
-            digests[path] = hashlib.sha1(Path(path).read_bytes()).hexdigest()
-        return digests[path]
+    def digest(path: str, whole: bool) -> str:  # read only where the sizes meet; the whole file only where
+        if (path, whole) not in digests:       # the first 64 KiB do too (files of one size: raw frames)
+            with open(path, "rb") as f:
+                digests[(path, whole)] = hashlib.sha1(f.read() if whole else f.read(1 << 16)).hexdigest()
+        return digests[(path, whole)]
 
     for im in source.images:
         if im.file_name in same:
             continue
         path = source.image_path(im)
         with suppress(OSError):
-            twins = sizes.get(os.path.getsize(path), ())
-            if twins and digest(path) in {digest(t) for t in twins}:
+            twins = [t for t in sizes.get(os.path.getsize(path), ()) if digest(t, False) == digest(path, False)]
+            if twins and digest(path, True) in {digest(t, True) for t in twins}:
                 same.add(im.file_name)
     return same
 
