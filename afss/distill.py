@@ -202,7 +202,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
     pool = pool.replace(images=tuple(im.replace(instances=(), error=None) for im in pool.images))
     _check_same_pool(out, input_identity(pool), {"config": asdict(config), "train": asdict(train)})
     before = _chosen_round(out)  # until this run chooses, the record keeps saying which round student.pt is
-    # a resumed round's time is what it took before as well as the reading back now
+    # a round an earlier invocation finished keeps the time it took then, not the reading back now
     spent = {r.get("round"): float(r.get("seconds") or 0.0) for r in _recorded_rounds(out)}
     say = progress or (lambda line: log.info("%s", line))
     bar = bar or (lambda title, total: nullcontext(lambda n: None))
@@ -286,7 +286,7 @@ def distill(teacher: Teacher, pool: LabelSet, out: str | os.PathLike, *, config:
             quality = _judged(folder, best, pool, train, judge=config.rescore or "photometric")
             say(f"round {k}: label-free quality {quality:.4f} (the teacher's mean confidence in its top-1 boxes)")
         results.append(RoundResult(round=k, kept=kept, images=len(pool), weights=best, recipe=round_recipe,
-                                   agreement=agreement, metrics=metrics, seconds=spent.get(k, 0.0) + time.perf_counter() - t0,
+                                   agreement=agreement, metrics=metrics, seconds=spent.get(k, time.perf_counter() - t0),
                                    quality=quality, chosen=k == before))
         weights, previous = best, refined
         _write_record(out, config, train, results)
