@@ -366,6 +366,9 @@ def test_coco_results_list_is_matched_by_ground_truth_image_id(tmp_path):
     assert own.get("coco", "segm").ap == pytest.approx(evaluate(gt, pred).get("coco", "segm").ap, abs=1e-12)
     with pytest.raises(AfssError, match=r"category '5' \(id 5\) is not a ground-truth category"):
         evaluate(tmp_path / "gt.json", tmp_path / "own.json", per_class=True)
+    (tmp_path / "yolo.json").write_text(json.dumps([{**r, "category_id": 0} for r in results]))  # YOLO's first class
+    assert evaluate(tmp_path / "gt.json", tmp_path / "yolo.json").get("coco", "segm").ap == pytest.approx(
+        own.get("coco", "segm").ap, abs=1e-12)
 
 
 def test_only_labelled_skips_images_without_prediction_instead_of_missing_them():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 from afss.errors import AfssError
 from afss.evaluate.pairing import Pairs
@@ -41,13 +42,21 @@ def load_predictions(pred: LabelSet | str | os.PathLike, gt: LabelSet,
         raise AfssError(f"{pred}: a COCO results list is matched by image_id, and {len(unknown)} result(s) "
                         f"have ids not in the ground truth, e.g. {unknown[0]!r}") from None
     coco = labelset_to_coco(gt.replace(images=tuple(im.replace(instances=(), error=None) for im in gt.images)))
-    coco["annotations"] = [{**a, "id": k} for k, a in enumerate(data, start=1)]
     # a detector's own class ids: kept, named by their number (collapsed into one class by default;
-    # --per-class then says they are not the ground truth's)
+    # --per-class then says they are not the ground truth's). Class 0, YOLO's first, which COCO files
+    # cannot hold, takes a free id under the name "0".
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
     listed = {c["id"] for c in coco["categories"]}
+    used = {a.get("category_id") for a in data if whole(a.get("category_id"))}
+    zero = max(listed | used | {0}) + 1
+    coco["annotations"] = [{**a, "id": k, **({"category_id": zero} if a.get("category_id") == 0 and whole(
+        a.get("category_id")) else {})} for k, a in enumerate(data, start=1)]
     coco["categories"] += [{"id": c, "name": str(c), "supercategory": "object"} for c in sorted(
-        {a.get("category_id") for a in data if isinstance(a.get("category_id"), int)
-         and not isinstance(a.get("category_id"), bool) and a.get("category_id") > 0} - listed)]
+        {c for c in used if c > 0} - listed)]
+    if 0 in used:
+        coco["categories"].append({"id": zero, "name": "0", "supercategory": "object"})
     return labelset_from_coco(coco, image_root=gt.image_root, where=str(pred), predictions=True), str(pred)
 
 
