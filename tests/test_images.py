@@ -237,3 +237,14 @@ def test_tiffs_opencv_reads_short_are_read_as_stored(tmp_path):
     tifffile.imwrite(tmp_path / "five.tif", np.zeros((8, 8, 5), np.uint8), photometric="minisblack", planarconfig="contig")
     with pytest.raises(ImageReadError, match=r"five.tif: 5 channels, expected 1 \(gray\), 3 \(RGB\) or 4"):
         load_image(tmp_path / "five.tif")
+
+
+def test_opencv_log_level_is_put_back_after_decoding_in_threads(tmp_path):
+    """The level is one for the process: threads decoding at once left it at SILENT for good (review)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((64, 64, 3), np.uint8))
+    before = cv2.utils.logging.getLogLevel()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: load_image(tmp_path / "a.png"), range(200)))
+    assert cv2.utils.logging.getLogLevel() == before

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,18 +87,37 @@ def read_raw(path: str | os.PathLike) -> np.ndarray:
     if data[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and not _png_complete(data.tobytes()):
         # checked here, before libpng prints its own complaint on stderr through any progress bar
         raise ImageReadError(f"{path}: truncated PNG (no end chunk, {data.size} bytes)")
-    quiet = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # libtiff's lines: the error says it
-    try:
-        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # UNCHANGED also ignores EXIF orientation
-    except cv2.error:  # e.g. a TIFF of 5 channels
-        img = None
-    finally:
-        cv2.utils.logging.setLogLevel(quiet)
+    with _opencv_silent():  # libtiff's lines on stderr: the error says it in one line
+        try:
+            img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # UNCHANGED also ignores EXIF orientation
+        except cv2.error:  # e.g. a TIFF of 5 channels
+            img = None
     if data[:4].tobytes() in (b"II*\x00", b"MM\x00*"):
         img = _tiff_as_stored(data, img)
     if img is None or img.size == 0:
         raise ImageReadError(f"{path}: cannot decode image (corrupt or unsupported format, {data.size} bytes)")
     return img
+
+
+_SILENT_LOCK = threading.Lock()
+_silent = [0, None]  # decoders inside `_opencv_silent` now, and OpenCV's log level before the first
+
+
+@contextmanager
+def _opencv_silent() -> Iterator[None]:
+    """OpenCV's log level at SILENT while any thread decodes, put back when the last one is done (the
+    level is one for the process)."""
+    with _SILENT_LOCK:
+        if _silent[0] == 0:
+            _silent[1] = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        _silent[0] += 1
+    try:
+        yield
+    finally:
+        with _SILENT_LOCK:
+            _silent[0] -= 1
+            if _silent[0] == 0:
+                cv2.utils.logging.setLogLevel(_silent[1])
 
 
 def _jpeg_complete(data: bytes) -> bool:
