@@ -150,6 +150,32 @@ def test_bad_mask_and_corrupt_image_are_recorded(tmp_path):
     assert (corrupt.height, corrupt.width) == (0, 0)
 
 
+def test_a_row_with_a_box_but_no_usable_mask_is_an_error_not_an_empty_frame(tmp_path, caplog):
+    """A convert probe: a missing or all-black mask whose CSV row gives a box read as "no spacecraft", so a
+    right detection there counted as a false positive; a box cell that is not four numbers went unsaid."""
+    make_spark(tmp_path, classes=("Soho",), splits=("train",), n=3)
+    (tmp_path / "mask/Soho/train/image_00001_layer.jpg").unlink()
+    save_image(tmp_path / "mask/Soho/train/image_00002_layer.jpg", np.zeros((H, W, 3), np.uint8))
+    ok, missing, empty = read_dataset("spark", tmp_path).images
+    assert ok.error is None and len(ok.instances) == 1
+    assert "image_00001_layer.jpg: no such mask, though the CSV gives a box" in missing.error
+    assert "image_00002_layer.jpg: the mask is empty, though the CSV gives a box" in empty.error
+    rows = (tmp_path / "train.csv").read_text().splitlines()
+    (tmp_path / "train.csv").write_text("\n".join([rows[0], rows[1].rsplit(",", 4)[0] + ',"abc"', *rows[2:]]) + "\n")
+    with caplog.at_level(logging.WARNING):
+        read_dataset("spark", tmp_path)
+    assert "1 'Bounding box' cells are not four numbers, e.g. line 2: 'abc'" in caplog.text
+
+
+def test_a_quote_left_open_is_refused_not_swallowing_rows(tmp_path):
+    make_spark(tmp_path, classes=("Soho",), splits=("train",), n=2)
+    rows = (tmp_path / "train.csv").read_text().splitlines()
+    rows[1] = rows[1][:-1]  # the box's closing quote lost: the next row became part of the box
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(AfssError, match=r"train.csv: line 3: a cell runs over several lines \(a quote left open\?\)"):
+        read_dataset("spark", tmp_path)
+
+
 def test_test_split_without_csv_or_masks(tmp_path):
     make_spark(tmp_path, classes=("Soho",), splits=("train",), n=1)
     for k in range(2):
@@ -171,6 +197,12 @@ def test_spark2022_boxes_only(tmp_path):
     (tmp_path / "train.csv").write_text("filename,class,bbox\nimg001.jpg,smart_1\n")  # a row cut short
     with pytest.raises(AfssError, match=r"train.csv: line 2: bbox '' is not '\[r_min"):
         read_dataset("spark", tmp_path, split="train")
+    (tmp_path / "train.csv").write_text('filename,class,bbox\nimg001.jpg,smart_1,"[40, 20, 10, 70]"\n')  # inverted
+    with pytest.raises(AfssError, match=r"train.csv: line 2: bbox '\[40, 20, 10, 70\]' is empty or inverted"):
+        read_dataset("spark", tmp_path, split="train")
+    (tmp_path / "train.csv").write_text('filename,class,bbox\nimg001.jpg,smart_1,"[10, 200, 40, 270]"\n')  # outside
+    (image,) = read_dataset("spark", tmp_path, split="train").images
+    assert "CSV box [200, 10, 270, 40] (xyxy) lies outside the 96x128 (HxW) image" in image.error
 
 
 def test_missing_root_and_empty_root(tmp_path):

@@ -87,6 +87,13 @@ def parse_box(text: str) -> tuple[float, ...] | None:
     return tuple(float(v) for v in nums) if len(nums) == 4 else None
 
 
+def _check_one_line(path: Path, line_no: int, rec: list[str]) -> None:
+    """A cell holding a line break is a quote left open, which swallowed the rows after it."""
+    if any("\n" in v or "\r" in v for v in rec):
+        raise AfssError(f"{path}: line {line_no}: a cell runs over several lines (a quote left open?), which "
+                        "takes in the rows after it")
+
+
 def _cell(rec: list[str], cols: dict[str, int], key: str) -> str:
     i = cols.get(key)
     return rec[i].strip() if i is not None and i < len(rec) else ""
@@ -162,32 +169,45 @@ class SparkReader(DatasetReader):
             if missing:
                 raise AfssError(f"{path}: missing column {', '.join(repr(m) for m in missing)} "
                                 f"(found columns: {', '.join(repr(h) for h in header)})")
-            rows = []
-            for line_no, rec in enumerate(reader, start=2):
+            rows, unparsed = [], []
+            for rec in reader:
+                line_no = reader.line_num
                 if not any(v.strip() for v in rec):
                     continue
+                _check_one_line(path, line_no, rec)
                 name, cls = _cell(rec, cols, "imagename"), _cell(rec, cols, "class")
                 if not name or not cls:
                     raise AfssError(f"{path}: line {line_no}: empty 'Image name' or 'Class'")
                 mask_name = _cell(rec, cols, "maskname") or name.replace("_img", "_layer")
-                csv_box = parse_box(_cell(rec, cols, "boundingbox")) if "boundingbox" in cols else None
+                box_text = _cell(rec, cols, "boundingbox")
+                csv_box = parse_box(box_text) if "boundingbox" in cols else None
+                if box_text and csv_box is None:
+                    unparsed.append(f"line {line_no}: {box_text!r}")
                 rows.append(_Row(image=self.root / "images" / cls / split / name, split=split, cls=cls,
                                  mask=self.mask_dir / cls / split / mask_name, csv_box=csv_box))
+            if unparsed:  # the mask is the ground truth; the box only cross-checks it
+                log.warning("%s: %d 'Bounding box' cells are not four numbers, e.g. %s: those masks are not "
+                            "cross-checked", path, len(unparsed), unparsed[0])
             return rows
 
     def _plan_2022(self, path: Path, split: str, cols: dict[str, int], reader) -> list[_Row]:
         folders = [self.root / split, self.root / "images" / split, self.root / split / "images", self.root / "images"]
         folder = next((d for d in folders if d.is_dir()), folders[0])
         rows = []
-        for line_no, rec in enumerate(reader, start=2):
+        for rec in reader:
+            line_no = reader.line_num
             if not any(v.strip() for v in rec):
                 continue
+            _check_one_line(path, line_no, rec)
             name, cls, box = (_cell(rec, cols, k) for k in ("filename", "class", "bbox"))  # a short row: ""
             rc = parse_box(box)
             if not name or rc is None:
                 raise AfssError(f"{path}: line {line_no}: " + (f"bbox {box!r} is not '[r_min, c_min, r_max, c_max]'"
                                                               if name else "no filename"))
             r0, c0, r1, c1 = rc
+            if not (r1 > r0 and c1 > c0):
+                raise AfssError(f"{path}: line {line_no}: bbox {box!r} is empty or inverted (r_max <= r_min or "
+                                "c_max <= c_min in '[r_min, c_min, r_max, c_max]')")
             rows.append(_Row(image=folder / name, split=split, cls=cls, csv_box=(c0, r0, c1, r1), boxes_only=True))
         return rows
 
@@ -216,11 +236,18 @@ class SparkReader(DatasetReader):
         cat = self._class_id.get(row.cls, 1)
         if row.boxes_only:
             x0, y0, x1, y1 = row.csv_box
-            inst = Instance(box_xyxy=(x0, y0, max(x0, x1), max(y0, y1)), category_id=cat, source=GT_SOURCE)
+            if x0 < -1 or y0 < -1 or x1 > w + 1 or y1 > h + 1:
+                return ImageLabels(file_name=name, height=h, width=w, meta=meta, error=(
+                    f"{name}: CSV box {[int(v) for v in row.csv_box]} (xyxy) lies outside the {h}x{w} (HxW) image"))
+            inst = Instance(box_xyxy=(max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)),
+                            category_id=cat, source=GT_SOURCE)
             return ImageLabels(file_name=name, height=h, width=w, instances=(inst,), meta=meta)
         if row.mask is None:  # a split without labels (test): no mask expected
             return ImageLabels(file_name=name, height=h, width=w, meta=meta)
         if not row.mask.is_file():
+            if row.csv_box is not None:  # the CSV says a spacecraft is there: not "no spacecraft"
+                return ImageLabels(file_name=name, height=h, width=w, meta=meta | {"mask": "error"}, error=(
+                    f"{row.mask}: no such mask, though the CSV gives a box {[int(v) for v in row.csv_box]}"))
             return ImageLabels(file_name=name, height=h, width=w, meta=meta | {"mask": "missing"})
         raw = read_mask_pixels(row.mask, (h, w))
         if isinstance(raw, str):
@@ -228,6 +255,9 @@ class SparkReader(DatasetReader):
         rgb = raw if raw.ndim == 2 else raw[..., 0] if raw.shape[2] < 3 else raw[..., 2::-1]  # BGR(A) -> RGB
         body, panels = spark_mask_parts(rgb)
         instances = gt_instance(body | panels, category_id=cat, parts={"body": body, "panels": panels})
+        if not instances and row.csv_box is not None:
+            return ImageLabels(file_name=name, height=h, width=w, meta=meta | {"mask": "error"}, error=(
+                f"{row.mask}: the mask is empty, though the CSV gives a box {[int(v) for v in row.csv_box]}"))
         if instances and row.csv_box is not None:
             self._check_box(row, instances[0].box_xyxy)
         return ImageLabels(file_name=name, height=h, width=w, instances=instances,
