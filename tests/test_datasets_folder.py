@@ -90,6 +90,18 @@ def test_masks_folder_gives_ground_truth(tmp_path):
     assert m4.instances == () and m4.error is None and m4.meta["mask"] == "missing"
 
 
+def test_masks_no_image_finds_are_named(tmp_path, caplog):
+    """A convert probe: a misnamed mask (x4-mask.png for x4.jpg) was left out without a word."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    for name in ("x1.jpg", "x4.jpg"):
+        save_image(images / name, np.zeros((16, 16, 3), np.uint8))
+    save_image(masks / "x1.png", np.full((16, 16), 255, np.uint8))
+    save_image(masks / "x4-mask.png", np.full((16, 16), 255, np.uint8))
+    (masks / "notes.txt").write_text("not a mask")
+    read_dataset("folder", images, masks=masks)
+    assert "1 mask file(s) are found by no image, e.g. x4-mask.png: they are not used" in caplog.text
+
+
 def test_mask_lookup_order(tmp_path):
     (tmp_path / "sub").mkdir()
     for p in ("a.png", "sub/a.png", "b.png"):

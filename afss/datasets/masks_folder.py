@@ -7,6 +7,7 @@ Foreground is a pixel ``>= 128`` in any channel (``> 127``), which is robust to 
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from afss.types import Instance
 
 MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".webp")
 BINARY_THRESHOLD = 128
+
+log = logging.getLogger(__name__)
 
 
 class MaskFolder:
@@ -58,6 +61,14 @@ class MaskFolder:
                 claims.setdefault(self._found[name][0], []).append(name)
         self.shared = {name: [n for n in names if n != name] for names in claims.values() if len(names) > 1
                        for name in names if self._found[name][1]}
+        # a mask no image finds is ground truth that is silently not used (a misnamed file, an image gone)
+        found = {os.path.realpath(path) for path in claims}
+        unused = sorted(str(path.relative_to(self.folder)) for path in self.folder.rglob("*")
+                        if path.suffix.lower() in MASK_EXTENSIONS + IMAGE_EXTENSIONS and not path.name.startswith(".")
+                        and path.is_file() and os.path.realpath(path) not in found)
+        if unused:
+            log.warning("%s: %d mask file(s) are found by no image, e.g. %s: they are not used", self.folder,
+                        len(unused), unused[0])
 
     def instances(self, image_name: str, size_hw: tuple[int, int], *, category_id: int = 1
                   ) -> tuple[tuple[Instance, ...], str | None, str]:
