@@ -87,6 +87,10 @@ def test_export_links_images_writes_normalised_polygons_and_a_seeded_split(tmp_p
     assert len({tuple(val_names()) for seed in range(6) if export_yolo(labels, tmp_path / "yolo", val_fraction=0.34,
                                                                        seed=seed)}) > 1
     assert json.loads(ds.yaml.read_text())["names"] == {"0": "spacecraft"}
+    from afss.io.coco import write_coco
+
+    write_coco(labels, tmp_path / "labels.json")  # a COCO file's path, as the CLI takes it (an AttributeError)
+    assert export_yolo(tmp_path / "labels.json", tmp_path / "from_file", val_fraction=0.34, seed=3).train == 4
 
 
 def test_ultralytics_trains_on_the_pixels_afss_labelled_whatever_the_file(tmp_path):
@@ -520,9 +524,17 @@ def test_review_findings_each_one_line_and_nothing_replaced(tmp_path, capsys, mo
         assert message is None or message in err, err
     assert not (tmp_path / "r").exists()
     capsys.readouterr()
-    assert main(["-q", "export", "--weights", str(weights), "--imgsz", "64", "--out", str(tmp_path / "m.onnx")]) == 0
+    assert main(["-q", "export", "--weights", str(weights), "--imgsz", "50", "--out", str(tmp_path / "m.onnx")]) == 0
+    assert "input 64 px" in capsys.readouterr().err  # 50 rounded up to the stride, as Ultralytics builds it
     student = build_teacher("student", weights=str(tmp_path / "m.onnx"))
     assert student.options["imgsz"] == 64  # what the exported model runs at, not the default
+    grey = np.zeros((64, 64), np.uint8)  # a grey array was flipped left-right by the student's channel swap
+    with pytest.raises(ValueError, match=r"image 0: expected an RGB uint8 \(H, W, 3\) image"):
+        student.label([grey])
+    with pytest.raises(TypeError, match="label takes a list of images; pass \\[image\\] for one"):
+        student.label(np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(AfssError, match="student: max_det must be a whole number >= 1, got 0"):
+        build_teacher("student", weights=str(tmp_path / "m.onnx"), max_det=0)
     config, train = DistillConfig(rounds=1, min_score=0.0), TrainConfig(epochs=1, imgsz=64, batch=4)
     distill(teacher, labels.replace(images=labels.images[:6]), tmp_path / "d", config=config, train=train)
     with pytest.raises(AfssError, match=r"other settings \(config.min_score 0.0, now 0.3\)"):
@@ -676,7 +688,7 @@ def test_rescore_ranks_the_students_instances_by_the_teachers_confidence_too(tmp
         load_config(tmp_path / "run.yaml")
 
 
-def test_int8_export_keeps_the_shipped_students_detections(tmp_path):
+def test_int8_export_keeps_the_shipped_students_detections(tmp_path, caplog):
     """int8 with one scale for the whole concatenated output rounded every class probability to 0
     (0.0 AP); the head's decoding stays float, so int8 finds what fp32 finds."""
     from afss.evaluate import evaluate
@@ -688,8 +700,13 @@ def test_int8_export_keeps_the_shipped_students_detections(tmp_path):
 
     calib = render_dataset(tmp_path / "calib", n=8, size=256, domain="clean", seed=4343, workers=1)
     gt = render_dataset(tmp_path / "scenes", n=12, size=320, domain="clean", seed=4242, workers=1)
-    model = export_student(SHIPPED_SYNTH_WEIGHTS, tmp_path / "m8.onnx", imgsz=320, int8=True,
-                           calib=Path(calib.image_root) / "images")
+    with caplog.at_level("WARNING"):
+        model = export_student(SHIPPED_SYNTH_WEIGHTS, tmp_path / "m8.onnx", imgsz=320, int8=True,
+                               calib=Path(calib.image_root) / "images")
+    assert "int8 calibration on only 8 image(s)" in caplog.text  # one image made the scores tie (a probe)
+    for bad in (0, "256", 10000, True):  # from Python: 0 wrote a 32-px model, 10000 tried to allocate 76 GB
+        with pytest.raises(AfssError, match=r"export: imgsz must be a whole number in \[32, 4096\], got"):
+            export_student(SHIPPED_SYNTH_WEIGHTS, tmp_path / "x.onnx", imgsz=bad)
     student = build_teacher("student", weights=str(model))
     pred = label_images(student, gt.replace(images=tuple(im.replace(instances=()) for im in gt.images)))
     assert evaluate(gt, pred, protocols=("coco",)).get("coco", "segm").ap50 > 0.5

@@ -29,14 +29,14 @@ def run(args: argparse.Namespace) -> int:
     from afss.errors import AfssError
     from afss.student.export import export_student
 
-    if args.imgsz is not None and not 32 <= args.imgsz <= 4096:
-        raise AfssError(f"--imgsz must be in [32, 4096], got {args.imgsz}")
     if args.calib is not None and not args.int8:
         raise AfssError("--calib gives int8 calibration images: it needs --int8")
     t0 = time.perf_counter()
     path = export_student(args.weights, args.out, imgsz=args.imgsz, int8=args.int8, calib=args.calib,
                           overwrite=args.overwrite)
+    from afss.student.model import onnx_input_size
+
     size = path.stat().st_size / 1e6
-    print(f"afss export: {'int8 ' if args.int8 else ''}ONNX {size:.1f} MB, {time.perf_counter() - t0:.1f} s -> {path}",
-          file=sys.stderr)
+    print(f"afss export: {'int8 ' if args.int8 else ''}ONNX {size:.1f} MB, input {onnx_input_size(path)} px, "
+          f"{time.perf_counter() - t0:.1f} s -> {path}", file=sys.stderr)
     return 0

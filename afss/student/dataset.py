@@ -166,12 +166,13 @@ def check_trainable(labels: LabelSet) -> list[ImageLabels]:
     return usable
 
 
-def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
-                min_part_frac: float = 0.01, replay: LabelSet | None = None) -> YoloDataset:
+def export_yolo(labels: LabelSet | str | os.PathLike, out: str | os.PathLike, *, val_fraction: float = 0.1,
+                seed: int = 0, min_part_frac: float = 0.01, replay: LabelSet | None = None) -> YoloDataset:
     """Write ``labels`` (pseudo-labels) as an Ultralytics YOLO-seg dataset under ``out``.
 
     Args:
-        labels: images with instances (masks, or boxes only); images without any are skipped.
+        labels: images with instances (masks, or boxes only), or a COCO file of them; images without any
+            are skipped.
         out: dataset folder; replaced if it holds an earlier export (``manifest.json``).
         val_fraction: share of the labelled images held out for validation (at least one image;
             with a single image it serves both splits).
@@ -184,6 +185,10 @@ def export_yolo(labels: LabelSet, out: str | os.PathLike, *, val_fraction: float
     Raises:
         AfssError: no image has an instance, a bad ``val_fraction``, a folder that is not an export.
     """
+    if not isinstance(labels, LabelSet):  # a COCO file's path, as `afss export-yolo` takes it
+        from afss.io.coco import read_coco
+
+        labels = read_coco(labels)
     if not 0.0 <= val_fraction < 1.0:
         raise AfssError(f"val_fraction must be in [0, 1), got {val_fraction}")
     usable = check_trainable(labels)

@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -91,6 +92,7 @@ def export_student(weights: str | os.PathLike, out: str | os.PathLike, *, imgsz:
         raise AfssError(f"{out}: exists; pass --overwrite to replace it, or choose another --out")
     if weights.suffix.lower() != ".pt":
         raise AfssError(f"{weights}: export takes a .pt checkpoint, found {weights.suffix!r}")
+    imgsz = _export_size(imgsz)
     model = load_yolo(weights)
     imgsz = imgsz if imgsz is not None else trained_imgsz(model)
     calibration = _calibration_images(weights, calib) if int8 else []
@@ -113,6 +115,23 @@ def export_student(weights: str | os.PathLike, out: str | os.PathLike, *, imgsz:
         shutil.copyfile(exported, tmp_out)
         os.replace(tmp_out, out)
     return out
+
+
+STRIDE = 32  # YOLO's largest stride: Ultralytics builds the model at the next multiple of it
+FEW_CALIBRATION_IMAGES = 20  # under this, int8 scores were seen to tie and lose their ranking
+
+
+def _export_size(imgsz: Any) -> int | None:
+    """The input size to export at: a whole number in [32, 4096], rounded up to a multiple of `STRIDE`
+    (Ultralytics does so itself, silently; int8 calibration at the size asked then failed)."""
+    if imgsz is None:
+        return None
+    if isinstance(imgsz, bool) or not isinstance(imgsz, int) or not 32 <= imgsz <= 4096:
+        raise AfssError(f"export: imgsz must be a whole number in [32, 4096], got {imgsz!r}")
+    size = -(-imgsz // STRIDE) * STRIDE
+    if size != imgsz:
+        log.warning("export: imgsz %d is not a multiple of the model's stride %d: exported at %d", imgsz, STRIDE, size)
+    return size
 
 
 def _quantise(model: Path, out: Path, images: list[Path], imgsz: int) -> Path:
@@ -157,6 +176,9 @@ def _quantise(model: Path, out: Path, images: list[Path], imgsz: int) -> Path:
         raise AfssError(f"int8 calibration: none of the {len(images)} calibration images could be read "
                         f"(e.g. {reader.unreadable[0] if reader.unreadable else 'none given'})") from e
     if reader.unreadable:
-        log.warning("int8 calibration on %d images: %d could not be read (e.g. %s)", reader.used,
+        log.warning("int8 calibration used %d images; %d more could not be read (e.g. %s)", reader.used,
                     len(reader.unreadable), reader.unreadable[0])
+    if reader.used < FEW_CALIBRATION_IMAGES:
+        log.warning("int8 calibration on only %d image(s): the scores may tie and lose their ranking (seen with "
+                    "one image); give --calib a folder of about 100 images like those the model will see", reader.used)
     return out

@@ -202,6 +202,9 @@ class StudentTeacher(Teacher):
         for key in ("conf", "iou"):
             if not 0.0 <= opts[key] <= 1.0:
                 raise AfssError(f"student: {key} must be in [0, 1], got {opts[key]}")
+        max_det = opts["max_det"]
+        if isinstance(max_det, bool) or not isinstance(max_det, int) or max_det < 1:
+            raise AfssError(f"student: max_det must be a whole number >= 1, got {max_det!r}")
         return opts
 
     @classmethod
@@ -221,6 +224,12 @@ class StudentTeacher(Teacher):
         return cls(model, opts)
 
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:
+        from afss.teachers.base import check_rgb
+
+        if isinstance(images, np.ndarray):  # one image where a list is meant: its rows were taken as images
+            raise TypeError("student: label takes a list of images; pass [image] for one")
+        # a grey array was flipped left-right by the channel swap below, RGBA read as ABGR: refused instead
+        images = [check_rgb(im, f"image {i}") for i, im in enumerate(images)]
         if not images:
             return []
         o = self.options
