@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output COCO JSON")
     p.add_argument("--imgsz", type=int, default=None, help="inference size (default: the size a .pt was trained at, else 512; ONNX models have "
                         "their own)")
-    p.add_argument("--conf", type=float, default=None, help="minimum confidence (default 0.05)")
+    p.add_argument("--conf", type=float, default=None, help="minimum class confidence of the student's own, applied before --rescore (default 0.05)")
     p.add_argument("--device", default=None, help="cpu (default), 0 / cuda:0, mps")
     p.add_argument("--box", choices=("mask", "head"), default=None,
                    help="each box: the tight box of its mask (default) or the box head's own")
