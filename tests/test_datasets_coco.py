@@ -50,6 +50,8 @@ def test_an_image_of_another_size_than_recorded_is_an_error_and_an_absent_one_ke
     assert b.error == "size mismatch: recorded as 40x50 (H x W), the file is 30x60" and b.instances == ()
     assert gone.error is None and len(gone.instances) == 1  # not here: the JSON's ground truth stands
     assert "1 of 3 images are not found under" in caplog.text and "gone.png" in caplog.text
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")  # a broken link: there, unreadable
+    assert "broken symbolic link" in read_dataset("coco", tmp_path / "gt.json").images[2].error
 
 
 def test_json_plus_masks_folder(tmp_path):

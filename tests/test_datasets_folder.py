@@ -42,11 +42,13 @@ def test_linked_folders_are_entered_once_and_unread_formats_are_named(tmp_path, 
     (root / "a" / "x").mkdir(parents=True)
     (root / "a" / "x" / "to_c").symlink_to(root / "b" / "c")  # a link deeper than the folder it names
     (root / "b" / "up").symlink_to(tmp_path)  # above the folder: would list what lies outside
+    save_image(root / ".real" / "e.png", np.zeros((10, 20, 3), np.uint8))
+    (root / "shown").symlink_to(root / ".real")  # a link to a hidden folder: entered, as before (review)
     (root / "c.jfif").write_bytes((root / "real" / "a.png").read_bytes())  # a JPEG-family name, PNG inside
     (root / "d.gif").write_bytes(b"GIF89a")
     (root / "notes.txt").write_text("not a picture")
     gt = read_dataset("folder", root)
-    assert [im.file_name for im in gt.images] == ["b/c/d.png", "c.jfif", "linked/b.png", "real/a.png"]
+    assert [im.file_name for im in gt.images] == ["b/c/d.png", "c.jfif", "linked/b.png", "real/a.png", "shown/e.png"]
     assert all(im.error is None for im in gt.images)
     assert "1 file(s) in a format afss does not read are left out, e.g. d.gif" in caplog.text
 
@@ -98,6 +100,7 @@ def test_masks_no_image_finds_are_named(tmp_path, caplog):
     save_image(masks / "x1.png", np.full((16, 16), 255, np.uint8))
     save_image(masks / "x4-mask.png", np.full((16, 16), 255, np.uint8))
     (masks / "notes.txt").write_text("not a mask")
+    save_image(masks / ".ipynb_checkpoints" / "x9.png", np.full((16, 16), 255, np.uint8))  # hidden: not counted
     read_dataset("folder", images, masks=masks)
     assert "1 mask file(s) are found by no image, e.g. x4-mask.png: they are not used" in caplog.text
 

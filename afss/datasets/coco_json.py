@@ -101,10 +101,11 @@ class CocoReader(DatasetReader):
     def read(self, progress=None) -> LabelSet:
         self._absent = []
         labels = super().read(progress)
-        if self._absent:
+        absent = list(dict.fromkeys(self._absent))  # an image listed twice is one
+        if absent:
             log.warning("%s: %d of %d images are not found under %s, e.g. %s: their ground truth is kept as the file "
-                        "lists it (labelling them needs the files)", self.path, len(self._absent), len(labels),
-                        self.root, self._absent[0])
+                        "lists it (labelling them needs the files)", self.path, len(absent), len(labels),
+                        self.root, absent[0])
         return labels
 
     def read_item(self, item: ImageLabels) -> ImageLabels:
@@ -112,13 +113,13 @@ class CocoReader(DatasetReader):
         # canvas would be rasterised wrong, and masks looked up for it blamed. A file that is not here
         # keeps the JSON's ground truth (converting a file away from its images is fine), counted.
         path = Path(self._coco.image_path(item))
-        if not path.exists():
+        if not os.path.lexists(path):  # a broken link is there, unreadable, below
             self._absent.append(item.file_name)
         else:
             h, w, error = image_size(path)
             if error is not None:
                 return item.replace(instances=(), error=error)
-            if (h, w) != item.size_hw:
+            if (h, w) != item.size_hw and item.size_hw != (0, 0):  # 0x0: afss recorded it as unreadable then
                 return item.replace(instances=(), error=f"size mismatch: recorded as {item.height}x{item.width} "
                                     f"(H x W), the file is {h}x{w}{turned_note(path, item.size_hw, (h, w))}")
         if self.masks is None:

@@ -151,7 +151,10 @@ def find_images(folder: Path, *, recursive: bool = True) -> list[Path]:
     # linked subfolders are entered (a dataset assembled from links is common), each real folder once
     # and under its own name where it lies inside the folder: so every real folder is claimed first;
     # a link to the folder itself or above it would list what lies outside
-    seen = {os.path.realpath(top) for top, _d, _n in os.walk(folder, onerror=lambda e: None)} if recursive else {root}
+    seen = {root}
+    for top, dirs, _names in os.walk(folder, onerror=lambda e: None) if recursive else ():
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # as the walk below: a link to a hidden folder is entered
+        seen.add(os.path.realpath(top))
     for top, dirs, names in os.walk(folder, onerror=unlisted, followlinks=True):
         kept = []
         for d in sorted(d for d in dirs if not d.startswith(".")):
@@ -160,7 +163,7 @@ def find_images(folder: Path, *, recursive: bool = True) -> list[Path]:
                 kept.append(d)
                 continue
             real = os.path.realpath(path)
-            if real not in seen and not (root + os.sep).startswith(real + os.sep) and os.path.isdir(real):
+            if real not in seen and os.path.commonpath([root, real]) != real and os.path.isdir(real):
                 seen.add(real)
                 kept.append(d)
         dirs[:] = kept

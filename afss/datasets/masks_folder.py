@@ -63,12 +63,16 @@ class MaskFolder:
                        for name in names if self._found[name][1]}
         # a mask no image finds is ground truth that is silently not used (a misnamed file, an image gone)
         found = {os.path.realpath(path) for path in claims}
-        unused = sorted(str(path.relative_to(self.folder)) for path in self.folder.rglob("*")
-                        if path.suffix.lower() in MASK_EXTENSIONS + IMAGE_EXTENSIONS and not path.name.startswith(".")
-                        and path.is_file() and os.path.realpath(path) not in found)
-        if unused:
-            log.warning("%s: %d mask file(s) are found by no image, e.g. %s: they are not used", self.folder,
-                        len(unused), unused[0])
+        unused = []
+        for top, dirs, names in os.walk(self.folder):
+            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "@")))  # .ipynb_checkpoints, @eaDir
+            unused += [os.path.relpath(os.path.join(top, n), self.folder) for n in sorted(names)
+                       if n.lower().endswith(MASK_EXTENSIONS + IMAGE_EXTENSIONS) and not n.startswith(".")
+                       and os.path.realpath(os.path.join(top, n)) not in found]
+        if unused:  # more unused than used: a split or subset read against a whole folder, as meant
+            (log.warning if len(unused) <= len(found) else log.info)(
+                "%s: %d mask file(s) are found by no image, e.g. %s: they are not used", self.folder, len(unused),
+                unused[0])
 
     def instances(self, image_name: str, size_hw: tuple[int, int], *, category_id: int = 1
                   ) -> tuple[tuple[Instance, ...], str | None, str]:

@@ -170,8 +170,9 @@ class SparkReader(DatasetReader):
                 raise AfssError(f"{path}: missing column {', '.join(repr(m) for m in missing)} "
                                 f"(found columns: {', '.join(repr(h) for h in header)})")
             rows, unparsed = [], []
+            end = reader.line_num
             for rec in reader:
-                line_no = reader.line_num
+                line_no, end = end + 1, reader.line_num  # the line the record starts on
                 if not any(v.strip() for v in rec):
                     continue
                 _check_one_line(path, line_no, rec)
@@ -194,8 +195,9 @@ class SparkReader(DatasetReader):
         folders = [self.root / split, self.root / "images" / split, self.root / split / "images", self.root / "images"]
         folder = next((d for d in folders if d.is_dir()), folders[0])
         rows = []
+        end = reader.line_num
         for rec in reader:
-            line_no = reader.line_num
+            line_no, end = end + 1, reader.line_num  # the line the record starts on
             if not any(v.strip() for v in rec):
                 continue
             _check_one_line(path, line_no, rec)
@@ -205,9 +207,6 @@ class SparkReader(DatasetReader):
                 raise AfssError(f"{path}: line {line_no}: " + (f"bbox {box!r} is not '[r_min, c_min, r_max, c_max]'"
                                                               if name else "no filename"))
             r0, c0, r1, c1 = rc
-            if not (r1 > r0 and c1 > c0):
-                raise AfssError(f"{path}: line {line_no}: bbox {box!r} is empty or inverted (r_max <= r_min or "
-                                "c_max <= c_min in '[r_min, c_min, r_max, c_max]')")
             rows.append(_Row(image=folder / name, split=split, cls=cls, csv_box=(c0, r0, c1, r1), boxes_only=True))
         return rows
 
@@ -236,6 +235,9 @@ class SparkReader(DatasetReader):
         cat = self._class_id.get(row.cls, 1)
         if row.boxes_only:
             x0, y0, x1, y1 = row.csv_box
+            if not (x1 > x0 and y1 > y0):  # one image's problem: a 100k-row CSV goes on
+                return ImageLabels(file_name=name, height=h, width=w, meta=meta, error=(
+                    f"{name}: CSV box {[int(v) for v in row.csv_box]} (xyxy) is empty or inverted"))
             if x0 < -1 or y0 < -1 or x1 > w + 1 or y1 > h + 1:
                 return ImageLabels(file_name=name, height=h, width=w, meta=meta, error=(
                     f"{name}: CSV box {[int(v) for v in row.csv_box]} (xyxy) lies outside the {h}x{w} (HxW) image"))
@@ -244,8 +246,9 @@ class SparkReader(DatasetReader):
             return ImageLabels(file_name=name, height=h, width=w, instances=(inst,), meta=meta)
         if row.mask is None:  # a split without labels (test): no mask expected
             return ImageLabels(file_name=name, height=h, width=w, meta=meta)
+        boxed = row.csv_box is not None and row.csv_box[2] > row.csv_box[0] and row.csv_box[3] > row.csv_box[1]
         if not row.mask.is_file():
-            if row.csv_box is not None:  # the CSV says a spacecraft is there: not "no spacecraft"
+            if boxed:  # the CSV says a spacecraft is there: not "no spacecraft"
                 return ImageLabels(file_name=name, height=h, width=w, meta=meta | {"mask": "error"}, error=(
                     f"{row.mask}: no such mask, though the CSV gives a box {[int(v) for v in row.csv_box]}"))
             return ImageLabels(file_name=name, height=h, width=w, meta=meta | {"mask": "missing"})
@@ -255,7 +258,7 @@ class SparkReader(DatasetReader):
         rgb = raw if raw.ndim == 2 else raw[..., 0] if raw.shape[2] < 3 else raw[..., 2::-1]  # BGR(A) -> RGB
         body, panels = spark_mask_parts(rgb)
         instances = gt_instance(body | panels, category_id=cat, parts={"body": body, "panels": panels})
-        if not instances and row.csv_box is not None:
+        if not instances and boxed:
             return ImageLabels(file_name=name, height=h, width=w, meta=meta | {"mask": "error"}, error=(
                 f"{row.mask}: the mask is empty, though the CSV gives a box {[int(v) for v in row.csv_box]}"))
         if instances and row.csv_box is not None:

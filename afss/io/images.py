@@ -185,7 +185,8 @@ def _peak(img: np.ndarray) -> float:
         return 0.0
     a = img
     if np.issubdtype(a.dtype, np.floating):
-        a = np.where(np.isfinite(a), a, 0).astype(np.float32)
+        big = np.finfo(np.float32).max  # float64 values past float32's range: the largest, not inf
+        a = np.clip(np.where(np.isfinite(a), a, 0), -big, big).astype(np.float32)
     elif a.dtype not in (np.uint16, np.int16):
         a = a.astype(np.float32)  # the types OpenCV's median takes
     if min(a.shape[:2]) < 3 or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):

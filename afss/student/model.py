@@ -227,7 +227,7 @@ class StudentTeacher(Teacher):
         from afss.teachers.base import check_rgb
 
         if isinstance(images, np.ndarray):  # one image where a list is meant: its rows were taken as images
-            raise TypeError("student: label takes a list of images; pass [image] for one")
+            raise TypeError("student: label takes a list of images: [image] for one, list(batch) for a stacked batch")
         # a grey array was flipped left-right by the channel swap below, RGBA read as ABGR: refused instead
         images = [check_rgb(im, f"image {i}") for i, im in enumerate(images)]
         if not images:
