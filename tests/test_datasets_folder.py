@@ -105,6 +105,13 @@ def test_masks_no_image_finds_are_named(tmp_path, caplog):
     assert "1 mask file(s) are found by no image, e.g. x4-mask.png: they are not used" in caplog.text
 
 
+def test_the_image_folder_is_refused_as_its_own_masks_folder(tmp_path):
+    """Each image found itself as its mask: a grey photo became a whole-frame instance (a review)."""
+    save_image(tmp_path / "x.png", np.full((16, 16, 3), 200, np.uint8))
+    with pytest.raises(AfssError, match="the masks folder is the image folder, so each image would be read as its own"):
+        read_dataset("folder", tmp_path, masks=tmp_path)
+
+
 def test_mask_lookup_order(tmp_path):
     (tmp_path / "sub").mkdir()
     for p in ("a.png", "sub/a.png", "b.png"):

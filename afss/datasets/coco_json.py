@@ -78,12 +78,12 @@ class CocoReader(DatasetReader):
                  missing_mask: str = "empty", allow_absolute_paths: bool = False) -> None:
         super().__init__(missing_mask=missing_mask)
         self.path = find_coco_json(root, split)
-        self.masks = None if masks is None else MaskFolder(masks)
         self._absent: list[str] = []  # listed images that are not here (warned about once read)
         self._coco: LabelSet = read_coco(self.path, image_root=image_root, allow_absolute_paths=allow_absolute_paths)
         if len(self._coco) == 0:
             raise empty_error(self.path, "the COCO file lists no images")
         self.root = Path(self._coco.image_root or self.path.parent)
+        self.masks = None if masks is None else MaskFolder(masks, images=self.root)
         self.items = list(self._coco.images)
         cats = dict(self._coco.categories)
         if self.masks is not None:

@@ -45,7 +45,7 @@ class FolderReader(DatasetReader):
                  missing_mask: str = "empty") -> None:
         super().__init__(missing_mask=missing_mask)
         self.root = require_dir(root, "image folder")
-        self.masks = None if masks is None else MaskFolder(masks)
+        self.masks = None if masks is None else MaskFolder(masks, images=self.root)
         self.items = find_images(self.root)
         if not self.items:
             raise empty_error(self.root, "expected image files with an extension like .jpg or .png, any depth")

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from afss.datasets.common import find_with_stem, gt_instance, read_mask_pixels, require_dir
+from afss.errors import AfssError
 from afss.io.images import IMAGE_EXTENSIONS, is_lossy, mask_foreground
 from afss.types import Instance
 
@@ -26,11 +27,17 @@ class MaskFolder:
 
     Args:
         folder: the masks folder; an `AfssError` names it when it does not exist.
+        images: the image folder the masks are for: refused as the masks folder (each image would be its
+            own mask).
         threshold: a pixel is foreground when any channel is ``>= threshold``.
     """
 
-    def __init__(self, folder: str | os.PathLike, *, threshold: int = BINARY_THRESHOLD) -> None:
+    def __init__(self, folder: str | os.PathLike, *, threshold: int = BINARY_THRESHOLD,
+                 images: str | os.PathLike | None = None) -> None:
         self.folder = require_dir(folder, "masks folder")
+        if images is not None and os.path.realpath(self.folder) == os.path.realpath(images):
+            raise AfssError(f"{self.folder}: the masks folder is the image folder, so each image would be read as "
+                            "its own mask; keep the masks in a folder of their own")
         self.threshold = threshold
         self.shared: dict[str, list[str]] = {}  # image -> the other images its base-name mask is also found for
         self._found: dict[str, tuple[Path | None, bool]] = {}  # the lookups `expect` made
