@@ -172,6 +172,19 @@ def test_a_row_with_a_box_but_no_usable_mask_is_an_error_not_an_empty_frame(tmp_
     assert "1 'Bounding box' cells are not four numbers, e.g. line 2: 'abc'" in caplog.text
 
 
+def test_an_image_or_mask_under_another_extension_or_case_is_found(tmp_path):
+    """A convert probe: a .JPG on disk, or a mask saved again as .png, read as missing (SPEED+ and TANGO find them)."""
+    drawn = make_spark(tmp_path, classes=("Soho",), splits=("train",), n=2)
+    img = tmp_path / "images/Soho/train/image_00000_img.jpg"
+    img.rename(img.with_suffix(".JPG"))
+    mask = tmp_path / "mask/Soho/train/image_00001_layer.jpg"
+    save_image(mask.with_suffix(".png"), colour_mask(*draw_parts(H, W, shift=4)))
+    mask.unlink()
+    first, second = read_dataset("spark", tmp_path).images
+    assert first.error is None and first.file_name == "images/Soho/train/image_00000_img.JPG"
+    assert second.error is None and (second.instances[0].mask == drawn["images/Soho/train/image_00001_img.jpg"]).all()
+
+
 def test_a_quote_left_open_is_refused_not_swallowing_rows(tmp_path):
     make_spark(tmp_path, classes=("Soho",), splits=("train",), n=2)
     rows = (tmp_path / "train.csv").read_text().splitlines()

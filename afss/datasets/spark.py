@@ -28,7 +28,7 @@ import csv
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ from afss.datasets.common import (
     DatasetReader,
     empty_error,
     find_images,
+    find_with_stem,
     gt_instance,
     image_size,
     norm_key,
@@ -46,6 +47,7 @@ from afss.datasets.common import (
     require_dir,
 )
 from afss.errors import AfssError
+from afss.io.images import IMAGE_EXTENSIONS
 from afss.types import ImageLabels, Instance
 
 log = logging.getLogger(__name__)
@@ -225,6 +227,10 @@ class SparkReader(DatasetReader):
 
     # -- reading ----------------------------------------------------------------------------------
     def read_item(self, row: _Row) -> ImageLabels:
+        if not row.image.exists():  # another extension or case than the CSV names (.JPG, a mask saved as .png)
+            row = replace(row, image=find_with_stem(row.image.parent, row.image.name, IMAGE_EXTENSIONS) or row.image)
+        if row.mask is not None and not row.mask.exists():
+            row = replace(row, mask=find_with_stem(row.mask.parent, row.mask.name, IMAGE_EXTENSIONS) or row.mask)
         name = relative_name(row.image, self.root)
         meta = {"split": row.split} | ({"class": row.cls} if row.cls is not None else {})
         if row.csv_box is not None:
