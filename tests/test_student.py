@@ -1226,3 +1226,24 @@ def test_a_releasable_teacher_is_released_after_round_one_before_any_training(tm
     distill(Releasable(), pool, tmp_path / "d", config=DistillConfig(rounds=1), train=TrainConfig(imgsz=64))
     released = events.index("released")
     assert "used" in events[:released] and released < events.index("trained") and "used" not in events[released:]
+
+
+def test_a_large_input_size_predicts_fewer_images_a_call(monkeypatch, caplog):
+    """8 images at 4096 px in one predict call asked about 44 GB and were killed (a probe)."""
+    import afss.student.model
+    from afss.student.train import SHIPPED_SYNTH_WEIGHTS
+    from afss.synth import render_scene
+    from afss.teachers import build_teacher
+
+    images = [render_scene(seed=s, size=96)[0] for s in range(5)]
+    student = build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), imgsz=96)
+    whole = student.label(images)
+    calls, predict = [], student.model.predict
+    monkeypatch.setattr(student.model, "predict", lambda batch, **kw: calls.append(len(batch)) or predict(batch, **kw))
+    monkeypatch.setattr(afss.student.model, "PIXELS_PER_CALL", 2 * 96 * 96)
+    parts = student.label(images)
+    assert calls == [2, 2, 1]
+    with caplog.at_level("WARNING"):
+        build_teacher("student", weights=str(SHIPPED_SYNTH_WEIGHTS), half=True, device="cpu")
+    assert "half=true needs a GPU" in caplog.text  # it was dropped without a word (a probe)
+    assert [[i.rle for i in found] for found in parts] == [[i.rle for i in found] for found in whole]

@@ -210,6 +210,8 @@ class StudentTeacher(Teacher):
     @classmethod
     def build(cls, **options: Any) -> StudentTeacher:
         opts = cls._checked(options)
+        if opts["half"] and str(opts["device"]).lower() == "cpu":  # Ultralytics drops it there without a word
+            log.warning("student: half=true needs a GPU; on the CPU the student runs in full precision")
         opts["weights"] = str(Path(opts["weights"]).resolve()) if Path(opts["weights"]).exists() else opts["weights"]
         model = load_yolo(opts["weights"])
         if opts["weights"].lower().endswith(".onnx"):  # an exported model runs at the size it was built for
@@ -234,12 +236,20 @@ class StudentTeacher(Teacher):
             return []
         o = self.options
         bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]  # Ultralytics takes arrays as BGR (OpenCV)
-        results = self.model.predict(bgr, imgsz=o["imgsz"], conf=o["conf"], iou=o["iou"], device=o["device"],
-                                     max_det=o["max_det"], half=o["half"], retina_masks=True, verbose=False)
+        # a large input size runs fewer images a call: 8 at 4096 px asked about 44 GB and were killed
+        per_call = max(1, PIXELS_PER_CALL // (int(o["imgsz"] or DEFAULT_IMGSZ) ** 2))
+        results = []
+        for start in range(0, len(bgr), per_call):
+            results += self.model.predict(bgr[start:start + per_call], imgsz=o["imgsz"], conf=o["conf"], iou=o["iou"],
+                                          device=o["device"], max_det=o["max_det"], half=o["half"], retina_masks=True,
+                                          verbose=False)
         found = [_instances(r, im.shape[:2], mask_boxes=o["box"] == "mask") for r, im in zip(results, images, strict=True)]
         if self.rescorer is not None:
             found = [_rescored(self.rescorer, im, insts) for im, insts in zip(images, found, strict=True)]
         return found
+
+
+PIXELS_PER_CALL = 8 * 1280 * 1280  # input pixels one predict call takes at most (128 images at 320 px, 1 at 4096)
 
 
 def check_rescorer(name: Any, what: str = "student: rescore must be") -> None:
