@@ -23,7 +23,7 @@ from afss.datasets.common import GT_SOURCE, DatasetReader, empty_error, image_si
 from afss.datasets.masks_folder import MaskFolder
 from afss.errors import AfssError
 from afss.io.coco import read_coco
-from afss.io.images import turned_note
+from afss.io.images import size_mismatch
 from afss.types import ImageLabels, LabelSet
 
 log = logging.getLogger(__name__)
@@ -120,8 +120,7 @@ class CocoReader(DatasetReader):
             if error is not None:
                 return item.replace(instances=(), error=error)
             if (h, w) != item.size_hw and item.size_hw != (0, 0):  # 0x0: afss recorded it as unreadable then
-                return item.replace(instances=(), error=f"size mismatch: recorded as {item.height}x{item.width} "
-                                    f"(H x W), the file is {h}x{w}{turned_note(path, item.size_hw, (h, w))}")
+                return item.replace(instances=(), error=size_mismatch(path, item.size_hw, (h, w)))
         if self.masks is None:
             instances = tuple(i if i.source else i.replace(source=GT_SOURCE) for i in item.instances)
             return item.replace(instances=instances)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from afss.errors import AfssError
-from afss.io.images import ImageReadError, load_image, turned_note
+from afss.io.images import ImageReadError, load_image, size_mismatch
 from afss.types import ImageLabels, LabelSet
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,7 @@ def load_rgb_file(path: str | os.PathLike, image: ImageLabels) -> np.ndarray | s
     except ImageReadError as e:
         return f"unreadable: {e}"
     if image.height and image.width and tuple(rgb.shape[:2]) != image.size_hw:
-        return (f"size mismatch: recorded as {image.height}x{image.width} (H x W), the file is "
-                f"{rgb.shape[0]}x{rgb.shape[1]}{turned_note(path, image.size_hw, rgb.shape[:2])}")
+        return size_mismatch(path, image.size_hw, rgb.shape[:2])
     return rgb
 
 

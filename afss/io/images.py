@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -92,8 +93,8 @@ def read_raw(path: str | os.PathLike) -> np.ndarray:
             img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # UNCHANGED also ignores EXIF orientation
         except cv2.error:  # e.g. a TIFF of 5 channels
             img = None
-    if data[:4].tobytes() in (b"II*\x00", b"MM\x00*"):
-        img = _tiff_as_stored(data, img)
+    if data[:4].tobytes() in (b"II*\x00", b"MM\x00*") and (img is None or img.dtype.itemsize == 1):
+        img = _tiff_as_stored(path, img)
     if img is None or img.size == 0:
         raise ImageReadError(f"{path}: cannot decode image (corrupt or unsupported format, {data.size} bytes)")
     return img
@@ -143,16 +144,14 @@ def _jpeg_complete(data: bytes) -> bool:
     return False  # cut off among the headers
 
 
-def _tiff_as_stored(data: np.ndarray, decoded: np.ndarray | None) -> np.ndarray | None:
+def _tiff_as_stored(path: Path, decoded: np.ndarray | None) -> np.ndarray | None:
     """A TIFF OpenCV could not decode, or decoded at fewer bits than stored (a 16-bit grey + alpha file
     comes back as its high bytes), read with tifffile instead; else ``decoded``. tifffile without
     imagecodecs reads uncompressed and deflate TIFFs; where it cannot, OpenCV's answer stands."""
-    import io
-
     import tifffile
 
     try:
-        with tifffile.TiffFile(io.BytesIO(data.tobytes())) as tif:
+        with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
             if decoded is not None and decoded.dtype.itemsize * 8 >= page.bitspersample:
                 return decoded
@@ -285,22 +284,40 @@ def exif_orientation(path: str | os.PathLike) -> int:
 
     try:
         with Image.open(path) as im:
-            if im.format == "PNG":  # a PNG's eXIf chunk, as read at open (getexif would decode the picture)
-                exif = Image.Exif()
-                if im.info.get("exif"):
-                    exif.load(im.info["exif"])
-                return int(exif.get(EXIF_ORIENTATION, 1))
-            return int(im.getexif().get(EXIF_ORIENTATION, 1))
+            return image_orientation(im)
     except Exception:  # noqa: BLE001 - no orientation to speak of
         return 1
+
+
+def image_orientation(im: Any) -> int:
+    """The EXIF orientation of a PIL image opened from a file (1: as stored), from its header: a PNG's
+    eXIf chunk as PIL read it at open (its ``getexif`` would decode the whole picture to look further)."""
+    from PIL import Image
+
+    if im.format == "PNG":
+        exif = Image.Exif()
+        if im.info.get("exif"):
+            exif.load(im.info["exif"])
+        return int(exif.get(EXIF_ORIENTATION, 1))
+    return int(im.getexif().get(EXIF_ORIENTATION, 1))
+
+
+def size_mismatch(path: str | os.PathLike, recorded_hw: tuple[int, int], stored_hw: tuple[int, int]) -> str:
+    """The error of an image whose file is not the size its record says (masks made on it would not fit
+    the record's ground truth), naming an EXIF turn where that explains it."""
+    return (f"size mismatch: recorded as {recorded_hw[0]}x{recorded_hw[1]} (H x W), the file is "
+            f"{stored_hw[0]}x{stored_hw[1]}{turned_note(path, recorded_hw, stored_hw)}")
 
 
 def turned_note(path: str | os.PathLike, expected_hw: tuple[int, int], stored_hw: tuple[int, int]) -> str:
     """Where ``expected_hw`` is ``stored_hw`` turned and the file says to turn it for display (EXIF
     orientation 5-8), a note saying afss uses the stored pixels; else ''."""
-    if tuple(expected_hw) != tuple(stored_hw)[::-1] or exif_orientation(path) not in (5, 6, 7, 8):
+    if tuple(expected_hw) != tuple(stored_hw)[::-1]:
         return ""
-    return (f"; its EXIF orientation {exif_orientation(path)} turns it for display, and afss uses the pixels "
+    turn = exif_orientation(path)
+    if turn not in (5, 6, 7, 8):
+        return ""
+    return (f"; its EXIF orientation {turn} turns it for display, and afss uses the pixels "
             "as stored: the ground truth was drawn on the turned picture")
 
 

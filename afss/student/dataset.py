@@ -39,7 +39,7 @@ import numpy as np
 
 from afss.errors import AfssError
 from afss.io.atomic import write_json_atomic, write_text_atomic
-from afss.io.images import exif_orientation, load_image, save_image
+from afss.io.images import image_orientation, load_image, save_image
 from afss.types import ImageLabels, Instance, LabelSet
 
 __all__ = ["YoloDataset", "check_trainable", "export_yolo", "mask_polygon"]
@@ -133,7 +133,7 @@ def read_alike(path: Path) -> bool:
     try:
         with Image.open(path) as im:
             return (im.mode in _READ_ALIKE_MODES and "transparency" not in im.info and _eight_bit(im)
-                    and exif_orientation(path) == 1)
+                    and image_orientation(im) == 1)
     except Exception:  # noqa: BLE001 - a header PIL cannot read: write what afss decodes, to be safe
         return False
 

@@ -43,11 +43,6 @@ def size_batches(images: Sequence[np.ndarray], batch_size: int) -> list[list[int
     return sorted(batches, key=lambda b: b[0])
 
 
-def clip_boxes(boxes_xyxy: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Clip float ``(N, 4)`` xyxy boxes to the image ``[0, W] x [0, H]`` (`afss.teachers.base.check_boxes`)."""
-    return check_boxes(boxes_xyxy, size_hw)
-
-
 class DetectSegmentTeacher(Teacher):
     """Detector boxes prompt a `BoxSegmenter`; one embedding per image serves all its boxes.
 
@@ -113,7 +108,7 @@ class DetectSegmentTeacher(Teacher):
             # is clipped to the frame.
             segs = self.segmenter.segment(batch, [b for b, _ in kept])
             for i, (boxes, box_scores), seg in zip(idx, kept, segs):
-                stored = clip_boxes(boxes, images[i].shape[:2])
+                stored = check_boxes(boxes, images[i].shape[:2])  # clipped to the frame
                 results[i] = self._instances(stored, box_scores, seg.masks, seg.scores)
             if progress is not None:
                 progress(len(idx))

@@ -16,7 +16,7 @@ import numpy as np
 
 from afss.errors import AfssError
 from afss.teachers.base import Teacher, check_boxes
-from afss.teachers.detect_segment import check_images, clip_boxes, size_batches
+from afss.teachers.detect_segment import check_images, size_batches
 from afss.teachers.hf import build_from_options, load_pretrained, resolve_device, resolve_dtype, split_phrases
 from afss.teachers.segmenters import BoxSegmenter
 from afss.types import Instance, encode_mask
@@ -137,7 +137,7 @@ class Sam3Teacher(Teacher):
         return results
 
     def _instances(self, result: dict[str, Any], size_hw: tuple[int, int]) -> list[Instance]:
-        boxes = clip_boxes(result["boxes"].cpu().numpy(), size_hw)
+        boxes = check_boxes(result["boxes"].cpu().numpy(), size_hw)
         scores = result["scores"].cpu().numpy()
         masks = result["masks"].cpu().numpy().astype(bool)
         return [Instance(box_xyxy=tuple(b), rle=encode_mask(m), score=float(s), source=self.name,
