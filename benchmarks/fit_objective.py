@@ -207,7 +207,7 @@ def _line(row: dict) -> str:
 
 
 def _markdown(result: dict) -> str:
-    names = list(OBJECTIVES)
+    names = list(result["rows"][0]["objectives"])
     lines = [("Each cell: Spearman(score, IoU) / raw AP / `auto` cut on the raw labels: kept, AP on the kept "
              "(✓: ≥ 30 % kept at ≥ all + 10) / the best cut keeping ≥ 30 % (chosen on the truth). "
              "AP = segm AP on afss synth, bbox AP on SPARK-2021."), "",
