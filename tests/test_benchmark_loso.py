@@ -215,3 +215,46 @@ def test_fit_objective_tiny_run_reports_every_source(fit_objective, tmp_path, mo
     assert summary["IoU (shipped)"]["worst_raw_ap_delta"] == 0.0
     assert all(s["sources"] == len(result["rows"]) for s in summary.values())
     assert "| fitted for |" in (tmp_path / "fit.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def interaction_fit():
+    return load_script("benchmarks/interaction_fit.py", "interaction_fit_benchmark")
+
+
+def test_an_interaction_model_ranks_what_a_linear_one_cannot(loso, interaction_fit):
+    """The IoU follows size where stability is high and the reverse where it is low: the linear fit sees
+    nothing to rank by, the size-products model ranks almost perfectly."""
+    rng = np.random.default_rng(2)
+    cues = loso.CONFIDENCE_CUES
+    size, stab = cues.index("log(area_frac)"), cues.index("stability")
+    images = []
+    for ds in ("synth", "spark"):
+        for k in range(300):
+            x = np.r_[1.0, rng.normal(size=len(cues) - 1)]
+            iou = 1 / (1 + np.exp(-2.0 * x[size] * x[stab]))
+            groups = {"setting": "clean", "family": "tango"} if ds == "synth" else {"spacecraft": "soho"}
+            images.append(loso.Analysed(ds, groups, ImageLabels(f"{ds}{k}.png", 8, 8, image_id=len(images) + 1),
+                                        x, None, float(iou)))
+    truth = np.array([im.iou for im in images])
+    linear = loso.fit_calibration(images, interaction_fit.CUES)
+    assert abs(spearman(np.array([im.features for im in images]) @ linear, truth)) < 0.2
+    expand, w = interaction_fit.fit_expanded(images, "size")
+    assert spearman(np.array([expand(im.features) for im in images]) @ w, truth) > 0.9
+    assert len(expand(images[0].features)) == 1 + 7 + 7  # bias, the seven cues, size times each
+
+
+def test_interaction_rule_refuses_a_model_that_loses_a_source(interaction_fit):
+    def row(source, base_bar, new_bar, new_ap=0.3, new_sp=0.9):
+        cell = lambda bar, ap, sp: {"spearman": sp, "raw_ap": ap, "auto": {"bar": bar}}
+        return {"source": source, "objectives": {
+            "IoU (shipped)": cell(base_bar, 0.3, 0.5),
+            "8 cues + all products": cell(new_bar, new_ap, new_sp),
+            "8 cues + size products": cell(True, 0.3, 0.9)}}
+    rows = [row(f"s{k}", k < 12, k < 15) for k in range(20)]
+    verdict = interaction_fit._verdict(rows)
+    assert verdict["8 cues + all products"]["passes"] and verdict["8 cues + size products"]["passes"]
+    rows[0] = row("s0", True, False)  # still 14 met, but one the shipped fit met is lost
+    assert not interaction_fit._verdict(rows)["8 cues + all products"]["passes"]
+    rows = [row(f"s{k}", k < 12, True, new_ap=0.28 if k == 3 else 0.3) for k in range(20)]  # 2 AP lost on s3
+    assert not interaction_fit._verdict(rows)["8 cues + all products"]["passes"]
