@@ -15,6 +15,11 @@ class AfssError(Exception):
     """A problem with the user's input, files or environment, explained in one line."""
 
 
+class AfssValueError(AfssError, ValueError):
+    """A bad value handed to afss from Python (a carrier's field, an image array): an `AfssError`,
+    and the `ValueError` such checks raise in Python, so either ``except`` catches it."""
+
+
 def unknown_choice(kind: str, got: str, choices: Iterable[str]) -> AfssError:
     """An `AfssError` for an unknown name, suggesting the closest valid one."""
     choices = sorted(choices)

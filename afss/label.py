@@ -30,7 +30,7 @@ import numpy as np
 
 from afss.engines.base import TeacherJob, release_accelerator_memory, teacher_failure
 from afss.errors import AfssError
-from afss.io.coco import write_coco
+from afss.io.coco import as_labelset, write_coco
 from afss.io.outputs import check_replaceable, input_identity
 from afss.resumable import check_limit, journal_path, run_resumable
 from afss.teachers.base import Teacher, teacher_provenance
@@ -60,6 +60,14 @@ def images_from_folder(root: str | os.PathLike) -> LabelSet:
     if not files:
         raise AfssError(f"{root}: no image files found (expected .png, .jpg, .tif, ...)")
     return LabelSet(images=tuple(ImageLabels(file_name=f, height=0, width=0) for f in files), image_root=str(root))
+
+
+def as_images(images: Any, what: str = "images") -> LabelSet:
+    """``images`` as a `LabelSet`: itself, a folder's image files (`images_from_folder`) or a COCO JSON
+    file (`afss.io.coco.read_coco`)."""
+    if isinstance(images, (str, os.PathLike)) and os.path.isdir(images):
+        return images_from_folder(images)
+    return as_labelset(images, what)
 
 
 def label_counts(labels: LabelSet) -> dict[str, int]:
@@ -105,7 +113,8 @@ def label_images(
     Args:
         teacher: any `Teacher`.
         images: the images to label (``file_name`` relative to ``images.image_root``); their ids,
-            file names and ``meta`` are kept so the output matches the ground truth they came from.
+            file names and ``meta`` are kept so the output matches the ground truth they came from. A
+            folder's path or a COCO JSON file's is read first (`as_images`).
         prompt: the text prompt passed to the teacher.
         batch_size: images per ``teacher.label`` call (and per journal flush).
         top1: keep only the most confident instance per image (the paper's one-target setting), by
@@ -132,6 +141,9 @@ def label_images(
     if not callable(getattr(teacher, "label", None)):  # a Teacher, or what stands for one (a lazy one)
         hint = f" (build_teacher({teacher!r}) builds one)" if isinstance(teacher, str) else ""
         raise AfssError(f"label_images needs a Teacher (afss.teachers.base.Teacher), got {type(teacher).__name__}{hint}")
+    if not isinstance(prompt, str):  # else every image would fail in the teacher, one warning each
+        raise AfssError(f"label: the prompt is one string, e.g. 'spacecraft', got {type(prompt).__name__}")
+    images = as_images(images)
     inputs = input_identity(images)
     header = {"teacher": teacher_provenance(teacher), "prompt": prompt, "top1": top1, "inputs": inputs}
     check_limit(limit)

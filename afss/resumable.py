@@ -153,7 +153,7 @@ def check_images_exist(images: LabelSet) -> None:
     if images.images and not any(os.path.exists(images.image_path(im)) for im in images.images):
         first = images.image_path(images.images[0])
         raise AfssError(f"none of the {len(images)} images exists, e.g. {first}; the file names are relative "
-                        f"to {images.image_root or 'the current folder'} (pass --image-root to point elsewhere)")
+                        f"to {images.image_root or 'the current folder'} (--image-root points elsewhere; from Python, the LabelSet's image_root)")
 
 
 def run_resumable(

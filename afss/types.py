@@ -15,17 +15,21 @@ Conventions, stated once:
 
 from __future__ import annotations
 
+import copy
 import itertools
+import math
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-__all__ = ["ImageLabels", "Instance", "LabelSet", "Rle", "decode_mask", "encode_mask", "mask_box_xyxy", "rle_area",
+from afss.errors import AfssValueError
+
+__all__ = ["FrozenDict", "ImageLabels", "Instance", "LabelSet", "Rle", "decode_mask", "encode_mask", "mask_box_xyxy", "rle_area",
            "rle_box_xyxy"]
 
 Rle = dict[str, Any]
@@ -35,7 +39,7 @@ Rle = dict[str, Any]
 def encode_mask(mask: np.ndarray) -> Rle:
     """Encode a boolean ``(H, W)`` mask as compressed COCO RLE with ``counts`` as ``str``."""
     if mask.ndim != 2:
-        raise ValueError(f"mask must be 2-D (H, W), got shape {mask.shape}")
+        raise AfssValueError(f"mask must be 2-D (H, W), got shape {mask.shape}")
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8, copy=False)))
     rle["counts"] = rle["counts"].decode("ascii")
     return rle
@@ -66,7 +70,7 @@ def _boolean(mask: Any) -> np.ndarray:
     arr = np.asarray(mask)
     if arr.dtype != bool:
         if arr.size and not ((arr == 0) | (arr == 1)).all():
-            raise ValueError(f"mask must be boolean or 0/1, got {arr.dtype} values in [{arr.min():.3g}, {arr.max():.3g}]: "
+            raise AfssValueError(f"mask must be boolean or 0/1, got {arr.dtype} values in [{arr.min():.3g}, {arr.max():.3g}]: "
                              "threshold probabilities or logits first, e.g. probs > 0.5")
         arr = arr.astype(bool)
     return arr
@@ -86,11 +90,79 @@ def _bytes_rle(rle: Rle) -> Rle:
     return {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
 
 
-def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(mapping or {}))
+class FrozenDict(dict):
+    """A read-only dict: the carriers' sub-scores, parts, meta, categories and info. Unlike
+    `types.MappingProxyType` it pickles and deep-copies (multiprocessing, joblib, ``copy.deepcopy``)
+    and prints as the dict it is; changing it raises ``TypeError`` (build a new carrier instead,
+    e.g. ``inst.replace(scores={...})``)."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("the carriers' mappings are read-only: build a new one, e.g. im.replace(meta={**im.meta, ...})")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _read_only  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple:
+        return (FrozenDict, (dict(self),))
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> FrozenDict:
+        return FrozenDict(copy.deepcopy(dict(self), memo))
 
 
-@dataclass(frozen=True)
+def _frozen(mapping: Mapping[str, Any] | None, what: str = "mapping") -> Mapping[str, Any]:
+    if mapping is not None and not isinstance(mapping, Mapping):
+        raise AfssValueError(f"{what}: expected a mapping such as {{'name': value}}, got {type(mapping).__name__}")
+    return mapping if isinstance(mapping, FrozenDict) else FrozenDict(mapping or {})
+
+
+def _whole(value: Any, what: str, least: int) -> int:
+    """``value`` as an int >= ``least`` (NumPy integers too); one line naming ``what`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise AfssValueError(f"{what} must be a whole number >= {least}, got {value!r}")
+    return int(value)
+
+
+def _real(value: Any, what: str, keep_int: bool = False) -> float:
+    """``value`` as a float (an int kept as it is with ``keep_int``); NaN, text and booleans refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise AfssValueError(f"{what} must be a number, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value) if keep_int else float(value)
+    value = float(value)
+    if math.isnan(value):
+        raise AfssValueError(f"{what} must be a number, not NaN")
+    return value
+
+
+def _normal_rle(rle: Any, what: str) -> Rle:
+    """``rle`` as afss keeps it: compressed, ``counts`` as ``str``, from what pycocotools gives
+    (``bytes`` counts) or an uncompressed RLE (a list of counts)."""
+    if not isinstance(rle, Mapping) or "size" not in rle or "counts" not in rle:
+        raise AfssValueError(f"{what}: expected COCO RLE {{'size': [H, W], 'counts': ...}}, got {type(rle).__name__}; "
+                             "from a boolean mask use Instance.from_mask(mask)")
+    try:
+        h, w = (_whole(v, f"{what} size", 0) for v in rle["size"])
+    except (TypeError, ValueError):
+        raise AfssValueError(f"{what}: size must be [H, W], got {rle['size']!r}") from None
+    counts = rle["counts"]
+    if isinstance(counts, list):  # uncompressed: runs that must cover the image exactly
+        if not all(isinstance(c, numbers.Integral) and c >= 0 for c in counts) or sum(counts) != h * w:
+            raise AfssValueError(f"{what}: uncompressed counts must be runs >= 0 adding up to H x W = {h * w}")
+        counts = mask_utils.frPyObjects({"size": [h, w], "counts": [int(c) for c in counts]}, h, w)["counts"]
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    if not isinstance(counts, str):
+        raise AfssValueError(f"{what}: counts must be a string, bytes or a list of runs, got {type(counts).__name__}")
+    if isinstance(rle, dict) and rle["counts"] is counts and isinstance(rle["size"], list):
+        return rle  # already in afss's form: keep the caller's dict
+    return {"size": [h, w], "counts": counts}
+
+
+@dataclass(frozen=True, repr=False)
 class Instance:
     """One object in one image: a box, optionally a mask, a score and where it came from.
 
@@ -117,16 +189,34 @@ class Instance:
     def __post_init__(self) -> None:
         box = tuple(float(v) for v in np.asarray(self.box_xyxy, dtype=float).reshape(-1))
         if len(box) != 4:
-            raise ValueError(f"box_xyxy needs 4 numbers (x0, y0, x1, y1), got {len(box)}")
+            raise AfssValueError(f"box_xyxy needs 4 numbers (x0, y0, x1, y1), got {len(box)}")
         if not (box[2] >= box[0] and box[3] >= box[1]):
-            raise ValueError(f"box_xyxy must have x1 >= x0 and y1 >= y0, got {box}")
-        if self.category_id < 1:
-            raise ValueError(f"category_id must be >= 1, got {self.category_id} (COCO tools treat 0 as "
-                             "'no category'; number categories from 1)")
+            raise AfssValueError(f"box_xyxy must have x1 >= x0 and y1 >= y0, got {box}")
+        if isinstance(self.category_id, numbers.Integral) and not isinstance(self.category_id, bool) \
+                and self.category_id < 1:
+            raise AfssValueError(f"category_id must be >= 1, got {self.category_id} (COCO tools treat 0 as "
+                                 "'no category'; number categories from 1)")
+        if type(self.category_id) is not int:
+            object.__setattr__(self, "category_id", _whole(self.category_id, "category_id", 1))
         object.__setattr__(self, "box_xyxy", box)
-        object.__setattr__(self, "score", float(self.score))
-        object.__setattr__(self, "scores", _frozen(self.scores))
-        object.__setattr__(self, "parts", _frozen(self.parts))
+        object.__setattr__(self, "score", _real(self.score, "score"))
+        if self.rle is not None:
+            object.__setattr__(self, "rle", _normal_rle(self.rle, "rle"))
+        scores = _frozen(self.scores, "scores")
+        if not all((type(v) is float and not math.isnan(v)) or type(v) is int for v in scores.values()):
+            scores = FrozenDict({k: _real(v, f"scores[{k!r}]", keep_int=True) for k, v in scores.items()})
+        object.__setattr__(self, "scores", scores)
+        parts = _frozen(self.parts, "parts")
+        object.__setattr__(self, "parts", FrozenDict({k: _normal_rle(v, f"parts[{k!r}]") for k, v in parts.items()})
+                           if parts else parts)
+
+    def __repr__(self) -> str:
+        mask = "None" if self.rle is None else f"<RLE {self.rle['size'][0]}x{self.rle['size'][1]}>"
+        box = ", ".join(f"{v:.1f}" for v in self.box_xyxy)
+        extra = "".join(f", {k}={v!r}" for k, v in (("scores", dict(self.scores)), ("parts", list(self.parts)))
+                        if v)
+        return (f"Instance(box_xyxy=({box}), score={self.score:.3g}, category_id={self.category_id}, "
+                f"source={self.source!r}, rle={mask}{', iscrowd=True' if self.iscrowd else ''}{extra})")
 
     @classmethod
     def from_mask(
@@ -174,7 +264,7 @@ class Instance:
         return replace(self, **changes)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ImageLabels:
     """One image and its instances (ground truth or predictions).
 
@@ -198,11 +288,22 @@ class ImageLabels:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "file_name", os.fspath(self.file_name))  # a Path works as its text
+        for name in ("height", "width", "image_id"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:  # the common case checked without building a message
+                object.__setattr__(self, name, _whole(value, f"{self.file_name}: {name}", 0))
+        if self.error is not None and not isinstance(self.error, str):
+            raise AfssValueError(f"{self.file_name}: error must be a string or None, got {type(self.error).__name__}")
+        if isinstance(self.instances, Instance):
+            raise AfssValueError(f"{self.file_name}: instances must be a sequence of Instance objects: (instance,) for one")
         object.__setattr__(self, "instances", tuple(self.instances))
-        object.__setattr__(self, "meta", _frozen(self.meta))
+        object.__setattr__(self, "meta", _frozen(self.meta, f"{self.file_name}: meta"))
         for i, inst in enumerate(self.instances):
+            if not isinstance(inst, Instance):
+                raise AfssValueError(f"{self.file_name}: instance {i} is a {type(inst).__name__}, expected an Instance "
+                                     "(Instance(box_xyxy=(x0, y0, x1, y1)) or Instance.from_mask(mask))")
             if inst.rle is not None and tuple(inst.rle["size"]) != (self.height, self.width):
-                raise ValueError(
+                raise AfssValueError(
                     f"{self.file_name}: instance {i} mask is {tuple(inst.rle['size'])} (H, W), "
                     f"image is {(self.height, self.width)}"
                 )
@@ -223,7 +324,9 @@ class ImageLabels:
         return np.array([i.score for i in self.instances], dtype=float)
 
     def top1(self) -> ImageLabels:
-        """Keep only the highest-scoring instance (the paper's one-target-per-image setting)."""
+        """Keep only the highest-``score`` instance (the paper's one-target-per-image setting).
+        `afss.label.label_images` ``(top1=True)`` picks by `Instance.detector_score` instead, as the
+        reference code does."""
         if len(self.instances) <= 1:
             return self
         best = max(self.instances, key=lambda i: i.score)
@@ -232,8 +335,15 @@ class ImageLabels:
     def replace(self, **changes: Any) -> ImageLabels:
         return replace(self, **changes)
 
+    def __repr__(self) -> str:
+        n = len(self.instances)
+        extra = (f", error={self.error!r}" if self.error is not None else "") + (f", meta={dict(self.meta)!r}"
+                                                                                  if self.meta else "")
+        return (f"ImageLabels({self.file_name!r}, {self.height}x{self.width} (HxW), image_id={self.image_id}, "
+                f"{n} instance{'' if n == 1 else 's'}{extra})")
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class LabelSet:
     """A collection of labelled images: what every stage reads and writes (as COCO JSON on disk).
 
@@ -250,7 +360,14 @@ class LabelSet:
     info: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if isinstance(self.images, ImageLabels):
+            raise AfssValueError("images must be a sequence of ImageLabels: [image] for one")
         images = tuple(self.images)
+        for k, im in enumerate(images):
+            if not isinstance(im, ImageLabels):
+                raise AfssValueError(f"images[{k}] is a {type(im).__name__}, expected ImageLabels(file_name, height, "
+                                     "width, instances); to read a file or folder: afss.read_coco(path), "
+                                     "afss.label.images_from_folder(folder)")
         ids = [im.image_id for im in images]
         if any(i == 0 for i in ids):  # ids for the images the caller left without one, the others kept
             used = set(ids)
@@ -258,15 +375,23 @@ class LabelSet:
             images = tuple(im if im.image_id else im.replace(image_id=next(free)) for im in images)
             ids = [im.image_id for im in images]
         if len(set(ids)) != len(ids):
-            raise ValueError("image ids must be unique")
+            raise AfssValueError("image ids must be unique")
         object.__setattr__(self, "images", images)
         if self.image_root is not None:
             object.__setattr__(self, "image_root", os.fspath(self.image_root))  # a Path compares equal as text
-        object.__setattr__(self, "categories", _frozen({int(k): str(v) for k, v in self.categories.items()}))
-        object.__setattr__(self, "info", _frozen(self.info))
+        if not isinstance(self.categories, Mapping):
+            raise AfssValueError(f"categories: expected {{id: name}}, e.g. {{1: 'spacecraft'}}, got "
+                                 f"{type(self.categories).__name__}")
+        object.__setattr__(self, "categories", FrozenDict(
+            {_whole(k, "a category id", 1): str(v) for k, v in self.categories.items()}))
+        object.__setattr__(self, "info", _frozen(self.info, "info"))
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def __repr__(self) -> str:
+        return (f"LabelSet({len(self.images)} images, {self.num_instances} instances, "
+                f"categories={dict(self.categories)!r}, image_root={self.image_root!r})")
 
     def __iter__(self):
         return iter(self.images)

@@ -7,11 +7,13 @@ expanded) and never modifies its input.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
-from afss.types import ImageLabels, Instance
+from afss.errors import AfssValueError
+from afss.types import ImageLabels, Instance, LabelSet
 
 Color = tuple[int, int, int]
 
@@ -23,14 +25,14 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     """A copy of ``image`` as ``(H, W, 3)`` uint8 RGB (gray and single-channel images expanded)."""
     img = np.asarray(image)
     if img.dtype != np.uint8:
-        raise ValueError(f"image must be uint8, got {img.dtype}")
+        raise AfssValueError(f"image must be uint8, got {img.dtype}")
     if img.ndim == 2:
         return np.repeat(img[..., None], 3, axis=2)
     if img.ndim == 3 and img.shape[2] == 1:
         return np.repeat(img, 3, axis=2)
     if img.ndim == 3 and img.shape[2] in (3, 4):
         return np.ascontiguousarray(img[..., :3]).copy()
-    raise ValueError(f"image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {img.shape}")
+    raise AfssValueError(f"image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {img.shape}")
 
 
 def _thickness(shape: tuple[int, ...]) -> int:
@@ -51,6 +53,17 @@ def draw_text(rgb: np.ndarray, text: str, org_xy: tuple[int, int], color: Color 
         cv2.rectangle(rgb, (x, y), (x + tw + 2, y + tht + base + 2), background, -1)
     cv2.putText(rgb, text, (x + 1, y + tht + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, color, th, cv2.LINE_AA)
     return rgb
+
+
+def _color(color: Any) -> Color:
+    """An RGB triple of 0-255 values, or one line saying so (``"red"`` is not one)."""
+    try:
+        c = tuple(int(v) for v in color)
+    except (TypeError, ValueError):
+        c = ()
+    if len(c) != 3 or not all(0 <= v <= 255 for v in c):
+        raise AfssValueError(f"color must be an RGB triple of 0-255 values, e.g. (0, 255, 0), got {color!r}")
+    return c  # type: ignore[return-value]
 
 
 def draw_instances(rgb: np.ndarray, instances: Iterable[Instance] | ImageLabels, color: Color | None = (0, 255, 0),
@@ -78,14 +91,24 @@ def draw_instances(rgb: np.ndarray, instances: Iterable[Instance] | ImageLabels,
         ((64, 64, 3), True)
     """
     out = as_rgb(rgb)
+    if isinstance(instances, Instance):
+        instances = (instances,)
+    if isinstance(instances, LabelSet):
+        raise AfssValueError("draw_instances draws one image's instances: pass labels.images[k] (an ImageLabels), "
+                             "or make_grid for several")
     items = instances.instances if isinstance(instances, ImageLabels) else tuple(instances)
+    for k, inst in enumerate(items):
+        if not isinstance(inst, Instance):
+            raise AfssValueError(f"draw_instances: item {k} is a {type(inst).__name__}, expected an Instance")
+    if color is not None:
+        color = _color(color)
     th = thickness or _thickness(out.shape)
     for k, inst in enumerate(items):
-        c = tuple(int(v) for v in (color if color is not None else PALETTE[k % len(PALETTE)]))
+        c = color if color is not None else tuple(int(v) for v in PALETTE[k % len(PALETTE)])
         if inst.rle is not None:
             m = inst.mask
             if m.shape != out.shape[:2]:
-                raise ValueError(f"instance {k} mask is {m.shape} (H, W), image is {out.shape[:2]}")
+                raise AfssValueError(f"instance {k} mask is {m.shape} (H, W), image is {out.shape[:2]}")
             contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
             cv2.drawContours(out, contours, -1, c, th, cv2.LINE_8)
         x0, y0, x1, y1 = inst.box_xyxy
@@ -122,11 +145,11 @@ def make_grid(images: Sequence[np.ndarray], ncols: int, titles: Sequence[str] | 
         (23, 43, 3)
     """
     if not images:
-        raise ValueError("make_grid needs at least one image")
+        raise AfssValueError("make_grid needs at least one image")
     if ncols < 1:
-        raise ValueError(f"ncols must be >= 1, got {ncols}")
+        raise AfssValueError(f"ncols must be >= 1, got {ncols}")
     if titles is not None and len(titles) != len(images):
-        raise ValueError(f"{len(titles)} titles for {len(images)} images")
+        raise AfssValueError(f"{len(titles)} titles for {len(images)} images")
     th, tw = tile_hw or as_rgb(images[0]).shape[:2]
     nrows = (len(images) + ncols - 1) // ncols
     left = 0

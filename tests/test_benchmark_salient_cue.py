@@ -68,3 +68,16 @@ class _Half:
             mask[32:64, 32:48] = True
             out.append([Instance.from_mask(mask, score=0.9, source="salient")] if self.found else [])
         return out
+
+
+def test_student_cue_counts_only_spark_spacecraft_as_gained():
+    """student_cue.py's fourth test: the student saw afss synth in pretraining, so only a SPARK-2021
+    spacecraft that the cue brings over the bar counts."""
+    student_cue = load_script("benchmarks/student_cue.py", "student_cue_benchmark")
+    rows = [_row("soho", (0.5, 0.3, False), (0.6, 0.3, True)), _row("cheops", (0.5, 0.3, True), (0.6, 0.3, True)),
+            _row("clean", (0.5, 0.3, False), (0.6, 0.3, True))]
+    rows[0]["axis"] = rows[1]["axis"] = "SPARK-2021 spacecraft"
+    rows[2]["axis"] = "synth domain"
+    assert student_cue.spark_gained(rows) == ["soho"]
+    rows[0]["sets"]["8 cues + network agreement"]["auto"]["bar"] = False
+    assert student_cue.spark_gained(rows) == []  # a synth setting alone is no gain here

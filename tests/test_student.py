@@ -531,7 +531,7 @@ def test_review_findings_each_one_line_and_nothing_replaced(tmp_path, capsys, mo
     grey = np.zeros((64, 64), np.uint8)  # a grey array was flipped left-right by the student's channel swap
     with pytest.raises(ValueError, match=r"image 0: expected an RGB uint8 \(H, W, 3\) image"):
         student.label([grey])
-    with pytest.raises(TypeError, match="label takes a list of images: \\[image\\] for one"):
+    with pytest.raises(AfssError, match="label takes a list of images: \\[image\\] for one"):
         student.label(np.zeros((64, 64, 3), np.uint8))
     with pytest.raises(AfssError, match="student: max_det must be a whole number >= 1, got 0"):
         build_teacher("student", weights=str(tmp_path / "m.onnx"), max_det=0)

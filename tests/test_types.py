@@ -116,3 +116,79 @@ def test_what_an_integrator_passes_is_taken_as_meant():
     assert ids == [5, 2, 1]  # the given ids kept, the missing one the first free
     assert check_options({"weights": Path("runs/s/weights/best.pt")}, {"weights": ""}, "student") == \
         {"weights": "runs/s/weights/best.pt"}
+
+
+def test_carriers_pickle_copy_and_print_compactly():
+    """Found by an API probe: the carriers did not pickle (multiprocessing, joblib) nor deep-copy, and a
+    notebook printed every mask's RLE."""
+    import copy
+    import dataclasses
+    import pickle
+
+    mask = np.zeros((64, 48), bool)
+    mask[10:20, 5:25] = True
+    inst = Instance.from_mask(mask, score=0.8, source="photometric", scores={"box_score": 0.9},
+                              parts={"body": mask})
+    labels = LabelSet((ImageLabels("a.png", 64, 48, (inst,), meta={"class": "soho"}),), image_root="/data",
+                      info={"stage": "label"})
+    for back in (pickle.loads(pickle.dumps(labels)), copy.deepcopy(labels), copy.copy(labels)):
+        assert back == labels
+        assert back.images[0].instances[0].mask.sum() == 200
+        with pytest.raises(TypeError):
+            back.images[0].meta["class"] = "x"  # still read-only after the trip
+    assert dataclasses.asdict(inst)["scores"] == {"box_score": 0.9}
+    assert "counts" not in repr(labels.images[0]) and "counts" not in repr(inst)
+    assert repr(labels) == "LabelSet(1 images, 1 instances, categories={1: 'spacecraft'}, image_root='/data')"
+    assert repr(inst).startswith("Instance(box_xyxy=(5.0, 10.0, 25.0, 20.0), score=0.8, category_id=1, "
+                                 "source='photometric', rle=<RLE 64x48>")
+
+
+def test_rle_straight_from_pycocotools_is_taken():
+    """bytes counts (pycocotools' encode) and uncompressed list counts become afss's str counts."""
+    from pycocotools import mask as mask_utils
+
+    mask = np.zeros((30, 40), bool)
+    mask[3:9, 4:14] = True
+    from_coco = Instance((4, 3, 14, 9), rle=mask_utils.encode(np.asfortranarray(mask.astype(np.uint8))))
+    assert isinstance(from_coco.rle["counts"], str) and from_coco.area == 60
+    flat = mask.flatten(order="F").astype(int)  # COCO runs go down the columns, starting with background
+    edges = np.flatnonzero(np.diff(np.r_[0, flat, 1 - flat[-1]])) if flat[0] == 0 else None
+    counts = np.diff(np.r_[0, edges]).tolist()
+    assert sum(counts) == mask.size
+    runs = Instance((4, 3, 14, 9), rle={"size": [30, 40], "counts": counts})
+    assert runs.area == 60 and (runs.mask == mask).all() and runs.rle == from_coco.rle
+    with pytest.raises(ValueError, match="rle: expected COCO RLE .* Instance.from_mask"):
+        Instance((0, 0, 1, 1), rle=mask)
+    with pytest.raises(ValueError, match="runs >= 0 adding up to H x W = 16"):
+        Instance((0, 0, 1, 1), rle={"size": [4, 4], "counts": [3, 2]})  # covers 5 of 16 pixels
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Instance((0, 0, 1, 1), score="0.5"), "score must be a number"),
+    (lambda: Instance((0, 0, 1, 1), score=float("nan")), "score must be a number, not NaN"),
+    (lambda: Instance((0, 0, 1, 1), scores={"a": float("nan")}), r"scores\['a'\] must be a number, not NaN"),
+    (lambda: Instance((0, 0, 1, 1), category_id=1.5), "category_id must be a whole number"),
+    (lambda: Instance((0, 0, 1, 1), category_id="1"), "category_id must be a whole number"),
+    (lambda: Instance((0, 0, 1, 1), scores={"a": "high"}), r"scores\['a'\] must be a number"),
+    (lambda: ImageLabels("a", -3, 5), "a: height must be a whole number >= 0"),
+    (lambda: ImageLabels("a", "10", 5), "a: height must be a whole number"),
+    (lambda: ImageLabels("a", 8, 8, [(0, 0, 1, 1)]), "a: instance 0 is a tuple, expected an Instance"),
+    (lambda: LabelSet(ImageLabels("a", 8, 8)), r"\[image\] for one"),
+    (lambda: LabelSet(["a.png"]), r"images\[0\] is a str, expected ImageLabels.*read_coco"),
+    (lambda: LabelSet((), categories=["spacecraft"]), "categories: expected {id: name}"),
+    (lambda: LabelSet((), categories={0: "bg"}), "a category id must be a whole number >= 1"),
+])
+def test_carriers_refuse_bad_values_in_one_line(make, message):
+    from afss.errors import AfssError
+
+    with pytest.raises(AfssError, match=message) as e:
+        make()
+    assert isinstance(e.value, ValueError) and "\n" not in str(e.value)  # what the carriers always raised
+
+
+def test_numpy_numbers_are_taken_as_python_ones():
+    inst = Instance((0, 0, 1, 1), score=np.float32(0.5), category_id=np.int64(2), scores={"box_score": np.float32(1)})
+    assert type(inst.category_id) is int and type(inst.score) is float and type(inst.scores["box_score"]) is float
+    assert Instance((0, 0, 1, 1), scores={"views": 2}).scores["views"] == 2  # a count stays a whole number
+    im = ImageLabels("a", np.int64(8), np.int32(6), image_id=np.int64(3))
+    assert (type(im.height), type(im.width), type(im.image_id)) == (int, int, int)

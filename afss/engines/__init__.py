@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from afss.engines.base import Engine, TeacherJob
-from afss.errors import unknown_choice
+from afss.errors import AfssError, unknown_choice
 
 __all__ = ["ENGINES", "Engine", "TeacherJob", "build_engine"]
 
@@ -31,6 +31,9 @@ def build_engine(name: str = "local", **options: Any) -> Engine:
     if name == "local":
         from afss.engines.local import LocalEngine
 
+        if options:  # Ray's options would do nothing here: say so rather than run differently than asked
+            raise AfssError(f"the local engine takes no options, got {', '.join(sorted(options))} "
+                            "(Ray's: build_engine('ray', ...))")
         return LocalEngine()
     if name == "ray":
         from afss.engines.ray_engine import RayEngine

@@ -116,6 +116,12 @@ def evaluate(
     pred_set, pred_name = load_predictions(pred, gt_set, allow_absolute_paths)
     if names is not None:
         gt_name, pred_name = map(str, names)
+    if gt_set.info.get("stage") in ("label", "refine") and pred_set.info.get("stage") not in ("label", "refine"):
+        # swapped arguments score silently (AP of the truth against the labels); scoring against a
+        # teacher's labels on purpose stays possible
+        log.warning("%s holds a teacher's labels (info.stage %r) and is scored as the ground truth, %s as the "
+                    "predictions: the ground truth comes first (--gt, evaluate(gt, pred))", gt_name, gt_set.info["stage"],
+                    pred_name)
     masks = ReferenceMasks(gt_set, gt_masks, gt_name=gt_name) if reference else None
     pairs = pair_images(gt_set, pred_set, categories=categories, per_class=per_class,
                         only_labelled=only_labelled, gt_name=gt_name, pred_name=pred_name, progress=progress)

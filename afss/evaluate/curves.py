@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from afss.errors import AfssError
+from afss.errors import AfssError, AfssValueError
 from afss.evaluate.api import IOU_TYPES
 from afss.evaluate.coco_protocol import run_cocoeval
 from afss.evaluate.inputs import load_labels, load_predictions, segm_skip_reason
@@ -49,7 +49,7 @@ class PrCurve:
         """``(R,)`` precision at one of `iou_thresholds` (e.g. 0.5)."""
         hit = np.flatnonzero(np.isclose(self.iou_thresholds, iou_threshold))
         if not hit.size:
-            raise ValueError(f"IoU threshold {iou_threshold} is not one of {self.iou_thresholds.round(2).tolist()}")
+            raise AfssValueError(f"IoU threshold {iou_threshold} is not one of {self.iou_thresholds.round(2).tolist()}")
         return self.precision[hit[0]]
 
     def mean(self) -> np.ndarray:

@@ -20,6 +20,8 @@ def load_labels(labels: LabelSet | str | os.PathLike, role: str, image_root: str
     """``labels`` as a `LabelSet` and the name errors call it by: the file's path, or ``role``."""
     if isinstance(labels, LabelSet):
         return labels, role
+    if not isinstance(labels, (str, os.PathLike)):
+        raise AfssError(f"{role}: expected a LabelSet or the path of a COCO JSON file, got {type(labels).__name__}")
     return read_coco(labels, image_root=image_root, allow_absolute_paths=allow_absolute_paths,
                      predictions=role == "pred"), str(labels)
 
@@ -30,6 +32,8 @@ def load_predictions(pred: LabelSet | str | os.PathLike, gt: LabelSet,
     (``[{"image_id", "category_id", "bbox"/"segmentation", "score"}, ...]``, what detectors and
     pycocotools' ``loadRes`` use): a results list has no file names, so its ``image_id`` values
     must be the ground truth's."""
+    if not isinstance(pred, (LabelSet, str, os.PathLike)):
+        raise AfssError(f"pred: expected a LabelSet or the path of a COCO JSON file, got {type(pred).__name__}")
     try:
         return load_labels(pred, "pred", allow_absolute_paths=allow_absolute_paths)
     except AfssError:

@@ -213,6 +213,6 @@ def _category_maps(
         elif pname not in gt_cats.values():  # a known but unselected category is just left out
             raise AfssError(
                 f"{pred_name}: category {pname or pid!r} (id {pid}) is not a ground-truth category "
-                f"({', '.join(sorted(gt_cats.values()))}); evaluate without per-class to collapse classes"
+                f"({', '.join(sorted(gt_cats.values()))}); evaluate without --per-class (per_class=False) to collapse classes"
             )
     return {k: k for k in selected}, pred_map, dict(sorted(selected.items())), notes

@@ -23,6 +23,7 @@ import numpy as np
 
 from afss.evaluate.pairing import normalise_name
 from afss.evaluate.preview import top1_iou
+from afss.io.coco import as_labelset
 from afss.io.images import save_image
 from afss.types import LabelSet
 
@@ -86,8 +87,10 @@ class ScoreQuality:
                 f"for the better-scoring half, {self.mean_iou_bottom_half:.2f} for the rest")
 
 
-def score_quality(gt: LabelSet, pred: LabelSet) -> ScoreQuality:
-    pairs = score_iou_pairs(gt, pred)
+def score_quality(gt: LabelSet | str | os.PathLike, pred: LabelSet | str | os.PathLike) -> ScoreQuality:
+    """How well ``pred``'s scores rank its top-1 labels by their IoU with ``gt`` (LabelSets, or the paths
+    of their COCO JSON files)."""
+    pairs = score_iou_pairs(as_labelset(gt, "gt"), as_labelset(pred, "pred"))
     order = np.argsort(-pairs[:, 0], kind="stable")
     half = len(order) // 2
     top, rest = pairs[order[:half], 1], pairs[order[half:], 1]

@@ -18,9 +18,10 @@ from typing import Any
 
 from pycocotools import mask as mask_utils
 
-from afss.errors import AfssError
+from afss.errors import AfssError, AfssValueError
 from afss.io.atomic import _json_default, write_text_atomic
 from afss.io.validate import (
+    ABSOLUTE_HINT,
     MAX_PIXELS,
     MAX_SIDE,
     check_counts,
@@ -66,6 +67,30 @@ def read_coco(path: str | os.PathLike, *, image_root: str | os.PathLike | None =
                               allow_absolute_paths=allow_absolute_paths, predictions=predictions)
 
 
+def as_labelset(labels: Any, what: str = "labels") -> LabelSet:
+    """``labels`` itself, or the COCO JSON file a path names (`read_coco`): what the stages' Python
+    functions take where the CLI takes a file. Anything else is one line saying what to pass."""
+    if isinstance(labels, LabelSet):
+        return labels
+    if isinstance(labels, (str, os.PathLike)):
+        if Path(labels).is_dir():
+            raise AfssError(f"{what}: {os.fspath(labels)} is a folder, expected a COCO JSON file or a LabelSet")
+        try:
+            return read_coco(labels)
+        except AfssError as e:  # its hint names a keyword this caller does not take
+            if ABSOLUTE_HINT not in str(e):
+                raise
+            raise AfssError(str(e).replace(ABSOLUTE_HINT, "to accept it, pass read_coco(path, allow_absolute_paths=True) "
+                                                          "instead of the path")) from None
+    hint = ""
+    if isinstance(labels, (list, tuple)):
+        hint = (" (image files: afss.label.images_from_folder(folder), or LabelSet([ImageLabels(path, 0, 0), ...]))"
+                if labels and all(isinstance(v, (str, os.PathLike)) for v in labels)
+                else " (a list of ImageLabels: LabelSet(images=[...]))")
+    raise AfssValueError(f"{what}: expected a LabelSet or the path of a COCO JSON file, got "
+                         f"{type(labels).__name__}{hint}")
+
+
 def read_json_file(path: str | os.PathLike) -> Any:
     """Parse a JSON file; every way that can fail is one `AfssError` line naming the file."""
     path = Path(path)
@@ -91,22 +116,25 @@ def read_json_file(path: str | os.PathLike) -> Any:
 
 
 def write_coco(labels: LabelSet, path: str | os.PathLike, *, indent: int | None = None) -> Path:
-    """Write atomically as COCO instances JSON; returns the path. The image root is stored relative
-    to the JSON file so the folder can be moved as a whole.
+    """Write atomically as COCO instances JSON; returns the path. The image root (the current folder
+    where ``labels.image_root`` is ``None``) is stored relative to the JSON file so the folder can be
+    moved as a whole.
 
     Raises:
         AfssError: a value `read_coco` would refuse (a score outside [0, 1] or NaN from a teacher of
             one's own, a category the file does not list, ...), named as reading would, before anything
             is written: no stage writes a file the next one cannot read.
     """
+    if not isinstance(labels, LabelSet):  # write_coco(path, labels), or a list of images
+        raise AfssValueError(f"write_coco(labels, path): expected a LabelSet first, got {type(labels).__name__}")
     path = Path(path)
     data = labelset_to_coco(labels)
-    if labels.image_root is not None:
-        root = Path(labels.image_root).resolve()
-        try:
-            data["info"]["image_root"] = os.path.relpath(root, path.parent.resolve())
-        except ValueError:  # different drive on Windows
-            data["info"]["image_root"] = str(root)
+    # no image root means the current folder: recorded as such, or reading back would look beside the file
+    root = Path(labels.image_root if labels.image_root is not None else ".").resolve()
+    try:
+        data["info"]["image_root"] = os.path.relpath(root, path.parent.resolve())
+    except ValueError:  # different drive on Windows
+        data["info"]["image_root"] = str(root)
     text = json.dumps(data, indent=indent, default=_json_default)
     # the reader's own checks (absolute file names allowed: reading them is a flag away)
     labelset_from_coco(json.loads(text), where=f"{path} (not written)", allow_absolute_paths=True)

@@ -137,7 +137,7 @@ def check_replaceable(out: str | os.PathLike, *, stage: str, inputs: Mapping[str
                    if (old_inputs or {}).get(k) != inputs.get(k)]
         what = "was made from other inputs (" + "; ".join(
             f"{k} {(old_inputs or {}).get(k)!r}, now {inputs.get(k)!r}" for k in changed) + ")"
-    raise AfssError(f"{out}: exists and {what}; pass --overwrite to replace it, or choose another --out")
+    raise AfssError(f"{out}: exists and {what}; pass --overwrite (overwrite=True from Python) to replace it, or choose another --out")
 
 
 def read_finished(path: str | os.PathLike, stage: str):

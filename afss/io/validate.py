@@ -44,6 +44,8 @@ MAX_PIXELS = 1 << 28  # 268 Mpx: a 16k x 16k frame; one bool mask of it is 256 M
 MAX_POLYGON_VALUES = 1_000_000
 
 
+ABSOLUTE_HINT = "pass --allow-absolute-paths, allow_absolute_paths=True from Python, to accept it"
+
 def _found(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -101,10 +103,10 @@ def check_file_name(value: Any, where: str, *, allow_absolute: bool = False) -> 
         return name
     if os.path.isabs(name) or posixpath.isabs(name.replace("\\", "/")):
         raise AfssError(f"{where}: file_name {name!r} is an absolute path; file names must be relative to the "
-                        "image root (pass --allow-absolute-paths to accept it)")
+                        f"image root ({ABSOLUTE_HINT})")
     if posixpath.normpath(name.replace("\\", "/")).split("/")[0] == "..":
         raise AfssError(f"{where}: file_name {name!r} points outside the image root "
-                        "(pass --allow-absolute-paths to accept it)")
+                        f"({ABSOLUTE_HINT})")
     return name
 
 

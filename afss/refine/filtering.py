@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from afss.errors import AfssError
-from afss.types import ImageLabels, Instance, LabelSet
+from afss.io.coco import as_labelset
+from afss.types import FrozenDict, ImageLabels, Instance, LabelSet
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class FilterSummary:
     auto_keep: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "dropped", MappingProxyType(dict(self.dropped)))
+        object.__setattr__(self, "dropped", FrozenDict(self.dropped))
         if self.auto_keep is not None:  # a JSON list from a summary file, or a tuple
             object.__setattr__(self, "auto_keep", tuple(float(v) for v in self.auto_keep))
 
@@ -231,7 +232,7 @@ def _least_kept(share: float, images: int) -> int:
 
 
 def filter_labels(
-    labels: LabelSet,
+    labels: LabelSet | str | os.PathLike,
     *,
     min_score: float | str = 0.6,
     keep_top: float | None = None,
@@ -247,7 +248,7 @@ def filter_labels(
     ``top1``.
 
     Args:
-        labels: refined (or raw) labels.
+        labels: refined (or raw) labels, or the path of their COCO JSON file.
         min_score: keep instances scoring at least this (the paper: 0.6 on SAM 2's predicted IoU),
             or ``"auto"``: a cut chosen from the score distribution (`cut_score`).
         keep_top: instead of ``min_score``, keep the best-scoring fraction (0, 1] of the images.
@@ -260,6 +261,7 @@ def filter_labels(
         The filtered labels (same images, same order; ``info["filter"]`` added) and the summary,
         whose ``min_score`` is the cut applied.
     """
+    labels = as_labelset(labels, "filter_labels")
     mode = "keep_top" if keep_top is not None else "auto" if min_score == "auto" else "min_score"
     if mode == "min_score" and (isinstance(min_score, str) or not 0.0 <= min_score <= 1.0):
         raise AfssError(f"min_score must be in [0, 1] or 'auto', got {min_score!r}")

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from ensemble_boxes import weighted_boxes_fusion
 
+from afss.errors import AfssValueError
+
 __all__ = ["CONF_TYPES", "FusedBoxes", "fuse_boxes", "fuse_masks"]
 
 CONF_TYPES = ("avg", "max", "box_and_model_avg", "absent_model_aware_avg")
@@ -76,13 +78,13 @@ def fuse_boxes(
         [0.4]
     """
     if conf_type not in CONF_TYPES:
-        raise ValueError(f"conf_type must be one of {CONF_TYPES}, got {conf_type!r}")
+        raise AfssValueError(f"conf_type must be one of {CONF_TYPES}, got {conf_type!r}")
     n = len(boxes_list)
     if len(scores_list) != n or (labels_list is not None and len(labels_list) != n):
-        raise ValueError(f"boxes_list, scores_list and labels_list need the same length, got {n}, "
+        raise AfssValueError(f"boxes_list, scores_list and labels_list need the same length, got {n}, "
                          f"{len(scores_list)}, {None if labels_list is None else len(labels_list)}")
     if weights is not None and len(weights) != n:
-        raise ValueError(f"need one weight per box list ({n}), got {len(weights)}")
+        raise AfssValueError(f"need one weight per box list ({n}), got {len(weights)}")
     h, w = size_hw
     norm = np.array([w, h, w, h], dtype=np.float64)
     boxes_n, scores_n, labels_n = [], [], []
@@ -91,7 +93,7 @@ def fuse_boxes(
         s = np.asarray(scores_list[k], dtype=np.float64).reshape(-1)
         lab = np.ones(len(b), dtype=np.int64) if labels_list is None else np.asarray(labels_list[k]).reshape(-1)
         if len(s) != len(b) or len(lab) != len(b):
-            raise ValueError(f"box list {k}: {len(b)} boxes, {len(s)} scores, {len(lab)} labels")
+            raise AfssValueError(f"box list {k}: {len(b)} boxes, {len(s)} scores, {len(lab)} labels")
         boxes_n.append(np.clip(b / norm, 0.0, 1.0))
         scores_n.append(s)
         labels_n.append(lab)
@@ -139,13 +141,16 @@ def fuse_masks(masks: Sequence[np.ndarray], weights: Sequence[float] | None = No
         bool ``(H, W)``.
     """
     if len(masks) == 0:
-        raise ValueError("fuse_masks needs at least one mask")
+        raise AfssValueError("fuse_masks needs at least one mask")
+    shapes = {np.shape(m) for m in masks}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise AfssValueError(f"fuse_masks needs (H, W) masks of one size, got {sorted(shapes)}")
     stack = np.stack([np.asarray(m, dtype=bool) for m in masks])
     wts = np.ones(len(stack)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
     if len(wts) != len(stack):
-        raise ValueError(f"need one weight per mask ({len(stack)}), got {len(wts)}")
+        raise AfssValueError(f"need one weight per mask ({len(stack)}), got {len(wts)}")
     if np.any(wts < 0):
-        raise ValueError(f"mask weights must be >= 0, got {wts.tolist()}")
+        raise AfssValueError(f"mask weights must be >= 0, got {wts.tolist()}")
     if wts.sum() <= 0:
         wts = np.ones(len(stack))
     vote = np.tensordot(wts / wts.sum(), stack.astype(np.float64), axes=1)

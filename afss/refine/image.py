@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from afss.engines.base import release_accelerator_memory, teacher_failure
+from afss.errors import AfssValueError
 from afss.label import NO_DETECTION
 from afss.refine.config import RefineConfig
 from afss.refine.fusion import fuse_boxes, fuse_masks
@@ -154,7 +155,7 @@ def _box_score(inst: Instance, config: RefineConfig) -> float:
 def _mask_back(view: View, inst: Instance, view_hw: tuple[int, int], size_hw: tuple[int, int]) -> np.ndarray:
     mask = inst.mask
     if mask.shape != tuple(view_hw):
-        raise ValueError(f"teacher returned a {mask.shape} mask for a {view_hw} view image")
+        raise AfssValueError(f"teacher returned a {mask.shape} mask for a {view_hw} view image")
     return view.mask_to_original(mask, size_hw)
 
 
@@ -208,7 +209,7 @@ def refine_batch(
     try:
         found_flat = list(teacher.label(flat, config.text_prompt)) if flat else []
         if len(found_flat) != len(flat):
-            raise ValueError(f"teacher returned {len(found_flat)} results for {len(flat)} images")
+            raise AfssValueError(f"teacher returned {len(found_flat)} results for {len(flat)} images")
     except Exception as e:  # noqa: BLE001 - one bad image must not sink the batch: retried one by one
         found_flat = None
         failure = teacher_failure(batch[jobs[0][0]], e) if len(jobs) == 1 else None

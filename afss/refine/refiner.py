@@ -24,18 +24,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from afss.engines.base import TeacherJob
-from afss.errors import AfssError
+from afss.errors import AfssError, unknown_choice
 from afss.io.atomic import write_json_atomic
-from afss.io.coco import write_coco
+from afss.io.coco import as_labelset, write_coco
 from afss.io.outputs import check_output_path, check_replaceable, input_identity
-from afss.label import NO_DETECTION, label_categories, teacher_provenance
+from afss.label import NO_DETECTION, as_images, label_categories, teacher_provenance
 from afss.refine.config import RefineConfig
 from afss.refine.filtering import FilterSummary, filter_labels
 from afss.refine.image import refine_batch, refine_image
@@ -109,10 +109,12 @@ def refine_labels(
     Args:
         teacher: the teacher (its segmenter re-segments fused boxes where it has one).
         images: the images (``file_name`` relative to ``images.image_root``); ids, names and
-            ``meta`` are kept. A label set read from COCO works as is.
+            ``meta`` are kept. A label set read from COCO works as is; so does a folder's path or a
+            COCO JSON file's (`afss.label.as_images`).
         views: TTA views, a spec string like ``"identity,vflip"`` or `View` objects.
-        labels: existing teacher labels (matched by ``file_name``) used as the identity view.
-        config: `RefineConfig`; defaults follow the paper.
+        labels: existing teacher labels (matched by ``file_name``) used as the identity view, or
+            the path of their COCO JSON file.
+        config: `RefineConfig` (or its fields as a dict); defaults follow the paper.
         out: COCO JSON to write (atomically), with ``<out stem>.summary.json`` beside it; also
             enables the progress journal (`afss.resumable`). ``None``: nothing is written.
         resume: continue from ``out``'s journal if there is one; ``False`` starts afresh.
@@ -133,7 +135,21 @@ def refine_labels(
         ...                                  views="identity,vflip", out="refined.json")  # doctest: +SKIP
         >>> summary.line()  # doctest: +SKIP
     """
+    images = as_images(images)
+    labels = None if labels is None else as_labelset(labels, "labels")
+    if isinstance(config, Mapping):  # RefineConfig's fields as a dict, through its checks
+        known = [f.name for f in fields(RefineConfig)]
+        for key in config:
+            if key not in known:
+                raise unknown_choice("RefineConfig field", str(key), known)
+        config = RefineConfig(**config)
+    elif config is not None and not isinstance(config, RefineConfig):
+        raise AfssError(f"refine: config must be a RefineConfig, e.g. RefineConfig(min_score=0.5), or its fields as "
+                        f"a dict, got "
+                        f"{type(config).__name__}")
     config = config or RefineConfig()
+    if config.prompt is not None and not isinstance(config.prompt, str):
+        raise AfssError(f"refine: the prompt is one string, e.g. 'spacecraft', got {type(config.prompt).__name__}")
     if config.prompt is None:  # ask every view what the given labels asked
         recorded = labels.info.get("prompt") if labels is not None else None
         config = replace(config, prompt=str(recorded or config.text_prompt))

@@ -31,7 +31,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from afss.errors import AfssError
+from afss.errors import AfssError, AfssValueError
 
 __all__ = ["VIEW_NAMES", "Flip", "Identity", "Photometric", "Rotate", "Scale", "View", "parse_views"]
 
@@ -92,7 +92,7 @@ class Flip(View):
 
     def __post_init__(self) -> None:
         if self.axis not in ("x", "y"):
-            raise ValueError(f"Flip axis must be 'x' or 'y', got {self.axis!r}")
+            raise AfssValueError(f"Flip axis must be 'x' or 'y', got {self.axis!r}")
 
     @property
     def name(self) -> str:
@@ -120,7 +120,7 @@ class Rotate(View):
 
     def __post_init__(self) -> None:
         if self.quarter_turns not in (1, 2, 3):
-            raise ValueError(f"quarter_turns must be 1, 2 or 3, got {self.quarter_turns}")
+            raise AfssValueError(f"quarter_turns must be 1, 2 or 3, got {self.quarter_turns}")
 
     @property
     def name(self) -> str:
@@ -155,7 +155,7 @@ class Scale(View):
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.factor) and self.factor > 0):
-            raise ValueError(f"scale factor must be > 0, got {self.factor}")
+            raise AfssValueError(f"scale factor must be > 0, got {self.factor}")
 
     @property
     def name(self) -> str:
@@ -200,9 +200,9 @@ class Photometric(View):
 
     def __post_init__(self) -> None:
         if self.kind not in self.KINDS:
-            raise ValueError(f"photometric kind must be one of {self.KINDS}, got {self.kind!r}")
+            raise AfssValueError(f"photometric kind must be one of {self.KINDS}, got {self.kind!r}")
         if not (np.isfinite(self.value) and self.value > 0):
-            raise ValueError(f"{self.kind} value must be > 0, got {self.value}")
+            raise AfssValueError(f"{self.kind} value must be > 0, got {self.value}")
 
     @property
     def name(self) -> str:

@@ -226,12 +226,10 @@ class StudentTeacher(Teacher):
         return cls(model, opts)
 
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:
-        from afss.teachers.base import check_rgb
+        from afss.teachers.base import check_batch
 
-        if isinstance(images, np.ndarray):  # one image where a list is meant: its rows were taken as images
-            raise TypeError("student: label takes a list of images: [image] for one, list(batch) for a stacked batch")
         # a grey array was flipped left-right by the channel swap below, RGBA read as ABGR: refused instead
-        images = [check_rgb(im, f"image {i}") for i, im in enumerate(images)]
+        images = check_batch(images, prompt, "student")
         if not images:
             return []
         o = self.options

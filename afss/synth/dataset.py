@@ -23,15 +23,13 @@ from afss.io.coco import write_coco
 from afss.io.outputs import writable_folder
 from afss.synth.domains import DOMAINS, DomainPreset
 from afss.synth.export import FORMATS, SPEEDPLUS_FOV_DEG, finish, write_image
-from afss.synth.scene import render, scene_labels
-from afss.types import ImageLabels, Instance, LabelSet
+from afss.synth.scene import check_scene_numbers, check_whole, render, scene_labels
+from afss.types import ImageLabels, LabelSet
 
 log = logging.getLogger(__name__)
 
 SYNTH_TOOL = "afss synth"
 MAX_IMAGES = 10_000_000
-SIZE_RANGE = (32, 8192)
-MAX_SEED = 2**32 - 1
 MAX_WORKERS = 256
 
 
@@ -39,19 +37,11 @@ def check_synth_numbers(*, n: int | None = None, size: int | tuple[int, int] | N
                         seed: int | None = None, workers: int | None = None) -> None:
     """Bounds on the numbers that size a synth run, so a typo cannot take the machine's memory or
     time (``--size 100000``) or crash deep in numpy (``--seed -1``); each error names the range."""
-    def whole(value, name, lo, hi):
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise AfssError(f"synth: {name} must be a whole number in [{lo}, {hi}], got {value!r}")
-
     if n is not None:
-        whole(n, "n", 1, MAX_IMAGES)  # an empty dataset is a typo, not a dataset
-    if size is not None:
-        for side in ((size,) if isinstance(size, int) else tuple(size)):
-            whole(side, "size", *SIZE_RANGE)
-    if seed is not None:
-        whole(seed, "seed", 0, MAX_SEED)
+        check_whole(n, "n", 1, MAX_IMAGES)  # an empty dataset is a typo, not a dataset
+    check_scene_numbers(size=size, seed=seed)
     if workers is not None:
-        whole(workers, "workers", 1, MAX_WORKERS)
+        check_whole(workers, "workers", 1, MAX_WORKERS)
 
 
 def made_by_synth(folder: Path) -> bool:
@@ -126,21 +116,11 @@ def _replace_folder(out: Path, rendered: Path) -> None:
                         f"{rendered}") from e
 
 
-def _work(job: tuple) -> dict:
+def _work(job: tuple) -> ImageLabels:
     out, fmt, seed, index, size, domain, split, fov = job
     scene = render(seed, index, size=size, domain=domain, fov_deg=fov)
     rel = write_image(fmt, Path(out), scene, index, split)
-    lab = scene_labels(scene, file_name=rel, image_id=index + 1)
-    # plain data: the carriers hold mappingproxy objects, which do not pickle
-    return {"file_name": lab.file_name, "height": lab.height, "width": lab.width, "image_id": lab.image_id,
-            "meta": scene.meta, "instances": [
-                {"box_xyxy": i.box_xyxy, "rle": i.rle, "source": i.source, "parts": dict(i.parts)}
-                for i in lab.instances]}
-
-
-def _labels(d: dict) -> ImageLabels:
-    return ImageLabels(file_name=d["file_name"], height=d["height"], width=d["width"], image_id=d["image_id"],
-                       meta=d["meta"], instances=tuple(Instance(**i) for i in d["instances"]))
+    return scene_labels(scene, file_name=rel, image_id=index + 1)
 
 
 @contextmanager
@@ -160,9 +140,14 @@ def _forkable_opencv() -> Iterator[None]:
 
 
 def _init_worker() -> None:
+    import signal
+
     import cv2
 
     cv2.setNumThreads(1)
+    # a forked worker inherits its parent's SIGTERM handler (the CLI's, or Ray's driver's), and one that
+    # does not end the process kept Pool.terminate() waiting forever (seen in the test suite)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def render_or_reuse(out_dir: str | os.PathLike, *, n: int, size: int = 512, domain: str | DomainPreset = "mixed",
@@ -226,17 +211,25 @@ def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int,
     images: list[ImageLabels] = []
     if workers == 1 or n <= 1:
         for job in jobs:
-            images.append(_labels(_work(job)))
+            images.append(_work(job))
             if progress:
                 progress(1)
     else:
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
         chunk = max(1, min(8, n // (4 * workers)))
-        with _forkable_opencv(), ctx.Pool(workers, initializer=_init_worker) as pool:
-            for lab in pool.imap(_work, jobs, chunksize=chunk):
-                images.append(_labels(lab))
-                if progress:
-                    progress(1)
+        with _forkable_opencv():
+            pool = ctx.Pool(workers, initializer=_init_worker)
+            try:
+                for lab in pool.imap(_work, jobs, chunksize=chunk):
+                    images.append(lab)
+                    if progress:
+                        progress(1)
+                pool.close()  # the workers finish and exit; terminate() (the context manager's) signals them
+            except BaseException:
+                pool.terminate()
+                raise
+            finally:
+                pool.join()
     seconds = time.perf_counter() - t0
     finish(fmt, out, images, split)
     info = {"tool": SYNTH_TOOL, "domain": domain.name if isinstance(domain, DomainPreset) else domain, "seed": int(seed), "n": int(n), "size": size,

@@ -9,11 +9,13 @@ ones included), clipped to the frame; ``body`` (bus, booms, antennas, thrusters)
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from afss.errors import AfssError
 from afss.synth.background import add_glare, add_stars, fbm, render_earth
 from afss.synth.camera import Camera, quat_to_matrix, random_quaternion
 from afss.synth.domains import DomainPreset, pick_preset
@@ -52,6 +54,27 @@ class Scene:
 def image_rng(seed: int, index: int) -> np.random.Generator:
     """The generator of image ``index`` of a dataset with ``seed`` (independent of worker count)."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
+
+
+SIZE_RANGE = (32, 8192)
+MAX_SEED = 2**32 - 1
+
+
+def check_whole(value: Any, name: str, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
+        raise AfssError(f"synth: {name} must be a whole number in [{lo}, {hi}], got {value!r}")
+
+
+def check_scene_numbers(*, size: Any = None, seed: Any = None, index: Any = None) -> None:
+    """Bounds on a scene's numbers, each error naming its range: a size of 0 or 100000 and a negative
+    seed would crash deep in numpy or take the machine's memory."""
+    if size is not None:
+        for side in ((size,) if np.isscalar(size) else tuple(size)):
+            check_whole(side, "size", *SIZE_RANGE)
+    if seed is not None:
+        check_whole(seed, "seed", 0, MAX_SEED)
+    if index is not None:
+        check_whole(index, "index", 0, MAX_SEED)
 
 
 def _size_hw(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -247,5 +270,6 @@ def render_scene(seed: int, *, size: int | tuple[int, int] = 512, domain: str = 
         >>> rgb.shape, len(gt.instances)
         ((256, 256, 3), 1)
     """
+    check_scene_numbers(size=size, seed=seed, index=index)
     scene = render(seed, index, size=size, domain=domain)
     return scene.image, scene_labels(scene, file_name=f"images/{index:06d}.png", image_id=index + 1)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from afss.errors import AfssError, unknown_choice
+from afss.errors import AfssError, AfssValueError, unknown_choice
 from afss.types import Instance
 
 
@@ -30,10 +30,23 @@ def check_rgb(image: Any, where: str = "image") -> np.ndarray:
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
             and image.shape[0] > 0 and image.shape[1] > 0):
         got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise ValueError(f"{where}: expected an RGB uint8 (H, W, 3) image of at least one pixel, got {got}; "
+        raise AfssValueError(f"{where}: expected an RGB uint8 (H, W, 3) image of at least one pixel, got {got}; "
                          "afss.io.images.load_image(path).rgb reads any file so, and to_uint8 scales a deep or "
                          "float array (then np.dstack([gray] * 3) for a grey one)")
     return np.ascontiguousarray(image)
+
+
+def check_batch(images: Any, prompt: Any = "spacecraft", teacher: str = "teacher") -> list[np.ndarray]:
+    """A ``label`` call's arguments checked: a sequence of images (each through `check_rgb`) and a text
+    prompt. One image where a list is meant would have its rows taken as images (a path, its characters):
+    refused with one line saying how to pass it."""
+    if isinstance(images, (np.ndarray, str, bytes, os.PathLike)) or hasattr(images, "__array_interface__"):
+        raise AfssValueError(f"{teacher}: label takes a list of images: [image] for one, list(batch) for a stacked "
+                             "batch, [load_image(path).rgb] for a file")
+    if not isinstance(prompt, str):
+        raise AfssValueError(f"{teacher}: the prompt is one string, e.g. 'spacecraft' or 'satellite. solar panel', "
+                             f"got {type(prompt).__name__}")
+    return [check_rgb(im, f"image {i}") for i, im in enumerate(images)]
 
 
 def check_boxes(boxes_xyxy: Any, hw: tuple[int, int] | None = None) -> np.ndarray:
@@ -42,9 +55,9 @@ def check_boxes(boxes_xyxy: Any, hw: tuple[int, int] | None = None) -> np.ndarra
     try:
         boxes = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"boxes: expected (N, 4) xyxy numbers, got {boxes_xyxy!r:.80}") from e
+        raise AfssValueError(f"boxes: expected (N, 4) xyxy numbers, got {boxes_xyxy!r:.80}") from e
     if not np.isfinite(boxes).all():
-        raise ValueError(f"boxes: every coordinate must be a finite number, got {boxes[~np.isfinite(boxes).all(1)][0]}")
+        raise AfssValueError(f"boxes: every coordinate must be a finite number, got {boxes[~np.isfinite(boxes).all(1)][0]}")
     if hw is None:
         return boxes
     h, w = hw

@@ -40,8 +40,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from afss.errors import AfssError, unknown_choice
-from afss.teachers.base import Teacher, teacher_provenance
+from afss.errors import AfssError, AfssValueError, unknown_choice
+from afss.teachers.base import Teacher, check_batch, teacher_provenance
 from afss.types import Instance
 
 __all__ = ["DEFAULT_MEMBERS", "RULES", "CombinedConfig", "CombinedTeacher"]
@@ -130,7 +130,7 @@ class CombinedTeacher(Teacher):
 
     def __init__(self, config: CombinedConfig, members: Sequence[Teacher]) -> None:
         if [t.name for t in members] != list(config.members):
-            raise ValueError(f"members {[t.name for t in members]} do not match the config's {list(config.members)}")
+            raise AfssValueError(f"members {[t.name for t in members]} do not match the config's {list(config.members)}")
         self.config = config
         self.members = list(members)
         by_name = {t.name: t for t in self.members}
@@ -179,6 +179,7 @@ class CombinedTeacher(Teacher):
     # -- the verbs ---------------------------------------------------------------------------------
 
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:
+        images = check_batch(images, prompt, self.name)
         per_member = [t.label(images, prompt) for t in self.members]
         return [self._choose([labels[k] for labels in per_member]) for k in range(len(images))]
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from afss.errors import AfssError, unknown_choice
-from afss.teachers.base import Teacher, check_boxes, check_rgb
+from afss.teachers.base import Teacher, check_batch, check_boxes, check_rgb
 from afss.teachers.hf import resolve_dtype
 from afss.teachers.segmenters import BoxSegmenter
 from afss.types import Instance, encode_mask
@@ -24,11 +24,6 @@ from afss.types import Instance, encode_mask
 log = logging.getLogger(__name__)
 
 SCORE_MODES = ("mask", "box", "product")
-
-
-def check_images(images: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The images as C-contiguous RGB uint8 arrays (`afss.teachers.base.check_rgb`)."""
-    return [check_rgb(im, f"image {i}") for i, im in enumerate(images)]
 
 
 def size_batches(images: Sequence[np.ndarray], batch_size: int) -> list[list[int]]:
@@ -93,7 +88,7 @@ class DetectSegmentTeacher(Teacher):
 
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft",
               progress: Callable[[int], None] | None = None) -> list[list[Instance]]:
-        images = check_images(images)
+        images = check_batch(images, prompt, self.name)
         results: list[list[Instance]] = [[] for _ in images]
         for idx in size_batches(images, self.batch_size):
             batch = [images[i] for i in idx]
@@ -130,5 +125,5 @@ class DetectSegmentTeacher(Teacher):
 
     def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
         """Masks for given boxes on one image; ``score`` and ``scores["mask_score"]`` are the predicted IoU."""
-        (image,) = check_images([image])
+        image = check_rgb(image)
         return self.segmenter.instances(image, check_boxes(boxes_xyxy), source=self.name)

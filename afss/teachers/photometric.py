@@ -59,7 +59,7 @@ import numpy as np
 
 from afss.errors import AfssError
 from afss.teachers import photometric_ops as ops
-from afss.teachers.base import Teacher, check_boxes, check_options, check_rgb
+from afss.teachers.base import Teacher, check_batch, check_boxes, check_options, check_rgb
 from afss.types import Instance
 
 __all__ = ["PhotometricConfig", "PhotometricTeacher"]
@@ -196,8 +196,8 @@ class PhotometricTeacher(Teacher):
     # -- the verbs ---------------------------------------------------------------------------------
 
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:
+        images = check_batch(images, prompt, self.name)
         self._check_prompt(prompt)
-        images = [check_rgb(im) for im in images]
         if self.config.threads > 1 and len(images) > 1:  # OpenCV and numpy release the GIL
             with ThreadPoolExecutor(max_workers=min(self.config.threads, len(images))) as pool:
                 return list(pool.map(self._label_one, images))

@@ -50,7 +50,7 @@ import cv2
 import numpy as np
 
 from afss.errors import AfssError, unknown_choice
-from afss.teachers.base import Teacher, check_boxes, check_options, check_rgb
+from afss.teachers.base import Teacher, check_batch, check_boxes, check_options, check_rgb
 from afss.types import Instance
 
 __all__ = ["OUTPUT_KINDS", "SCORES", "SalientConfig", "SalientTeacher"]
@@ -189,7 +189,7 @@ class SalientTeacher(Teacher):
     # -- the verbs ---------------------------------------------------------------------------------
 
     def label(self, images: Sequence[np.ndarray], prompt: str = "spacecraft") -> list[list[Instance]]:
-        return [self._label_one(check_rgb(im)) for im in images]
+        return [self._label_one(im) for im in check_batch(images, prompt, self.name)]
 
     def probability(self, image: np.ndarray) -> np.ndarray:
         """The network's foreground probability of each pixel: float32 ``(H, W)`` in [0, 1] at the

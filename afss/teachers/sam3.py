@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from afss.errors import AfssError
-from afss.teachers.base import Teacher, check_boxes
-from afss.teachers.detect_segment import check_images, size_batches
+from afss.teachers.base import Teacher, check_batch, check_boxes, check_rgb
+from afss.teachers.detect_segment import size_batches
 from afss.teachers.hf import build_from_options, load_pretrained, resolve_device, resolve_dtype, split_phrases
 from afss.teachers.segmenters import BoxSegmenter
 from afss.types import Instance, encode_mask
@@ -102,7 +102,7 @@ class Sam3Teacher(Teacher):
               progress: Callable[[int], None] | None = None) -> list[list[Instance]]:
         import torch
 
-        images = check_images(images)
+        images = check_batch(images, prompt, self.name)
         phrases = split_phrases(prompt)
         results: list[list[Instance]] = [[] for _ in images]
         for idx in size_batches(images, self.batch_size):
@@ -151,5 +151,5 @@ class Sam3Teacher(Teacher):
     def segment_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> list[Instance]:
         if self.segmenter is None:
             raise NotImplementedError("teacher 'sam3' re-segments boxes only when built with segmenter=<SAM id>")
-        (image,) = check_images([image])
+        image = check_rgb(image)
         return self.segmenter.instances(image, check_boxes(boxes_xyxy), source=self.name)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from afss.errors import AfssError
+from afss.errors import AfssError, AfssValueError
 from afss.teachers.hf import load_pretrained, resolve_device, resolve_dtype
 from afss.types import Instance, encode_mask
 
@@ -112,7 +112,7 @@ class BoxSegmenter:
         import torch
 
         if len(images) != len(boxes_xyxy):
-            raise ValueError(f"{len(images)} images but {len(boxes_xyxy)} box arrays")
+            raise AfssValueError(f"{len(images)} images but {len(boxes_xyxy)} box arrays")
         boxes_xyxy = [np.asarray(b, dtype=np.float64).reshape(-1, 4) for b in boxes_xyxy]
         results: list[SegmenterOutput | None] = [None] * len(images)
         todo = [i for i, b in enumerate(boxes_xyxy) if len(b)]
