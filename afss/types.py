@@ -66,8 +66,11 @@ def rle_box_xyxy(rle: Rle) -> tuple[float, float, float, float]:
 
 
 def _boolean(mask: Any) -> np.ndarray:
-    """``mask`` as a bool array, where it holds booleans or 0/1 values only."""
+    """``mask`` as a bool array, where it holds booleans or 0/1 values only (or 0/255 in ``uint8``, how
+    OpenCV and image files store a binary mask)."""
     arr = np.asarray(mask)
+    if arr.dtype == np.uint8 and arr.size and arr.max() == 255 and ((arr == 0) | (arr == 255)).all():
+        return arr > 0
     if arr.dtype != bool:
         if arr.size and not ((arr == 0) | (arr == 1)).all():
             raise AfssValueError(f"mask must be boolean or 0/1, got {arr.dtype} values in [{arr.min():.3g}, {arr.max():.3g}]: "
@@ -227,7 +230,8 @@ class Instance:
         parts: Mapping[str, np.ndarray] | None = None,
         **kwargs: Any,
     ) -> Instance:
-        """Build from a boolean (or 0/1) ``(H, W)`` mask; the box defaults to the mask's tight extents.
+        """Build from a boolean (or 0/1, or ``uint8`` 0/255) ``(H, W)`` mask; the box defaults to the
+        mask's tight extents.
 
         Raises:
             ValueError: other values, such as probabilities or logits (as booleans, every non-zero

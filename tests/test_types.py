@@ -108,6 +108,9 @@ def test_what_an_integrator_passes_is_taken_as_meant():
         Instance.from_mask(probs)
     assert Instance.from_mask(probs > 0.5).box_xyxy == (5.0, 5.0, 15.0, 10.0)
     assert Instance.from_mask((probs > 0.5).astype(np.uint8)).area == 50  # 0/1 is a mask
+    assert Instance.from_mask((probs > 0.5).astype(np.uint8) * 255).area == 50  # so is OpenCV's 0/255
+    with pytest.raises(ValueError, match="mask must be boolean"):
+        Instance.from_mask((probs * 255).astype(np.uint8))  # a grey picture is not
     im = ImageLabels(Path("sub/a.png"), 20, 30)
     assert im.file_name == "sub/a.png" and isinstance(im.file_name, str)
     assert LabelSet((im,), image_root=Path("/data")) == LabelSet((im,), image_root="/data")
