@@ -144,6 +144,8 @@ def test_the_ap_table_shows_every_stage_with_the_numbers_of_its_metrics_file(run
     assert parsed.row_classes["upper-bound"] == {"upper"}  # the supervised reference is marked apart
     assert parsed.row_classes["teacher"] == {""}
     assert "ap-table" in parsed.ids and "no-gt" not in parsed.ids
+    val = json.loads((run_dir / "data" / "val_gt.json").read_text())["images"]
+    assert f"against data/val_gt.json ({len(val)} images)" in page[1]  # what the AP is over
 
 
 def test_the_galleries_hold_one_card_per_image_in_order_with_the_filters_reasons(run_dir, page):

@@ -181,7 +181,8 @@ class _Page:
                 row += [(counts or {}).get(k, "-") for k in ("num_images", "num_gt", "num_pred")]
                 rows.append(row)
                 classes.append("upper" if s.upper_bound else "")
-        lead = ("AP in percent against data/val_gt.json; an image a stage left without a label (the filter "
+        lead = (f"AP in percent against data/val_gt.json ({len(self.gt)} images); an "
+                "image a stage left without a label (the filter "
                 "dropped it, or nothing was found) counts as a miss; bold: the best of the method's stages (the "
                 "supervised upper bound, in grey, trains on ground truth and is only a reference).")
         if any(c for _s, (_m, c) in scored):
