@@ -70,6 +70,15 @@ def as_images(images: Any, what: str = "images") -> LabelSet:
     return as_labelset(images, what)
 
 
+def check_label_output(images: LabelSet, out: str | os.PathLike, *, overwrite: bool = False,
+                       limit: int | None = None) -> None:
+    """Whether ``out`` may take the labels of ``images``: refused when it holds another stage's output or
+    labels of other images (`afss.io.outputs.check_replaceable`). Cheap: the CLI asks before it loads a
+    teacher's weights."""
+    keep = None if limit is None else [im.file_name for im in images.images[:limit]]
+    check_replaceable(out, stage="label", inputs=input_identity(images), overwrite=overwrite, keep=keep)
+
+
 def label_counts(labels: LabelSet) -> dict[str, int]:
     """Images, labelled (>= 1 instance), empty (no detection), failed (unreadable or teacher error)."""
     labelled = sum(1 for im in labels.images if im.instances)
@@ -148,8 +157,7 @@ def label_images(
     header = {"teacher": teacher_provenance(teacher), "prompt": prompt, "top1": top1, "inputs": inputs}
     check_limit(limit)
     if out is not None:
-        keep = None if limit is None else [im.file_name for im in images.images[:limit]]
-        check_replaceable(out, stage="label", inputs=inputs, overwrite=overwrite, keep=keep)
+        check_label_output(images, out, overwrite=overwrite, limit=limit)
     t0 = time.perf_counter()
     done, journal = run_resumable(
         images, LabelJob(teacher, prompt, top1), out=out, kind="label", header=header, resume=resume,

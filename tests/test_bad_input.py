@@ -121,9 +121,17 @@ def test_a_final_write_that_fails_keeps_every_finished_image(world, monkeypatch)
 
 
 def test_synth_replaces_its_own_folder_whole_and_refuses_others(tmp_path):
+    """A dataset of other settings is replaced only with --overwrite (a probe: labels made from it lost
+    their images without a word); then whole, with no stale image left."""
     out = tmp_path / "d"
     assert run_cli(["synth", "--n", "6", "--size", "32", "--workers", "1", "--out", str(out)])[0] == 0
-    assert run_cli(["synth", "--n", "2", "--size", "32", "--seed", "3", "--workers", "1", "--out", str(out)])[0] == 0
+    smaller = ["synth", "--n", "2", "--size", "32", "--seed", "3", "--workers", "1", "--out", str(out)]
+    code, err, _ = run_cli(smaller)
+    assert code == 2 and "other settings (n 6, now 2; seed 0, now 3); pass --overwrite" in err
+    assert "synth:" not in err.split("afss: error")[0]  # refused before the progress bar
+    assert len(read_coco(out / "gt.json")) == 6 and len(list((out / "images").iterdir())) == 6  # untouched
+    assert run_cli(["synth", "--n", "6", "--size", "32", "--workers", "1", "--out", str(out)])[0] == 0  # same: fine
+    assert run_cli([*smaller, "--overwrite"])[0] == 0
     gt = read_coco(out / "gt.json")
     assert len(gt) == 2 and gt.info["seed"] == 3
     assert sorted(p.name for p in (out / "images").iterdir()) == ["000000.png", "000001.png"]  # no stale images
@@ -313,3 +321,29 @@ def test_a_flag_of_another_image_source_is_refused_not_dropped(tmp_path, capsys)
     assert main([*base, "--coco", str(tmp_path / "empty.json"), "--out", str(tmp_path / "e.json")]) == 2
     assert f"{tmp_path / 'empty.json'}: lists no images" in capsys.readouterr().err
     assert not (tmp_path / "e.json").exists()
+
+
+def test_what_a_cli_probe_met_is_refused_early_and_plainly(tmp_path, monkeypatch):
+    """The same --pred twice wrote one metrics file over the other; label loaded a teacher's weights before
+    saying its --out holds another stage's output."""
+    import afss.teachers
+
+    data = tmp_path / "d"
+    assert run_cli(["synth", "--n", "2", "--size", "32", "--workers", "1", "--out", str(data)])[0] == 0
+    gt = str(data / "gt.json")
+    code, err, _ = run_cli(["eval", "--gt", gt, "--pred", gt, "--pred", str(Path(gt).parent / "." / "gt.json")])
+    assert code == 2 and "is given twice" in err and not list(data.glob("*.metrics.json"))
+    refined = tmp_path / "refined.json"
+    assert run_cli(["refine", "--teacher", "photometric", "--labels", gt, "--out", str(refined)])[0] == 0
+    built = []
+    monkeypatch.setattr(afss.teachers, "build_teacher", lambda *a, **k: built.append(a) or None)
+    code, err, _ = run_cli(["label", "--coco", gt, "--out", str(refined)])  # the default teacher, grounded-sam2
+    assert code == 2 and "is an output of afss refine, not of afss label" in err and not built
+
+
+def test_progress_bars_stay_out_of_files_and_pipes(tmp_path):
+    """A bar redrawn into a log leaves a carriage return per update; the summary line stays."""
+    main = "import sys; from afss.cli import main; sys.exit(main(sys.argv[1:]))"
+    out = subprocess.run([sys.executable, "-c", main, "synth", "--n", "3", "--size", "32", "--workers", "1",
+                          "--out", str(tmp_path / "d")], check=False, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "\r" not in out.stderr and "afss synth: 3 images" in out.stderr

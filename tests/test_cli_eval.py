@@ -143,7 +143,10 @@ def test_eval_accepts_an_image_the_labeller_could_not_read(files, capsys):
 
 
 def test_preview_errors_are_one_line(files, capsys):
-    preds = [arg for _ in range(6) for arg in ("--pred", str(files / "pred.json"))]
+    import shutil
+
+    copies = [shutil.copy(files / "pred.json", files / f"pred{k}.json") for k in range(6)]
+    preds = [arg for copy in copies for arg in ("--pred", str(copy))]
     assert main(["eval", "--gt", str(files / "gt.json"), *preds,
                  "--preview", str(files / "p.png")]) == 2
     assert "--preview draws at most 5 --pred files, got 6" in capsys.readouterr().err

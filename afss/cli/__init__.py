@@ -102,7 +102,11 @@ def _quiet_hugging_face(quiet: bool) -> Iterator[None]:
             os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
         # on as before; or, imported during the command under our setting, as an import without -q sets it
         if before or (not imported and set_env and "transformers" in sys.modules):
-            sys.modules["transformers"].utils.logging.enable_progress_bar()
+            import warnings
+
+            with warnings.catch_warnings():  # huggingface_hub read the variable at import: it warns, to stderr
+                warnings.simplefilter("ignore")
+                sys.modules["transformers"].utils.logging.enable_progress_bar()
 
 
 def _run(args: argparse.Namespace) -> int:

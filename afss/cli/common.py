@@ -16,17 +16,26 @@ TEACHER_FLAGS = ("box_threshold", "text_threshold", "device", "dtype", "detector
 
 @contextmanager
 def progress_bar(args: argparse.Namespace, total: int, desc: str, unit: str = "img") -> Iterator[Callable[[int], None]]:
-    """A tqdm bar on stderr (none with ``--quiet``); yields ``advance(n)`` for the library's ``progress``."""
+    """A tqdm bar on stderr (none with ``--quiet``, nor where stderr is a file or a pipe: a log would
+    hold every redraw); yields ``advance(n)`` for the library's ``progress``."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=getattr(args, "quiet", False),
+    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not show_progress(args),
                dynamic_ncols=True, smoothing=0.1)
     try:
         with logging_redirect_tqdm():  # log lines print above the bar instead of onto it
             yield bar.update
     finally:
         bar.close()
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars for a person at a terminal: not with ``--quiet``, nor into a file or a pipe."""
+    try:
+        return not getattr(args, "quiet", False) and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stderr
+        return False
 
 
 def csv_list(text: str) -> list[str]:

@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         judged = "" if r.quality is None else f"; label-free quality {r.quality:.4f}"
         print(f"afss distill: round {r.round}: kept {r.kept}/{r.images} images{scores}{judged}; {r.seconds:.0f} s"
               + (" (chosen)" if r.chosen and len(rounds) > 1 else ""), file=sys.stderr)
-    print(f"afss distill: {len(rounds)} rounds, {time.perf_counter() - start:.0f} s -> {args.out}/student.pt",
+    print(f"afss distill: {len(rounds)} round{'' if len(rounds) == 1 else 's'}, {time.perf_counter() - start:.0f} s "
+          f"-> {args.out}/student.pt",
           file=sys.stderr)
     if config.rescore is not None:
         print(f"afss distill: its students are scored with --rescore {config.rescore}; label as they were scored with "

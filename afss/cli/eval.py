@@ -61,12 +61,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # No progress bar: scoring is one vectorised pass (about a second for a thousand images), and a
     # bar drawn before a bad-input error would break the one-line error contract.
+    import os
     from pathlib import Path
 
     from afss.errors import AfssError
     from afss.evaluate import comparison_table, default_metrics_path, evaluate
     from afss.evaluate.preview import MAX_PREDICTION_SETS
 
+    resolved = [os.path.realpath(p) for p in args.pred]  # realpath: a link loop is the reader's to report
+    if len(set(resolved)) < len(resolved):  # each would write, and overwrite, the same metrics file
+        twice = next(p for p, r in zip(args.pred, resolved) if resolved.count(r) > 1)
+        raise AfssError(f"--pred {twice} is given twice; name each predictions file once")
     if args.out is not None and len(args.pred) > 1:
         raise AfssError("--out names one metrics file; with several --pred each gets <pred stem>.metrics.json")
     for flag, value in (("--preview", args.preview), ("--score-plot", args.score_plot)):

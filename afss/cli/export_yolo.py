@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Images without an instance are left out.",
     )
     p.add_argument("labels", metavar="LABELS", nargs="?", help="COCO JSON with the labels (or --labels)")
-    p.add_argument("--labels", dest="labels_flag", metavar="LABELS", help=argparse.SUPPRESS)  # as the other commands
+    p.add_argument("--labels", dest="labels_flag", metavar="LABELS", help="the same, as an option (as train takes it)")
     p.add_argument("--out", required=True, metavar="DIR", help="dataset folder")
     p.add_argument("--image-root", metavar="DIR", help="folder the label file names are relative to")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share held out for validation (default 0.1)")

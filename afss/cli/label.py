@@ -55,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     engine = check_run(args, args.coco, args.root)
     images = read_images(args)
+    from afss.label import check_label_output
+
+    check_label_output(images, args.out, overwrite=bool(args.overwrite), limit=args.limit)  # before any weights load
     teacher = build_teacher(args.teacher, **teacher_options(args))
     labels = label_with_progress(args, teacher, images, engine, desc=f"label ({args.teacher}", options=("prompt",))
     c, info = labels.info["counts"], labels.info

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     resolve_init(config.init)
     out, result = pretrain_student(args.out, config=config, overwrite=args.overwrite,
                                    **given(args, "n", "size", "domain", "workers"))
-    print(f"afss pretrain: {result.dataset.train} scenes, {result.epochs} epochs, {result.seconds_per_epoch:.1f} s/epoch, "
+    print(f"afss pretrain: {result.dataset.train} training scenes (the rest validate), {result.epochs} "
+          f"epoch{'' if result.epochs == 1 else 's'}, {result.seconds_per_epoch:.1f} s/epoch, "
           f"val mask mAP50-95 {result.metrics.get('metrics/mAP50-95(M)', float('nan')):.3f}; "
           f"{time.perf_counter() - t0:.0f} s -> {out}", file=sys.stderr)
     return 0

@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
+    from afss.cli.common import show_progress
     from afss.errors import AfssError
     from afss.run import default_yaml, load_config, run_pipeline
     from afss.run.config import config_to_dict
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise AfssError("run: --out DIR is required (the run folder)")
-    result = run_pipeline(config, args.out, progress=not args.quiet, say=lambda line: print(line, file=sys.stderr),
+    result = run_pipeline(config, args.out, progress=show_progress(args), say=lambda line: print(line, file=sys.stderr),
                           where=args.config)
     if result.table is not None:
         print(f"== AP (%) per stage on the held-out ground truth ({config.eval.source}); "

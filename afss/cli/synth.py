@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", dest="fmt", help="coco (default), spark, speedplus or tango")
     p.add_argument("--split", help="split name for native layouts (default train)")
     p.add_argument("--workers", type=int, help="processes (default: all CPU cores)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier afss synth dataset of other settings in --out (labels made from it "
+                        "lose their images); the same settings re-render the same scenes without it")
     p.add_argument("--preview", metavar="PNG", help="write a grid of examples per domain (rows: clean, earth, "
                                                     "harsh, mixed; --domain a,b picks rows) with mask outlines, instead of a dataset")
     p.add_argument("--parts", action="store_true", help="preview: outline body (red) and panels (blue)")
@@ -36,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     # options that belong to the other mode are refused, not dropped: the user expected them to do something
     if args.preview:
         extra = [flag for flag, value in (("--out", args.out), ("--format", args.fmt), ("--split", args.split),
-                                          ("--workers", args.workers)) if value is not None]
+                                          ("--workers", args.workers), ("--overwrite", args.overwrite or None))
+                 if value is not None]
         if extra:
             raise AfssError(f"afss synth: --preview writes one picture, not a dataset: {', '.join(extra)} "
                             f"would do nothing (run it once with --preview, once with --out)")
@@ -57,12 +61,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.out:
         raise AfssError("afss synth: give --out DIR (or --preview PNG)")
     from afss.synth import render_dataset
-    from afss.synth.dataset import check_synth_numbers
+    from afss.synth.dataset import check_synth_names, check_synth_numbers, check_synth_output, synth_settings
 
     n = args.n if args.n is not None else 100
-    check_synth_numbers(n=n, size=args.size, seed=args.seed, workers=args.workers)  # before the bar is drawn
+    # before the bar is drawn
+    check_synth_names(domain=args.domain, fmt=args.fmt)
+    check_synth_numbers(n=n, size=args.size, seed=args.seed, workers=args.workers)
+    check_synth_output(args.out, synth_settings(n=n, **given(args, "size", "domain", "seed", "fmt", "split")),
+                       args.overwrite)
     with progress_bar(args, n, "synth") as advance:
-        gt = render_dataset(args.out, n=n, progress=advance,
+        gt = render_dataset(args.out, n=n, progress=advance, overwrite=args.overwrite,
                             **given(args, "size", "domain", "seed", "fmt", "split", "workers"))
     dt = time.perf_counter() - t0
     print(f"afss synth: {len(gt)} images, {gt.num_instances} instances, {dt:.1f} s "

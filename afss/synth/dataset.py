@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from afss.errors import AfssError, unknown_choice
 from afss.io.coco import write_coco
 from afss.io.outputs import writable_folder
@@ -77,10 +79,30 @@ def _write_manifest(folder: Path) -> None:
     write_json_atomic(folder / MANIFEST, [f for f in files if f != MANIFEST])
 
 
-def _prepare_output(out: Path) -> Path:
-    """Where to render: ``out`` itself when it is new or empty, else (when afss synth made it) a fresh
-    folder beside it that replaces it whole at the end, so no stale images of an earlier, larger run
-    stay behind and a failed run leaves the old dataset as it was."""
+SETTINGS = ("n", "size", "domain", "seed", "format", "split")
+"""What makes two afss synth datasets the same scenes (`gt.json`'s ``info``)."""
+
+
+def check_synth_names(*, domain: str | DomainPreset | None = None, fmt: str | None = None) -> None:
+    if fmt is not None and fmt not in FORMATS:
+        raise unknown_choice("synth format", fmt, FORMATS)
+    if domain is not None and not isinstance(domain, DomainPreset) and domain not in DOMAINS:
+        raise unknown_choice("synth domain", domain, DOMAINS)
+
+
+def synth_settings(*, n: int, size: int | tuple[int, int] = 512, domain: str | DomainPreset = "mixed", seed: int = 0,
+                   fmt: str = "coco", split: str = "train") -> dict:
+    """`SETTINGS` as `gt.json` records them."""
+    return {"n": int(n), "size": int(size) if np.isscalar(size) else [int(v) for v in size],
+            "domain": domain.name if isinstance(domain, DomainPreset) else domain, "seed": int(seed),
+            "format": fmt, "split": split}
+
+
+def check_synth_output(out: str | os.PathLike, settings: dict, overwrite: bool = False) -> bool:
+    """Whether ``out`` may take a dataset of ``settings``; returns whether it is empty. An earlier afss
+    synth dataset of other settings is replaced only with ``overwrite``: labels made from it would
+    lose their images."""
+    out = Path(out)
     if out.exists() and not out.is_dir():
         raise AfssError(f"{out}: exists and is not a folder")
     try:
@@ -97,6 +119,30 @@ def _prepare_output(out: Path) -> Path:
         if others:
             raise AfssError(f"{out}: holds {len(others)} file(s) afss synth did not write (e.g. {others[0]}); a new "
                             "dataset would replace the folder whole: move them out or choose another folder")
+        recorded = _recorded_settings(out)
+        changed = [f"{k} {recorded.get(k)!r}, now {settings[k]!r}" for k in SETTINGS
+                   if k in settings and recorded.get(k) != settings[k]]
+        if changed and not overwrite:
+            raise AfssError(f"{out}: holds an afss synth dataset of other settings ({'; '.join(changed)}); pass "
+                            "--overwrite (overwrite=True from Python) to replace it, or choose another folder "
+                            "(labels made from it would lose their images)")
+    return empty
+
+
+def _recorded_settings(folder: Path) -> dict:
+    try:
+        with (folder / "gt.json").open(encoding="utf-8") as f:
+            info = json.load(f).get("info") or {}
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return {}
+    return {k: info.get(k) for k in SETTINGS}
+
+
+def _prepare_output(out: Path, settings: dict, overwrite: bool) -> Path:
+    """Where to render: ``out`` itself when it is new or empty, else (when afss synth made it) a fresh
+    folder beside it that replaces it whole at the end, so no stale images of an earlier, larger run
+    stay behind and a failed run leaves the old dataset as it was."""
+    empty = check_synth_output(out, settings, overwrite)
     target = out if empty else out.with_name(f".{out.name}.synth-partial")
     if target != out and target.exists():
         shutil.rmtree(target, ignore_errors=True)  # left by a run that was killed
@@ -163,17 +209,19 @@ def render_or_reuse(out_dir: str | os.PathLike, *, n: int, size: int = 512, doma
         scenes = read_coco(folder / "gt.json")
         if all(scenes.info.get(k) == v for k, v in {"n": n, "size": size, "domain": name, "seed": seed}.items()):
             return scenes
-    return render_dataset(folder, n=n, size=size, domain=domain, seed=seed, workers=workers)
+    return render_dataset(folder, n=n, size=size, domain=domain, seed=seed, workers=workers, overwrite=True)
 
 
 def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int, int] = 512,
                    domain: str | DomainPreset = "mixed", seed: int = 0, fmt: str = "coco", split: str = "train",
-                   workers: int | None = None, progress: Callable[[int], None] | None = None) -> LabelSet:
+                   workers: int | None = None, progress: Callable[[int], None] | None = None,
+                   overwrite: bool = False) -> LabelSet:
     """Render ``n`` scenes into ``out_dir`` and write their ground truth.
 
     Args:
         out_dir: output folder (created); ``gt.json`` and the format's files go there. A folder that
-            is not empty must be an earlier afss synth output, which is then replaced whole.
+            is not empty must be an earlier afss synth output, which is then replaced whole: with the
+            same settings (the same scenes), or with ``overwrite``.
         n: number of images.
         size: image size, an int (square) or ``(H, W)``.
         domain: ``clean``, ``earth``, ``harsh`` or ``mixed`` (see `afss.synth.domains`), or a
@@ -184,6 +232,8 @@ def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int,
         split: split name for native layouts (``train``/``val``; TANGO's ``val`` is its ``test``).
         workers: processes; default ``os.cpu_count()``; 1 renders in this process.
         progress: called with ``1`` after each finished image.
+        overwrite: replace an earlier afss synth dataset of other settings in ``out_dir`` (refused
+            by default: labels made from it would lose their images).
 
     Returns:
         The ground truth as a `LabelSet` (``image_root`` = ``out_dir``), also written to ``gt.json``.
@@ -197,13 +247,11 @@ def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int,
         >>> len(gt), gt.images[0].file_name
         (8, 'images/000000.png')
     """
-    if fmt not in FORMATS:
-        raise unknown_choice("synth format", fmt, FORMATS)
-    if not isinstance(domain, DomainPreset) and domain not in DOMAINS:
-        raise unknown_choice("synth domain", domain, DOMAINS)
+    check_synth_names(domain=domain, fmt=fmt)
     check_synth_numbers(n=n, size=size, seed=seed, workers=workers)
     final = Path(out_dir)
-    out = _prepare_output(final)
+    out = _prepare_output(final, synth_settings(n=n, size=size, domain=domain, seed=seed, fmt=fmt, split=split),
+                          overwrite)
     workers = max(1, int(workers or os.cpu_count() or 1))
     fov = SPEEDPLUS_FOV_DEG if fmt == "speedplus" else None
     jobs = [(str(out), fmt, int(seed), k, size, domain, split, fov) for k in range(n)]
