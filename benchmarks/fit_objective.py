@@ -153,18 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_on = [im for im in images if im not in held and im.groups.get("setting") not in NEVER_TUNED]
         row = {"axis": axis, "source": name, "images": len(held), "objectives": {}}
         for objective, fit in OBJECTIVES.items():
-            w = fit(fit_on)
-            raw = _raw_labels(held, w)
-            all_ap = _ap(held, raw)
-            kept, _ = filter_labels(raw, min_score="auto")
-            names = {im.file_name for im in kept.images if im.instances}
-            kept_ap = _ap(held, kept, names)
-            share = len(names) / len(held)
-            row["objectives"][objective] = {
-                "spearman": _spearman(held, w), "raw_ap": all_ap,
-                "auto": {"kept": round(share, 3), "ap_kept": kept_ap,
-                         "bar": meets_auto_bar(share, kept_ap, all_ap)},
-                "ceiling": _ceiling(held, raw)}
+            row["objectives"][objective] = judge(held, fit(fit_on))
         rows.append(row)
         print(_line(row), flush=True)
     result = {"benchmark": "fit_objective", "n_per_setting": args.n, "seed": args.seed, "cues": list(CUES),
@@ -174,10 +163,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def judge(held: list[Analysed], w: np.ndarray) -> dict:
+    """Calibration ``w`` on the held-out images: Spearman(score, IoU), raw AP, the `auto` cut of the raw
+    labels (kept share, AP on the kept, the bar) and the best cut chosen on the truth."""
+    raw = _raw_labels(held, w)
+    all_ap = _ap(held, raw)
+    kept, _ = filter_labels(raw, min_score="auto")
+    names = {im.file_name for im in kept.images if im.instances}
+    kept_ap = _ap(held, kept, names)
+    share = len(names) / len(held)
+    return {"spearman": _spearman(held, w), "raw_ap": all_ap,
+            "auto": {"kept": round(share, 3), "ap_kept": kept_ap, "bar": meets_auto_bar(share, kept_ap, all_ap)},
+            "ceiling": _ceiling(held, raw)}
+
+
 def _summary(rows: list[dict]) -> dict:
-    first = next(iter(OBJECTIVES))
+    """Per fit (the rows' order; the first is the one the others are compared with): mean and worst
+    Spearman, worst raw AP against the first, and the sources meeting the `auto` bar."""
+    names = list(rows[0]["objectives"])
+    first = names[0]
     out = {}
-    for objective in OBJECTIVES:
+    for objective in names:
         res = [r["objectives"][objective] for r in rows]
         sp = [x["spearman"] for x in res if x["spearman"] is not None]
         delta = [x["raw_ap"] - r["objectives"][first]["raw_ap"] for x, r in zip(res, rows)

@@ -46,25 +46,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fit_objective import _markdown as _objective_markdown
+from fit_objective import _summary, judge
 from loso import (
     CONFIDENCE_CUES,
     CONFIDENCES,
     NEVER_TUNED,
     Analysed,
     _analyse,
-    _ap,
-    _ceiling,
     _folds,
-    _raw_labels,
     _sources,
-    _spearman,
     fit_calibration,
     logistic_fit,
-    meets_auto_bar,
 )
 from records import write_record
-
-from afss.refine import filter_labels
 
 CUES = CONFIDENCES["8 cues (shipped set)"]
 COLS = [CONFIDENCE_CUES.index(c) for c in CUES[1:]]  # the seven cues, bias apart
@@ -106,18 +100,6 @@ def fit_expanded(fit_on: list[Analysed], kind: str) -> tuple[Expanded, np.ndarra
     return expand, logistic_fit(data, L2)
 
 
-def _evaluate(held: list[Analysed], w: np.ndarray) -> dict:
-    raw = _raw_labels(held, w)
-    all_ap = _ap(held, raw)
-    kept, _ = filter_labels(raw, min_score="auto")
-    names = {im.file_name for im in kept.images if im.instances}
-    kept_ap = _ap(held, kept, names)
-    share = len(names) / len(held)
-    return {"spearman": _spearman(held, w), "raw_ap": all_ap,
-            "auto": {"kept": round(share, 3), "ap_kept": kept_ap, "bar": meets_auto_bar(share, kept_ap, all_ap)},
-            "ceiling": _ceiling(held, raw)}
-
-
 MODELS = ("IoU (shipped)", "8 cues + all products", "8 cues + size products")
 
 
@@ -134,10 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     for axis, held, name in _folds(images):
         fit_on = [im for im in images if im not in held and im.groups.get("setting") not in NEVER_TUNED]
         row = {"axis": axis, "source": name, "images": len(held), "objectives": {}}
-        row["objectives"][MODELS[0]] = _evaluate(held, fit_calibration(fit_on, CUES))
+        row["objectives"][MODELS[0]] = judge(held, fit_calibration(fit_on, CUES))
         for model, kind in zip(MODELS[1:], ("all", "size"), strict=True):
             expand, w = fit_expanded(fit_on, kind)
-            row["objectives"][model] = _evaluate(expand.apply(held), w)
+            row["objectives"][model] = judge(expand.apply(held), w)
         rows.append(row)
         print(_line(row), flush=True)
     result = {"benchmark": "interaction_fit", "n_per_setting": args.n, "seed": args.seed, "cues": list(CUES),
@@ -146,20 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     print(result["verdict"])
     write_record(args.out, result, _markdown(result))
     return 0
-
-
-def _summary(rows: list[dict]) -> dict:
-    out = {}
-    for model in MODELS:
-        res = [r["objectives"][model] for r in rows]
-        sp = [x["spearman"] for x in res if x["spearman"] is not None]
-        delta = [x["raw_ap"] - r["objectives"][MODELS[0]]["raw_ap"] for x, r in zip(res, rows, strict=True)
-                 if x["raw_ap"] is not None and r["objectives"][MODELS[0]]["raw_ap"] is not None]
-        out[model] = {"mean_spearman": round(float(np.mean(sp)), 3),
-                      "worst_spearman": round(float(min(sp)), 3),
-                      "worst_raw_ap_delta": round(float(min(delta)), 4),
-                      "auto_bar": sum(x["auto"]["bar"] for x in res), "sources": len(rows)}
-    return out
 
 
 def _verdict(rows: list[dict]) -> dict:

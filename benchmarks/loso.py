@@ -242,7 +242,8 @@ def logistic_fit(data: list[tuple[np.ndarray, np.ndarray]], l2: float = 1e-2, st
 
 
 def _score(im: Analysed, w: np.ndarray) -> float:
-    return float(1 / (1 + math.exp(-float(im.features @ w))))
+    z = float(im.features @ w)  # the sigmoid, without overflow for a fit that ran away on a tiny sample
+    return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
 
 
 def _spearman(held: list[Analysed], w: np.ndarray) -> float:
