@@ -347,3 +347,12 @@ def test_progress_bars_stay_out_of_files_and_pipes(tmp_path):
     out = subprocess.run([sys.executable, "-c", main, "synth", "--n", "3", "--size", "32", "--workers", "1",
                           "--out", str(tmp_path / "d")], check=False, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "\r" not in out.stderr and "afss synth: 3 images" in out.stderr
+
+
+def test_a_misspelt_command_or_option_gets_a_suggestion():
+    code, err, _ = run_cli(["synht", "--n", "1"])
+    assert code == 2 and "invalid choice: 'synht'" in err and "did you mean 'synth'?" in err
+    code, err, _ = run_cli(["synth", "--sise", "32", "--out", "x"])
+    assert code == 2 and "unrecognized arguments: --sise 32; did you mean '--size'?" in err
+    code, err, _ = run_cli(["synth", "--zzz"])
+    assert code == 2 and "did you mean" not in err  # nothing close: no guess

@@ -33,7 +33,22 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors in one line, like every other error (the full usage is one ``--help`` away)."""
 
     def error(self, message: str):  # argparse's hook
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {message}{self._suggestion(message)} (see {self.prog} --help)\n")
+
+    def _suggestion(self, message: str) -> str:
+        """``; did you mean 'synth'?`` for a misspelt command or choice, ``--size`` for ``--sise``."""
+        import difflib
+        import re
+
+        wrong, known = None, []
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            wrong, known = choice.group(1), re.findall(r"'([^']*)'", choice.group(2))
+        elif message.startswith("unrecognized arguments: "):
+            wrong = next((a.split("=")[0] for a in message.split()[2:] if a.startswith("--")), None)
+            known = [o for o in self._option_string_actions if o.startswith("--")]
+        close = difflib.get_close_matches(wrong, known, n=1) if wrong else []
+        return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
