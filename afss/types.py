@@ -122,8 +122,14 @@ def _frozen(mapping: Mapping[str, Any] | None, what: str = "mapping") -> Mapping
     return mapping if isinstance(mapping, FrozenDict) else FrozenDict(mapping or {})
 
 
+def _scalar(value: Any) -> Any:
+    """A 0-d array or tensor (``scores[k]`` of a model's output) as the Python number it holds."""
+    return value.item() if hasattr(value, "item") and np.ndim(value) == 0 else value
+
+
 def _whole(value: Any, what: str, least: int) -> int:
     """``value`` as an int >= ``least`` (NumPy integers too); one line naming ``what`` otherwise."""
+    value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
         raise AfssValueError(f"{what} must be a whole number >= {least}, got {value!r}")
     return int(value)
@@ -131,6 +137,7 @@ def _whole(value: Any, what: str, least: int) -> int:
 
 def _real(value: Any, what: str, keep_int: bool = False) -> float:
     """``value`` as a float (an int kept as it is with ``keep_int``); NaN, text and booleans refused."""
+    value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise AfssValueError(f"{what} must be a number, got {value!r}")
     if isinstance(value, numbers.Integral):

@@ -58,8 +58,8 @@ def _sources(args):
         domain = args.domain
         if domain in NEVER_TUNED:  # a render setting the shipped start and the teacher's confidence never saw
             domain = NEVER_TUNED[domain]
-        pool = render_dataset(work / "pool", n=args.pool, size=args.size, domain=domain, seed=5000)
-        val = render_dataset(work / "val", n=args.val, size=args.size, domain=domain, seed=6000)
+        pool = render_dataset(work / "pool", n=args.pool, size=args.size, domain=domain, seed=5000, overwrite=True)
+        val = render_dataset(work / "val", n=args.val, size=args.size, domain=domain, seed=6000, overwrite=True)
         return pool, val, ("segm", "bbox")
     gt = read_coco(Path(args.spark) / "gt.json")
     report = [im for im in gt.images if im.meta.get("subset") == "report"]

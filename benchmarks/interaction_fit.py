@@ -26,7 +26,7 @@ model replaces the shipped fit only if, on the same folds,
 A model that passes is then checked on a fresh sample (``--seed 2027 --n 60``) and with refinement
 (`loso.py`) before it ships. AP = segm AP on afss synth, bbox AP on SPARK-2021.
 
-    .venv/bin/python benchmarks/interaction_fit.py --spark data/spark2021      # ~2 min on 2 cores
+    .venv/bin/python benchmarks/interaction_fit.py --spark data/spark2021      # ~1 min on 2 cores
 
 Writes ``runs/bench/interaction_fit.{json,md}`` (``--out``).
 """

@@ -61,7 +61,7 @@ def main() -> int:
     args = ap.parse_args()
     load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        render_dataset(tmp, n=args.n, size=args.size, domain="mixed", seed=0, fmt="spark")
+        render_dataset(tmp, n=args.n, size=args.size, domain="mixed", seed=0, fmt="spark", overwrite=True)
         gt = read_dataset("spark", tmp, split="train")
         pred = jittered(gt)
         read_s, read_runs = median_seconds(lambda: read_dataset("spark", tmp, split="train"), args.runs)

@@ -124,7 +124,7 @@ def _synth(n: int, seed: int) -> Source:
     if not (folder / "gt.json").exists():
         from afss.synth import render_dataset
 
-        render_dataset(folder, n=n, size=512, domain="mixed", seed=seed)
+        render_dataset(folder, n=n, size=512, domain="mixed", seed=seed, overwrite=True)
     return Source(f"afss synth mixed (seed {seed})", read_coco(folder / "gt.json"), ("segm", "bbox"), {"all": None})
 
 

@@ -108,7 +108,7 @@ def _dataset(folder: Path, n: int, size: int, seed: int) -> LabelSet:
         if len(gt) == n:
             return gt
     print(f"rendering {n} mixed scenes at {size}² (seed {seed}) into {folder} ...", file=sys.stderr)
-    return render_dataset(folder, n=n, size=size, domain="mixed", seed=seed)
+    return render_dataset(folder, n=n, size=size, domain="mixed", seed=seed, overwrite=True)
 
 
 def _subset(labels: LabelSet, names: set[str]) -> LabelSet:

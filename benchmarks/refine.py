@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         from afss.synth import render_dataset
 
         t = time.perf_counter()
-        render_dataset(data, n=n, size=size, domain="mixed", seed=args.seed)
+        render_dataset(data, n=n, size=size, domain="mixed", seed=args.seed, overwrite=True)
         print(f"rendered {n} scenes of {size}² in {time.perf_counter() - t:.0f} s -> {data}", file=sys.stderr)
     gt = read_coco(data / "gt.json")
     images = gt.replace(images=tuple(im.replace(instances=()) for im in gt.images))

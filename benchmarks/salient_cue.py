@@ -51,25 +51,20 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from combined_held_out import _sources, add_source_arguments
+from fit_objective import judge
 from loso import (
     CONFIDENCE_CUES,
     CONFIDENCES,
     NEVER_TUNED,
     Analysed,
-    _ap,
-    _ceiling,
     _folds,
-    _raw_labels,
-    _spearman,
     fit_calibration,
-    meets_auto_bar,
 )
 from records import write_record
 from salient_refine import _keep_probabilities
 
 from afss.evaluate.preview import box_iou, top1_iou
 from afss.io.images import load_image
-from afss.refine import filter_labels
 from afss.teachers import build_teacher
 from afss.teachers.photometric import PhotometricTeacher
 from afss.types import Instance
@@ -104,20 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def evaluate_sets(fit_on: list[Analysed], held: list[Analysed]) -> dict:
-    """Each cue set of `SETS` fitted on ``fit_on`` and judged on ``held``: Spearman, raw AP, the `auto`
-    cut of the raw labels and the best cut chosen on the truth."""
-    out = {}
-    for label, cues in SETS.items():
-        w = fit_calibration(fit_on, cues, columns=COLUMNS)
-        raw = _raw_labels(held, w)
-        all_ap = _ap(held, raw)
-        kept, _ = filter_labels(raw, min_score="auto")
-        names = {im.file_name for im in kept.images if im.instances}
-        share, kept_ap = len(names) / len(held), _ap(held, kept, names)
-        out[label] = {"spearman": _spearman(held, w), "raw_ap": all_ap,
-                      "auto": {"kept": round(share, 3), "ap_kept": kept_ap, "bar": meets_auto_bar(share, kept_ap, all_ap)},
-                      "ceiling": _ceiling(held, raw)}
-    return out
+    """Each cue set of `SETS` fitted on ``fit_on`` and judged on ``held`` (`fit_objective.judge`)."""
+    return {label: judge(held, fit_calibration(fit_on, cues, columns=COLUMNS)) for label, cues in SETS.items()}
 
 
 def _analyse(sources, salient) -> list[Analysed]:

@@ -52,7 +52,7 @@ def main() -> None:
     from afss.teachers import build_teacher
 
     work = Path(tempfile.mkdtemp(prefix="afss-scale-"))
-    render_dataset(work / "data", n=args.n, size=args.size, domain="mixed", seed=3000)
+    render_dataset(work / "data", n=args.n, size=args.size, domain="mixed", seed=3000, overwrite=True)
     images = images_from_folder(work / "data" / "images")
     teachers = {"photometric": build_teacher("photometric")}
     try:

@@ -55,13 +55,13 @@ def main() -> None:
     if args.gt is not None:
         gt = read_coco(args.gt)
     else:
-        gt = render_dataset(work / "data", n=args.n, size=args.imgsz, domain="mixed", seed=3100)
+        gt = render_dataset(work / "data", n=args.n, size=args.imgsz, domain="mixed", seed=3100, overwrite=True)
     gt = gt.replace(images=gt.images[: args.n])
     weights = Path(args.weights) if args.weights else work / "untrained.pt"
     if args.weights is None:
         ultralytics().YOLO("yolo11n-seg.yaml").save(str(weights))
     # int8 calibration on other scenes than the scored ones (seed 3200): statistics, not labels, but kept apart
-    render_dataset(work / "calib", n=32, size=args.imgsz, domain="mixed", seed=3200)
+    render_dataset(work / "calib", n=32, size=args.imgsz, domain="mixed", seed=3200, overwrite=True)
     calib = str(work / "calib" / "images")
     onnx32 = export_student(weights, work / "m.onnx", imgsz=args.imgsz)
     onnx8 = export_student(weights, work / "m8.onnx", imgsz=args.imgsz, int8=True, calib=calib)

@@ -39,7 +39,7 @@ def main() -> int:
         for run in range(args.runs):
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
-                render_dataset(tmp, n=n, size=args.size, domain=domain, seed=run, workers=args.workers)
+                render_dataset(tmp, n=n, size=args.size, domain=domain, seed=run, workers=args.workers, overwrite=True)
                 rates.append(n / (time.perf_counter() - t0))
         rows.append({"domain": domain, "img_per_s_median": statistics.median(rates), "runs": rates})
     load_after = os.getloadavg()

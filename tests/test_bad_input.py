@@ -120,9 +120,12 @@ def test_a_final_write_that_fails_keeps_every_finished_image(world, monkeypatch)
     assert code == 0 and read_coco(out).info["resumed_images"] == 3
 
 
-def test_synth_replaces_its_own_folder_whole_and_refuses_others(tmp_path):
+def test_synth_replaces_its_own_folder_whole_and_refuses_others(tmp_path, monkeypatch):
     """A dataset of other settings is replaced only with --overwrite (a probe: labels made from it lost
     their images without a word); then whole, with no stale image left."""
+    import afss.cli.common
+
+    monkeypatch.setattr(afss.cli.common, "show_progress", lambda args: True)  # a bar, as at a terminal
     out = tmp_path / "d"
     assert run_cli(["synth", "--n", "6", "--size", "32", "--workers", "1", "--out", str(out)])[0] == 0
     smaller = ["synth", "--n", "2", "--size", "32", "--seed", "3", "--workers", "1", "--out", str(out)]
@@ -331,7 +334,7 @@ def test_what_a_cli_probe_met_is_refused_early_and_plainly(tmp_path, monkeypatch
     data = tmp_path / "d"
     assert run_cli(["synth", "--n", "2", "--size", "32", "--workers", "1", "--out", str(data)])[0] == 0
     gt = str(data / "gt.json")
-    code, err, _ = run_cli(["eval", "--gt", gt, "--pred", gt, "--pred", str(Path(gt).parent / "." / "gt.json")])
+    code, err, _ = run_cli(["eval", "--gt", gt, "--pred", gt, "--pred", os.path.join(str(data), ".", "gt.json")])
     assert code == 2 and "is given twice" in err and not list(data.glob("*.metrics.json"))
     refined = tmp_path / "refined.json"
     assert run_cli(["refine", "--teacher", "photometric", "--labels", gt, "--out", str(refined)])[0] == 0
@@ -356,3 +359,15 @@ def test_a_misspelt_command_or_option_gets_a_suggestion():
     assert code == 2 and "unrecognized arguments: --sise 32; did you mean '--size'?" in err
     code, err, _ = run_cli(["synth", "--zzz"])
     assert code == 2 and "did you mean" not in err  # nothing close: no guess
+
+
+def test_settings_that_give_the_same_scenes_are_the_same(tmp_path):
+    """A size as one number or (H, W), a split the coco format does not write: the same scenes, not a
+    dataset of other settings."""
+    from afss.errors import AfssError
+    from afss.synth import render_dataset
+
+    render_dataset(tmp_path / "d", n=2, size=(32, 32), workers=1)
+    assert len(render_dataset(tmp_path / "d", n=2, size=32, split="val", workers=1)) == 2
+    with pytest.raises(AfssError, match=r"size \[32, 32\], now \[48, 32\]"):
+        render_dataset(tmp_path / "d", n=2, size=(48, 32), workers=1)

@@ -193,5 +193,6 @@ def test_numpy_numbers_are_taken_as_python_ones():
     inst = Instance((0, 0, 1, 1), score=np.float32(0.5), category_id=np.int64(2), scores={"box_score": np.float32(1)})
     assert type(inst.category_id) is int and type(inst.score) is float and type(inst.scores["box_score"]) is float
     assert Instance((0, 0, 1, 1), scores={"views": 2}).scores["views"] == 2  # a count stays a whole number
+    assert Instance((0, 0, 1, 1), score=np.array(0.5), category_id=np.array(3)).score == 0.5  # a 0-d array (a tensor)
     im = ImageLabels("a", np.int64(8), np.int32(6), image_id=np.int64(3))
     assert (type(im.height), type(im.width), type(im.image_id)) == (int, int, int)

@@ -41,14 +41,16 @@ class _Parser(argparse.ArgumentParser):
         import re
 
         wrong, known = None, []
-        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
-        if choice:
-            wrong, known = choice.group(1), re.findall(r"'([^']*)'", choice.group(2))
+        choice = re.search(r"invalid choice: '([^']*)'", message)  # the choices come from the parser: their
+        if choice:  # quoting in the message differs between Python versions
+            wrong = choice.group(1)
+            known = [str(c) for a in self._actions if a.choices is not None for c in a.choices]
         elif message.startswith("unrecognized arguments: "):
             wrong = next((a.split("=")[0] for a in message.split()[2:] if a.startswith("--")), None)
             known = [o for o in self._option_string_actions if o.startswith("--")]
-        close = difflib.get_close_matches(wrong, known, n=1) if wrong else []
-        return f"; did you mean {close[0]!r}?" if close else ""
+        bare = {k.lstrip("-"): k for k in known}  # "--" alike in every option would make --bogus look like --out
+        close = difflib.get_close_matches(wrong.lstrip("-"), list(bare), n=1) if wrong else []
+        return f"; did you mean {bare[close[0]]!r}?" if close else ""
 
 
 def build_parser() -> argparse.ArgumentParser:

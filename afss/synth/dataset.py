@@ -92,10 +92,27 @@ def check_synth_names(*, domain: str | DomainPreset | None = None, fmt: str | No
 
 def synth_settings(*, n: int, size: int | tuple[int, int] = 512, domain: str | DomainPreset = "mixed", seed: int = 0,
                    fmt: str = "coco", split: str = "train") -> dict:
-    """`SETTINGS` as `gt.json` records them."""
-    return {"n": int(n), "size": int(size) if np.isscalar(size) else [int(v) for v in size],
-            "domain": domain.name if isinstance(domain, DomainPreset) else domain, "seed": int(seed),
-            "format": fmt, "split": split}
+    """`SETTINGS` as `gt.json` records them, in one form (`_same_scenes`)."""
+    return _same_scenes({"n": n, "size": size, "domain": domain.name if isinstance(domain, DomainPreset) else domain,
+                         "seed": seed, "format": fmt, "split": split})
+
+
+def _same_scenes(settings: dict) -> dict:
+    """Settings that give the same scenes compare equal: a size as ``[H, W]``; no split for the coco
+    format, which writes none."""
+    out = dict(settings)
+    size = out.get("size")
+    if size is not None:
+        try:
+            out["size"] = [int(size)] * 2 if np.isscalar(size) else [int(v) for v in size]
+        except (TypeError, ValueError):
+            pass  # an odd record: it then differs, and says so
+    for k in ("n", "seed"):
+        if isinstance(out.get(k), (int, np.integer)):
+            out[k] = int(out[k])
+    if out.get("format") in (None, "coco"):
+        out.pop("split", None)
+    return out
 
 
 def check_synth_output(out: str | os.PathLike, settings: dict, overwrite: bool = False) -> bool:
@@ -119,7 +136,7 @@ def check_synth_output(out: str | os.PathLike, settings: dict, overwrite: bool =
         if others:
             raise AfssError(f"{out}: holds {len(others)} file(s) afss synth did not write (e.g. {others[0]}); a new "
                             "dataset would replace the folder whole: move them out or choose another folder")
-        recorded = _recorded_settings(out)
+        recorded, settings = _same_scenes(_recorded_settings(out)), _same_scenes(settings)
         changed = [f"{k} {recorded.get(k)!r}, now {settings[k]!r}" for k in SETTINGS
                    if k in settings and recorded.get(k) != settings[k]]
         if changed and not overwrite:
@@ -239,8 +256,9 @@ def render_dataset(out_dir: str | os.PathLike, *, n: int, size: int | tuple[int,
         The ground truth as a `LabelSet` (``image_root`` = ``out_dir``), also written to ``gt.json``.
 
     Raises:
-        AfssError: an unknown format or domain, a number out of its range (`check_synth_numbers`), or
-            an ``out_dir`` that holds other files or cannot be written.
+        AfssError: an unknown format or domain, a number out of its range (`check_synth_numbers`), an
+            ``out_dir`` that holds other files or cannot be written, or an afss synth dataset of other
+            settings without ``overwrite``.
 
     Example:
         >>> gt = render_dataset("synth_demo", n=8, size=256, domain="harsh")  # doctest: +SKIP
