@@ -162,3 +162,11 @@ def test_a_prompt_that_is_not_text_is_refused_before_any_image(tmp_path):
     with pytest.raises(AfssError, match="the prompt is one string"):
         label_images(build_teacher("photometric"), tmp_path, prompt=["spacecraft"], out=tmp_path / "l.json")
     assert not (tmp_path / "l.json").exists()
+
+
+def test_a_model_teachers_option_given_to_the_photometric_teacher_says_whose_it_is():
+    with pytest.raises(AfssError, match="photometric teacher takes no 'device': that is an option of the "
+                                        "vision-language teachers and the student"):
+        build_teacher("photometric", device="cuda")
+    with pytest.raises(AfssError, match="did you mean 'k_grow'"):  # not a model option: the closest name
+        build_teacher("photometric", k_grwo=3.0)

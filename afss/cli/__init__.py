@@ -72,8 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
         # (--min-score, --min-area, ...) and something else once an option is added
         command.allow_abbrev = False
         # -q and --debug after the command too (`afss label -q ...`); given there, they win
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks and debug logs")
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                             help="no progress bars, warnings only")
     return parser
 
 

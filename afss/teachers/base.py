@@ -64,11 +64,21 @@ def check_boxes(boxes_xyxy: Any, hw: tuple[int, int] | None = None) -> np.ndarra
     return np.clip(boxes, 0.0, [w, h, w, h])
 
 
+# the options of the vision-language teachers and the student (the CLI's --device, --dtype, ... flags),
+# named as theirs where another teacher is given one
+MODEL_OPTIONS = frozenset({"box_threshold", "text_threshold", "device", "dtype", "detector_dtype", "detector",
+                           "segmenter"})
+MODEL_TEACHERS = ("grounded-sam2", "owlv2-sam", "sam3", "student")
+
+
 def check_options(options: Mapping[str, Any], defaults: Mapping[str, Any], what: str) -> dict[str, Any]:
     """Options checked against their defaults: unknown names get a close-match suggestion, values of
     the wrong kind (``-o work_size=abc``) a one-line error; ints given for floats become floats."""
     checked = {}
     for key, value in options.items():
+        if key not in defaults and key in MODEL_OPTIONS:  # --device on the photometric teacher, say
+            raise AfssError(f"{what} takes no {key!r}: that is an option of the vision-language teachers and the "
+                            f"student ({', '.join(MODEL_TEACHERS)}); {what}'s own: {', '.join(sorted(defaults))}")
         if key not in defaults:
             raise unknown_choice(f"{what} option", key, defaults)
         default = defaults[key]
