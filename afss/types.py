@@ -202,12 +202,11 @@ class Instance:
             raise AfssValueError(f"box_xyxy needs 4 numbers (x0, y0, x1, y1), got {len(box)}")
         if not (box[2] >= box[0] and box[3] >= box[1]):
             raise AfssValueError(f"box_xyxy must have x1 >= x0 and y1 >= y0, got {box}")
-        if isinstance(self.category_id, numbers.Integral) and not isinstance(self.category_id, bool) \
-                and self.category_id < 1:
-            raise AfssValueError(f"category_id must be >= 1, got {self.category_id} (COCO tools treat 0 as "
+        category = self.category_id if type(self.category_id) is int else _whole(self.category_id, "category_id", 0)
+        if category < 1:
+            raise AfssValueError(f"category_id must be >= 1, got {category} (COCO tools treat 0 as "
                                  "'no category'; number categories from 1)")
-        if type(self.category_id) is not int:
-            object.__setattr__(self, "category_id", _whole(self.category_id, "category_id", 1))
+        object.__setattr__(self, "category_id", category)
         object.__setattr__(self, "box_xyxy", box)
         object.__setattr__(self, "score", _real(self.score, "score"))
         if self.rle is not None:

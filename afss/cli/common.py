@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from afss.errors import AfssError
+from afss.teachers.base import MODEL_OPTIONS
 
-# Flags that are teacher build options, passed on only when the user gave them.
-TEACHER_FLAGS = ("box_threshold", "text_threshold", "device", "dtype", "detector_dtype", "detector", "segmenter")
+# Flags that are teacher build options (the model teachers'), passed on only when the user gave them.
+TEACHER_FLAGS = MODEL_OPTIONS
 
 
 @contextmanager

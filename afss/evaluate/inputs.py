@@ -32,8 +32,6 @@ def load_predictions(pred: LabelSet | str | os.PathLike, gt: LabelSet,
     (``[{"image_id", "category_id", "bbox"/"segmentation", "score"}, ...]``, what detectors and
     pycocotools' ``loadRes`` use): a results list has no file names, so its ``image_id`` values
     must be the ground truth's."""
-    if not isinstance(pred, (LabelSet, str, os.PathLike)):
-        raise AfssError(f"pred: expected a LabelSet or the path of a COCO JSON file, got {type(pred).__name__}")
     try:
         return load_labels(pred, "pred", allow_absolute_paths=allow_absolute_paths)
     except AfssError:
@@ -68,7 +66,7 @@ def _json_list(path: str | os.PathLike) -> list | None:
     try:
         with open(path, encoding="utf-8-sig") as f:
             data = json.load(f)
-    except (OSError, ValueError, RecursionError, MemoryError):  # the COCO reader above said why, in one line
+    except (OSError, ValueError, TypeError, RecursionError, MemoryError):  # the reader above said why, in one line
         return None
     return data if isinstance(data, list) else None
 

@@ -46,13 +46,14 @@ def check_synth_numbers(*, n: int | None = None, size: int | tuple[int, int] | N
         check_whole(workers, "workers", 1, MAX_WORKERS)
 
 
-def made_by_synth(folder: Path) -> bool:
-    """Whether ``folder`` holds a dataset afss synth wrote (its ``gt.json`` says so)."""
+def _synth_info(folder: Path) -> dict | None:
+    """The ``info`` of ``folder``'s ``gt.json`` where afss synth wrote it, else ``None``."""
     try:
         with (folder / "gt.json").open(encoding="utf-8") as f:
-            return (json.load(f).get("info") or {}).get("tool") == SYNTH_TOOL
+            info = json.load(f).get("info") or {}
     except (OSError, ValueError, AttributeError, RecursionError):
-        return False
+        return None
+    return info if isinstance(info, dict) and info.get("tool") == SYNTH_TOOL else None
 
 
 MANIFEST = ".afss-synth-files.json"
@@ -92,27 +93,28 @@ def check_synth_names(*, domain: str | DomainPreset | None = None, fmt: str | No
 
 def synth_settings(*, n: int, size: int | tuple[int, int] = 512, domain: str | DomainPreset = "mixed", seed: int = 0,
                    fmt: str = "coco", split: str = "train") -> dict:
-    """`SETTINGS` as `gt.json` records them, in one form (`_same_scenes`)."""
-    return _same_scenes({"n": n, "size": size, "domain": domain.name if isinstance(domain, DomainPreset) else domain,
-                         "seed": seed, "format": fmt, "split": split})
+    """`SETTINGS` as `gt.json` records them."""
+    return {"n": n, "size": size, "domain": domain.name if isinstance(domain, DomainPreset) else domain,
+            "seed": seed, "format": fmt, "split": split}
 
 
 def _same_scenes(settings: dict) -> dict:
     """Settings that give the same scenes compare equal: a size as ``[H, W]``; no split for the coco
     format, which writes none."""
-    out = dict(settings)
-    size = out.get("size")
-    if size is not None:
-        try:
-            out["size"] = [int(size)] * 2 if np.isscalar(size) else [int(v) for v in size]
-        except (TypeError, ValueError):
-            pass  # an odd record: it then differs, and says so
-    for k in ("n", "seed"):
-        if isinstance(out.get(k), (int, np.integer)):
-            out[k] = int(out[k])
-    if out.get("format") in (None, "coco"):
-        out.pop("split", None)
+    out = {k: settings.get(k) for k in SETTINGS}
+    try:
+        out["size"] = [int(out["size"])] * 2 if np.isscalar(out["size"]) else [int(v) for v in out["size"]]
+    except (TypeError, ValueError):
+        pass  # an odd record: it then differs, and says so
+    if out["format"] in (None, "coco"):
+        out["split"] = None
     return out
+
+
+def _settings_changed(info: dict, settings: dict) -> list[str]:
+    """What differs between the scenes ``info`` records and those ``settings`` give, one phrase each."""
+    recorded, wanted = _same_scenes(info), _same_scenes(settings)
+    return [f"{k} {recorded[k]!r}, now {wanted[k]!r}" for k in SETTINGS if recorded[k] != wanted[k]]
 
 
 def check_synth_output(out: str | os.PathLike, settings: dict, overwrite: bool = False) -> bool:
@@ -126,7 +128,8 @@ def check_synth_output(out: str | os.PathLike, settings: dict, overwrite: bool =
         empty = not out.exists() or not any(out.iterdir())
     except OSError as e:
         raise AfssError(f"{out}: cannot read the folder ({e.strerror or e})") from e
-    if not empty and not made_by_synth(out):
+    info = None if empty else _synth_info(out)
+    if not empty and info is None:
         raise AfssError(f"{out}: folder is not empty and was not made by afss synth; choose a new or empty folder")
     if not empty:
         others = foreign_files(out)
@@ -136,23 +139,12 @@ def check_synth_output(out: str | os.PathLike, settings: dict, overwrite: bool =
         if others:
             raise AfssError(f"{out}: holds {len(others)} file(s) afss synth did not write (e.g. {others[0]}); a new "
                             "dataset would replace the folder whole: move them out or choose another folder")
-        recorded, settings = _same_scenes(_recorded_settings(out)), _same_scenes(settings)
-        changed = [f"{k} {recorded.get(k)!r}, now {settings[k]!r}" for k in SETTINGS
-                   if k in settings and recorded.get(k) != settings[k]]
+        changed = _settings_changed(info, settings)
         if changed and not overwrite:
             raise AfssError(f"{out}: holds an afss synth dataset of other settings ({'; '.join(changed)}); pass "
                             "--overwrite (overwrite=True from Python) to replace it, or choose another folder "
                             "(labels made from it would lose their images)")
     return empty
-
-
-def _recorded_settings(folder: Path) -> dict:
-    try:
-        with (folder / "gt.json").open(encoding="utf-8") as f:
-            info = json.load(f).get("info") or {}
-    except (OSError, ValueError, AttributeError, RecursionError):
-        return {}
-    return {k: info.get(k) for k in SETTINGS}
 
 
 def _prepare_output(out: Path, settings: dict, overwrite: bool) -> Path:
@@ -221,11 +213,9 @@ def render_or_reuse(out_dir: str | os.PathLike, *, n: int, size: int = 512, doma
     from afss.io.coco import read_coco
 
     folder = Path(out_dir)
-    name = domain.name if isinstance(domain, DomainPreset) else domain
-    if made_by_synth(folder):
-        scenes = read_coco(folder / "gt.json")
-        if all(scenes.info.get(k) == v for k, v in {"n": n, "size": size, "domain": name, "seed": seed}.items()):
-            return scenes
+    info = _synth_info(folder)
+    if info is not None and not _settings_changed(info, synth_settings(n=n, size=size, domain=domain, seed=seed)):
+        return read_coco(folder / "gt.json")
     return render_dataset(folder, n=n, size=size, domain=domain, seed=seed, workers=workers, overwrite=True)
 
 

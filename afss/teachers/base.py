@@ -66,8 +66,7 @@ def check_boxes(boxes_xyxy: Any, hw: tuple[int, int] | None = None) -> np.ndarra
 
 # the options of the vision-language teachers and the student (the CLI's --device, --dtype, ... flags),
 # named as theirs where another teacher is given one
-MODEL_OPTIONS = frozenset({"box_threshold", "text_threshold", "device", "dtype", "detector_dtype", "detector",
-                           "segmenter"})
+MODEL_OPTIONS = ("box_threshold", "text_threshold", "device", "dtype", "detector_dtype", "detector", "segmenter")
 MODEL_TEACHERS = ("grounded-sam2", "owlv2-sam", "sam3", "student")
 
 
